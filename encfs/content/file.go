@@ -1,0 +1,385 @@
+package content
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"sync"
+)
+
+// Backing is the ciphertext file under a File: an *os.File satisfies it.
+type Backing interface {
+	io.ReaderAt
+	io.WriterAt
+	Truncate(size int64) error
+	Stat() (fs.FileInfo, error)
+}
+
+// batchBlocks is how many blocks one backing read or write covers at most.
+const batchBlocks = 64
+
+// bufPool holds ciphertext buffers of batchBlocks stored blocks.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, batchBlocks*CipherBlockSize)
+	return &b
+}}
+
+// File gives random-access plaintext reads and writes over an encrypted
+// backing file. Reads beyond what was written return zeros only where the
+// file was extended (holes are stored as sealed zero blocks, so they are
+// authenticated like any data). A File is not safe for concurrent use: the
+// caller serializes calls on one File and keeps one File per backing file.
+type File struct {
+	b      Backing
+	key    *Key
+	name   string // for error messages
+	hdr    []byte // nil until read from or written to the backing file
+	nonces *nonceSource
+	ad     []byte
+}
+
+// Open returns a File over b sealed with key. name is only used in errors.
+// An empty backing file is a valid empty file; its header is written on
+// the first write.
+func Open(b Backing, key *Key, name string) (*File, error) {
+	nonces, err := newNonceSource()
+	if err != nil {
+		return nil, err
+	}
+	f := &File{b: b, key: key, name: name, nonces: nonces, ad: make([]byte, 0, 8+HeaderSize)}
+	fi, err := b.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("failed to stat %s: %w", name, err)
+	}
+	if fi.Size() == 0 {
+		return f, nil
+	}
+	if _, err := PlainSize(fi.Size()); err != nil {
+		return nil, corrupt(name, HeaderBlock, "%v", err)
+	}
+	hdr := make([]byte, HeaderSize)
+	if _, err := b.ReadAt(hdr, 0); err != nil {
+		return nil, fmt.Errorf("failed to read header of %s: %w", name, err)
+	}
+	h, err := ParseHeader(hdr)
+	if err != nil {
+		return nil, corrupt(name, HeaderBlock, "%v", err)
+	}
+	if h.KeyID != key.id {
+		return nil, &CorruptError{File: name, Block: HeaderBlock, Err: ErrWrongKey}
+	}
+	f.hdr = hdr
+	return f, nil
+}
+
+// Size returns the plaintext size, computed from the ciphertext size.
+func (f *File) Size() (int64, error) {
+	fi, err := f.b.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("failed to stat %s: %w", f.name, err)
+	}
+	n, err := PlainSize(fi.Size())
+	if err != nil {
+		return 0, corrupt(f.name, HeaderBlock, "%v", err)
+	}
+	return n, nil
+}
+
+// blockOffset is where stored block n starts in the backing file.
+func blockOffset(n int64) int64 { return HeaderSize + n*CipherBlockSize }
+
+// ReadAt reads len(p) plaintext bytes at off. Like io.ReaderAt it returns
+// io.EOF when fewer bytes are available. Every block it touches is
+// authenticated before any of its bytes reach p.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset", f.name)
+	}
+	size, err := f.Size()
+	if err != nil {
+		return 0, err
+	}
+	if off >= size || len(p) == 0 {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	want := int64(len(p))
+	if off+want > size {
+		want = size - off
+	}
+	if err := f.readRange(p[:want], off, size); err != nil {
+		return 0, err
+	}
+	if want < int64(len(p)) {
+		return int(want), io.EOF
+	}
+	return int(want), nil
+}
+
+// readRange fills p with plaintext at off; the range lies inside size.
+func (f *File) readRange(p []byte, off, size int64) error {
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	plain := make([]byte, BlockSize)
+
+	first := off / BlockSize
+	last := (off + int64(len(p)) - 1) / BlockSize
+	lastOfFile := (size - 1) / BlockSize
+	for b := first; b <= last; {
+		n := last - b + 1
+		if n > batchBlocks {
+			n = batchBlocks
+		}
+		// Stored length of this batch: the file's last block may be short.
+		end := blockOffset(b + n)
+		if b+n-1 == lastOfFile {
+			end = CipherSize(size)
+		}
+		start := blockOffset(b)
+		chunk := buf[:end-start]
+		if _, err := f.b.ReadAt(chunk, start); err != nil {
+			if err == io.EOF {
+				return corrupt(f.name, b, "file shorter than its size says (changed while reading?)")
+			}
+			return fmt.Errorf("failed to read %s: %w", f.name, err)
+		}
+		for i := int64(0); i < n; i++ {
+			blk := b + i
+			s := i * CipherBlockSize
+			e := s + CipherBlockSize
+			if e > int64(len(chunk)) {
+				e = int64(len(chunk))
+			}
+			pt, err := f.key.openBlock(plain, chunk[s:e], blk, f.hdr, f.ad)
+			if err != nil {
+				return corrupt(f.name, blk, "%v", errAuth)
+			}
+			// Copy the part of this block that p wants.
+			bStart := blk * BlockSize
+			from := int64(0)
+			if off > bStart {
+				from = off - bStart
+			}
+			to := int64(len(pt))
+			if pend := off + int64(len(p)); pend < bStart+to {
+				to = pend - bStart
+			}
+			copy(p[bStart+from-off:], pt[from:to])
+		}
+		b += n
+	}
+	return nil
+}
+
+// WriteAt writes p at plaintext offset off. Writing past the end first
+// extends the file with zeros.
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset", f.name)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	size, err := f.Size()
+	if err != nil {
+		return 0, err
+	}
+	if err := f.ensureHeader(); err != nil {
+		return 0, err
+	}
+	if off > size {
+		if err := f.fillZeros(size, off); err != nil {
+			return 0, err
+		}
+		size = off
+	}
+	if err := f.writeRange(p, off, size); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// ensureHeader writes a fresh header into an empty backing file.
+func (f *File) ensureHeader() error {
+	if f.hdr != nil {
+		return nil
+	}
+	h, err := NewHeader(f.key.id)
+	if err != nil {
+		return err
+	}
+	hdr := h.Marshal()
+	if _, err := f.b.WriteAt(hdr, 0); err != nil {
+		return fmt.Errorf("failed to write header of %s: %w", f.name, err)
+	}
+	f.hdr = hdr
+	return nil
+}
+
+// zeroChunk is the largest piece of zeros fillZeros writes at once.
+var zeroChunk = make([]byte, batchBlocks*BlockSize)
+
+// fillZeros extends the file from size to end with zeros.
+func (f *File) fillZeros(size, end int64) error {
+	for size < end {
+		n := end - size
+		if n > int64(len(zeroChunk)) {
+			n = int64(len(zeroChunk))
+		}
+		if err := f.writeRange(zeroChunk[:n], size, size); err != nil {
+			return err
+		}
+		size += n
+	}
+	return nil
+}
+
+// writeRange writes p at off into a file of plaintext size size, where
+// off <= size. Blocks only partly covered by p are read, checked and
+// merged first.
+func (f *File) writeRange(p []byte, off, size int64) error {
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	merge := make([]byte, BlockSize)
+	nonces := make([]byte, batchBlocks*NonceSize)
+
+	first := off / BlockSize
+	last := (off + int64(len(p)) - 1) / BlockSize
+	for b := first; b <= last; {
+		n := last - b + 1
+		if n > batchBlocks {
+			n = batchBlocks
+		}
+		if err := f.nonces.fill(nonces[:n*NonceSize]); err != nil {
+			return err
+		}
+		out := buf[:0]
+		for i := int64(0); i < n; i++ {
+			blk := b + i
+			bStart := blk * BlockSize
+			// Old plaintext in this block, and the part p covers.
+			oldLen := size - bStart
+			if oldLen < 0 {
+				oldLen = 0
+			}
+			if oldLen > BlockSize {
+				oldLen = BlockSize
+			}
+			ws := int64(0)
+			if off > bStart {
+				ws = off - bStart
+			}
+			we := off + int64(len(p)) - bStart
+			if we > BlockSize {
+				we = BlockSize
+			}
+			src := p[bStart+ws-off : bStart+we-off]
+			var pt []byte
+			if ws == 0 && we >= oldLen {
+				pt = src
+			} else {
+				if _, err := f.readBlock(merge, blk, oldLen); err != nil {
+					return err
+				}
+				newLen := oldLen
+				if we > newLen {
+					newLen = we
+				}
+				pt = merge[:newLen]
+				clear(pt[oldLen:])
+				copy(pt[ws:we], src)
+			}
+			dst := out[len(out) : len(out)+len(pt)+BlockOverhead]
+			sealed := f.key.sealBlock(dst, nonces[i*NonceSize:(i+1)*NonceSize], pt, blk, f.hdr, f.ad)
+			out = out[:len(out)+len(sealed)]
+		}
+		if _, err := f.b.WriteAt(out, blockOffset(b)); err != nil {
+			return fmt.Errorf("failed to write %s: %w", f.name, err)
+		}
+		b += n
+	}
+	return nil
+}
+
+// readBlock reads and opens block blk, which holds plainLen bytes, into
+// dst[:BlockSize] and returns the plaintext.
+func (f *File) readBlock(dst []byte, blk, plainLen int64) ([]byte, error) {
+	if plainLen == 0 {
+		return dst[:0], nil
+	}
+	stored := make([]byte, plainLen+BlockOverhead)
+	if _, err := f.b.ReadAt(stored, blockOffset(blk)); err != nil {
+		if err == io.EOF {
+			return nil, corrupt(f.name, blk, "file shorter than its size says")
+		}
+		return nil, fmt.Errorf("failed to read %s: %w", f.name, err)
+	}
+	pt, err := f.key.openBlock(dst, stored, blk, f.hdr, f.ad)
+	if err != nil {
+		return nil, corrupt(f.name, blk, "%v", errAuth)
+	}
+	return pt, nil
+}
+
+// Truncate sets the plaintext size. Growing fills with zeros; shrinking to
+// inside a block re-seals that block's remaining bytes.
+func (f *File) Truncate(newSize int64) error {
+	if newSize < 0 {
+		return fmt.Errorf("%s: negative size", f.name)
+	}
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	switch {
+	case newSize == size:
+		return nil
+	case newSize > size:
+		if err := f.ensureHeader(); err != nil {
+			return err
+		}
+		return f.fillZeros(size, newSize)
+	}
+	if newSize == 0 {
+		// Keep the header: an empty file stays a valid encrypted file.
+		return f.truncBacking(HeaderSize)
+	}
+	rem := newSize % BlockSize
+	if rem == 0 {
+		return f.truncBacking(blockOffset(newSize / BlockSize))
+	}
+	// Re-seal the new last block first, then cut. A crash in between leaves
+	// a last block that fails authentication (an error), never a silently
+	// shorter or longer file.
+	blk := newSize / BlockSize
+	oldLen := size - blk*BlockSize
+	if oldLen > BlockSize {
+		oldLen = BlockSize
+	}
+	merge := make([]byte, BlockSize)
+	pt, err := f.readBlock(merge, blk, oldLen)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, NonceSize)
+	if err := f.nonces.fill(nonce); err != nil {
+		return err
+	}
+	dst := make([]byte, rem+BlockOverhead)
+	sealed := f.key.sealBlock(dst, nonce, pt[:rem], blk, f.hdr, f.ad)
+	if _, err := f.b.WriteAt(sealed, blockOffset(blk)); err != nil {
+		return fmt.Errorf("failed to write %s: %w", f.name, err)
+	}
+	return f.truncBacking(blockOffset(blk) + int64(len(sealed)))
+}
+
+func (f *File) truncBacking(n int64) error {
+	if err := f.b.Truncate(n); err != nil {
+		return fmt.Errorf("failed to truncate %s: %w", f.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,301 @@
+package content
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+func testKey(t testing.TB, seed byte) *Key {
+	t.Helper()
+	raw := bytes.Repeat([]byte{seed}, 32)
+	k, err := NewKey(raw, [KeyIDSize]byte{seed, 1, 2, 3, 4, 5, 6, 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func tempBacking(t testing.TB) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func randBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readAll(t testing.TB, f *File) []byte {
+	t.Helper()
+	size, err := f.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, size)
+	if size == 0 {
+		return got
+	}
+	n, err := f.ReadAt(got, 0)
+	if err != nil && err != io.EOF {
+		t.Fatalf("ReadAt: %v", err)
+	}
+	if int64(n) != size {
+		t.Fatalf("ReadAt read %d bytes, want %d", n, size)
+	}
+	return got
+}
+
+var roundTripSizes = []int{0, 1, 4095, 4096, 4097, 1<<20 + 1}
+
+func TestFileRoundTrip(t *testing.T) {
+	sizes := roundTripSizes
+	if !testing.Short() {
+		sizes = append(sizes, 50<<20)
+	}
+	for _, size := range sizes {
+		t.Run(sizeName(size), func(t *testing.T) {
+			key := testKey(t, 1)
+			b := tempBacking(t)
+			f, err := Open(b, key, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := randBytes(t, size)
+			if size > 0 {
+				if _, err := f.WriteAt(data, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fi, _ := b.Stat()
+			if size > 0 && fi.Size() != CipherSize(int64(size)) {
+				t.Fatalf("ciphertext is %d bytes, want %d", fi.Size(), CipherSize(int64(size)))
+			}
+			// Reopen: the size comes from the ciphertext size alone.
+			f2, err := Open(b, key, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, f2); !bytes.Equal(got, data) {
+				t.Fatalf("round trip of %d bytes differs", size)
+			}
+			// The stream reader agrees with the random-access reader.
+			if _, err := b.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			sr, err := NewReader(b, key, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(sr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatalf("stream read of %d bytes differs", size)
+			}
+		})
+	}
+}
+
+func TestStreamRoundTrip(t *testing.T) {
+	for _, size := range append(roundTripSizes, streamBatch*BlockSize, streamBatch*BlockSize+1, 3*streamBatch*BlockSize-7) {
+		t.Run(sizeName(size), func(t *testing.T) {
+			key := testKey(t, 2)
+			data := randBytes(t, size)
+			var enc bytes.Buffer
+			w, err := NewWriter(&enc, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Uneven write sizes exercise the batching.
+			rest := data
+			for len(rest) > 0 {
+				n := min(len(rest), 1+mrand.IntN(3*BlockSize+streamBatch*BlockSize/2))
+				if _, err := w.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if int64(enc.Len()) != CipherSize(int64(size)) {
+				t.Fatalf("stream is %d bytes, want %d", enc.Len(), CipherSize(int64(size)))
+			}
+			// A stream-written file opens for random access too.
+			b := tempBacking(t)
+			if _, err := b.Write(enc.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(b, key, "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readAll(t, f); !bytes.Equal(got, data) {
+				t.Fatal("random-access read of stream-written file differs")
+			}
+			sr, err := NewReader(bytes.NewReader(enc.Bytes()), key, "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(sr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("stream round trip differs")
+			}
+		})
+	}
+}
+
+func TestSparseAndTruncate(t *testing.T) {
+	key := testKey(t, 3)
+	b := tempBacking(t)
+	f, err := Open(b, key, "sparse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := []byte{}
+	write := func(off int, data []byte) {
+		t.Helper()
+		if _, err := f.WriteAt(data, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		if end := off + len(data); end > len(model) {
+			model = append(model, make([]byte, end-len(model))...)
+		}
+		copy(model[off:], data)
+	}
+	trunc := func(n int) {
+		t.Helper()
+		if err := f.Truncate(int64(n)); err != nil {
+			t.Fatal(err)
+		}
+		if n > len(model) {
+			model = append(model, make([]byte, n-len(model))...)
+		}
+		model = model[:n]
+	}
+	check := func(what string) {
+		t.Helper()
+		if got := readAll(t, f); !bytes.Equal(got, model) {
+			t.Fatalf("%s: content differs from model (len %d vs %d)", what, len(got), len(model))
+		}
+	}
+	write(10<<20, []byte("far away")) // a hole of 10 MiB
+	check("write after hole")
+	hole := make([]byte, 5000)
+	if _, err := f.ReadAt(hole, 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(hole, make([]byte, 5000)) {
+		t.Fatal("hole does not read as zeros")
+	}
+	trunc(4097)
+	check("truncate into block")
+	trunc(4096)
+	check("truncate at block boundary")
+	trunc(100000)
+	check("truncate up")
+	write(99990, randBytes(t, 20))
+	check("write across old end")
+	trunc(0)
+	check("truncate to zero")
+	write(1, []byte("x"))
+	check("write after truncate to zero")
+}
+
+// TestRandomWrites compares random writes, truncates and reads with a
+// plaintext model.
+func TestRandomWrites(t *testing.T) {
+	key := testKey(t, 4)
+	b := tempBacking(t)
+	f, err := Open(b, key, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	var model []byte
+	for i := 0; i < 400; i++ {
+		switch op := rng.IntN(10); {
+		case op < 7:
+			off := rng.IntN(5 * BlockSize)
+			data := make([]byte, rng.IntN(3*BlockSize))
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			if _, err := f.WriteAt(data, int64(off)); err != nil {
+				t.Fatal(err)
+			}
+			if len(data) > 0 {
+				if end := off + len(data); end > len(model) {
+					model = append(model, make([]byte, end-len(model))...)
+				}
+				copy(model[off:], data)
+			}
+		case op < 8:
+			n := rng.IntN(6 * BlockSize)
+			if err := f.Truncate(int64(n)); err != nil {
+				t.Fatal(err)
+			}
+			if n > len(model) {
+				model = append(model, make([]byte, n-len(model))...)
+			}
+			model = model[:n]
+		default:
+			off := rng.IntN(len(model) + 10)
+			p := make([]byte, rng.IntN(2*BlockSize)+1)
+			n, err := f.ReadAt(p, int64(off))
+			want := 0
+			if off < len(model) {
+				want = min(len(p), len(model)-off)
+			}
+			if n != want {
+				t.Fatalf("step %d: read %d bytes at %d, want %d (err %v)", i, n, off, want, err)
+			}
+			if n < len(p) && err != io.EOF {
+				t.Fatalf("step %d: short read without io.EOF: %v", i, err)
+			}
+			if !bytes.Equal(p[:n], model[off:off+n]) {
+				t.Fatalf("step %d: read at %d differs from model", i, off)
+			}
+		}
+	}
+	if got := readAll(t, f); !bytes.Equal(got, model) {
+		t.Fatal("final content differs from model")
+	}
+}
+
+func TestOpenWrongKey(t *testing.T) {
+	b := tempBacking(t)
+	f, err := Open(b, testKey(t, 5), "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("secret"), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(b, testKey(t, 6), "w")
+	if !errors.Is(err, ErrWrongKey) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open with another key: got %v, want ErrWrongKey", err)
+	}
+}
+
+func sizeName(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,328 @@
+// Package volume implements the mysecure volume: its versioned, authenticated
+// config file, the random master key wrapped in key slots (passphrase+salt
+// with Argon2id, RSA-OAEP, key file) and the HKDF subkeys derived from it.
+//
+// It must not print, prompt or read terminals: callers hand it credentials
+// as bytes. It knows categories only as names; what lives in them is the
+// business of the mount and the modules above.
+package volume
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+)
+
+const (
+	// ConfigName is the volume config file's name inside the store dir.
+	ConfigName = "mysecure.conf"
+
+	// FormatName identifies a mysecure volume config.
+	FormatName = "mysecure-volume"
+
+	// ConfigVersion is the config format version this build writes and the
+	// newest it reads.
+	ConfigVersion = 1
+)
+
+// Feature flags written into new volumes. A volume naming a feature this
+// build does not know is refused (ErrUnsupported), so a newer volume is
+// never misread by an older binary.
+const (
+	FeatureContentGCM4K = "content-aes256gcm-4k"
+	FeatureNamesEME     = "names-eme"
+	FeatureLongNames    = "names-long"
+	FeatureHKDFSubkeys  = "hkdf-sha256-subkeys"
+)
+
+var knownFeatures = []string{FeatureContentGCM4K, FeatureNamesEME, FeatureLongNames, FeatureHKDFSubkeys}
+
+// DefaultCategories are the categories a new volume gets unless told
+// otherwise: the four of the product mysecure replaces.
+var DefaultCategories = []string{"mysql", "mysqlbackup", "ndbdata", "protected"}
+
+var categoryRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// ValidCategory reports whether name (without the leading @) can be a
+// category: a lower-case letter, then up to 31 of [a-z0-9_-].
+func ValidCategory(name string) bool { return categoryRE.MatchString(name) }
+
+// Config is the content of the volume config file, authenticated as a
+// whole by an HMAC with a key derived from the master key.
+type Config struct {
+	Format     string   `json:"format"`
+	Version    int      `json:"version"`
+	VolumeID   string   `json:"volume_id"`
+	Created    string   `json:"created"`
+	Features   []string `json:"features"`
+	Categories []string `json:"categories"`
+	Slots      []Slot   `json:"slots"`
+}
+
+// fileLayout is the JSON object stored on disk.
+type fileLayout struct {
+	Volume json.RawMessage `json:"volume"`
+	MAC    string          `json:"mac"`
+}
+
+// Volume is a loaded (not necessarily unlocked) volume.
+type Volume struct {
+	Dir    string
+	Config Config
+
+	body []byte // compact JSON of Config as stored, what the MAC covers
+	mac  []byte
+}
+
+// ConfigPath returns the path of the config file of the store dir.
+func ConfigPath(dir string) string { return filepath.Join(dir, ConfigName) }
+
+// Load reads and checks the config file of the store dir. It does not
+// unlock anything, so it cannot yet tell whether the file was modified:
+// Unlock checks the MAC.
+func Load(dir string) (*Volume, error) {
+	data, err := os.ReadFile(ConfigPath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s has no %s", ErrNotInitialized, dir, ConfigName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read volume config: %w", err)
+	}
+	return parse(dir, data)
+}
+
+// parse decodes a config file's bytes: version and features first, so that
+// a newer format is reported as such rather than as corrupt.
+func parse(dir string, data []byte) (*Volume, error) {
+	var fl fileLayout
+	if err := json.Unmarshal(data, &fl); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptConfig, err)
+	}
+	if len(fl.Volume) == 0 {
+		return nil, fmt.Errorf("%w: no \"volume\" object", ErrCorruptConfig)
+	}
+	var head struct {
+		Format   string   `json:"format"`
+		Version  int      `json:"version"`
+		Features []string `json:"features"`
+	}
+	if err := json.Unmarshal(fl.Volume, &head); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptConfig, err)
+	}
+	if head.Format != FormatName {
+		return nil, fmt.Errorf("%w: format is %q, want %q", ErrCorruptConfig, head.Format, FormatName)
+	}
+	if head.Version > ConfigVersion || head.Version < 1 {
+		return nil, fmt.Errorf("%w: volume format version %d (this mysecure reads 1 to %d)", ErrUnsupported, head.Version, ConfigVersion)
+	}
+	for _, f := range head.Features {
+		if !slices.Contains(knownFeatures, f) {
+			return nil, fmt.Errorf("%w: volume uses feature %q, unknown to this mysecure", ErrUnsupported, f)
+		}
+	}
+	var cfg Config
+	dec := json.NewDecoder(bytes.NewReader(fl.Volume))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptConfig, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptConfig, err)
+	}
+	mac, err := base64.StdEncoding.DecodeString(fl.MAC)
+	if err != nil || len(mac) != sha256.Size {
+		return nil, fmt.Errorf("%w: bad mac field", ErrCorruptConfig)
+	}
+	var body bytes.Buffer
+	if err := json.Compact(&body, fl.Volume); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptConfig, err)
+	}
+	return &Volume{Dir: dir, Config: cfg, body: body.Bytes(), mac: mac}, nil
+}
+
+// validate checks what the structure can tell without the master key.
+func (c *Config) validate() error {
+	id, err := hex.DecodeString(c.VolumeID)
+	if err != nil || len(id) != 16 {
+		return errors.New("bad volume_id")
+	}
+	for _, f := range knownFeatures {
+		if !slices.Contains(c.Features, f) {
+			return fmt.Errorf("feature %q missing", f)
+		}
+	}
+	if len(c.Categories) == 0 {
+		return errors.New("no categories")
+	}
+	for _, cat := range c.Categories {
+		if !ValidCategory(cat) {
+			return fmt.Errorf("bad category name %q", cat)
+		}
+	}
+	if len(c.Slots) == 0 {
+		return errors.New("no key slots")
+	}
+	seen := map[int]bool{}
+	for i := range c.Slots {
+		s := &c.Slots[i]
+		if seen[s.ID] {
+			return fmt.Errorf("key slot %d appears twice", s.ID)
+		}
+		seen[s.ID] = true
+		if err := s.validate(); err != nil {
+			return fmt.Errorf("key slot %d: %v", s.ID, err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) volumeID() []byte {
+	id, _ := hex.DecodeString(c.VolumeID)
+	return id
+}
+
+// HasCategory reports whether the volume has category name.
+func (c *Config) HasCategory(name string) bool { return slices.Contains(c.Categories, name) }
+
+// CreateOptions are the settings of a new volume.
+type CreateOptions struct {
+	// Categories of the volume; DefaultCategories when empty.
+	Categories []string
+	// Now, for tests; time.Now when zero.
+	Now time.Time
+}
+
+// Create makes a new volume in dir (created 0700 if missing) with a fresh
+// random master key wrapped into one key slot per credential. It refuses a
+// dir that already holds a volume.
+func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *Keys, error) {
+	if len(creds) == 0 {
+		return nil, nil, errors.New("at least one credential is needed")
+	}
+	if _, err := os.Lstat(ConfigPath(dir)); err == nil {
+		return nil, nil, fmt.Errorf("%w: %s", ErrExists, ConfigPath(dir))
+	}
+	cats := opts.Categories
+	if len(cats) == 0 {
+		cats = DefaultCategories
+	}
+	for _, c := range cats {
+		if !ValidCategory(c) {
+			return nil, nil, fmt.Errorf("bad category name %q: want a lower-case letter then up to 31 of a-z 0-9 _ -", c)
+		}
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, nil, fmt.Errorf("failed to generate volume ID: %w", err)
+	}
+	v := &Volume{Dir: dir, Config: Config{
+		Format:     FormatName,
+		Version:    ConfigVersion,
+		VolumeID:   hex.EncodeToString(id),
+		Created:    now.UTC().Format(time.RFC3339),
+		Features:   slices.Clone(knownFeatures),
+		Categories: slices.Clone(cats),
+	}}
+	master := make([]byte, masterKeySize)
+	if _, err := rand.Read(master); err != nil {
+		return nil, nil, fmt.Errorf("failed to generate master key: %w", err)
+	}
+	keys := newKeys(master, &v.Config, 0)
+	for _, c := range creds {
+		if _, err := v.addSlot(keys, c, now); err != nil {
+			keys.Wipe()
+			return nil, nil, err
+		}
+	}
+	keys.slotID = v.Config.Slots[0].ID
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		keys.Wipe()
+		return nil, nil, fmt.Errorf("failed to create store dir: %w", err)
+	}
+	if err := v.save(keys); err != nil {
+		keys.Wipe()
+		return nil, nil, err
+	}
+	return v, keys, nil
+}
+
+// save writes the config with a fresh MAC, atomically: a temp file in the
+// same dir, fsync, rename, fsync of the dir. A crash leaves the old or the
+// new config, never a mix.
+func (v *Volume) save(k *Keys) error {
+	body, err := json.Marshal(&v.Config)
+	if err != nil {
+		return fmt.Errorf("failed to encode volume config: %w", err)
+	}
+	mac := k.configMAC(body)
+	out, err := json.MarshalIndent(fileLayout{Volume: body, MAC: base64.StdEncoding.EncodeToString(mac)}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("failed to encode volume config: %w", err)
+	}
+	out = append(out, '\n')
+	if err := writeFileAtomic(ConfigPath(v.Dir), out, 0o600); err != nil {
+		return fmt.Errorf("failed to write volume config: %w", err)
+	}
+	v.body, v.mac = body, mac
+	return nil
+}
+
+// verifyMAC checks the stored MAC with the unlocked keys.
+func (v *Volume) verifyMAC(k *Keys) error {
+	if !hmac.Equal(k.configMAC(v.body), v.mac) {
+		return ErrTampered
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	ok = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,38 @@
+package volume
+
+import "errors"
+
+// Sentinel errors callers branch on (the CLI maps them to exit codes).
+var (
+	// ErrIncorrectCredentials: no key slot opens with the given credential.
+	// A wrong passphrase and a wrong salt give the same error on purpose.
+	ErrIncorrectCredentials = errors.New("incorrect credentials")
+
+	// ErrNotInitialized: the store dir holds no volume config.
+	ErrNotInitialized = errors.New("no mysecure volume")
+
+	// ErrExists: init on a store dir that already holds a volume.
+	ErrExists = errors.New("a mysecure volume already exists")
+
+	// ErrCorruptConfig: the config file cannot be parsed or is inconsistent.
+	ErrCorruptConfig = errors.New("volume config is corrupt")
+
+	// ErrTampered: the config parses but its MAC does not match: it was
+	// changed by something other than mysecure.
+	ErrTampered = errors.New("volume config was modified outside mysecure (MAC mismatch)")
+
+	// ErrUnsupported: a newer format version or an unknown feature flag.
+	ErrUnsupported = errors.New("unsupported volume format")
+
+	// ErrLastSlot: removing the only key slot would lock the data away.
+	ErrLastSlot = errors.New("refusing to remove the last key slot")
+
+	// ErrNoSuchSlot: no key slot has the given ID.
+	ErrNoSuchSlot = errors.New("no such key slot")
+
+	// ErrUnknownCategory: the volume has no category of that name.
+	ErrUnknownCategory = errors.New("unknown category")
+
+	// ErrInsecureKeyFile: a key file others can read is refused.
+	ErrInsecureKeyFile = errors.New("key file is readable by others")
+)

@@ -1,0 +1,129 @@
+package volume
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+
+	"github.com/mysecure/mysecure/encfs/content"
+)
+
+const masterKeySize = 32
+
+// Purposes of HKDF subkeys. Each subkey is
+//
+//	HKDF-SHA256(secret = master key, salt = volume ID,
+//	            info = "mysecure/v1/" + purpose + "/" + category)
+//
+// so keys of different purposes or categories are independent.
+const (
+	PurposeContent   = "content"
+	PurposeNames     = "names"
+	PurposeKeyID     = "key-id"
+	PurposeConfigMAC = "config-mac"
+	PurposeRules     = "rules"
+	PurposeCatalog   = "catalog"
+)
+
+// Keys holds an unlocked master key and derives subkeys. Call Wipe when
+// done with it.
+type Keys struct {
+	master   []byte
+	volumeID []byte
+	cats     []string
+	slotID   int
+}
+
+func newKeys(master []byte, c *Config, slotID int) *Keys {
+	return &Keys{master: master, volumeID: c.volumeID(), cats: c.Categories, slotID: slotID}
+}
+
+// SlotID is the key slot that unlocked the volume (0 for a new volume
+// before its first slot was written).
+func (k *Keys) SlotID() int { return k.slotID }
+
+// Subkey derives the 32-byte key for purpose and category ("" where the
+// purpose is not per category).
+func (k *Keys) Subkey(purpose, category string) ([]byte, error) {
+	if k.master == nil {
+		return nil, fmt.Errorf("keys were wiped")
+	}
+	return hkdf.Key(sha256.New, k.master, k.volumeID, "mysecure/v1/"+purpose+"/"+category, 32)
+}
+
+func (k *Keys) configMAC(body []byte) []byte {
+	key, err := k.Subkey(PurposeConfigMAC, "")
+	if err != nil {
+		return nil
+	}
+	defer clear(key)
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// KeyID is the 8-byte ID that files of category carry in their header, so
+// that a file copied out of the store can be matched to its category key.
+func (k *Keys) KeyID(category string) ([content.KeyIDSize]byte, error) {
+	var id [content.KeyIDSize]byte
+	b, err := k.Subkey(PurposeKeyID, category)
+	if err != nil {
+		return id, err
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// ContentKey returns the content key of category.
+func (k *Keys) ContentKey(category string) (*content.Key, error) {
+	if !slices.Contains(k.cats, category) {
+		return nil, fmt.Errorf("%w @%s", ErrUnknownCategory, category)
+	}
+	raw, err := k.Subkey(PurposeContent, category)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	id, err := k.KeyID(category)
+	if err != nil {
+		return nil, err
+	}
+	return content.NewKey(raw, id)
+}
+
+// Keyring returns the content keys of every category, for decrypting a
+// file whose category is known only from its header.
+func (k *Keys) Keyring() (Keyring, error) {
+	r := Keyring{}
+	for _, c := range k.cats {
+		key, err := k.ContentKey(c)
+		if err != nil {
+			return nil, err
+		}
+		r[key.ID()] = CategoryKey{Category: c, Key: key}
+	}
+	return r, nil
+}
+
+// CategoryKey is a content key and the category it belongs to.
+type CategoryKey struct {
+	Category string
+	Key      *content.Key
+}
+
+// Keyring maps key IDs to the content keys of a volume's categories.
+type Keyring map[[content.KeyIDSize]byte]CategoryKey
+
+// KeyByID implements content.Keyring.
+func (r Keyring) KeyByID(id [content.KeyIDSize]byte) (*content.Key, bool) {
+	ck, ok := r[id]
+	return ck.Key, ok
+}
+
+// Wipe zeroes the master key. Subkeys handed out are the caller's to wipe.
+func (k *Keys) Wipe() {
+	clear(k.master)
+	k.master = nil
+}

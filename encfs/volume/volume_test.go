@@ -1,0 +1,332 @@
+package volume
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cheapKDF keeps Argon2 fast in tests; slots record their parameters, so
+// volumes made with it open anywhere.
+var cheapKDF = KDFParams{Alg: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
+
+func pass(p, s string) Passphrase { return Passphrase{Passphrase: []byte(p), Salt: []byte(s)} }
+
+func newVolume(t *testing.T) (string, *Volume, *Keys) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "store")
+	v, k, err := Create(dir, CreateOptions{}, NewPassphrase{Passphrase: pass("correct horse", "pepper"), KDF: cheapKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, v, k
+}
+
+func TestCreateUnlock(t *testing.T) {
+	dir, _, k := newVolume(t)
+	want, _ := k.Subkey(PurposeContent, "mysql")
+	v, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := v.Unlock(pass("correct horse", "pepper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := k2.Subkey(PurposeContent, "mysql")
+	if !bytes.Equal(got, want) {
+		t.Fatal("unlocked key differs")
+	}
+	fi, err := os.Stat(ConfigPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("config mode %o, want 600", fi.Mode().Perm())
+	}
+	if _, _, err := Create(dir, CreateOptions{}, NewPassphrase{Passphrase: pass("a", "b"), KDF: cheapKDF}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Create: %v", err)
+	}
+}
+
+func TestWrongCredentials(t *testing.T) {
+	dir, _, _ := newVolume(t)
+	v, _ := Load(dir)
+	for _, c := range []Passphrase{pass("wrong", "pepper"), pass("correct horse", "salt"), pass("correct horsepepper", ""), pass("", "correct horsepepper")} {
+		if _, err := v.Unlock(c); !errors.Is(err, ErrIncorrectCredentials) {
+			t.Errorf("Unlock(%q,%q): got %v", c.Passphrase, c.Salt, err)
+		}
+		if _, err := v.Unlock(c); err.Error() != ErrIncorrectCredentials.Error() {
+			t.Errorf("error text %q differs between wrong passphrase and wrong salt", err)
+		}
+	}
+	if _, err := v.Unlock(KeyFile{Secret: make([]byte, 32)}); !errors.Is(err, ErrIncorrectCredentials) {
+		t.Errorf("keyfile on a passphrase-only volume: %v", err)
+	}
+}
+
+func TestSubkeysIndependent(t *testing.T) {
+	_, _, k := newVolume(t)
+	seen := map[string]bool{}
+	for _, p := range []string{PurposeContent, PurposeNames, PurposeKeyID, PurposeRules, PurposeCatalog} {
+		for _, c := range []string{"mysql", "mysqlbackup", ""} {
+			b, _ := k.Subkey(p, c)
+			if seen[string(b)] {
+				t.Fatalf("subkey %s/%s repeats another", p, c)
+			}
+			seen[string(b)] = true
+		}
+	}
+	if _, err := k.ContentKey("nosuch"); !errors.Is(err, ErrUnknownCategory) {
+		t.Fatalf("ContentKey of unknown category: %v", err)
+	}
+	k.Wipe()
+	if _, err := k.Subkey(PurposeContent, "mysql"); err == nil {
+		t.Fatal("Subkey works after Wipe")
+	}
+}
+
+func genRSA(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestSlots(t *testing.T) {
+	dir, v, k := newVolume(t)
+	rk := genRSA(t)
+	rsaID, err := v.AddSlot(k, NewRSA{Public: &rk.PublicKey}, "dba team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kfPath := filepath.Join(t.TempDir(), "key")
+	kf, err := GenerateKeyFile(kfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kfID, err := v.AddSlot(k, NewKeyFile{KeyFile: *kf, Path: kfPath}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := k.Subkey(PurposeContent, "mysql")
+
+	v2, _ := Load(dir)
+	kf2, err := ReadKeyFile(kfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]Credential{"rsa": RSAPrivateKey{Key: rk}, "keyfile": *kf2, "pass": pass("correct horse", "pepper")} {
+		k2, err := v2.Unlock(c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, _ := k2.Subkey(PurposeContent, "mysql")
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: different master key", name)
+		}
+	}
+	if _, err := v2.Unlock(RSAPrivateKey{Key: genRSA(t)}); !errors.Is(err, ErrIncorrectCredentials) {
+		t.Fatalf("other RSA key: %v", err)
+	}
+	if _, err := v2.AddSlot(k, NewRSA{Public: &rk.PublicKey}, ""); err == nil {
+		t.Fatal("same RSA key added twice")
+	}
+
+	// Change the passphrase: the old one stops working, data keys stay.
+	if err := v2.ReplaceSlot(k, 1, NewPassphrase{Passphrase: pass("new", "salt2"), KDF: cheapKDF}); err != nil {
+		t.Fatal(err)
+	}
+	v3, _ := Load(dir)
+	if _, err := v3.Unlock(pass("correct horse", "pepper")); !errors.Is(err, ErrIncorrectCredentials) {
+		t.Fatalf("old passphrase after change: %v", err)
+	}
+	k3, err := v3.Unlock(pass("new", "salt2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := k3.Subkey(PurposeContent, "mysql")
+	if !bytes.Equal(got, want) {
+		t.Fatal("passphrase change changed the master key")
+	}
+
+	for _, id := range []int{rsaID, kfID} {
+		if err := v3.RemoveSlot(k3, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v3.RemoveSlot(k3, 1); !errors.Is(err, ErrLastSlot) {
+		t.Fatalf("removing the last slot: %v", err)
+	}
+	if err := v3.RemoveSlot(k3, 99); !errors.Is(err, ErrNoSuchSlot) {
+		t.Fatalf("removing a missing slot: %v", err)
+	}
+	v4, _ := Load(dir)
+	if _, err := v4.Unlock(*kf2); !errors.Is(err, ErrIncorrectCredentials) {
+		t.Fatalf("removed keyfile slot still opens: %v", err)
+	}
+}
+
+func TestKeyFilePermissions(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	if _, err := GenerateKeyFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateKeyFile(p); err == nil {
+		t.Fatal("GenerateKeyFile overwrote a file")
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadKeyFile(p); !errors.Is(err, ErrInsecureKeyFile) {
+		t.Fatalf("world-readable key file: %v", err)
+	}
+}
+
+func TestRSAPEMFormats(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("openssl", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
+	run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", filepath.Join(dir, "plain.pem"))
+	run("pkey", "-in", filepath.Join(dir, "plain.pem"), "-pubout", "-out", filepath.Join(dir, "pub.pem"))
+	run("pkey", "-in", filepath.Join(dir, "plain.pem"), "-aes256", "-passout", "file:"+pw, "-out", filepath.Join(dir, "enc8.pem"))
+	run("rsa", "-in", filepath.Join(dir, "plain.pem"), "-traditional", "-aes128", "-passout", "file:"+pw, "-out", filepath.Join(dir, "legacy.pem"))
+	run("rsa", "-in", filepath.Join(dir, "plain.pem"), "-traditional", "-out", filepath.Join(dir, "pkcs1.pem"))
+
+	pubPEM, _ := os.ReadFile(filepath.Join(dir, "pub.pem"))
+	pub, err := ParseRSAPublicKeyPEM(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"plain.pem", "pkcs1.pem", "enc8.pem", "legacy.pem"} {
+		data, _ := os.ReadFile(filepath.Join(dir, name))
+		var password []byte
+		if IsEncryptedPEM(data) {
+			if _, err := ParseRSAPrivateKeyPEM(data, nil); !errors.Is(err, ErrKeyPasswordNeeded) {
+				t.Fatalf("%s without password: %v", name, err)
+			}
+			if _, err := ParseRSAPrivateKeyPEM(data, []byte("wrong")); !errors.Is(err, ErrIncorrectCredentials) {
+				t.Fatalf("%s with wrong password: %v", name, err)
+			}
+			password = []byte("s3cret")
+		}
+		k, err := ParseRSAPrivateKeyPEM(data, password)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !k.PublicKey.Equal(pub) {
+			t.Fatalf("%s: key does not match the public key", name)
+		}
+	}
+}
+
+// rewrite applies f to the config file's JSON.
+func rewrite(t *testing.T, dir string, f func(m map[string]any)) {
+	t.Helper()
+	data, _ := os.ReadFile(ConfigPath(dir))
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	out, _ := json.Marshal(m)
+	if err := os.WriteFile(ConfigPath(dir), out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	vol := func(m map[string]any) map[string]any { return m["volume"].(map[string]any) }
+	cases := []struct {
+		name     string
+		mutate   func(t *testing.T, dir string)
+		loadErr  error // from Load
+		openErr  error // from Unlock, when Load succeeds
+		contains string
+	}{
+		{"garbage", func(t *testing.T, dir string) { os.WriteFile(ConfigPath(dir), []byte("{not json"), 0o600) }, ErrCorruptConfig, nil, "corrupt"},
+		{"empty", func(t *testing.T, dir string) { os.WriteFile(ConfigPath(dir), nil, 0o600) }, ErrCorruptConfig, nil, "corrupt"},
+		{"future version", func(t *testing.T, dir string) {
+			rewrite(t, dir, func(m map[string]any) { vol(m)["version"] = 9 })
+		}, ErrUnsupported, nil, "version 9"},
+		{"unknown feature", func(t *testing.T, dir string) {
+			rewrite(t, dir, func(m map[string]any) { vol(m)["features"] = append(vol(m)["features"].([]any), "quantum-names") })
+		}, ErrUnsupported, nil, "quantum-names"},
+		{"unknown field", func(t *testing.T, dir string) {
+			rewrite(t, dir, func(m map[string]any) { vol(m)["surprise"] = 1 })
+		}, ErrCorruptConfig, nil, "surprise"},
+		{"category added", func(t *testing.T, dir string) {
+			rewrite(t, dir, func(m map[string]any) { vol(m)["categories"] = append(vol(m)["categories"].([]any), "evil") })
+		}, nil, ErrTampered, "MAC"},
+		{"huge kdf", func(t *testing.T, dir string) {
+			rewrite(t, dir, func(m map[string]any) {
+				vol(m)["slots"].([]any)[0].(map[string]any)["kdf"].(map[string]any)["memory_kib"] = 1 << 30
+			})
+		}, ErrCorruptConfig, nil, "memory"},
+		{"missing", func(t *testing.T, dir string) { os.Remove(ConfigPath(dir)) }, ErrNotInitialized, nil, "no mysecure volume"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, _, _ := newVolume(t)
+			tc.mutate(t, dir)
+			v, err := Load(dir)
+			if tc.loadErr != nil {
+				if !errors.Is(err, tc.loadErr) || !strings.Contains(err.Error(), tc.contains) {
+					t.Fatalf("Load: got %v, want %v containing %q", err, tc.loadErr, tc.contains)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Unlock(pass("correct horse", "pepper"))
+			if !errors.Is(err, tc.openErr) || !strings.Contains(err.Error(), tc.contains) {
+				t.Fatalf("Unlock: got %v, want %v", err, tc.openErr)
+			}
+		})
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	dir := filepath.Join(f.TempDir(), "s")
+	if _, _, err := Create(dir, CreateOptions{}, NewPassphrase{Passphrase: pass("p", "s"), KDF: cheapKDF}); err != nil {
+		f.Fatal(err)
+	}
+	good, _ := os.ReadFile(ConfigPath(dir))
+	f.Add(good)
+	f.Add([]byte(`{"volume":{"format":"mysecure-volume","version":1},"mac":""}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := parse("x", data)
+		if err != nil {
+			return
+		}
+		// Anything accepted must be structurally sound.
+		if len(v.Config.Slots) == 0 || len(v.Config.Categories) == 0 {
+			t.Fatal("accepted a config without slots or categories")
+		}
+		for _, s := range v.Config.Slots {
+			if s.Type == SlotPassphrase && (s.KDF == nil || s.KDF.MemoryKiB > maxKDFMemoryKiB) {
+				t.Fatal("accepted unsafe KDF parameters")
+			}
+		}
+	})
+}

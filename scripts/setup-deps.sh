@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# setup-deps.sh: install the Debian packages mysecure and its tests need, when missing.
+#
+# Used by `make test`, `make demo` and `make bench`. Safe to run again: it only calls
+# apt-get when a package is not installed. Needs root (or sudo) to install.
+#
+# Packages and why:
+#   fuse3            /dev/fuse helpers (fusermount3) for the encrypted mount
+#   mariadb-server   the real mariadbd the integration tests start in temp dirs
+#   mariadb-client   mariadb, mariadb-dump
+#   mariadb-backup   mariadb-backup, mbstream
+#   openssh-server   a real sshd on loopback for the SSH tests
+#   gocryptfs        side-by-side benchmark reference
+#   sysbench         OLTP benchmark
+#   xxd, procps      demo output (hex dump) and process inspection in tests
+set -euo pipefail
+
+pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "setup-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO="sudo"
+	else
+		echo "setup-deps: error: need root to install ${missing[*]}" >&2
+		echo "setup-deps: hint: run as root, or install them with apt-get yourself" >&2
+		exit 1
+	fi
+fi
+
+# Package scripts must not start system services (mariadb, ssh) on this machine:
+# the tests start their own private instances. policy-rc.d 101 = "action not allowed".
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+	$SUDO chmod 755 "$policy"
+	created_policy=1
+fi
+cleanup() { if [ "$created_policy" = 1 ]; then $SUDO rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >&2
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
