@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+func newKeyCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "Manage the key slots that wrap the master key",
+		Long: `Key slots wrap the volume's master key. Adding, removing or changing a slot
+re-wraps the master key only: data is never re-encrypted. Every change needs a
+credential that opens an existing slot.`,
+	}
+	cmd.AddCommand(newKeyListCommand(g), newKeyVerifyCommand(g), newKeyAddCommand(g),
+		newKeyRemoveCommand(g), newKeyChangeCommand(g))
+	return cmd
+}
+
+// unlock loads the store's volume and opens it with the credential in o.
+func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
+	v, err := volume.Load(g.cfg.Store)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, wipe, err := o.credential()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer wipe()
+	k, err := v.Unlock(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, k, nil
+}
+
+type slotInfo struct {
+	ID             int                `json:"id"`
+	Type           volume.SlotType    `json:"type"`
+	Created        string             `json:"created"`
+	Label          string             `json:"label,omitempty"`
+	KDF            *volume.KDFParams `json:"kdf,omitempty"`
+	RSAFingerprint string             `json:"rsa_fingerprint,omitempty"`
+	KeyFileHint    string             `json:"keyfile_hint,omitempty"`
+}
+
+type keyListOutput struct {
+	VolumeID   string     `json:"volume_id"`
+	Version    int        `json:"version"`
+	Categories []string   `json:"categories"`
+	Slots      []slotInfo `json:"slots"`
+}
+
+func newKeyListCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the key slots (needs no credential, shows no secret)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := volume.Load(g.cfg.Store)
+			if err != nil {
+				return err
+			}
+			out := keyListOutput{VolumeID: v.Config.VolumeID, Version: v.Config.Version, Categories: v.Config.Categories, Slots: []slotInfo{}}
+			for _, s := range v.Config.Slots {
+				out.Slots = append(out.Slots, slotInfo{s.ID, s.Type, s.Created, s.Label, s.KDF, s.RSAFingerprint, s.KeyFileHint})
+			}
+			if asJSON {
+				return g.p.json(out)
+			}
+			fmt.Fprintf(g.p.out, "volume %s (format %d), categories @%s\n", out.VolumeID, out.Version, strings.Join(out.Categories, ", @"))
+			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTYPE\tCREATED\tLABEL\tDETAIL")
+			for _, s := range out.Slots {
+				detail := ""
+				switch s.Type {
+				case volume.SlotPassphrase:
+					detail = fmt.Sprintf("argon2id t=%d m=%dMiB p=%d", s.KDF.Time, s.KDF.MemoryKiB/1024, s.KDF.Threads)
+				case volume.SlotRSA:
+					detail = s.RSAFingerprint
+				case volume.SlotKeyFile:
+					detail = s.KeyFileHint
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, s.Type, s.Created, s.Label, detail)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newKeyVerifyCommand(g *globalOptions) *cobra.Command {
+	var creds credOptions
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check that a credential opens the volume (exit 0) or not (exit 3)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, k, err := unlock(g, &creds)
+			if err != nil {
+				return err
+			}
+			defer k.Wipe()
+			fmt.Fprintf(g.p.out, "ok: the credential opens key slot %d\n", k.SlotID())
+			return nil
+		},
+	}
+	creds.AddFlags(cmd.Flags())
+	return cmd
+}
+
+type keyAddOptions struct {
+	Type  string
+	Label string
+	Creds credOptions
+	New   newCredOptions
+}
+
+func (o *keyAddOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.Type, "type", "passphrase", "slot type: passphrase, rsa or keyfile")
+	f.StringVar(&o.Label, "label", "", "a note shown by 'key list'")
+	o.Creds.AddFlags(f)
+	o.New.prefix = "new-"
+	o.New.AddFlags(f, true)
+}
+
+func newKeyAddCommand(g *globalOptions) *cobra.Command {
+	var opts keyAddOptions
+	cmd := &cobra.Command{
+		Use:   "add",
+		Short: "Add a key slot",
+		Example: `  mysecure key add --type rsa --rsa-public-key ops-pub.pem --passphrase-file P --salt-file S
+  mysecure key add --type keyfile --create-keyfile /etc/mysecure/boot.key
+  mysecure key add --type passphrase --new-passphrase-file NP --new-salt-file NS --keyfile /etc/mysecure/boot.key`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runKeyAdd(cmd.Context(), opts, g)
+		},
+	}
+	opts.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error {
+	// Check the new credential's flags before asking for the old one.
+	switch volume.SlotType(opts.Type) {
+	case volume.SlotRSA:
+		if opts.New.RSAPublicKey == "" {
+			return usagef("--type rsa needs --rsa-public-key")
+		}
+	case volume.SlotKeyFile:
+		if opts.New.CreateKeyFile == "" {
+			return usagef("--type keyfile needs --create-keyfile PATH")
+		}
+	case volume.SlotPassphrase:
+	default:
+		return usagef(fmt.Sprintf("unknown slot type %q: want passphrase, rsa or keyfile", opts.Type))
+	}
+	v, k, err := unlock(g, &opts.Creds)
+	if err != nil {
+		return err
+	}
+	defer k.Wipe()
+	var nc volume.NewCredential
+	switch volume.SlotType(opts.Type) {
+	case volume.SlotRSA:
+		nc, err = opts.New.rsa()
+	case volume.SlotKeyFile:
+		var kf volume.NewKeyFile
+		kf, err = opts.New.keyFile()
+		defer kf.Wipe()
+		nc = kf
+	default:
+		var p volume.NewPassphrase
+		p, err = opts.New.passphrase()
+		defer p.Wipe()
+		nc = p
+	}
+	if err != nil {
+		return err
+	}
+	id, err := v.AddSlot(k, nc, opts.Label)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.p.out, "added key slot %d (%s)\n", id, opts.Type)
+	return nil
+}
+
+func parseSlotID(s string) (int, error) {
+	id, err := strconv.Atoi(s)
+	if err != nil || id < 1 {
+		return 0, usagef(fmt.Sprintf("bad slot ID %q: want a number from 'mysecure key list'", s))
+	}
+	return id, nil
+}
+
+func newKeyRemoveCommand(g *globalOptions) *cobra.Command {
+	var creds credOptions
+	cmd := &cobra.Command{
+		Use:   "remove SLOT-ID",
+		Short: "Remove a key slot (never the last one)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseSlotID(args[0])
+			if err != nil {
+				return err
+			}
+			v, k, err := unlock(g, &creds)
+			if err != nil {
+				return err
+			}
+			defer k.Wipe()
+			if err := v.RemoveSlot(k, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.p.out, "removed key slot %d\n", id)
+			return nil
+		},
+	}
+	creds.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func newKeyChangeCommand(g *globalOptions) *cobra.Command {
+	var creds credOptions
+	newc := newCredOptions{prefix: "new-"}
+	cmd := &cobra.Command{
+		Use:   "change SLOT-ID",
+		Short: "Change the passphrase and salt of a passphrase slot",
+		Long: `Re-wrap a passphrase slot with a new passphrase and salt. The master key and
+the data stay as they are. To replace an RSA key or a key file, add a new
+slot and remove the old one.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseSlotID(args[0])
+			if err != nil {
+				return err
+			}
+			v, k, err := unlock(g, &creds)
+			if err != nil {
+				return err
+			}
+			defer k.Wipe()
+			p, err := newc.passphrase()
+			if err != nil {
+				return err
+			}
+			defer p.Wipe()
+			if err := v.ReplaceSlot(k, id, p); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.p.out, "changed key slot %d\n", id)
+			return nil
+		},
+	}
+	creds.AddFlags(cmd.Flags())
+	newc.AddFlags(cmd.Flags(), false)
+	return cmd
+}

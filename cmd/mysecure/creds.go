@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+// Secrets reach mysecure only through files, file descriptors
+// (/dev/fd/N) or a no-echo prompt on the controlling terminal; never
+// through argv or the environment, where other users and crash reporters
+// can read them.
+
+// maxSecretFile bounds how much of a secret file is read.
+const maxSecretFile = 64 << 10
+
+// readSecretFile reads a passphrase or salt from path (a file or
+// /dev/fd/N), dropping one trailing newline.
+func readSecretFile(path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %s file: %w", what, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		clear(b)
+		return nil, fmt.Errorf("failed to read %s file: %w", what, err)
+	}
+	if len(b) > maxSecretFile {
+		clear(b)
+		return nil, usagef(fmt.Sprintf("%s file is larger than %d bytes", what, maxSecretFile))
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	return b, nil
+}
+
+// tty prompts on the controlling terminal, not on stdin, so that stdin
+// stays free for data (file encrypt -).
+type tty struct{ f *os.File }
+
+// openTTY returns the controlling terminal, or nil when there is none
+// (cron, CI, a pipe).
+func openTTY() *tty {
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	if !term.IsTerminal(int(f.Fd())) {
+		f.Close()
+		return nil
+	}
+	return &tty{f: f}
+}
+
+func (t *tty) Close() { t.f.Close() }
+
+// readSecret prompts and reads one line without echo.
+func (t *tty) readSecret(prompt string) ([]byte, error) {
+	fmt.Fprint(t.f, prompt)
+	b, err := term.ReadPassword(int(t.f.Fd()))
+	fmt.Fprintln(t.f)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read from terminal: %w", err)
+	}
+	return b, nil
+}
+
+// readNewSecret prompts twice and insists on the same answer.
+func (t *tty) readNewSecret(prompt string) ([]byte, error) {
+	a, err := t.readSecret(prompt + ": ")
+	if err != nil {
+		return nil, err
+	}
+	b, err := t.readSecret("repeat " + prompt + ": ")
+	if err != nil {
+		clear(a)
+		return nil, err
+	}
+	defer clear(b)
+	if !bytes.Equal(a, b) {
+		clear(a)
+		return nil, usagef("the two entries differ")
+	}
+	if len(a) == 0 {
+		return nil, usagef(prompt + " is empty")
+	}
+	return a, nil
+}
+
+// credOptions select the credential that unlocks an existing volume.
+type credOptions struct {
+	PassphraseFile     string
+	SaltFile           string
+	KeyFile            string
+	RSAPrivateKey      string
+	RSAKeyPasswordFile string
+}
+
+func (o *credOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.PassphraseFile, "passphrase-file", "", "read the passphrase from `FILE` (a path or /dev/fd/N)")
+	f.StringVar(&o.SaltFile, "salt-file", "", "read the salt secret from `FILE` (a path or /dev/fd/N)")
+	f.StringVar(&o.KeyFile, "keyfile", "", "unlock with the key file at `PATH`")
+	f.StringVar(&o.RSAPrivateKey, "rsa-private-key", "", "unlock with the RSA private key in `PEM`")
+	f.StringVar(&o.RSAKeyPasswordFile, "rsa-key-password-file", "", "read the RSA private key's password from `FILE`")
+}
+
+// credential builds the unlocking credential. wipe zeroes its secrets.
+func (o *credOptions) credential() (c volume.Credential, wipe func(), err error) {
+	switch {
+	case o.KeyFile != "":
+		kf, err := volume.ReadKeyFile(o.KeyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		return *kf, kf.Wipe, nil
+	case o.RSAPrivateKey != "":
+		k, err := o.rsaKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		return volume.RSAPrivateKey{Key: k}, func() {}, nil
+	case o.PassphraseFile != "" || o.SaltFile != "":
+		if o.PassphraseFile == "" || o.SaltFile == "" {
+			return nil, nil, usagef("--passphrase-file and --salt-file go together: both secrets are needed")
+		}
+		p, err := readSecretFile(o.PassphraseFile, "passphrase")
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := readSecretFile(o.SaltFile, "salt")
+		if err != nil {
+			clear(p)
+			return nil, nil, err
+		}
+		pp := volume.Passphrase{Passphrase: p, Salt: s}
+		return pp, pp.Wipe, nil
+	}
+	t := openTTY()
+	if t == nil {
+		return nil, nil, withHint(usagef("no credential given and no terminal to ask on"),
+			"pass --passphrase-file and --salt-file, --keyfile or --rsa-private-key")
+	}
+	defer t.Close()
+	p, err := t.readSecret("passphrase: ")
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := t.readSecret("salt: ")
+	if err != nil {
+		clear(p)
+		return nil, nil, err
+	}
+	pp := volume.Passphrase{Passphrase: p, Salt: s}
+	return pp, pp.Wipe, nil
+}
+
+// rsaKey reads the RSA private key, asking for its password when it is
+// encrypted and no password file was given.
+func (o *credOptions) rsaKey() (*rsa.PrivateKey, error) {
+	pemData, err := os.ReadFile(o.RSAPrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read RSA private key: %w", err)
+	}
+	defer clear(pemData)
+	var password []byte
+	if volume.IsEncryptedPEM(pemData) {
+		switch {
+		case o.RSAKeyPasswordFile != "":
+			password, err = readSecretFile(o.RSAKeyPasswordFile, "RSA key password")
+		default:
+			t := openTTY()
+			if t == nil {
+				return nil, withHint(volume.ErrKeyPasswordNeeded, "pass --rsa-key-password-file")
+			}
+			defer t.Close()
+			password, err = t.readSecret("RSA key password: ")
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer clear(password)
+	}
+	k, err := volume.ParseRSAPrivateKeyPEM(pemData, password)
+	if err != nil {
+		if errors.Is(err, volume.ErrIncorrectCredentials) {
+			return nil, err
+		}
+		return nil, withHint(fmt.Errorf("failed to read RSA private key %s: %w", o.RSAPrivateKey, err),
+			"give a PEM RSA private key (PKCS#1 or PKCS#8)")
+	}
+	return k, nil
+}
+
+// newCredOptions describe the credentials of new key slots (init, key
+// add, key change). prefix is "" for init and "new-" for key commands.
+type newCredOptions struct {
+	prefix         string
+	PassphraseFile string
+	SaltFile       string
+	RSAPublicKey   string
+	CreateKeyFile  string
+	KDFMemoryMiB   uint32
+	KDFTime        uint32
+	KDFThreads     uint8
+}
+
+func (o *newCredOptions) AddFlags(f *pflag.FlagSet, withOthers bool) {
+	f.StringVar(&o.PassphraseFile, o.prefix+"passphrase-file", "", "read the new passphrase from `FILE` (a path or /dev/fd/N)")
+	f.StringVar(&o.SaltFile, o.prefix+"salt-file", "", "read the new salt secret from `FILE` (a path or /dev/fd/N)")
+	if withOthers {
+		f.StringVar(&o.RSAPublicKey, "rsa-public-key", "", "add a key slot wrapped to the RSA public key in `PEM`")
+		f.StringVar(&o.CreateKeyFile, "create-keyfile", "", "generate a key file at `PATH` (mode 0400) and add a slot for it")
+	}
+	f.Uint32Var(&o.KDFMemoryMiB, "kdf-memory", volume.DefaultKDF.MemoryKiB/1024, "Argon2id memory for passphrase slots, in `MiB`")
+	f.Uint32Var(&o.KDFTime, "kdf-time", volume.DefaultKDF.Time, "Argon2id passes for passphrase slots")
+	f.Uint8Var(&o.KDFThreads, "kdf-threads", volume.DefaultKDF.Threads, "Argon2id lanes for passphrase slots")
+}
+
+// testKDF, when set (by tests only), replaces the KDF parameters of new
+// passphrase slots so that tests do not spend a second per slot.
+var testKDF *volume.KDFParams
+
+func (o *newCredOptions) kdf() volume.KDFParams {
+	if testKDF != nil {
+		return *testKDF
+	}
+	return volume.KDFParams{Alg: "argon2id", Time: o.KDFTime, MemoryKiB: o.KDFMemoryMiB * 1024, Threads: o.KDFThreads}
+}
+
+// passphrase builds a new passphrase credential from files or, failing
+// that, from two prompts each on the terminal.
+func (o *newCredOptions) passphrase() (volume.NewPassphrase, error) {
+	var p, s []byte
+	var err error
+	switch {
+	case o.PassphraseFile != "" || o.SaltFile != "":
+		if o.PassphraseFile == "" || o.SaltFile == "" {
+			return volume.NewPassphrase{}, usagef(fmt.Sprintf("--%spassphrase-file and --%ssalt-file go together: both secrets are needed", o.prefix, o.prefix))
+		}
+		if p, err = readSecretFile(o.PassphraseFile, "passphrase"); err != nil {
+			return volume.NewPassphrase{}, err
+		}
+		if s, err = readSecretFile(o.SaltFile, "salt"); err != nil {
+			clear(p)
+			return volume.NewPassphrase{}, err
+		}
+		if len(p) == 0 || len(s) == 0 {
+			return volume.NewPassphrase{}, usagef("the passphrase and the salt must not be empty")
+		}
+	default:
+		t := openTTY()
+		if t == nil {
+			return volume.NewPassphrase{}, withHint(usagef("no new passphrase given and no terminal to ask on"),
+				fmt.Sprintf("pass --%spassphrase-file and --%ssalt-file", o.prefix, o.prefix))
+		}
+		defer t.Close()
+		if p, err = t.readNewSecret("new passphrase"); err != nil {
+			return volume.NewPassphrase{}, err
+		}
+		if s, err = t.readNewSecret("new salt"); err != nil {
+			clear(p)
+			return volume.NewPassphrase{}, err
+		}
+	}
+	return volume.NewPassphrase{Passphrase: volume.Passphrase{Passphrase: p, Salt: s}, KDF: o.kdf()}, nil
+}
+
+func (o *newCredOptions) rsa() (volume.NewRSA, error) {
+	data, err := os.ReadFile(o.RSAPublicKey)
+	if err != nil {
+		return volume.NewRSA{}, fmt.Errorf("failed to read RSA public key: %w", err)
+	}
+	pub, err := volume.ParseRSAPublicKeyPEM(data)
+	if err != nil {
+		return volume.NewRSA{}, withHint(usagef(fmt.Sprintf("%s: %v", o.RSAPublicKey, err)),
+			"make one with 'openssl pkey -in key.pem -pubout -out pub.pem'")
+	}
+	return volume.NewRSA{Public: pub}, nil
+}
+
+func (o *newCredOptions) keyFile() (volume.NewKeyFile, error) {
+	kf, err := volume.GenerateKeyFile(o.CreateKeyFile)
+	if err != nil {
+		return volume.NewKeyFile{}, err
+	}
+	return volume.NewKeyFile{KeyFile: *kf, Path: o.CreateKeyFile}, nil
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+// Exit codes are an interface: cron jobs and monitoring read them. Keep
+// docs/exit-codes.md in step with this table.
+const (
+	exitOK          = 0
+	exitError       = 1 // unexpected failure
+	exitUsage       = 2 // bad flags, arguments or configuration file
+	exitCredentials = 3 // incorrect credentials
+	exitVolume      = 4 // no volume, or its config is corrupt, modified or too new
+	exitData        = 5 // ciphertext corrupt or tampered, or from another volume
+	exitFile        = 6 // an input is missing or an output already exists
+	exitPermission  = 7 // permission denied (insecure key file, not allowed)
+	exitNotMounted  = 8 // reserved: the mount is not up
+	exitInterrupted = 9 // stopped by a signal; partial output was removed
+)
+
+// usageError marks errors in how the command was called.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(msg string) error { return &usageError{msg} }
+
+// hinted attaches a hint to an error.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+
+func withHint(err error, hint string) error { return &hinted{err: err, hint: hint} }
+
+var errInterrupted = errors.New("interrupted")
+
+// classify maps an error to its exit code and a hint for the user.
+func classify(err error) (code int, hint string) {
+	var h *hinted
+	if errors.As(err, &h) {
+		code, _ = classify(h.err)
+		return code, h.hint
+	}
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage, "see 'mysecure help' for usage"
+	case errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):
+		return exitInterrupted, ""
+	case errors.Is(err, volume.ErrIncorrectCredentials):
+		return exitCredentials, "check the passphrase and the salt (both are needed), or the key you gave"
+	case errors.Is(err, volume.ErrNotInitialized):
+		return exitVolume, "create a volume with 'mysecure init --store DIR', or point --store at an existing one"
+	case errors.Is(err, volume.ErrTampered):
+		return exitVolume, "the config file was changed outside mysecure: restore mysecure.conf from a backup copy"
+	case errors.Is(err, volume.ErrUnsupported):
+		return exitVolume, "this volume was made by a newer mysecure: upgrade mysecure to open it"
+	case errors.Is(err, volume.ErrCorruptConfig):
+		return exitVolume, "restore mysecure.conf from a backup copy; without it the data cannot be decrypted"
+	case errors.Is(err, volume.ErrExists):
+		return exitFile, "choose an empty directory, or use the volume that is there"
+	case errors.Is(err, content.ErrWrongKey):
+		return exitData, "the file was encrypted by another volume: use that volume's config and credential"
+	case errors.Is(err, content.ErrCorrupt):
+		return exitData, "the encrypted file is damaged or was modified; restore it from a copy"
+	case errors.Is(err, volume.ErrUnknownCategory):
+		return exitUsage, "'mysecure key list' shows the volume's categories"
+	case errors.Is(err, volume.ErrLastSlot):
+		return exitUsage, "add another key slot first ('mysecure key add')"
+	case errors.Is(err, volume.ErrNoSuchSlot):
+		return exitUsage, "'mysecure key list' shows the slots"
+	case errors.Is(err, volume.ErrInsecureKeyFile):
+		return exitPermission, "chmod 0400 the key file and make sure the caller owns it"
+	case errors.Is(err, os.ErrExist):
+		return exitFile, "remove it first, or pass --force"
+	case errors.Is(err, os.ErrNotExist):
+		return exitFile, ""
+	case errors.Is(err, os.ErrPermission):
+		return exitPermission, ""
+	}
+	return exitError, "run again with --debug for details"
+}

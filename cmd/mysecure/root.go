@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// defaultConfigFile is read when it exists; --config names another one,
+// which must exist.
+const defaultConfigFile = "/etc/mysecure/mysecure.yaml"
+
+// defaultStore is the store dir when neither flag, env nor config names one.
+const defaultStore = "/var/lib/mysecure/storage"
+
+// globalOptions are the flags every command has, plus the resolved config.
+type globalOptions struct {
+	ConfigFile string
+	Store      string
+	Debug      bool
+
+	cfg Config
+	p   *printer
+	in  io.Reader
+}
+
+// Config is the validated configuration every command works from, built
+// from flags, MYSECURE_* environment variables and the config file, in
+// that order of precedence.
+type Config struct {
+	Store string `mapstructure:"store"`
+}
+
+func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&g.ConfigFile, "config", "", "read configuration from `FILE` (default "+defaultConfigFile+" when it exists)")
+	f.StringVar(&g.Store, "store", "", "the volume's store `DIR` (default "+defaultStore+"; env MYSECURE_STORE)")
+	f.BoolVar(&g.Debug, "debug", false, "print full error details")
+}
+
+// loadConfig resolves the configuration with viper: flag > env > file >
+// default.
+func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
+	v := viper.New()
+	v.SetDefault("store", defaultStore)
+	v.SetEnvPrefix("MYSECURE")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlag("store", cmd.Flags().Lookup("store")); err != nil {
+		return err
+	}
+	file := g.ConfigFile
+	if file == "" {
+		if env := os.Getenv("MYSECURE_CONFIG"); env != "" {
+			file = env
+		}
+	}
+	if file == "" {
+		if _, err := os.Stat(defaultConfigFile); err == nil {
+			file = defaultConfigFile
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return withHint(usagef(fmt.Sprintf("cannot read config file %s: %v", file, oneLine(err))),
+				"fix the YAML, or point --config at another file")
+		}
+		for _, k := range v.AllKeys() {
+			if !knownConfigKeys[k] {
+				return withHint(usagef(fmt.Sprintf("config file %s: unknown setting %q", file, k)),
+					"docs/configuration.md lists the settings")
+			}
+		}
+	}
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return usagef(fmt.Sprintf("bad configuration: %v", oneLine(err)))
+	}
+	if c.Store == "" {
+		return usagef("store must not be empty")
+	}
+	g.cfg = c
+	return nil
+}
+
+var knownConfigKeys = map[string]bool{"store": true}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func newRootCommand(g *globalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mysecure",
+		Short: "Encryption at rest and process-based access control for MySQL and MariaDB",
+		Long: `mysecure keeps MySQL and MariaDB data, logs, config files and backups
+encrypted at rest. See the README for a quickstart and docs/ for the design.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.loadConfig(cmd)
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usagef(err.Error()) })
+	g.AddFlags(root.PersistentFlags())
+	root.AddCommand(
+		newVersionCommand(g),
+		newInitCommand(g),
+		newKeyCommand(g),
+		newFileCommand(g),
+	)
+	return root
+}
+
+// run executes the CLI and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	hardenProcess()
+	g := &globalOptions{p: &printer{out: stdout, err: stderr}, in: stdin}
+	root := newRootCommand(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
+		err = usagef(err.Error())
+	}
+	g.p.debug = g.Debug
+	code, hint := classify(err)
+	g.p.errorf("%s", oneLine(err))
+	if hint != "" {
+		g.p.hintf("%s", hint)
+	}
+	if g.Debug {
+		for e := err; e != nil; e = errors.Unwrap(e) {
+			fmt.Fprintf(stderr, "mysecure: debug: %T: %v\n", e, e)
+		}
+	}
+	return code
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef(fmt.Sprintf("%s takes %d argument(s), got %d", cmd.CommandPath(), n, len(args)))
+		}
+		return nil
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error { return exactArgs(0)(cmd, args) }
