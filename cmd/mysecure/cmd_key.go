@@ -45,13 +45,13 @@ func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, err
 }
 
 type slotInfo struct {
-	ID             int                `json:"id"`
-	Type           volume.SlotType    `json:"type"`
-	Created        string             `json:"created"`
-	Label          string             `json:"label,omitempty"`
+	ID             int               `json:"id"`
+	Type           volume.SlotType   `json:"type"`
+	Created        string            `json:"created"`
+	Label          string            `json:"label,omitempty"`
 	KDF            *volume.KDFParams `json:"kdf,omitempty"`
-	RSAFingerprint string             `json:"rsa_fingerprint,omitempty"`
-	KeyFileHint    string             `json:"keyfile_hint,omitempty"`
+	RSAFingerprint string            `json:"rsa_fingerprint,omitempty"`
+	KeyFileHint    string            `json:"keyfile_hint,omitempty"`
 }
 
 type keyListOutput struct {

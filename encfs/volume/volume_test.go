@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mysecure/mysecure/internal/testenv"
 )
 
 // cheapKDF keeps Argon2 fast in tests; slots record their parameters, so
@@ -193,8 +195,8 @@ func TestKeyFilePermissions(t *testing.T) {
 }
 
 func TestRSAPEMFormats(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
+	{
+		testenv.RequireCommands(t, "openssl")
 	}
 	dir := t.TempDir()
 	run := func(args ...string) {

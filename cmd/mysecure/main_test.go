@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	// Tests only: Argon2 at its cheapest. Slots record their parameters, so
+	// volumes made here open with any build.
+	testKDF = &volume.KDFParams{Alg: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}
+	testscript.Main(m, map[string]func(){
+		"mysecure": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the CLI scripts in testdata/script: each a txtar file
+// of commands and expected output (see testscript's docs).
+func TestScripts(t *testing.T) {
+	testenv.RequireCommands(t, "openssl")
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			// The fixture volume is shared read-only with the scripts.
+			wd, err := os.Getwd()
+			if err != nil {
+				return err
+			}
+			e.Setenv("FIXTURE", wd+"/../../testdata/volume-v1")
+			e.Setenv("MYSECURE_STORE", e.WorkDir+"/store")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+			"genfile":  cmdGenFile,
+			"conf-set": cmdConfSet,
+			"flipbyte": cmdFlipByte,
+		},
+	})
+}
+
+// exitcode N PROG ARGS...: run PROG and insist on exit code N; stdout and
+// stderr are kept for the following stdout/stderr checks.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("bad exit code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+// genfile NAME SIZE: write SIZE pseudo-random bytes (seeded by SIZE) to NAME.
+func cmdGenFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: genfile NAME SIZE")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("bad size %q", args[1])
+	}
+	rng := rand.NewChaCha8([32]byte{byte(n), byte(n >> 8), byte(n >> 16)})
+	b := make([]byte, n)
+	_, _ = rng.Read(b)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), b, 0o644))
+}
+
+// conf-set STORE KEY JSON: set volume.KEY in STORE/mysecure.conf to the
+// JSON value, as an attacker or a newer version would.
+func cmdConfSet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: conf-set STORE KEY JSON")
+	}
+	path := ts.MkAbs(args[0]) + "/" + volume.ConfigName
+	data, err := os.ReadFile(path)
+	ts.Check(err)
+	var m map[string]json.RawMessage
+	ts.Check(json.Unmarshal(data, &m))
+	var vol map[string]json.RawMessage
+	ts.Check(json.Unmarshal(m["volume"], &vol))
+	vol[args[1]] = json.RawMessage(args[2])
+	m["volume"], err = json.Marshal(vol)
+	ts.Check(err)
+	out, err := json.MarshalIndent(m, "", "  ")
+	ts.Check(err)
+	ts.Check(os.WriteFile(path, out, 0o600))
+}
+
+// flipbyte FILE OFFSET: flip the low bit of one byte.
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET")
+	}
+	off, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDWR, 0)
+	ts.Check(err)
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		ts.Fatalf("read %s at %d: %v", args[0], off, err)
+	}
+	b[0] ^= 1
+	_, err = f.WriteAt(b, off)
+	ts.Check(err)
+}
