@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -110,6 +111,7 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		return err
 	}
 	defer dst.Abort()
+	defer g.cleanups.add(dst.Abort)()
 
 	name := in
 	if in == "-" {
@@ -200,7 +202,10 @@ type output struct {
 	w    io.Writer
 	f    *os.File
 	path string
-	done bool
+
+	mu      sync.Mutex // Commit and Abort may race with a signal
+	done    bool
+	aborted bool
 }
 
 func newOutput(path string, stdout io.Writer) (*output, error) {
@@ -220,6 +225,11 @@ func (o *output) Commit() error {
 	if o.f == nil {
 		return nil
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.aborted {
+		return errInterrupted
+	}
 	if err := o.f.Sync(); err != nil {
 		return fmt.Errorf("failed to write output: %w", err)
 	}
@@ -234,9 +244,15 @@ func (o *output) Commit() error {
 }
 
 func (o *output) Abort() {
-	if o.f == nil || o.done {
+	if o.f == nil {
 		return
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.done || o.aborted {
+		return
+	}
+	o.aborted = true
 	o.f.Close()
 	os.Remove(o.f.Name())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"syscall"
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/volume"
@@ -81,6 +82,8 @@ func classify(err error) (code int, hint string) {
 		return exitUsage, "'mysecure key list' shows the slots"
 	case errors.Is(err, volume.ErrInsecureKeyFile):
 		return exitPermission, "chmod 0400 the key file and make sure the caller owns it"
+	case errors.Is(err, syscall.ENOSPC):
+		return exitError, "the output's filesystem is full: nothing was left behind; free space and run again"
 	case errors.Is(err, os.ErrExist):
 		return exitFile, "remove it first, or pass --force"
 	case errors.Is(err, os.ErrNotExist):

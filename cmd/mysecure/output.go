@@ -18,7 +18,6 @@ import (
 
 type printer struct {
 	out, err io.Writer
-	debug    bool
 }
 
 func (p *printer) errorf(format string, args ...any) {
@@ -27,10 +26,6 @@ func (p *printer) errorf(format string, args ...any) {
 
 func (p *printer) hintf(format string, args ...any) {
 	fmt.Fprintf(p.err, "mysecure: hint: "+format+"\n", args...)
-}
-
-func (p *printer) infof(format string, args ...any) {
-	fmt.Fprintf(p.err, "mysecure: "+format+"\n", args...)
 }
 
 func (p *printer) json(v any) error {

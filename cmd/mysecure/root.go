@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -28,9 +29,44 @@ type globalOptions struct {
 	Store      string
 	Debug      bool
 
-	cfg Config
-	p   *printer
-	in  io.Reader
+	cfg      Config
+	p        *printer
+	in       io.Reader
+	cleanups cleanupSet
+}
+
+// cleanupSet holds what must be undone if the process is interrupted.
+type cleanupSet struct {
+	mu  sync.Mutex
+	fns map[int]func()
+	n   int
+}
+
+// add registers fn and returns a function that unregisters it.
+func (c *cleanupSet) add(fn func()) (remove func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fns == nil {
+		c.fns = map[int]func(){}
+	}
+	c.n++
+	id := c.n
+	c.fns[id] = fn
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.fns, id)
+	}
+}
+
+func (c *cleanupSet) run() {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 // Config is the validated configuration every command works from, built
@@ -132,16 +168,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := root.ExecuteContext(ctx)
+	// On SIGINT/SIGTERM: remove partial outputs, say so, exit 9. Doing it
+	// here rather than through a context means a command blocked on a read
+	// (a quiet pipe on stdin) stops at once too.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	go func() {
+		s, ok := <-sigc
+		if !ok {
+			return
+		}
+		g.cleanups.run()
+		g.p.errorf("interrupted by %v; partial output removed", s)
+		os.Exit(exitInterrupted)
+	}()
+	err := root.ExecuteContext(context.Background())
 	if err == nil {
 		return exitOK
 	}
 	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
 		err = usagef(err.Error())
 	}
-	g.p.debug = g.Debug
 	code, hint := classify(err)
 	g.p.errorf("%s", oneLine(err))
 	if hint != "" {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# guards.sh: grep guards for rules the compiler does not check.
+#   - library code (everything but cmd/ and tests) never panics on purpose,
+#     never calls os.Exit, never prints to stdout, never imports cobra/viper;
+#   - internal/testenv is for tests only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail=0
+lib=$(git ls-files '*.go' | grep -v '^cmd/' | grep -v '_test\.go$' | grep -v '^bench/' || true)
+check() { # pattern message
+	local hits
+	hits=$(echo "$lib" | xargs -r grep -nE "$1" || true)
+	if [ -n "$hits" ]; then
+		echo "guard: $2:" >&2
+		echo "$hits" >&2
+		fail=1
+	fi
+}
+check '(^|[^.A-Za-z_])panic\(' 'naked panic( in library code'
+check 'os\.Exit\(' 'os.Exit outside cmd/'
+check 'fmt\.Print|os\.Stdout' 'library code printing to stdout'
+check '"github.com/spf13/(cobra|viper)"' 'cobra/viper imported below cmd/'
+check '"github.com/mysecure/mysecure/internal/testenv"' 'internal/testenv imported by non-test code'
+exit $fail
