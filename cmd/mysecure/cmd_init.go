@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -48,6 +49,9 @@ func runInit(ctx context.Context, opts initOptions, g *globalOptions) error {
 	for i, c := range opts.Categories {
 		opts.Categories[i] = strings.TrimPrefix(c, "@")
 	}
+	if _, err := os.Lstat(volume.ConfigPath(g.cfg.Store)); err == nil {
+		return fmt.Errorf("%w: %s", volume.ErrExists, volume.ConfigPath(g.cfg.Store))
+	}
 	var creds []volume.NewCredential
 	var wipes []func()
 	defer func() {
@@ -81,6 +85,10 @@ func runInit(ctx context.Context, opts initOptions, g *globalOptions) error {
 	}
 	v, keys, err := volume.Create(g.cfg.Store, volume.CreateOptions{Categories: opts.Categories}, creds...)
 	if err != nil {
+		if n.CreateKeyFile != "" {
+			// A key file that opens nothing would only confuse a retry.
+			os.Remove(n.CreateKeyFile)
+		}
 		return err
 	}
 	keys.Wipe()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -41,7 +42,21 @@ func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, err
 	if err != nil {
 		return nil, nil, err
 	}
+	if !k.ConfigAuthenticated() {
+		fmt.Fprintf(g.p.err, "mysecure: warning: unlocked with RSA key slot %d: an RSA key alone cannot prove that %s is genuine (docs/threat-model.md)\n", k.SlotID(), volume.ConfigPath(v.Dir))
+	}
 	return v, k, nil
+}
+
+// printable replaces control characters in text read from an
+// unauthenticated config before it reaches a terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 type slotInfo struct {
@@ -92,7 +107,7 @@ func newKeyListCommand(g *globalOptions) *cobra.Command {
 				case volume.SlotKeyFile:
 					detail = s.KeyFileHint
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, s.Type, s.Created, s.Label, detail)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, printable(string(s.Type)), printable(s.Created), printable(s.Label), printable(detail))
 			}
 			return tw.Flush()
 		},
@@ -193,6 +208,9 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 	}
 	id, err := v.AddSlot(k, nc, opts.Label)
 	if err != nil {
+		if opts.Type == string(volume.SlotKeyFile) {
+			os.Remove(opts.New.CreateKeyFile)
+		}
 		return err
 	}
 	fmt.Fprintf(g.p.out, "added key slot %d (%s)\n", id, opts.Type)

@@ -39,6 +39,9 @@ func readSecretFile(path, what string) ([]byte, error) {
 		clear(b)
 		return nil, usagef(fmt.Sprintf("%s file is larger than %d bytes", what, maxSecretFile))
 	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(os.Stderr, "mysecure: warning: %s file %s is readable by group or others (mode %04o)\n", what, path, fi.Mode().Perm())
+	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	return b, nil
@@ -180,7 +183,7 @@ func (o *credOptions) rsaKey() (*rsa.PrivateKey, error) {
 		default:
 			t := openTTY()
 			if t == nil {
-				return nil, withHint(volume.ErrKeyPasswordNeeded, "pass --rsa-key-password-file")
+				return nil, withHint(usagef(volume.ErrKeyPasswordNeeded.Error()), "pass --rsa-key-password-file")
 			}
 			defer t.Close()
 			password, err = t.readSecret("RSA key password: ")
@@ -195,7 +198,7 @@ func (o *credOptions) rsaKey() (*rsa.PrivateKey, error) {
 		if errors.Is(err, volume.ErrIncorrectCredentials) {
 			return nil, err
 		}
-		return nil, withHint(fmt.Errorf("failed to read RSA private key %s: %w", o.RSAPrivateKey, err),
+		return nil, withHint(usagef(fmt.Sprintf("cannot read RSA private key %s: %v", o.RSAPrivateKey, err)),
 			"give a PEM RSA private key (PKCS#1 or PKCS#8)")
 	}
 	return k, nil
@@ -230,18 +233,31 @@ func (o *newCredOptions) AddFlags(f *pflag.FlagSet, withOthers bool) {
 // passphrase slots so that tests do not spend a second per slot.
 var testKDF *volume.KDFParams
 
-func (o *newCredOptions) kdf() volume.KDFParams {
-	if testKDF != nil {
-		return *testKDF
+func (o *newCredOptions) kdf() (volume.KDFParams, error) {
+	const maxMiB = 4096
+	if o.KDFMemoryMiB < 1 || o.KDFMemoryMiB > maxMiB {
+		return volume.KDFParams{}, usagef(fmt.Sprintf("--kdf-memory %d out of range 1..%d MiB", o.KDFMemoryMiB, maxMiB))
 	}
-	return volume.KDFParams{Alg: "argon2id", Time: o.KDFTime, MemoryKiB: o.KDFMemoryMiB * 1024, Threads: o.KDFThreads}
+	if o.KDFTime < 1 || o.KDFTime > 64 {
+		return volume.KDFParams{}, usagef(fmt.Sprintf("--kdf-time %d out of range 1..64", o.KDFTime))
+	}
+	if o.KDFThreads < 1 {
+		return volume.KDFParams{}, usagef("--kdf-threads must be at least 1")
+	}
+	if testKDF != nil {
+		return *testKDF, nil
+	}
+	return volume.KDFParams{Alg: "argon2id", Time: o.KDFTime, MemoryKiB: o.KDFMemoryMiB * 1024, Threads: o.KDFThreads}, nil
 }
 
 // passphrase builds a new passphrase credential from files or, failing
 // that, from two prompts each on the terminal.
 func (o *newCredOptions) passphrase() (volume.NewPassphrase, error) {
 	var p, s []byte
-	var err error
+	kdf, err := o.kdf()
+	if err != nil {
+		return volume.NewPassphrase{}, err
+	}
 	switch {
 	case o.PassphraseFile != "" || o.SaltFile != "":
 		if o.PassphraseFile == "" || o.SaltFile == "" {
@@ -272,7 +288,7 @@ func (o *newCredOptions) passphrase() (volume.NewPassphrase, error) {
 			return volume.NewPassphrase{}, err
 		}
 	}
-	return volume.NewPassphrase{Passphrase: volume.Passphrase{Passphrase: p, Salt: s}, KDF: o.kdf()}, nil
+	return volume.NewPassphrase{Passphrase: volume.Passphrase{Passphrase: p, Salt: s}, KDF: kdf}, nil
 }
 
 func (o *newCredOptions) rsa() (volume.NewRSA, error) {
@@ -291,7 +307,7 @@ func (o *newCredOptions) rsa() (volume.NewRSA, error) {
 func (o *newCredOptions) keyFile() (volume.NewKeyFile, error) {
 	kf, err := volume.GenerateKeyFile(o.CreateKeyFile)
 	if err != nil {
-		return volume.NewKeyFile{}, err
+		return volume.NewKeyFile{}, withHint(err, "choose another path: an existing key file is never overwritten")
 	}
 	return volume.NewKeyFile{KeyFile: *kf, Path: o.CreateKeyFile}, nil
 }

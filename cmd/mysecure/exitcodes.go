@@ -71,7 +71,7 @@ func classify(err error) (code int, hint string) {
 	case errors.Is(err, volume.ErrExists):
 		return exitFile, "choose an empty directory, or use the volume that is there"
 	case errors.Is(err, content.ErrWrongKey):
-		return exitData, "the file was encrypted by another volume: use that volume's config and credential"
+		return exitData, "the file was encrypted by another volume (or, with --category, another category): use the volume and category that encrypted it"
 	case errors.Is(err, content.ErrCorrupt):
 		return exitData, "the encrypted file is damaged or was modified; restore it from a copy"
 	case errors.Is(err, volume.ErrUnknownCategory):

@@ -39,8 +39,11 @@ type File struct {
 }
 
 // Open returns a File over b sealed with key. name is only used in errors.
-// An empty backing file is a valid empty file; its header is written on
-// the first write.
+// An empty backing file, or one holding just a header, is a valid empty
+// file; a fresh header (new file ID) is written on its first write. A
+// lone header is not authenticated by anything, so it is never reused:
+// otherwise a header copied from another file would make new blocks
+// valid in that file.
 func Open(b Backing, key *Key, name string) (*File, error) {
 	nonces, err := newNonceSource()
 	if err != nil {
@@ -51,7 +54,10 @@ func Open(b Backing, key *Key, name string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to stat %s: %w", name, err)
 	}
-	if fi.Size() == 0 {
+	if fi.Size() <= HeaderSize {
+		if fi.Size() != 0 && fi.Size() != HeaderSize {
+			return nil, corrupt(name, HeaderBlock, "file is %d bytes, shorter than the %d-byte header", fi.Size(), HeaderSize)
+		}
 		return f, nil
 	}
 	if _, err := PlainSize(fi.Size()); err != nil {
@@ -207,6 +213,7 @@ func (f *File) ensureHeader() error {
 	if f.hdr != nil {
 		return nil
 	}
+	// Any stale header-only content is replaced, never reused.
 	h, err := NewHeader(f.key.id)
 	if err != nil {
 		return err
@@ -345,8 +352,14 @@ func (f *File) Truncate(newSize int64) error {
 		return f.fillZeros(size, newSize)
 	}
 	if newSize == 0 {
-		// Keep the header: an empty file stays a valid encrypted file.
-		return f.truncBacking(HeaderSize)
+		// Drop the header too: the next write starts a new file ID, so
+		// blocks written before the truncate can never be replayed into
+		// the file after it.
+		if err := f.truncBacking(0); err != nil {
+			return err
+		}
+		f.hdr = nil
+		return nil
 	}
 	rem := newSize % BlockSize
 	if rem == 0 {

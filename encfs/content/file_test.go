@@ -94,7 +94,15 @@ func TestFileRoundTrip(t *testing.T) {
 			if got := readAll(t, f2); !bytes.Equal(got, data) {
 				t.Fatalf("round trip of %d bytes differs", size)
 			}
-			// The stream reader agrees with the random-access reader.
+			// The stream reader agrees with the random-access reader; it
+			// refuses input without a header, which only a never-written
+			// random-access file has.
+			if size == 0 {
+				if _, err := NewReader(b, key, "f"); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("stream reader accepted an empty input: %v", err)
+				}
+				return
+			}
 			if _, err := b.Seek(0, io.SeekStart); err != nil {
 				t.Fatal(err)
 			}
@@ -299,3 +307,49 @@ func TestOpenWrongKey(t *testing.T) {
 }
 
 func sizeName(n int) string { return strconv.Itoa(n) }
+
+// TestHeaderNeverReused: a lone header is unauthenticated, so a file that
+// holds only a header (copied from another file, or left by a truncate to
+// zero) gets a fresh file ID on its next write.
+func TestHeaderNeverReused(t *testing.T) {
+	key := testKey(t, 13)
+	a := tempBacking(t)
+	fa, _ := Open(a, key, "a")
+	if _, err := fa.WriteAt(randBytes(t, 3*BlockSize), 0); err != nil {
+		t.Fatal(err)
+	}
+	hdrA := make([]byte, HeaderSize)
+	a.ReadAt(hdrA, 0)
+
+	// B starts as a copy of A's header only.
+	b := tempBacking(t)
+	b.Write(hdrA)
+	fb, err := Open(b, key, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fb.WriteAt(randBytes(t, BlockSize), 0); err != nil {
+		t.Fatal(err)
+	}
+	hdrB := make([]byte, HeaderSize)
+	b.ReadAt(hdrB, 0)
+	if bytes.Equal(hdrA, hdrB) {
+		t.Fatal("a header-only file kept the header it was given")
+	}
+
+	// Truncate to zero drops the header; the next write has a new file ID.
+	if err := fa.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := a.Stat(); fi.Size() != 0 {
+		t.Fatalf("truncate to 0 left %d bytes", fi.Size())
+	}
+	if _, err := fa.WriteAt([]byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	hdrA2 := make([]byte, HeaderSize)
+	a.ReadAt(hdrA2, 0)
+	if bytes.Equal(hdrA, hdrA2) {
+		t.Fatal("file ID reused after truncate to zero")
+	}
+}

@@ -6,8 +6,6 @@ import (
 	crand "crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 )
 
 // Key seals and opens blocks of one category. It is safe for concurrent
@@ -38,51 +36,19 @@ func NewKey(raw []byte, id [KeyIDSize]byte) (*Key, error) {
 // ID returns the key ID written into headers of files sealed with k.
 func (k *Key) ID() [KeyIDSize]byte { return k.id }
 
-// nonceSource hands out 128-bit random nonces from a ChaCha8 stream keyed
-// with 256 bits from the operating system's CSPRNG. Asking the kernel for
-// every 16-byte nonce costs about a tenth of sealing a 4 KiB block; ChaCha8
-// is a cryptographically strong generator, so the nonces stay uniformly
-// random and unpredictable.
-type nonceSource struct {
-	mu  sync.Mutex
-	rng *rand.ChaCha8
-	n   int // nonces drawn since the last reseed
-}
+// nonceSource hands out 128-bit random nonces read from the kernel's
+// CSPRNG (getrandom), one call per batch of blocks rather than per block.
+// No userspace generator state is kept, so a cloned VM or a forked process
+// cannot repeat nonces (the kernel reseeds on VM fork).
+type nonceSource struct{}
 
-// reseedEvery bounds how many nonces one ChaCha8 seed produces.
-const reseedEvery = 1 << 20
-
-func newNonceSource() (*nonceSource, error) {
-	s := &nonceSource{}
-	if err := s.reseed(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func (s *nonceSource) reseed() error {
-	var seed [32]byte
-	if _, err := crand.Read(seed[:]); err != nil {
-		return fmt.Errorf("failed to read random seed: %w", err)
-	}
-	s.rng = rand.NewChaCha8(seed)
-	clear(seed[:])
-	s.n = 0
-	return nil
-}
+func newNonceSource() (*nonceSource, error) { return &nonceSource{}, nil }
 
 // fill writes len(dst)/NonceSize fresh nonces into dst.
 func (s *nonceSource) fill(dst []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n >= reseedEvery {
-		if err := s.reseed(); err != nil {
-			return err
-		}
+	if _, err := crand.Read(dst); err != nil {
+		return fmt.Errorf("failed to read random nonces: %w", err)
 	}
-	s.n += len(dst) / NonceSize
-	// ChaCha8.Read never fails.
-	_, _ = s.rng.Read(dst)
 	return nil
 }
 

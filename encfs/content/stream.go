@@ -158,16 +158,16 @@ type Reader struct {
 }
 
 // NewReader reads the header from r, picks the key it names from keys and
-// returns a Reader for the plaintext. name is used in errors. An empty
-// stream is a valid empty file.
+// returns a Reader for the plaintext. name is used in errors. A stream of
+// just a header is an empty file; a stream with no header at all is not
+// something Writer produces and is refused.
 func NewReader(r io.Reader, keys Keyring, name string) (*Reader, error) {
 	hdr := make([]byte, HeaderSize)
 	n, err := io.ReadFull(r, hdr)
 	sr := &Reader{r: r, name: name, ad: make([]byte, 0, 8+HeaderSize)}
 	switch {
 	case err == io.EOF:
-		sr.eof = true
-		return sr, nil
+		return nil, corrupt(name, HeaderBlock, "empty input: not a mysecure encrypted file")
 	case err == io.ErrUnexpectedEOF:
 		return nil, corrupt(name, HeaderBlock, "file is %d bytes, shorter than the %d-byte header", n, HeaderSize)
 	case err != nil:

@@ -173,6 +173,9 @@ func (c *Config) validate() error {
 	if len(c.Slots) == 0 {
 		return errors.New("no key slots")
 	}
+	if len(c.Slots) > MaxSlots {
+		return fmt.Errorf("%d key slots, more than %d", len(c.Slots), MaxSlots)
+	}
 	seen := map[int]bool{}
 	for i := range c.Slots {
 		s := &c.Slots[i]

@@ -34,6 +34,7 @@ type Keys struct {
 	volumeID []byte
 	cats     []string
 	slotID   int
+	slotType SlotType
 }
 
 func newKeys(master []byte, c *Config, slotID int) *Keys {
@@ -44,11 +45,30 @@ func newKeys(master []byte, c *Config, slotID int) *Keys {
 // before its first slot was written).
 func (k *Keys) SlotID() int { return k.slotID }
 
+// ConfigAuthenticated reports whether the unlock also proved the config
+// genuine. A passphrase or key file proves it: only the holder of the
+// secret could have wrapped the master key. An RSA slot does not: anyone
+// with the public key can wrap a master key of their choosing into a
+// config of their own, so after an RSA unlock a forged store is possible
+// (docs/threat-model.md).
+func (k *Keys) ConfigAuthenticated() bool { return k.slotType != SlotRSA }
+
+var knownPurposes = []string{PurposeContent, PurposeNames, PurposeKeyID, PurposeConfigMAC, PurposeRules, PurposeCatalog}
+
 // Subkey derives the 32-byte key for purpose and category ("" where the
 // purpose is not per category).
 func (k *Keys) Subkey(purpose, category string) ([]byte, error) {
 	if k.master == nil {
 		return nil, fmt.Errorf("keys were wiped")
+	}
+	// Only known purposes and valid category names: the info string must
+	// be unambiguous ("content"+"/mysql/x" must not equal
+	// "content/mysql"+"/x").
+	if !slices.Contains(knownPurposes, purpose) {
+		return nil, fmt.Errorf("unknown subkey purpose %q", purpose)
+	}
+	if category != "" && !ValidCategory(category) {
+		return nil, fmt.Errorf("bad category name %q", category)
 	}
 	return hkdf.Key(sha256.New, k.master, k.volumeID, "mysecure/v1/"+purpose+"/"+category, 32)
 }

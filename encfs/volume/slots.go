@@ -84,8 +84,11 @@ func (p *KDFParams) validate() error {
 	return nil
 }
 
+// MaxSlots bounds the key slots of a volume (unlock may try each).
+const MaxSlots = 32
+
 func (s *Slot) validate() error {
-	if s.ID < 1 {
+	if s.ID < 1 || s.ID > 1<<20 {
 		return errors.New("bad id")
 	}
 	if _, err := base64.StdEncoding.DecodeString(s.Wrapped); err != nil {
@@ -371,6 +374,7 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 			continue
 		}
 		k := newKeys(master, &v.Config, s.ID)
+		k.slotType = s.Type
 		if err := v.verifyMAC(k); err != nil {
 			k.Wipe()
 			return nil, err
@@ -399,6 +403,9 @@ func (v *Volume) AddSlot(k *Keys, c NewCredential, label string) (int, error) {
 }
 
 func (v *Volume) addSlot(k *Keys, c NewCredential, now time.Time) (int, error) {
+	if len(v.Config.Slots) >= MaxSlots {
+		return 0, fmt.Errorf("the volume has %d key slots, the most allowed", MaxSlots)
+	}
 	next := 1
 	for _, s := range v.Config.Slots {
 		if s.ID >= next {

@@ -89,6 +89,12 @@ func TestSubkeysIndependent(t *testing.T) {
 	if _, err := k.ContentKey("nosuch"); !errors.Is(err, ErrUnknownCategory) {
 		t.Fatalf("ContentKey of unknown category: %v", err)
 	}
+	if _, err := k.Subkey("content/mysql", "x"); err == nil {
+		t.Fatal("unknown purpose accepted")
+	}
+	if _, err := k.Subkey(PurposeContent, "mysql/x"); err == nil {
+		t.Fatal("bad category accepted")
+	}
 	k.Wipe()
 	if _, err := k.Subkey(PurposeContent, "mysql"); err == nil {
 		t.Fatal("Subkey works after Wipe")
@@ -135,6 +141,9 @@ func TestSlots(t *testing.T) {
 		got, _ := k2.Subkey(PurposeContent, "mysql")
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%s: different master key", name)
+		}
+		if k2.ConfigAuthenticated() != (name != "rsa") {
+			t.Fatalf("%s: ConfigAuthenticated = %v", name, k2.ConfigAuthenticated())
 		}
 	}
 	if _, err := v2.Unlock(RSAPrivateKey{Key: genRSA(t)}); !errors.Is(err, ErrIncorrectCredentials) {
