@@ -1,0 +1,296 @@
+// Package fusefs is the FUSE frontend of a mysecure volume: it serves the
+// plaintext view of the store through go-fuse v2, encrypting names and
+// contents on the way down, and asks an Authorizer in Open and Create
+// whether the calling process may see plaintext. The decision is bound to
+// the file handle; reads and writes are never checked again.
+//
+// The mount root lists one directory per category. Below it, every
+// directory of the store holds an ms.diriv with its name IV; file names
+// and symlink targets are encrypted, file contents are in the
+// encfs/content format.
+//
+// It must not decide policy itself (the Authorizer does), must not print,
+// and must not hold the master key: it receives per-category keys only.
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/encfs/names"
+)
+
+// AccessRequest describes an open of plaintext for the Authorizer.
+type AccessRequest struct {
+	Pid      int
+	Uid, Gid uint32
+	Category string // without '@'
+	Path     string // relative to the category, no leading slash
+	Flags    uint32 // open(2) flags, including FMODE_EXEC (0x20) for exec
+}
+
+// Authorizer decides whether a process may open plaintext. It returns 0 to
+// allow, or the errno to return (normally EACCES). It is called from FUSE
+// request goroutines and must be safe for concurrent use.
+type Authorizer interface {
+	Authorize(ctx context.Context, req AccessRequest) syscall.Errno
+}
+
+// CategoryKeys are the keys of one category.
+type CategoryKeys struct {
+	Content *content.Key
+	Names   *names.Cipher
+}
+
+// Options configure a FS.
+type Options struct {
+	// Store is the store directory; category directories live below it.
+	Store string
+	// Keys maps category names to their keys.
+	Keys map[string]CategoryKeys
+	// Auth decides opens. Required.
+	Auth Authorizer
+}
+
+// FS is a mounted (or mountable) plaintext view of a store.
+type FS struct {
+	store string
+	keys  map[string]CategoryKeys
+	auth  Authorizer
+	root  *rootNode
+
+	// Counters for status.
+	opens atomic.Uint64
+}
+
+// New checks the store and creates missing category directories (each
+// with its own name IV).
+func New(o Options) (*FS, error) {
+	if o.Auth == nil {
+		return nil, errors.New("fusefs: no authorizer")
+	}
+	f := &FS{store: o.Store, keys: o.Keys, auth: o.Auth}
+	for cat := range o.Keys {
+		dir := filepath.Join(o.Store, cat)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("failed to create category dir: %w", err)
+		}
+		if _, err := readOrCreateDirIV(dir); err != nil {
+			return nil, err
+		}
+	}
+	f.root = &rootNode{fsys: f}
+	return f, nil
+}
+
+// Opens is the number of successful opens of plaintext since start.
+func (f *FS) Opens() uint64 { return f.opens.Load() }
+
+// MountOptions returns the go-fuse options of a mysecure mount.
+func MountOptions(store string) *fs.Options {
+	entry := time.Second
+	attr := time.Second
+	return &fs.Options{
+		MountOptions: fuse.MountOptions{
+			// Other users' processes (mysqld runs as mysql) must reach
+			// the mount at all; the ACL decides who sees plaintext.
+			AllowOther: true,
+			// The kernel checks modes and owners as on a plain
+			// filesystem; mysecure's process rules come on top.
+			// "suid": an encrypted mysqld in @protected keeps its
+			// mode bits meaningful; exec is allowed (no noexec).
+			Options: []string{"default_permissions", "suid"},
+			// Fewer, larger write requests: whole blocks sealed at
+			// once and less per-request overhead.
+			MaxWrite: 1 << 20,
+			// Mount with mount(2) directly (the daemon runs as root);
+			// no dependency on the fusermount3 helper for mounting.
+			DirectMount: true,
+			FsName:      "mysecure:" + store,
+			Name:        "mysecure",
+		},
+		// Short caches: rule changes do not depend on them (opens
+		// always reach us), but metadata of encrypt-in-place moves
+		// should show up quickly.
+		EntryTimeout: &entry,
+		AttrTimeout:  &attr,
+	}
+}
+
+// Mount mounts f at dir and returns the server; call Wait or Unmount on it.
+func (f *FS) Mount(dir string) (*fuse.Server, error) {
+	return fs.Mount(dir, f.root, MountOptions(f.store))
+}
+
+// dirIVFile returns the path of a cipher directory's IV file.
+func dirIVFile(cipherDir string) string { return filepath.Join(cipherDir, names.DirIVFile) }
+
+// readDirIV reads the IV of a cipher directory.
+func readDirIV(cipherDir string) ([]byte, error) {
+	iv, err := os.ReadFile(dirIVFile(cipherDir))
+	if err != nil {
+		return nil, err
+	}
+	if len(iv) != names.DirIVSize {
+		return nil, fmt.Errorf("%s: bad name IV (%d bytes)", dirIVFile(cipherDir), len(iv))
+	}
+	return iv, nil
+}
+
+// writeDirIV writes a new IV into a fresh cipher directory.
+func writeDirIV(cipherDir string, iv []byte) error {
+	p := dirIVFile(cipherDir)
+	fd, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	if _, err := fd.Write(iv); err != nil {
+		fd.Close()
+		return err
+	}
+	if err := fd.Sync(); err != nil {
+		fd.Close()
+		return err
+	}
+	return fd.Close()
+}
+
+func readOrCreateDirIV(cipherDir string) ([]byte, error) {
+	iv, err := readDirIV(cipherDir)
+	if err == nil {
+		return iv, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	iv, err = names.NewDirIV()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeDirIV(cipherDir, iv); err != nil {
+		return nil, fmt.Errorf("failed to write name IV: %w", err)
+	}
+	return iv, nil
+}
+
+// storedName encrypts one plaintext name for a directory with IV iv and
+// returns the name used in the store and, for long names, the encrypted
+// name to keep in the side file.
+func storedName(c *names.Cipher, iv []byte, name string) (stored, long string, err error) {
+	enc, err := c.Encrypt(iv, name)
+	if err != nil {
+		return "", "", err
+	}
+	if names.IsLong(enc) {
+		return names.Long(enc), enc, nil
+	}
+	return enc, "", nil
+}
+
+// CipherPath returns the store path of rel (slash separated, relative to
+// the category) by reading name IVs from the store directly. Used to hash
+// executables that live on the mount without going through the kernel.
+func (f *FS) CipherPath(cat, rel string) (string, error) {
+	ck, ok := f.keys[cat]
+	if !ok {
+		return "", fmt.Errorf("unknown category %q", cat)
+	}
+	p := filepath.Join(f.store, cat)
+	for _, comp := range strings.Split(strings.Trim(rel, "/"), "/") {
+		if comp == "" {
+			continue
+		}
+		iv, err := readDirIV(p)
+		if err != nil {
+			return "", err
+		}
+		s, _, err := storedName(ck.Names, iv, comp)
+		if err != nil {
+			return "", err
+		}
+		p = filepath.Join(p, s)
+	}
+	return p, nil
+}
+
+// HashPlain returns the SHA-256 (hex) of the plaintext of a file given by
+// its path on the mount mounted at mountDir. ok is false for paths not on
+// the mount.
+func (f *FS) HashPlain(mountDir, path string) (sum string, ok bool, err error) {
+	rel, found := strings.CutPrefix(path, strings.TrimSuffix(mountDir, "/")+"/")
+	if !found {
+		return "", false, nil
+	}
+	cat, rest, _ := strings.Cut(rel, "/")
+	cp, err := f.CipherPath(cat, rest)
+	if err != nil {
+		return "", true, err
+	}
+	b, err := os.Open(cp)
+	if err != nil {
+		return "", true, err
+	}
+	defer b.Close()
+	cf, err := content.Open(b, f.keys[cat].Content, cp)
+	if err != nil {
+		return "", true, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(readerAt{cf}, 0, 1<<62)); err != nil {
+		return "", true, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+// readerAt adapts a content.File to io.ReaderAt for SectionReader.
+type readerAt struct{ f *content.File }
+
+func (r readerAt) ReadAt(p []byte, off int64) (int, error) { return r.f.ReadAt(p, off) }
+
+// sealSymlink encrypts a symlink target: the content format of the target
+// bytes, base64url. Targets up to about 3000 bytes fit PATH_MAX.
+func sealSymlink(key *content.Key, target string) (string, error) {
+	var buf bytes.Buffer
+	w, err := content.NewWriter(&buf, key)
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write([]byte(target)); err != nil {
+		return "", err
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	return b64.EncodeToString(buf.Bytes()), nil
+}
+
+func openSymlink(key *content.Key, stored, name string) (string, error) {
+	raw, err := b64.DecodeString(stored)
+	if err != nil {
+		return "", fmt.Errorf("%s: symlink target is not base64url", name)
+	}
+	r, err := content.NewReader(bytes.NewReader(raw), key, name)
+	if err != nil {
+		return "", err
+	}
+	t, err := io.ReadAll(r)
+	if err != nil {
+		return "", err
+	}
+	return string(t), nil
+}

@@ -1,0 +1,266 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/encfs/names"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// switchAuth allows or denies every open, as the test says.
+type switchAuth struct {
+	deny atomic.Bool
+	seen atomic.Int64
+}
+
+func (a *switchAuth) Authorize(ctx context.Context, req AccessRequest) syscall.Errno {
+	a.seen.Add(1)
+	if a.deny.Load() {
+		return syscall.EACCES
+	}
+	return 0
+}
+
+func testKeys(t *testing.T) map[string]CategoryKeys {
+	t.Helper()
+	keys := map[string]CategoryKeys{}
+	for i, cat := range []string{"mysql", "mysqlbackup"} {
+		ck, err := content.NewKey(bytes.Repeat([]byte{byte(i + 1)}, 32), [8]byte{byte(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := names.New(bytes.Repeat([]byte{byte(i + 9)}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[cat] = CategoryKeys{Content: ck, Names: nc}
+	}
+	return keys
+}
+
+type mounted struct {
+	store, mnt string
+	srv        *fuse.Server
+	auth       *switchAuth
+}
+
+func mount(t *testing.T, store string, keys map[string]CategoryKeys) *mounted {
+	t.Helper()
+	testenv.RequireRoot(t)
+	testenv.RequireFUSE(t)
+	mnt := t.TempDir()
+	auth := &switchAuth{}
+	f, err := New(Options{Store: store, Keys: keys, Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := f.Mount(mnt)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	m := &mounted{store: store, mnt: mnt, srv: srv, auth: auth}
+	t.Cleanup(func() { m.unmount(t) })
+	return m
+}
+
+func (m *mounted) unmount(t *testing.T) {
+	if m.srv == nil {
+		return
+	}
+	if err := m.srv.Unmount(); err != nil {
+		t.Errorf("unmount: %v", err)
+	}
+	m.srv = nil
+}
+
+func TestMountRoundTrip(t *testing.T) {
+	store := t.TempDir()
+	keys := testKeys(t)
+	m := mount(t, store, keys)
+
+	cats, err := os.ReadDir(m.mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cats) != 2 || cats[0].Name() != "mysql" || cats[1].Name() != "mysqlbackup" {
+		t.Fatalf("root lists %v", cats)
+	}
+	if err := os.WriteFile(filepath.Join(m.mnt, "nosuch"), nil, 0o644); err == nil {
+		t.Fatal("created a file in the root")
+	}
+
+	base := filepath.Join(m.mnt, "mysql", "var", "lib", "mysql")
+	if err := os.MkdirAll(base, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, size := range []int{0, 1, 4095, 4096, 4097, 1<<20 + 1, 5 << 20} {
+		data := make([]byte, size)
+		rand.Read(data)
+		copy(data, "SECRET-MARKER-1234")
+		name := filepath.Join(base, "f"+strings.Repeat("x", size%7))
+		name += "-" + string(rune('a'+len(files)))
+		files[name] = data
+		if err := os.WriteFile(name, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := filepath.Join(base, strings.Repeat("L", 220))
+	files[long] = []byte("long name content SECRET-MARKER-1234")
+	if err := os.WriteFile(long, files[long], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	firstMnt := m.mnt
+	check := func(what string) {
+		t.Helper()
+		for name, want := range files {
+			// Paths were recorded under the first mount point.
+			name = filepath.Join(m.mnt, strings.TrimPrefix(name, firstMnt))
+			got, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: %s differs", what, name)
+			}
+			fi, err := os.Stat(name)
+			if err != nil || fi.Size() != int64(len(want)) {
+				t.Fatalf("%s: %s size %v (%v)", what, name, fi, err)
+			}
+		}
+		ents, _ := os.ReadDir(filepath.Join(m.mnt, strings.TrimPrefix(base, firstMnt)))
+		if len(ents) != len(files) {
+			t.Fatalf("%s: readdir has %d entries, want %d", what, len(ents), len(files))
+		}
+	}
+	check("first mount")
+
+	// Append, truncate, rename, hard link, symlink.
+	f, err := os.OpenFile(long, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte(" appended"))
+	f.Close()
+	files[long] = append(files[long], " appended"...)
+	if err := os.Truncate(filepath.Join(base, "f-a"), 0); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	renamed := filepath.Join(base, "renamed-"+strings.Repeat("R", 200))
+	var some string
+	for n := range files {
+		if n != long {
+			some = n
+			break
+		}
+	}
+	if err := os.Rename(some, renamed); err != nil {
+		t.Fatal(err)
+	}
+	files[renamed] = files[some]
+	delete(files, some)
+	if err := os.Link(renamed, filepath.Join(base, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	files[filepath.Join(base, "hardlink")] = files[renamed]
+	if err := os.Symlink("renamed-target", filepath.Join(m.mnt, "mysql", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if tgt, err := os.Readlink(filepath.Join(m.mnt, "mysql", "link")); err != nil || tgt != "renamed-target" {
+		t.Fatalf("readlink: %q %v", tgt, err)
+	}
+	// Across categories: EXDEV.
+	if err := os.Rename(renamed, filepath.Join(m.mnt, "mysqlbackup", "x")); !errors.Is(err, syscall.EXDEV) {
+		t.Fatalf("cross-category rename: %v", err)
+	}
+	check("after changes")
+
+	// The store holds no plaintext: not the marker, not a name.
+	filepath.Walk(store, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(p[len(store):], "var") || strings.Contains(p, "renamed") || strings.Contains(p, "LLLL") {
+			t.Fatalf("plaintext name in the store: %s", p)
+		}
+		if fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte("SECRET-MARKER")) {
+				t.Fatalf("plaintext in the store: %s", p)
+			}
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			tgt, _ := os.Readlink(p)
+			if strings.Contains(tgt, "renamed") {
+				t.Fatalf("plaintext symlink target in the store: %s", p)
+			}
+		}
+		return nil
+	})
+
+	// Remount: everything still there.
+	m.unmount(t)
+	m = mount(t, store, keys)
+	check("after remount")
+
+	// rmdir of a non-empty dir fails, of an empty one works.
+	empty := filepath.Join(m.mnt, "mysql", "empty")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Rmdir(filepath.Join(m.mnt, "mysql", "var")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("rmdir non-empty: %v", err)
+	}
+	if err := os.Remove(empty); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(m.mnt, "mysql"))
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != "link,var" {
+		t.Fatalf("category lists %v", got)
+	}
+}
+
+func TestMountDenies(t *testing.T) {
+	store := t.TempDir()
+	m := mount(t, store, testKeys(t))
+	p := filepath.Join(m.mnt, "mysqlbackup", "protected.cnf")
+	if err := os.WriteFile(p, []byte("[client]\npassword=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.auth.deny.Store(true)
+	if _, err := os.ReadFile(p); !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("denied read: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(m.mnt, "mysqlbackup", "new"), []byte("x"), 0o600); !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("denied create: %v", err)
+	}
+	if err := os.Truncate(p, 0); !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("denied truncate: %v", err)
+	}
+	// Metadata stays visible.
+	if fi, err := os.Stat(p); err != nil || fi.Size() != 20 {
+		t.Fatalf("stat of a denied file: %v %v", fi, err)
+	}
+	m.auth.deny.Store(false)
+	if b, err := os.ReadFile(p); err != nil || string(b) != "[client]\npassword=x\n" {
+		t.Fatalf("after allowing again: %q %v", b, err)
+	}
+}

@@ -1,0 +1,155 @@
+package fusefs
+
+import (
+	"context"
+	"io"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// handle is an open file. Its existence is the access decision: it was
+// made only after the Authorizer allowed the open.
+type handle struct {
+	n      *node
+	of     *openState
+	append bool
+}
+
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.n.fmu.Lock()
+	defer h.n.fmu.Unlock()
+	k, err := h.of.cf.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, toErrno(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.n.fmu.Lock()
+	defer h.n.fmu.Unlock()
+	if h.append {
+		size, err := h.of.cf.Size()
+		if err != nil {
+			return 0, toErrno(err)
+		}
+		off = size
+	}
+	k, err := h.of.cf.WriteAt(data, off)
+	if err != nil {
+		return uint32(k), toErrno(err)
+	}
+	return uint32(k), 0
+}
+
+func (h *handle) Flush(ctx context.Context) syscall.Errno { return 0 }
+
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	fd := int(h.of.backing.Fd())
+	if flags&fsyncDataSync != 0 {
+		return fs.ToErrno(unix.Fdatasync(fd))
+	}
+	return fs.ToErrno(unix.Fsync(fd))
+}
+
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.n.release()
+	return 0
+}
+
+func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(h.of.backing.Fd()), &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	h.n.fillAttr("", &st, &out.Attr)
+	return 0
+}
+
+func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	fd := int(h.of.backing.Fd())
+	if size, ok := in.GetSize(); ok {
+		h.n.fmu.Lock()
+		err := h.of.cf.Truncate(int64(size))
+		h.n.fmu.Unlock()
+		if err != nil {
+			return toErrno(err)
+		}
+	}
+	if m, ok := in.GetMode(); ok {
+		if err := unix.Fchmod(fd, m); err != nil {
+			return fs.ToErrno(err)
+		}
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		suid, sgid := -1, -1
+		if uok {
+			suid = int(uid)
+		}
+		if gok {
+			sgid = int(gid)
+		}
+		if err := unix.Fchown(fd, suid, sgid); err != nil {
+			return fs.ToErrno(err)
+		}
+	}
+	mtime, mok := in.GetMTime()
+	atime, aok := in.GetATime()
+	if mok || aok {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		if aok {
+			ts[0] = unix.NsecToTimespec(atime.UnixNano())
+		}
+		if mok {
+			ts[1] = unix.NsecToTimespec(mtime.UnixNano())
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+itoa(fd), ts, 0); err != nil {
+			return fs.ToErrno(err)
+		}
+	}
+	return h.Getattr(ctx, out)
+}
+
+// Allocate supports mode 0 (extend with zeros) and FALLOC_FL_KEEP_SIZE
+// (nothing to reserve in advance for sealed blocks: succeeds). Other modes
+// (punch hole, zero range, collapse) are EOPNOTSUPP.
+func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
+	switch mode {
+	case 0:
+		h.n.fmu.Lock()
+		defer h.n.fmu.Unlock()
+		cur, err := h.of.cf.Size()
+		if err != nil {
+			return toErrno(err)
+		}
+		if end := int64(off + size); end > cur {
+			return toErrno(h.of.cf.Truncate(end))
+		}
+		return 0
+	case unix.FALLOC_FL_KEEP_SIZE:
+		return 0
+	}
+	return syscall.EOPNOTSUPP
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// fsyncDataSync is FUSE_FSYNC_FDATASYNC: the caller asked for fdatasync.
+const fsyncDataSync = 1

@@ -1,0 +1,664 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/encfs/names"
+)
+
+// node is a file, directory or symlink below a category.
+type node struct {
+	fs.Inode
+	fsys    *FS
+	cat     string
+	catRoot bool // the category's top directory
+
+	ivMu sync.Mutex
+	iv   []byte // name IV, for directories, read once
+
+	// Regular files: one backing descriptor and content.File shared by
+	// every handle, so that all of them see one header and one size.
+	fmu sync.Mutex
+	of  *openState
+}
+
+type openState struct {
+	refs    int
+	backing *os.File
+	cf      *content.File
+}
+
+func (n *node) keys() CategoryKeys { return n.fsys.keys[n.cat] }
+
+// parentNode returns the node's parent directory and its name in it.
+func (n *node) parentNode() (string, *node, syscall.Errno) {
+	name, parent := n.Parent()
+	if parent == nil {
+		return "", nil, syscall.ESTALE
+	}
+	pn, ok := parent.Operations().(*node)
+	if !ok {
+		return "", nil, syscall.ESTALE
+	}
+	return name, pn, 0
+}
+
+// cipherPath returns the node's path in the store.
+func (n *node) cipherPath() (string, syscall.Errno) {
+	if n.catRoot {
+		return filepath.Join(n.fsys.store, n.cat), 0
+	}
+	name, pn, errno := n.parentNode()
+	if errno != 0 {
+		return "", errno
+	}
+	dir, errno := pn.cipherPath()
+	if errno != 0 {
+		return "", errno
+	}
+	stored, _, errno := pn.stored(name)
+	if errno != 0 {
+		return "", errno
+	}
+	return filepath.Join(dir, stored), 0
+}
+
+// dirIV returns the name IV of directory n.
+func (n *node) dirIV() ([]byte, syscall.Errno) {
+	n.ivMu.Lock()
+	defer n.ivMu.Unlock()
+	if n.iv != nil {
+		return n.iv, 0
+	}
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return nil, errno
+	}
+	iv, err := readDirIV(p)
+	if err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	n.iv = iv
+	return iv, 0
+}
+
+// stored returns the store name of child name of directory n and, for a
+// long name, the encrypted name for its side file.
+func (n *node) stored(name string) (string, string, syscall.Errno) {
+	iv, errno := n.dirIV()
+	if errno != 0 {
+		return "", "", errno
+	}
+	s, long, err := storedName(n.keys().Names, iv, name)
+	if err != nil {
+		return "", "", syscall.ENAMETOOLONG
+	}
+	return s, long, 0
+}
+
+// childPath returns the store path of child name and its long-name side
+// file content ("" for short names).
+func (n *node) childPath(name string) (string, string, syscall.Errno) {
+	dir, errno := n.cipherPath()
+	if errno != 0 {
+		return "", "", errno
+	}
+	s, long, errno := n.stored(name)
+	if errno != 0 {
+		return "", "", errno
+	}
+	return filepath.Join(dir, s), long, 0
+}
+
+// writeLongName writes the side file of a long name.
+func writeLongName(p, long string) error {
+	if long == "" {
+		return nil
+	}
+	return os.WriteFile(p+names.LongSuffix, []byte(long), 0o444)
+}
+
+func removeLongName(p, long string) {
+	if long != "" {
+		os.Remove(p + names.LongSuffix)
+	}
+}
+
+// relPath is the node's plaintext path relative to its category.
+func (n *node) relPath() string {
+	full := n.Path(n.Root())
+	_, rest, _ := strings.Cut(full, "/")
+	return rest
+}
+
+func (n *node) authorize(ctx context.Context, rel string, flags uint32) syscall.Errno {
+	caller, ok := fuse.FromContext(ctx)
+	if !ok {
+		return syscall.EACCES
+	}
+	return n.fsys.auth.Authorize(ctx, AccessRequest{
+		Pid: int(caller.Pid), Uid: caller.Uid, Gid: caller.Gid,
+		Category: n.cat, Path: rel, Flags: flags,
+	})
+}
+
+// chownCaller gives a new store entry the caller's uid and gid: the
+// daemon creates everything as root, but mysqld runs as mysql.
+func chownCaller(ctx context.Context, p string) {
+	if caller, ok := fuse.FromContext(ctx); ok {
+		_ = unix.Lchown(p, int(caller.Uid), int(caller.Gid))
+	}
+}
+
+// fillAttr converts a store stat into the plaintext view.
+func (n *node) fillAttr(p string, st *syscall.Stat_t, out *fuse.Attr) {
+	out.FromStat(st)
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		size, err := content.PlainSize(st.Size)
+		if err != nil {
+			size = 0 // reads report the damage; listing must still work
+		}
+		out.Size = uint64(size)
+	case syscall.S_IFLNK:
+		if t, err := n.readlink(p); err == nil {
+			out.Size = uint64(len(t))
+		}
+	}
+}
+
+func (n *node) newChild(ctx context.Context, st *syscall.Stat_t) *fs.Inode {
+	child := &node{fsys: n.fsys, cat: n.cat}
+	return n.NewInode(ctx, child, fs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: st.Ino})
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	p, _, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	return n.newChild(ctx, &st), 0
+}
+
+func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if h, ok := fh.(*handle); ok {
+		return h.Getattr(ctx, out)
+	}
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return errno
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if h, ok := fh.(*handle); ok {
+		return h.Setattr(ctx, in, out)
+	}
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return errno
+	}
+	if size, ok := in.GetSize(); ok {
+		// truncate(2) by path changes plaintext: the same rule as open
+		// for writing.
+		if errno := n.authorize(ctx, n.relPath(), syscall.O_WRONLY); errno != 0 {
+			return errno
+		}
+		of, errno := n.acquire()
+		if errno != 0 {
+			return errno
+		}
+		n.fmu.Lock()
+		err := of.cf.Truncate(int64(size))
+		n.fmu.Unlock()
+		n.release()
+		if err != nil {
+			return toErrno(err)
+		}
+	}
+	if m, ok := in.GetMode(); ok {
+		if err := syscall.Chmod(p, m); err != nil {
+			return fs.ToErrno(err)
+		}
+	}
+	if errno := setOwner(p, in); errno != 0 {
+		return errno
+	}
+	if errno := setTimes(p, in); errno != 0 {
+		return errno
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	return 0
+}
+
+func setOwner(p string, in *fuse.SetAttrIn) syscall.Errno {
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if !uok && !gok {
+		return 0
+	}
+	suid, sgid := -1, -1
+	if uok {
+		suid = int(uid)
+	}
+	if gok {
+		sgid = int(gid)
+	}
+	return fs.ToErrno(unix.Lchown(p, suid, sgid))
+}
+
+func setTimes(p string, in *fuse.SetAttrIn) syscall.Errno {
+	mtime, mok := in.GetMTime()
+	atime, aok := in.GetATime()
+	if !mok && !aok {
+		return 0
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+	if aok {
+		ts[0] = unix.NsecToTimespec(atime.UnixNano())
+	}
+	if mok {
+		ts[1] = unix.NsecToTimespec(mtime.UnixNano())
+	}
+	return fs.ToErrno(unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW))
+}
+
+// acquire returns the shared open state of regular file n, opening the
+// backing file on first use.
+func (n *node) acquire() (*openState, syscall.Errno) {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	if n.of != nil {
+		n.of.refs++
+		return n.of, 0
+	}
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return nil, errno
+	}
+	b, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	cf, err := content.Open(b, n.keys().Content, p)
+	if err != nil {
+		b.Close()
+		return nil, toErrno(err)
+	}
+	n.of = &openState{refs: 1, backing: b, cf: cf}
+	return n.of, 0
+}
+
+func (n *node) release() {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	if n.of == nil {
+		return
+	}
+	n.of.refs--
+	if n.of.refs == 0 {
+		n.of.backing.Close()
+		n.of = nil
+	}
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if errno := n.authorize(ctx, n.relPath(), flags); errno != 0 {
+		return nil, 0, errno
+	}
+	return n.openHandle(flags)
+}
+
+// openHandle returns a handle on an authorized open.
+func (n *node) openHandle(flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	of, errno := n.acquire()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		n.fmu.Lock()
+		err := of.cf.Truncate(0)
+		n.fmu.Unlock()
+		if err != nil {
+			n.release()
+			return nil, 0, toErrno(err)
+		}
+	}
+	n.fsys.opens.Add(1)
+	return &handle{n: n, of: of, append: flags&syscall.O_APPEND != 0}, 0, 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	rel := strings.TrimPrefix(n.relPath()+"/"+name, "/")
+	if errno := n.authorize(ctx, rel, flags|syscall.O_CREAT); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	p, long, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_CREAT|int(flags&syscall.O_EXCL), mode)
+	if err != nil {
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	syscall.Close(fd)
+	chownCaller(ctx, p)
+	if err := writeLongName(p, long); err != nil {
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, nil, 0, fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	ch := n.newChild(ctx, &st)
+	cn, ok := ch.Operations().(*node)
+	if !ok {
+		return nil, nil, 0, syscall.EIO
+	}
+	fh, fuseFlags, errno := cn.openHandle(flags)
+	if errno != 0 {
+		return nil, nil, 0, errno
+	}
+	return ch, fh, fuseFlags, 0
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	p, long, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	if err := syscall.Mkdir(p, mode); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	iv, err := names.NewDirIV()
+	if err == nil {
+		err = writeDirIV(p, iv)
+	}
+	if err == nil {
+		err = writeLongName(p, long)
+	}
+	if err != nil {
+		os.RemoveAll(p)
+		return nil, fs.ToErrno(err)
+	}
+	chownCaller(ctx, p)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	ch := n.newChild(ctx, &st)
+	if cn, ok := ch.Operations().(*node); ok {
+		cn.ivMu.Lock()
+		cn.iv = iv
+		cn.ivMu.Unlock()
+	}
+	return ch, 0
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	p, long, errno := n.childPath(name)
+	if errno != 0 {
+		return errno
+	}
+	d, err := os.Open(p)
+	if err != nil {
+		return fs.ToErrno(err)
+	}
+	ents, err := d.Readdirnames(3)
+	d.Close()
+	if err != nil && len(ents) == 0 {
+		return fs.ToErrno(err)
+	}
+	for _, e := range ents {
+		if e != names.DirIVFile {
+			return syscall.ENOTEMPTY
+		}
+	}
+	iv, ivErr := readDirIV(p)
+	if err := os.Remove(dirIVFile(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fs.ToErrno(err)
+	}
+	if err := syscall.Rmdir(p); err != nil {
+		if ivErr == nil {
+			_ = writeDirIV(p, iv) // put it back: the directory stays usable
+		}
+		return fs.ToErrno(err)
+	}
+	removeLongName(p, long)
+	return 0
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	p, long, errno := n.childPath(name)
+	if errno != 0 {
+		return errno
+	}
+	if err := syscall.Unlink(p); err != nil {
+		return fs.ToErrno(err)
+	}
+	removeLongName(p, long)
+	return 0
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*node)
+	if !ok || np.cat != n.cat {
+		// Another category has other keys: mv copies instead.
+		return syscall.EXDEV
+	}
+	p1, long1, errno := n.childPath(name)
+	if errno != 0 {
+		return errno
+	}
+	p2, long2, errno := np.childPath(newName)
+	if errno != 0 {
+		return errno
+	}
+	if err := writeLongName(p2, long2); err != nil {
+		return fs.ToErrno(err)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, p1, unix.AT_FDCWD, p2, uint(flags)); err != nil {
+		return fs.ToErrno(err)
+	}
+	if flags&unix.RENAME_EXCHANGE == 0 {
+		removeLongName(p1, long1)
+	}
+	return 0
+}
+
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	tn, ok := target.(*node)
+	if !ok || tn.cat != n.cat {
+		return nil, syscall.EXDEV
+	}
+	tp, errno := tn.cipherPath()
+	if errno != 0 {
+		return nil, errno
+	}
+	p, long, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	if err := syscall.Link(tp, p); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	if err := writeLongName(p, long); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	return n.newChild(ctx, &st), 0
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	p, long, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	sealed, err := sealSymlink(n.keys().Content, target)
+	if err != nil {
+		return nil, syscall.EIO
+	}
+	if err := syscall.Symlink(sealed, p); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	if err := writeLongName(p, long); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	chownCaller(ctx, p)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	return n.newChild(ctx, &st), 0
+}
+
+func (n *node) readlink(p string) (string, error) {
+	buf := make([]byte, 8192)
+	k, err := syscall.Readlink(p, buf)
+	if err != nil {
+		return "", err
+	}
+	return openSymlink(n.keys().Content, string(buf[:k]), p)
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return nil, errno
+	}
+	t, err := n.readlink(p)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return []byte(t), 0
+}
+
+func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return nil, errno
+	}
+	iv, errno := n.dirIV()
+	if errno != 0 {
+		return nil, errno
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	out := make([]fuse.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		stored := e.Name()
+		if stored == names.DirIVFile || (strings.HasPrefix(stored, names.LongPrefix) && strings.HasSuffix(stored, names.LongSuffix)) {
+			continue
+		}
+		enc := stored
+		if names.IsLongStored(stored) {
+			b, err := os.ReadFile(filepath.Join(p, stored+names.LongSuffix))
+			if err != nil || names.CheckLong(stored, string(b)) != nil {
+				continue
+			}
+			enc = string(b)
+		}
+		name, err := n.keys().Names.Decrypt(iv, enc)
+		if err != nil {
+			continue // not ours, or damaged: not shown
+		}
+		out = append(out, fuse.DirEntry{Name: name, Mode: uint32(e.Type())})
+	}
+	return fs.NewListDirStream(out), 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	var s syscall.Statfs_t
+	if err := syscall.Statfs(n.fsys.store, &s); err != nil {
+		return fs.ToErrno(err)
+	}
+	out.FromStatfsT(&s)
+	return 0
+}
+
+// Extended attributes are passed through to the store entry (names and
+// values are not encrypted: docs/limitations.md).
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return 0, errno
+	}
+	sz, err := unix.Lgetxattr(p, attr, dest)
+	return uint32(sz), fs.ToErrno(err)
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return errno
+	}
+	return fs.ToErrno(unix.Lsetxattr(p, attr, data, int(flags)))
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return errno
+	}
+	return fs.ToErrno(unix.Lremovexattr(p, attr))
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return 0, errno
+	}
+	sz, err := unix.Llistxattr(p, dest)
+	return uint32(sz), fs.ToErrno(err)
+}
+
+// toErrno maps content errors to EIO and the rest through fs.ToErrno.
+func toErrno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, content.ErrCorrupt) {
+		return syscall.EIO
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return fs.ToErrno(err)
+}
