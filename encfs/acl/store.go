@@ -1,0 +1,262 @@
+package acl
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Rule file format, version 1 (for docs/format.md).
+//
+// The rules are stored in one JSON file, mode 0600, written atomically
+// (temp file in the same directory, fsync, rename, fsync of the directory):
+//
+//	{
+//	  "format": "mysecure-rules",
+//	  "version": 1,
+//	  "rules": [
+//	    {"action": "ALLOW", "category": "mysqlbackup", "pattern": "*",
+//	     "exe": {"path": "/usr/bin/mysqldump", "sha256": "64 hex digits"}},
+//	    {"action": "ALLOW", "category": "mysql", "pattern": "*",
+//	     "exe": {"path": "/opt/scripts/report.sh", "sha256": "..."},
+//	     "shell": {"path": "/bin/bash", "sha256": "..."},
+//	     "children": [{"path": "/bin/df", "sha256": "..."}],
+//	     "users": [27]}
+//	  ],
+//	  "mac": "base64 of HMAC-SHA256"
+//	}
+//
+// A rule's fields are those of Rule: action (ALLOW or DENY), category
+// (without '@'; "*" for every category), pattern, exe (the program; the
+// script for a --shell rule), shell (the interpreter, optional), children
+// (optional), users (uids, optional; none means any uid). Fingerprints are
+// SHA-256 of the file, lower-case hex; an empty one never allows anything.
+// Order matters only for the rule numbers shown to users: a DENY rule
+// always wins over an ALLOW rule.
+//
+// mac is HMAC-SHA256, keyed with the volume's rules subkey (HKDF purpose
+// "rules"), over the "rules" array as stored with insignificant white space
+// removed (json.Compact: key order and string escapes stay exactly as
+// written). It covers the rules and their fingerprints, not "format" or
+// "version" (those only select the parser). A mismatch means the file was
+// changed outside mysecure (ErrTampered); the daemon then denies all
+// access until the rules are saved again with the master credential.
+//
+// Reading order: parse the outer object, check format and version (a newer
+// version is ErrUnsupported, not corrupt), check the MAC, then decode the
+// rules strictly (an unknown field is corruption) and validate each one.
+const (
+	// RulesFormat is the "format" value of a rule file.
+	RulesFormat = "mysecure-rules"
+	// RulesVersion is the rule file version this build writes and the
+	// newest it reads.
+	RulesVersion = 1
+
+	// maxRulesFile bounds what LoadRules reads, so a planted huge file
+	// cannot exhaust the daemon's memory.
+	maxRulesFile = 16 << 20
+)
+
+// Errors LoadRules returns; callers branch on them with errors.Is.
+var (
+	// ErrTampered: the file parses but its MAC does not match the key.
+	ErrTampered = errors.New("rule file was modified outside mysecure (MAC mismatch)")
+	// ErrCorrupt: the file cannot be parsed or holds an invalid rule.
+	ErrCorrupt = errors.New("rule file is corrupt")
+	// ErrUnsupported: the file was written by a newer mysecure.
+	ErrUnsupported = errors.New("unsupported rule file version")
+)
+
+// RuleSet is an ordered list of rules. Rule numbers shown to users are
+// 1-based indexes into Rules.
+type RuleSet struct {
+	Rules []Rule `json:"rules"`
+}
+
+// Clone returns a deep copy of rs (nil for nil).
+func (rs *RuleSet) Clone() *RuleSet {
+	if rs == nil {
+		return nil
+	}
+	c := &RuleSet{Rules: make([]Rule, len(rs.Rules))}
+	for i, r := range rs.Rules {
+		c.Rules[i] = r.clone()
+	}
+	return c
+}
+
+// Find returns the index of the first rule Equal to r, or -1.
+func (rs *RuleSet) Find(r Rule) int {
+	if rs == nil {
+		return -1
+	}
+	for i, x := range rs.Rules {
+		if x.Equal(r) {
+			return i
+		}
+	}
+	return -1
+}
+
+type rulesFile struct {
+	Format  string          `json:"format"`
+	Version int             `json:"version"`
+	Rules   json.RawMessage `json:"rules"`
+	MAC     string          `json:"mac"`
+}
+
+// LoadRules reads and authenticates the rule file at path with macKey. A
+// missing file is an empty RuleSet and no error (a new volume has no
+// rules). A file that does not parse, or holds an invalid rule, gives an
+// error wrapping ErrCorrupt; a MAC mismatch gives ErrTampered; a newer
+// format version gives ErrUnsupported.
+func LoadRules(path string, macKey []byte) (*RuleSet, error) {
+	if len(macKey) == 0 {
+		return nil, errors.New("failed to load rules: empty MAC key")
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &RuleSet{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to open rule file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRulesFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read rule file: %w", err)
+	}
+	if len(data) > maxRulesFile {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, maxRulesFile)
+	}
+	return parseRules(data, macKey)
+}
+
+func parseRules(data, macKey []byte) (*RuleSet, error) {
+	var rf rulesFile
+	if err := json.Unmarshal(data, &rf); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if rf.Format != RulesFormat {
+		return nil, fmt.Errorf("%w: format is %q, want %q", ErrCorrupt, rf.Format, RulesFormat)
+	}
+	if rf.Version > RulesVersion || rf.Version < 1 {
+		return nil, fmt.Errorf("%w: version %d (this mysecure reads 1 to %d)", ErrUnsupported, rf.Version, RulesVersion)
+	}
+	if len(rf.Rules) == 0 {
+		return nil, fmt.Errorf("%w: no \"rules\" array", ErrCorrupt)
+	}
+	mac, err := base64.StdEncoding.DecodeString(rf.MAC)
+	if err != nil || len(mac) != sha256.Size {
+		return nil, fmt.Errorf("%w: bad mac field", ErrCorrupt)
+	}
+	var body bytes.Buffer
+	if err := json.Compact(&body, rf.Rules); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if !hmac.Equal(rulesMAC(macKey, body.Bytes()), mac) {
+		return nil, ErrTampered
+	}
+	var rules []Rule
+	dec := json.NewDecoder(bytes.NewReader(body.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rules); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if rules == nil {
+		return nil, fmt.Errorf("%w: \"rules\" is not an array", ErrCorrupt)
+	}
+	for i, r := range rules {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: rule %d: %v", ErrCorrupt, i+1, err)
+		}
+	}
+	return &RuleSet{Rules: rules}, nil
+}
+
+func rulesMAC(key, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// SaveRules validates rs, authenticates it with macKey and writes it to
+// path atomically with mode 0600. A nil rs is saved as an empty set.
+func SaveRules(path string, rs *RuleSet, macKey []byte) error {
+	if len(macKey) == 0 {
+		return errors.New("failed to save rules: empty MAC key")
+	}
+	rules := []Rule{}
+	if rs != nil && rs.Rules != nil {
+		rules = rs.Rules
+	}
+	for i, r := range rules {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("failed to save rules: rule %d: %w", i+1, err)
+		}
+	}
+	body, err := json.Marshal(rules)
+	if err != nil {
+		return fmt.Errorf("failed to encode rules: %w", err)
+	}
+	data, err := json.MarshalIndent(rulesFile{
+		Format:  RulesFormat,
+		Version: RulesVersion,
+		Rules:   body,
+		MAC:     base64.StdEncoding.EncodeToString(rulesMAC(macKey, body)),
+	}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("failed to encode rule file: %w", err)
+	}
+	data = append(data, '\n')
+	if err := writeFileAtomic(path, data, 0o600); err != nil {
+		return fmt.Errorf("failed to write rule file: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temp file next to path, syncs it,
+// renames it over path and syncs the directory, so a crash leaves either
+// the old or the new file, never a mix.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
