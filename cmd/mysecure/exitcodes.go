@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
 
@@ -21,7 +23,7 @@ const (
 	exitData        = 5 // ciphertext corrupt or tampered, or from another volume
 	exitFile        = 6 // an input is missing or an output already exists
 	exitPermission  = 7 // permission denied (insecure key file, not allowed)
-	exitNotMounted  = 8 // reserved: the mount is not up
+	exitNotMounted  = 8 // the daemon is not running: not mounted
 	exitInterrupted = 9 // stopped by a signal; partial output was removed
 )
 
@@ -52,12 +54,46 @@ func classify(err error) (code int, hint string) {
 		code, _ = classify(h.err)
 		return code, h.hint
 	}
+	var ce *childError
+	if errors.As(err, &ce) {
+		return ce.code, ce.hint
+	}
+	var ae *daemon.APIError
+	if errors.As(err, &ae) {
+		switch ae.Code {
+		case daemon.CodeCredentials:
+			return exitCredentials, "check the passphrase and the salt (both are needed), or the RSA key"
+		case daemon.CodeDenied:
+			return exitPermission, "run as root"
+		case daemon.CodeUsage:
+			return exitUsage, "see 'mysecure help' for the syntax"
+		case daemon.CodeInUse:
+			return exitFile, "stop the program using it (mysqld) first, or pass --force"
+		case daemon.CodeConflict:
+			return exitFile, ""
+		}
+		return exitError, "see the daemon log for details"
+	}
 	var ue *usageError
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage, "see 'mysecure help' for usage"
 	case errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):
 		return exitInterrupted, ""
+	case errors.Is(err, inplace.ErrAlreadyEncrypted):
+		return exitFile, "'ls -l' shows where it points; 'mysecure decrypt' moves it back"
+	case errors.Is(err, inplace.ErrNotEncrypted):
+		return exitFile, "only a symlink left by 'mysecure encrypt' can be decrypted"
+	case errors.Is(err, inplace.ErrInUse):
+		return exitFile, "stop the program using it (mysqld) first, or pass --force"
+	case errors.Is(err, inplace.ErrBusy):
+		return exitFile, "another encrypt or decrypt is running; wait for it"
+	case errors.Is(err, inplace.ErrRefused):
+		return exitUsage, ""
+	case errors.Is(err, daemon.ErrAlreadyMounted):
+		return exitFile, "it is mounted already: 'mysecure status'"
+	case errors.Is(err, daemon.ErrNotRunning):
+		return exitNotMounted, "mount the volume with 'mysecure mount'"
 	case errors.Is(err, volume.ErrIncorrectCredentials):
 		return exitCredentials, "check the passphrase and the salt (both are needed), or the key you gave"
 	case errors.Is(err, volume.ErrNotInitialized):

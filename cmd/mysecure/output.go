@@ -33,3 +33,8 @@ func (p *printer) json(v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// noticef prints an informational line on stderr.
+func (p *printer) noticef(format string, args ...any) {
+	fmt.Fprintf(p.err, "mysecure: "+format+"\n", args...)
+}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,8 +22,14 @@ import (
 // which must exist.
 const defaultConfigFile = "/etc/mysecure/mysecure.yaml"
 
-// defaultStore is the store dir when neither flag, env nor config names one.
-const defaultStore = "/var/lib/mysecure/storage"
+// Defaults of the settings (docs/configuration.md).
+const (
+	defaultStore    = "/var/lib/mysecure/storage"
+	defaultMount    = "/var/lib/mysecure/encrypted"
+	defaultSocket   = "/run/mysecure/control.sock"
+	defaultAuditLog = "/var/log/mysecure/access.log"
+	defaultLogFile  = "/var/log/mysecure/mysecure.log"
+)
 
 // globalOptions are the flags every command has, plus the resolved config.
 type globalOptions struct {
@@ -33,6 +41,8 @@ type globalOptions struct {
 	p        *printer
 	in       io.Reader
 	cleanups cleanupSet
+	// ownSignals: the command (the daemon) handles SIGINT/SIGTERM itself.
+	ownSignals atomic.Bool
 }
 
 // cleanupSet holds what must be undone if the process is interrupted.
@@ -73,12 +83,19 @@ func (c *cleanupSet) run() {
 // from flags, MYSECURE_* environment variables and the config file, in
 // that order of precedence.
 type Config struct {
-	Store string `mapstructure:"store"`
+	Store       string `mapstructure:"store"`
+	Mount       string `mapstructure:"mount"`
+	Socket      string `mapstructure:"socket"`
+	AuditLog    string `mapstructure:"audit-log"`
+	AuditAllows bool   `mapstructure:"audit-allows"`
+	LogFile     string `mapstructure:"log-file"`
 }
 
 func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.ConfigFile, "config", "", "read configuration from `FILE` (default "+defaultConfigFile+" when it exists)")
 	f.StringVar(&g.Store, "store", "", "the volume's store `DIR` (default "+defaultStore+"; env MYSECURE_STORE)")
+	f.String("mount", "", "the mount point `DIR` (default "+defaultMount+"; env MYSECURE_MOUNT)")
+	f.String("socket", "", "the daemon's control socket `PATH` (default "+defaultSocket+")")
 	f.BoolVar(&g.Debug, "debug", false, "print full error details")
 }
 
@@ -87,11 +104,20 @@ func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
 func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	v := viper.New()
 	v.SetDefault("store", defaultStore)
+	v.SetDefault("mount", defaultMount)
+	v.SetDefault("socket", defaultSocket)
+	v.SetDefault("audit-log", defaultAuditLog)
+	v.SetDefault("audit-allows", false)
+	v.SetDefault("log-file", defaultLogFile)
 	v.SetEnvPrefix("MYSECURE")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
-	if err := v.BindPFlag("store", cmd.Flags().Lookup("store")); err != nil {
-		return err
+	for key := range knownConfigKeys {
+		if fl := cmd.Flags().Lookup(key); fl != nil {
+			if err := v.BindPFlag(key, fl); err != nil {
+				return err
+			}
+		}
 	}
 	file := g.ConfigFile
 	if file == "" {
@@ -122,14 +148,26 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	if err := v.Unmarshal(&c); err != nil {
 		return usagef(fmt.Sprintf("bad configuration: %v", oneLine(err)))
 	}
-	if c.Store == "" {
-		return usagef("store must not be empty")
+	for name, val := range map[string]string{"store": c.Store, "mount": c.Mount, "socket": c.Socket, "audit-log": c.AuditLog} {
+		if val == "" {
+			return usagef(name + " must not be empty")
+		}
+	}
+	// Paths are used by a daemon whose working directory is /.
+	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.AuditLog, &c.LogFile} {
+		if *p != "" {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
 	}
 	g.cfg = c
 	return nil
 }
 
-var knownConfigKeys = map[string]bool{"store": true}
+var knownConfigKeys = map[string]bool{
+	"store": true, "mount": true, "socket": true, "audit-log": true, "audit-allows": true, "log-file": true,
+}
 
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
@@ -154,6 +192,14 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newInitCommand(g),
 		newKeyCommand(g),
 		newFileCommand(g),
+		newMountCommand(g),
+		newUmountCommand(g),
+		newStatusCommand(g),
+		newACLCommand(g),
+		newModeCommand(g),
+		newMoveCommand(g, true),
+		newMoveCommand(g, false),
+		newRecoverCommand(g),
 	)
 	return root
 }
@@ -176,7 +222,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigc)
 	go func() {
 		s, ok := <-sigc
-		if !ok {
+		if !ok || g.ownSignals.Load() {
 			return
 		}
 		g.cleanups.run()

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/mysecure/mysecure/encfs/content"
@@ -67,7 +68,9 @@ func mount(t *testing.T, store string, keys map[string]CategoryKeys) *mounted {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := f.Mount(mnt)
+	o := MountOptions(store)
+	o.Debug = os.Getenv("FUSEDEBUG") != ""
+	srv, err := fs.Mount(mnt, f.root, o)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
@@ -97,6 +100,13 @@ func TestMountRoundTrip(t *testing.T) {
 	}
 	if len(cats) != 2 || cats[0].Name() != "mysql" || cats[1].Name() != "mysqlbackup" {
 		t.Fatalf("root lists %v", cats)
+	}
+	// O_EXCL creates work (the kernel's open(2) path for new files).
+	if f, err := os.OpenFile(filepath.Join(m.mnt, "mysql", "excl"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640); err != nil {
+		t.Fatalf("O_EXCL create: %v", err)
+	} else {
+		f.Close()
+		os.Remove(f.Name())
 	}
 	if err := os.WriteFile(filepath.Join(m.mnt, "nosuch"), nil, 0o644); err == nil {
 		t.Fatal("created a file in the root")

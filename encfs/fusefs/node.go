@@ -291,16 +291,22 @@ func setTimes(p string, in *fuse.SetAttrIn) syscall.Errno {
 
 // acquire returns the shared open state of regular file n, opening the
 // backing file on first use.
-func (n *node) acquire() (*openState, syscall.Errno) {
+func (n *node) acquire() (*openState, syscall.Errno) { return n.acquirePath("") }
+
+// acquirePath is acquire with the store path already known (a node made
+// by Create is not in the tree yet, so it cannot compute its path).
+func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 	n.fmu.Lock()
 	defer n.fmu.Unlock()
 	if n.of != nil {
 		n.of.refs++
 		return n.of, 0
 	}
-	p, errno := n.cipherPath()
-	if errno != 0 {
-		return nil, errno
+	if p == "" {
+		var errno syscall.Errno
+		if p, errno = n.cipherPath(); errno != 0 {
+			return nil, errno
+		}
 	}
 	b, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
@@ -332,12 +338,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno := n.authorize(ctx, n.relPath(), flags); errno != 0 {
 		return nil, 0, errno
 	}
-	return n.openHandle(flags)
+	return n.openHandle("", flags)
 }
 
 // openHandle returns a handle on an authorized open.
-func (n *node) openHandle(flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	of, errno := n.acquire()
+func (n *node) openHandle(p string, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	of, errno := n.acquirePath(p)
 	if errno != 0 {
 		return nil, 0, errno
 	}
@@ -382,7 +388,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if !ok {
 		return nil, nil, 0, syscall.EIO
 	}
-	fh, fuseFlags, errno := cn.openHandle(flags)
+	fh, fuseFlags, errno := cn.openHandle(p, flags)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -600,6 +606,24 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		out = append(out, fuse.DirEntry{Name: name, Mode: uint32(e.Type())})
 	}
 	return fs.NewListDirStream(out), 0
+}
+
+// Fsync of a directory (a handle-less fsync reaches the node): sync the
+// store directory, so that entries created in it are durable.
+func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscall.Errno {
+	if h, ok := fh.(*handle); ok {
+		return h.Fsync(ctx, flags)
+	}
+	p, errno := n.cipherPath()
+	if errno != 0 {
+		return errno
+	}
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return fs.ToErrno(err)
+	}
+	defer syscall.Close(fd)
+	return fs.ToErrno(syscall.Fsync(fd))
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+type mountOptions struct {
+	Foreground bool
+	ReadyFD    int
+	CredFD     int
+	Creds      credOptions
+}
+
+func (o *mountOptions) AddFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.Foreground, "foreground", false, "stay in the foreground (for systemd); log to stderr")
+	f.String("audit-log", "", "access log `PATH` (default "+defaultAuditLog+")")
+	f.Bool("audit-allows", false, "log allowed opens too, not only denials")
+	f.String("log-file", "", "daemon log `PATH` when detached (default "+defaultLogFile+")")
+	f.IntVar(&o.ReadyFD, "ready-fd", 0, "internal: report readiness on this fd")
+	f.IntVar(&o.CredFD, "credential-fd", 0, "internal: read the credential from this fd")
+	_ = f.MarkHidden("ready-fd")
+	_ = f.MarkHidden("credential-fd")
+	o.Creds.AddFlags(f)
+}
+
+func newMountCommand(g *globalOptions) *cobra.Command {
+	var opts mountOptions
+	cmd := &cobra.Command{
+		Use:   "mount",
+		Short: "Unlock the volume and serve the encrypted mount (the daemon)",
+		Long: `Unlock the volume and mount its plaintext view (default ` + defaultMount + `).
+Only programs named in access rules ('mysecure acl add') read plaintext
+through it; every other process, root's cat included, gets "Permission
+denied". The store keeps only ciphertext.
+
+Without --foreground, mysecure starts the daemon in the background and
+returns once the mount is ready (exit 0) or failed (its exit code).`,
+		Example: `  mysecure mount                                   # asks for passphrase and salt
+  mysecure mount --keyfile /etc/mysecure/boot.key  # unattended start
+  mysecure mount --foreground --keyfile ...        # under systemd (examples/mysecure.service)`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Foreground {
+				return runMountForeground(cmd.Context(), opts, g)
+			}
+			return runMountDetached(cmd.Context(), opts, g)
+		},
+	}
+	opts.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// childCredential is what the detached parent hands its child over a
+// pipe: never argv or environment.
+type childCredential struct {
+	Passphrase  []byte `json:"passphrase,omitempty"`
+	Salt        []byte `json:"salt,omitempty"`
+	RSAPEM      []byte `json:"rsa_pem,omitempty"`
+	RSAPassword []byte `json:"rsa_password,omitempty"`
+}
+
+// readyMsg is the child's report to the detached parent.
+type readyMsg struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	Hint  string `json:"hint,omitempty"`
+	Code  int    `json:"code,omitempty"`
+}
+
+// runMountDetached collects the credential, starts `mysecure mount
+// --foreground` in a new session and waits for its readiness report.
+func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) error {
+	if _, err := volume.Load(g.cfg.Store); err != nil {
+		return err
+	}
+	var cc childCredential
+	defer func() { clear(cc.Passphrase); clear(cc.Salt); clear(cc.RSAPEM); clear(cc.RSAPassword) }()
+	if opts.Creds.KeyFile == "" {
+		mc, err := opts.Creds.masterCredential()
+		if err != nil {
+			return err
+		}
+		cc = childCredential{mc.Passphrase, mc.Salt, mc.RSAPEM, mc.RSAPassword}
+	}
+	if err := os.MkdirAll(filepath.Dir(g.cfg.LogFile), 0o750); err != nil {
+		return fmt.Errorf("failed to create log dir: %w", err)
+	}
+	logf, err := os.OpenFile(g.cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("failed to open daemon log: %w", err)
+	}
+	defer logf.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	credR, credW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"mount", "--foreground", "--ready-fd=3", "--credential-fd=4",
+		"--store", g.cfg.Store, "--mount", g.cfg.Mount, "--socket", g.cfg.Socket,
+		"--audit-log", g.cfg.AuditLog, "--log-file", g.cfg.LogFile,
+		"--audit-allows=" + strconv.FormatBool(g.cfg.AuditAllows)}
+	if opts.Creds.KeyFile != "" {
+		args = append(args, "--keyfile", opts.Creds.KeyFile)
+	}
+	if g.ConfigFile != "" {
+		args = append(args, "--config", g.ConfigFile)
+	}
+	child := exec.Command(exe, args...)
+	child.Dir = "/"
+	child.Stdout, child.Stderr = logf, logf
+	child.ExtraFiles = []*os.File{readyW, credR}
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("failed to start the daemon: %w", err)
+	}
+	readyW.Close()
+	credR.Close()
+	enc, _ := json.Marshal(cc)
+	_, werr := credW.Write(enc)
+	clear(enc)
+	credW.Close()
+	if werr != nil {
+		return fmt.Errorf("failed to hand the credential to the daemon: %w", werr)
+	}
+	data, _ := io.ReadAll(readyR)
+	readyR.Close()
+	var msg readyMsg
+	if err := json.Unmarshal(data, &msg); err != nil {
+		return withHint(fmt.Errorf("the daemon exited before the mount was ready"), "see "+g.cfg.LogFile)
+	}
+	if !msg.OK {
+		return &childError{msg: msg.Error, hint: msg.Hint, code: msg.Code}
+	}
+	fmt.Fprintf(g.p.out, "mounted %s on %s (daemon pid %d)\n", g.cfg.Store, g.cfg.Mount, child.Process.Pid)
+	child.Process.Release()
+	return nil
+}
+
+// childError carries the detached daemon's error and exit code.
+type childError struct {
+	msg, hint string
+	code      int
+}
+
+func (e *childError) Error() string { return e.msg }
+
+func (o *credOptions) credentialFromFD(fd int) (volume.Credential, func(), error) {
+	f := os.NewFile(uintptr(fd), "credential")
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(data)
+	var cc childCredential
+	if err := json.Unmarshal(data, &cc); err != nil {
+		return nil, nil, fmt.Errorf("bad credential handover: %w", err)
+	}
+	if o.KeyFile != "" {
+		return o.credential()
+	}
+	mc := &daemon.Credential{Type: "passphrase", Passphrase: cc.Passphrase, Salt: cc.Salt, RSAPEM: cc.RSAPEM, RSAPassword: cc.RSAPassword}
+	if len(cc.RSAPEM) > 0 {
+		mc.Type = "rsa"
+	}
+	c, err := mc.VolumeCredential()
+	return c, mc.Wipe, err
+}
+
+func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions) (err error) {
+	var ready *os.File
+	if opts.ReadyFD > 0 {
+		ready = os.NewFile(uintptr(opts.ReadyFD), "ready")
+		defer func() {
+			// Tell the parent how it went; after this the daemon's
+			// errors go to its log.
+			if ready == nil {
+				return
+			}
+			msg := readyMsg{OK: err == nil}
+			if err != nil {
+				msg.Code, msg.Hint = classify(err)
+				msg.Error = oneLine(err)
+			}
+			json.NewEncoder(ready).Encode(msg)
+			ready.Close()
+		}()
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	v, err := volume.Load(g.cfg.Store)
+	if err != nil {
+		return err
+	}
+	var c volume.Credential
+	var wipe func()
+	if opts.CredFD > 0 {
+		c, wipe, err = opts.Creds.credentialFromFD(opts.CredFD)
+	} else {
+		c, wipe, err = opts.Creds.credential()
+	}
+	if err != nil {
+		return err
+	}
+	keys, err := v.Unlock(c)
+	wipe()
+	if err != nil {
+		return err
+	}
+	if !keys.ConfigAuthenticated() {
+		log.Warn("unlocked with an RSA key slot: the volume config cannot be proven genuine by an RSA key alone", "slot", keys.SlotID())
+	}
+	d, err := daemon.New(daemon.Config{
+		Store: g.cfg.Store, Mount: g.cfg.Mount, Socket: g.cfg.Socket,
+		AuditLog: g.cfg.AuditLog, AuditAllows: g.cfg.AuditAllows, Logger: log,
+	}, v, keys)
+	if err != nil {
+		keys.Wipe()
+		return err
+	}
+	defer d.Close()
+	if err := d.Mount(); err != nil {
+		if errors.Is(err, daemon.ErrAlreadyMounted) {
+			return withHint(err, "it is mounted already: 'mysecure status'")
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- d.ServeControl(ctx) }()
+	// Wait until the socket answers, so that `mount` returning means
+	// `status` works.
+	client := daemon.NewClient(g.cfg.Socket)
+	for i := 0; ; i++ {
+		if _, err := client.Status(ctx); err == nil {
+			break
+		}
+		select {
+		case err := <-served:
+			d.Unmount()
+			return fmt.Errorf("control socket failed: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if i > 500 {
+			d.Unmount()
+			return errors.New("control socket did not come up")
+		}
+	}
+	log.Info("ready", "pid", os.Getpid(), "mount", g.cfg.Mount, "socket", g.cfg.Socket)
+	// Moves a crash interrupted are finished by a child process: the
+	// daemon does not write into its own mount.
+	go runRecoveryChild(g, log)
+	if ready != nil {
+		json.NewEncoder(ready).Encode(readyMsg{OK: true})
+		ready.Close()
+		ready = nil
+	}
+
+	// SIGTERM/SIGINT: unmount cleanly; if files are still open, say so
+	// and keep serving them (stop mysqld first).
+	g.ownSignals.Store(true)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+	go func() {
+		for s := range sigc {
+			log.Info("signal: unmounting", "signal", s.String())
+			if err := d.Unmount(); err != nil {
+				log.Error("unmount refused; still serving", "error", err.Error())
+			}
+		}
+	}()
+	d.Wait()
+	cancel()
+	<-served
+	log.Info("unmounted", "mount", g.cfg.Mount)
+	return nil
+}
+
+func runRecoveryChild(g *globalOptions, log *slog.Logger) {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Error("journal recovery not started", "error", err.Error())
+		return
+	}
+	out, err := exec.Command(exe, "recover", "--store", g.cfg.Store, "--socket", g.cfg.Socket).CombinedOutput()
+	if err != nil {
+		log.Error("journal recovery failed", "error", err.Error(), "output", string(out))
+		return
+	}
+	if len(out) > 0 {
+		log.Info("journal recovery", "output", string(out))
+	}
+}
+
+func newUmountCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "umount",
+		Short: "Unmount the volume and stop its daemon",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := daemon.NewClient(g.cfg.Socket)
+			err := c.Umount(cmd.Context())
+			if errors.Is(err, daemon.ErrNotRunning) {
+				// A daemon killed with -9 leaves a dead mount behind.
+				if isStaleMount(g.cfg.Mount) {
+					if err := daemon.LazyUnmount(g.cfg.Mount); err != nil {
+						return err
+					}
+					fmt.Fprintf(g.p.out, "cleared the stale mount on %s (its daemon was gone)\n", g.cfg.Mount)
+					return nil
+				}
+				return withHint(err, "nothing to unmount")
+			}
+			if err != nil {
+				var ae *daemon.APIError
+				if errors.As(err, &ae) && ae.Code == daemon.CodeInUse {
+					return withHint(err, "stop the programs using the mount (mysqld) first")
+				}
+				return err
+			}
+			// Wait for the daemon to let go of its socket.
+			for i := 0; i < 250; i++ {
+				if _, err := c.Status(cmd.Context()); errors.Is(err, daemon.ErrNotRunning) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			fmt.Fprintf(g.p.out, "unmounted %s\n", g.cfg.Mount)
+			return nil
+		},
+	}
+}
+
+// isStaleMount reports whether dir is a mount point whose server is gone.
+func isStaleMount(dir string) bool {
+	var st syscall.Stat_t
+	return errors.Is(syscall.Stat(dir, &st), syscall.ENOTCONN)
+}
+
+func newStatusCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the volume is mounted, its mode, rules and denials",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := daemon.NewClient(g.cfg.Socket).Status(cmd.Context())
+			if err != nil {
+				if errors.Is(err, daemon.ErrNotRunning) {
+					if asJSON {
+						g.p.json(daemon.Status{Mounted: false, Store: g.cfg.Store, Mount: g.cfg.Mount})
+					}
+					return withHint(err, "mount it with 'mysecure mount'")
+				}
+				return err
+			}
+			if asJSON {
+				return g.p.json(s)
+			}
+			fmt.Fprintf(g.p.out, "mounted:    %s on %s (daemon pid %d, since %s)\n", s.Store, s.Mount, s.Pid, s.Started)
+			fmt.Fprintf(g.p.out, "mode:       %s\n", s.Mode)
+			fmt.Fprintf(g.p.out, "categories: @%s\n", joinCats(s.Categories))
+			fmt.Fprintf(g.p.out, "rules:      %d\n", s.Rules)
+			if s.DenyAll != "" {
+				fmt.Fprintf(g.p.out, "DENY ALL:   %s\n", s.DenyAll)
+			}
+			fmt.Fprintf(g.p.out, "opens:      %d allowed by rules, %d denied (or would be, when not enforcing)\n", s.Allows, s.Denials)
+			fmt.Fprintf(g.p.out, "binaries hashed: %d\n", s.Hashes)
+			fmt.Fprintf(g.p.out, "audit log:  %s\n", s.AuditLog)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func joinCats(c []string) string {
+	out := ""
+	for i, x := range c {
+		if i > 0 {
+			out += ", @"
+		}
+		out += x
+	}
+	return out
+}

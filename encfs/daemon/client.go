@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ErrNotRunning: nothing answers on the control socket.
+var ErrNotRunning = errors.New("the mysecure daemon is not running (volume not mounted)")
+
+// Client talks to a daemon's control socket.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the socket at path.
+func NewClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	// Argon2 for a credential check takes about a second; moves of large
+	// directories take as long as they take.
+	return &Client{socket: path, hc: &http.Client{Transport: tr, Timeout: 24 * time.Hour}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		defer clear(b)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://mysecure"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) && ne.Op == "dial" {
+			return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, c.socket)
+		}
+		return fmt.Errorf("failed to reach the daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("failed to read the daemon's answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ae APIError
+		if json.Unmarshal(data, &ae) == nil && ae.Message != "" {
+			return &ae
+		}
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// Status asks for the daemon's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+	return s, err
+}
+
+// Umount asks the daemon to unmount and exit.
+func (c *Client) Umount(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/umount", struct{}{}, nil)
+}
+
+// ACLList returns the rules.
+func (c *Client) ACLList(ctx context.Context) (ACLResponse, error) {
+	var r ACLResponse
+	err := c.do(ctx, http.MethodGet, "/v1/acl", nil, &r)
+	return r, err
+}
+
+// ACL changes the rules.
+func (c *Client) ACL(ctx context.Context, req ACLRequest) (ACLResponse, error) {
+	var r ACLResponse
+	err := c.do(ctx, http.MethodPost, "/v1/acl", req, &r)
+	return r, err
+}
+
+// SetMode changes the mode and returns the previous one.
+func (c *Client) SetMode(ctx context.Context, req ModeRequest) (string, error) {
+	var r map[string]string
+	err := c.do(ctx, http.MethodPost, "/v1/mode", req, &r)
+	return r["previous"], err
+}
+
+// BeginMove starts a move session for the calling process.
+func (c *Client) BeginMove(ctx context.Context) (MoveSession, error) {
+	var r MoveSession
+	err := c.do(ctx, http.MethodPost, "/v1/move/begin", struct{}{}, &r)
+	return r, err
+}
+
+// EndMove ends the calling process's move session.
+func (c *Client) EndMove(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/move/end", struct{}{}, nil)
+}

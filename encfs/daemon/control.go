@@ -1,0 +1,495 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mysecure/mysecure/encfs/acl"
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+// The control API is HTTP with JSON bodies over a unix socket that only
+// root can connect to (mode 0600). The daemon also checks the caller's
+// uid with SO_PEERCRED; changing rules or the mode additionally needs the
+// master credential in the request (passphrase and salt, or the RSA key),
+// except in admin mode.
+
+// Credential is a master credential carried in a request body. []byte
+// fields travel as base64 inside the root-only socket.
+type Credential struct {
+	Type        string `json:"type"` // "passphrase" or "rsa"
+	Passphrase  []byte `json:"passphrase,omitempty"`
+	Salt        []byte `json:"salt,omitempty"`
+	RSAPEM      []byte `json:"rsa_pem,omitempty"`
+	RSAPassword []byte `json:"rsa_password,omitempty"`
+}
+
+// Wipe zeroes the secrets.
+func (c *Credential) Wipe() {
+	if c == nil {
+		return
+	}
+	clear(c.Passphrase)
+	clear(c.Salt)
+	clear(c.RSAPEM)
+	clear(c.RSAPassword)
+}
+
+// VolumeCredential converts c for volume.Unlock.
+func (c *Credential) VolumeCredential() (volume.Credential, error) {
+	switch c.Type {
+	case "passphrase":
+		return volume.Passphrase{Passphrase: c.Passphrase, Salt: c.Salt}, nil
+	case "rsa":
+		var pw []byte
+		if len(c.RSAPassword) > 0 {
+			pw = c.RSAPassword
+		}
+		k, err := volume.ParseRSAPrivateKeyPEM(c.RSAPEM, pw)
+		if err != nil {
+			return nil, err
+		}
+		return volume.RSAPrivateKey{Key: k}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown credential type %q", volume.ErrIncorrectCredentials, c.Type)
+}
+
+// Error codes in API error responses; the CLI maps them to exit codes.
+const (
+	CodeCredentials = "credentials"
+	CodeDenied      = "denied"
+	CodeUsage       = "usage"
+	CodeInUse       = "in_use"
+	CodeConflict    = "conflict"
+	CodeInternal    = "internal"
+)
+
+// APIError is an error response.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// ACLRequest changes or lists rules.
+type ACLRequest struct {
+	Op         string      `json:"op"` // add, del, update
+	Rule       string      `json:"rule,omitempty"`
+	Index      int         `json:"index,omitempty"` // 1-based, for del
+	Credential *Credential `json:"credential,omitempty"`
+}
+
+// RuleInfo is a rule as listed.
+type RuleInfo struct {
+	Index int      `json:"index"`
+	Text  string   `json:"text"`
+	Rule  acl.Rule `json:"rule"`
+}
+
+// ACLResponse lists the rules after a change, and what changed.
+type ACLResponse struct {
+	Rules   []RuleInfo `json:"rules"`
+	Changes []string   `json:"changes,omitempty"`
+}
+
+// ModeRequest sets the mode.
+type ModeRequest struct {
+	Mode       string      `json:"mode"`
+	Credential *Credential `json:"credential,omitempty"`
+}
+
+type peerKey struct{}
+
+// ServeControl listens on the control socket until ctx ends.
+func (d *Daemon) ServeControl(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(d.cfg.Socket), 0o755); err != nil {
+		return fmt.Errorf("failed to create socket dir: %w", err)
+	}
+	if c, err := net.Dial("unix", d.cfg.Socket); err == nil {
+		c.Close()
+		return fmt.Errorf("%w: a daemon already answers on %s", ErrAlreadyMounted, d.cfg.Socket)
+	}
+	os.Remove(d.cfg.Socket)
+	old := syscall.Umask(0o077)
+	ln, err := net.Listen("unix", d.cfg.Socket)
+	syscall.Umask(old)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", d.cfg.Socket, err)
+	}
+	if err := os.Chmod(d.cfg.Socket, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	mux.HandleFunc("POST /v1/umount", d.handleUmount)
+	mux.HandleFunc("GET /v1/acl", d.handleACLList)
+	mux.HandleFunc("POST /v1/acl", d.handleACL)
+	mux.HandleFunc("POST /v1/mode", d.handleMode)
+	mux.HandleFunc("POST /v1/move/begin", d.handleMoveBegin)
+	mux.HandleFunc("POST /v1/move/end", d.handleMoveEnd)
+	srv := &http.Server{
+		Handler:           d.requireRoot(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if uc, ok := c.(*net.UnixConn); ok {
+				if cred, err := peerCred(uc); err == nil {
+					return context.WithValue(ctx, peerKey{}, cred)
+				}
+			}
+			return ctx
+		},
+	}
+	shut := make(chan struct{})
+	go func() {
+		defer close(shut)
+		<-ctx.Done()
+		// Let answers in flight (the umount that ended the mount)
+		// reach their callers.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	err = srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		// Serve returns at once; Shutdown is still draining.
+		<-shut
+	}
+	os.Remove(d.cfg.Socket)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *syscall.Ucred
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		cred, serr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cred, serr
+}
+
+// requireRoot admits only uid 0 (the socket mode already does; this is
+// the second lock, and the place where a backup group will be admitted to
+// backup jobs only).
+func (d *Daemon) requireRoot(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred, ok := r.Context().Value(peerKey{}).(*syscall.Ucred)
+		if !ok || cred.Uid != 0 {
+			writeErr(w, http.StatusForbidden, &APIError{CodeDenied, "the control API is for root only"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, e *APIError) { writeJSON(w, status, e) }
+
+// apiError classifies an internal error for the client.
+func apiError(err error) (int, *APIError) {
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae):
+		return http.StatusBadRequest, ae
+	case errors.Is(err, volume.ErrIncorrectCredentials):
+		return http.StatusUnauthorized, &APIError{CodeCredentials, err.Error()}
+	case errors.Is(err, os.ErrExist):
+		return http.StatusConflict, &APIError{CodeConflict, err.Error()}
+	case errors.Is(err, volume.ErrUnknownCategory), errors.Is(err, os.ErrNotExist):
+		return http.StatusBadRequest, &APIError{CodeUsage, err.Error()}
+	}
+	return http.StatusInternalServerError, &APIError{CodeInternal, err.Error()}
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &APIError{CodeUsage, "bad request: " + err.Error()}
+	}
+	return nil
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, d.Status())
+}
+
+func (d *Daemon) handleUmount(w http.ResponseWriter, r *http.Request) {
+	if err := d.Unmount(); err != nil {
+		writeErr(w, http.StatusConflict, &APIError{CodeInUse, err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"unmounted": d.cfg.Mount})
+}
+
+func (d *Daemon) ruleList() []RuleInfo {
+	out := []RuleInfo{}
+	if rs := d.engine.Rules(); rs != nil {
+		for i, r := range rs.Rules {
+			out = append(out, RuleInfo{Index: i + 1, Text: r.String(), Rule: r})
+		}
+	}
+	return out
+}
+
+func (d *Daemon) handleACLList(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, ACLResponse{Rules: d.ruleList()})
+}
+
+// authorizeAdmin checks the master credential unless in admin mode.
+func (d *Daemon) authorizeAdmin(c *Credential) error {
+	if d.Mode() == Admin {
+		return nil
+	}
+	if c == nil {
+		return &APIError{CodeCredentials, "this change needs the master credential (passphrase and salt, or the RSA key)"}
+	}
+	vc, err := c.VolumeCredential()
+	if err != nil {
+		return err
+	}
+	return d.CheckCredential(vc)
+}
+
+func (d *Daemon) handleACL(w http.ResponseWriter, r *http.Request) {
+	var req ACLRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	defer req.Credential.Wipe()
+	d.adminMu.Lock()
+	defer d.adminMu.Unlock()
+	if err := d.authorizeAdmin(req.Credential); err != nil {
+		fail(w, err)
+		return
+	}
+	changes, err := d.changeRules(req)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ACLResponse{Rules: d.ruleList(), Changes: changes})
+}
+
+// fail writes err as an API error response.
+func fail(w http.ResponseWriter, err error) {
+	status, ae := apiError(err)
+	writeErr(w, status, ae)
+}
+
+// changeRules applies an add, del or update and saves the rule file. The
+// rules in force change only once the file is saved.
+func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
+	rs := d.engine.Rules()
+	if rs == nil || d.denyAllReason() != "" {
+		// Rules were refused (tampered): changes start from an empty set,
+		// which the admin then fills again.
+		rs = &acl.RuleSet{}
+	}
+	var changes []string
+	switch req.Op {
+	case "add":
+		rule, err := acl.ParseRule(req.Rule)
+		if err != nil {
+			return nil, &APIError{CodeUsage, err.Error()}
+		}
+		if rule.Category != "*" && !d.vol.Config.HasCategory(rule.Category) {
+			return nil, &APIError{CodeUsage, fmt.Sprintf("unknown category @%s (the volume has @%s)", rule.Category, strings.Join(d.vol.Config.Categories, ", @"))}
+		}
+		if err := d.ident.FillRule(&rule); err != nil {
+			return nil, &APIError{CodeUsage, err.Error()}
+		}
+		for _, r := range rs.Rules {
+			if r.Equal(rule) {
+				return nil, &APIError{CodeConflict, "rule exists already: " + rule.String()}
+			}
+		}
+		rs.Rules = append(rs.Rules, rule)
+		changes = append(changes, "added: "+rule.String()+" (sha256 "+rule.Exe.SHA256+")")
+	case "del":
+		idx := -1
+		if req.Index > 0 {
+			idx = req.Index - 1
+		} else {
+			rule, err := acl.ParseRule(req.Rule)
+			if err != nil {
+				return nil, &APIError{CodeUsage, err.Error()}
+			}
+			for i, r := range rs.Rules {
+				if r.Equal(rule) || sameResolved(d.ident, r, rule) {
+					idx = i
+					break
+				}
+			}
+		}
+		if idx < 0 || idx >= len(rs.Rules) {
+			return nil, &APIError{CodeUsage, "no such rule ('mysecure acl list' shows them)"}
+		}
+		changes = append(changes, "deleted: "+rs.Rules[idx].String())
+		rs.Rules = append(rs.Rules[:idx:idx], rs.Rules[idx+1:]...)
+	case "update":
+		for i := range rs.Rules {
+			r := &rs.Rules[i]
+			for _, p := range r.Programs() {
+				sum, err := d.ident.Fingerprint(p.Path)
+				if err != nil {
+					return nil, &APIError{CodeUsage, fmt.Sprintf("rule %d: %v", i+1, err)}
+				}
+				if sum != p.SHA256 {
+					changes = append(changes, fmt.Sprintf("rule %d: %s sha256 %s -> %s", i+1, p.Path, p.SHA256, sum))
+					p.SHA256 = sum
+				}
+			}
+		}
+		if len(changes) == 0 {
+			changes = append(changes, "no fingerprint changed")
+		}
+	default:
+		return nil, &APIError{CodeUsage, fmt.Sprintf("unknown acl op %q", req.Op)}
+	}
+	key, err := d.rulesKey()
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	if err := acl.SaveRules(d.rulesPath(), rs, key); err != nil {
+		return nil, err
+	}
+	d.setRules(rs)
+	d.log.Info("rules changed", "op", req.Op, "changes", strings.Join(changes, "; "))
+	return changes, nil
+}
+
+// sameResolved compares a stored rule with a typed one whose paths may
+// still be symlinks (/bin/cat for /usr/bin/cat).
+func sameResolved(id *acl.Identifier, stored, typed acl.Rule) bool {
+	if err := id.FillRule(&typed); err != nil {
+		return false
+	}
+	return stored.Equal(typed)
+}
+
+func (d *Daemon) handleMode(w http.ResponseWriter, r *http.Request) {
+	var req ModeRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	defer req.Credential.Wipe()
+	m, err := ParseMode(req.Mode)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, &APIError{CodeUsage, err.Error()})
+		return
+	}
+	d.adminMu.Lock()
+	defer d.adminMu.Unlock()
+	// Going back to enforcing only tightens: no credential needed.
+	if m != Enforcing {
+		if err := d.authorizeAdmin(req.Credential); err != nil {
+			fail(w, err)
+			return
+		}
+	}
+	old := d.Mode()
+	d.mode.Store(m)
+	d.log.Info("mode changed", "from", string(old), "to", string(m))
+	writeJSON(w, http.StatusOK, map[string]string{"mode": string(m), "previous": string(old)})
+}
+
+// MoveSession is what a mover (the `mysecure encrypt`/`decrypt` CLI, or
+// the recovery run at mount) needs to move data through the mount itself.
+type MoveSession struct {
+	Mount      string   `json:"mount"`
+	Store      string   `json:"store"`
+	JournalDir string   `json:"journal_dir"`
+	Categories []string `json:"categories"`
+}
+
+// handleMoveBegin lets the calling process (by SO_PEERCRED pid and its
+// start time) open plaintext without rules until it ends the session or
+// exits. The daemon itself never writes into its own mount: a FUSE server
+// killed while blocked on its own mount cannot exit.
+func (d *Daemon) handleMoveBegin(w http.ResponseWriter, r *http.Request) {
+	cred := r.Context().Value(peerKey{}).(*syscall.Ucred)
+	start, err := procStart(int(cred.Pid))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	d.moversMu.Lock()
+	d.movers[int(cred.Pid)] = start
+	d.moversMu.Unlock()
+	d.log.Info("move session started", "pid", cred.Pid)
+	writeJSON(w, http.StatusOK, MoveSession{Mount: d.cfg.Mount, Store: d.cfg.Store,
+		JournalDir: filepath.Join(d.cfg.Store, JournalDir), Categories: d.vol.Config.Categories})
+}
+
+func (d *Daemon) handleMoveEnd(w http.ResponseWriter, r *http.Request) {
+	cred := r.Context().Value(peerKey{}).(*syscall.Ucred)
+	d.moversMu.Lock()
+	delete(d.movers, int(cred.Pid))
+	d.moversMu.Unlock()
+	d.log.Info("move session ended", "pid", cred.Pid)
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// procStart returns the start time (clock ticks since boot, field 22 of
+// /proc/PID/stat) of a process: with the pid it names one process for
+// good, even after the pid is reused.
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// tgid returns the process (thread group) id of a thread id.
+func tgid(tid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("no Tgid in /proc/%d/status", tid)
+}

@@ -1,0 +1,449 @@
+// Package daemon is the mysecure mount daemon: it holds the unlocked
+// volume keys, serves the FUSE mount (encfs/fusefs), decides every open
+// with the access rules (encfs/acl), writes the audit log, moves data in
+// and out of the mount (encfs/inplace), and answers the control API on a
+// root-owned unix socket.
+//
+// It is the only process that holds keys. It must not print (it logs
+// through the slog.Logger it is given) and must not know about MySQL.
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/mysecure/mysecure/encfs/acl"
+	"github.com/mysecure/mysecure/encfs/fusefs"
+	"github.com/mysecure/mysecure/encfs/names"
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+// Mode is how access decisions are applied.
+type Mode string
+
+const (
+	// Enforcing denies what no rule allows (the default).
+	Enforcing Mode = "enforcing"
+	// Permissive logs what would be denied and allows it.
+	Permissive Mode = "permissive"
+	// Admin allows everything, logs what would be denied, and lets rules
+	// and mode be changed without the master credential, for a
+	// maintenance window. Entering it needs the credential.
+	Admin Mode = "admin"
+)
+
+// ParseMode checks a mode name.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Enforcing, Permissive, Admin:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown mode %q: want enforcing, permissive or admin", s)
+}
+
+// Config is what a daemon needs to run.
+type Config struct {
+	Store       string // store dir (holds mysecure.conf)
+	Mount       string // mount point
+	Socket      string // control socket path
+	AuditLog    string // access log path
+	AuditAllows bool   // also log allowed opens
+	Logger      *slog.Logger
+}
+
+// File names inside the store, besides categories (which cannot contain
+// a dot) and mysecure.conf.
+const (
+	RulesFile  = "rules.json"
+	JournalDir = "ms.journal"
+)
+
+// Daemon is a running mount.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	vol    *volume.Volume
+	keys   *volume.Keys
+	fsys   *fusefs.FS
+	srv    *fuse.Server
+	ident  *acl.Identifier
+	engine *acl.Engine
+	audit  *auditLog
+
+	mode    atomic.Value // Mode
+	started time.Time
+	pid     int
+
+	denials atomic.Uint64
+	allows  atomic.Uint64
+	denyAll atomic.Value // string: why every open is denied ("" if not)
+
+	adminMu sync.Mutex // serializes rule and mode changes
+
+	moversMu sync.Mutex
+	movers   map[int]uint64 // pid -> start time of processes in a move session
+}
+
+// New unlocks nothing itself: it takes keys already unlocked from vol.
+func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, vol: vol, keys: keys, started: time.Now(), pid: os.Getpid(), movers: map[int]uint64{}}
+	// Always start enforcing: the mode is not persisted, so nothing on
+	// disk can weaken a freshly started daemon.
+	d.mode.Store(Enforcing)
+
+	ck := map[string]fusefs.CategoryKeys{}
+	for _, cat := range vol.Config.Categories {
+		c, err := keys.ContentKey(cat)
+		if err != nil {
+			return nil, err
+		}
+		nk, err := keys.Subkey(volume.PurposeNames, cat)
+		if err != nil {
+			return nil, err
+		}
+		nc, err := names.New(nk)
+		clear(nk)
+		if err != nil {
+			return nil, err
+		}
+		ck[cat] = fusefs.CategoryKeys{Content: c, Names: nc}
+	}
+	fsys, err := fusefs.New(fusefs.Options{Store: cfg.Store, Keys: ck, Auth: d})
+	if err != nil {
+		return nil, err
+	}
+	d.fsys = fsys
+	d.ident = acl.NewIdentifier(acl.IdentifierOptions{
+		HashInMount: func(path string) (string, bool, error) { return fsys.HashPlain(cfg.Mount, path) },
+	})
+	d.engine = acl.NewEngine(d.ident)
+	if err := d.loadRules(); err != nil {
+		return nil, err
+	}
+	audit, err := openAuditLog(cfg.AuditLog, 10<<20, 5)
+	if err != nil {
+		return nil, err
+	}
+	d.audit = audit
+	return d, nil
+}
+
+func (d *Daemon) rulesPath() string { return filepath.Join(d.cfg.Store, RulesFile) }
+
+func (d *Daemon) rulesKey() ([]byte, error) { return d.keys.Subkey(volume.PurposeRules, "") }
+
+// loadRules reads the rule file. A tampered or corrupt file makes the
+// engine deny everything, and says why in the log and in status.
+func (d *Daemon) loadRules() error {
+	key, err := d.rulesKey()
+	if err != nil {
+		return err
+	}
+	defer clear(key)
+	rs, err := acl.LoadRules(d.rulesPath(), key)
+	if err != nil {
+		reason := fmt.Sprintf("rule file %s refused: %v; denying every open until the rules are restored or re-added", d.rulesPath(), err)
+		d.log.Error("rules tampered: deny all", "error", err.Error(), "file", d.rulesPath())
+		d.engine.DenyAll(reason)
+		d.denyAll.Store(reason)
+		return nil
+	}
+	d.setRules(rs)
+	return nil
+}
+
+func (d *Daemon) setRules(rs *acl.RuleSet) {
+	d.engine.SetRules(rs)
+	d.denyAll.Store("")
+}
+
+func (d *Daemon) denyAllReason() string {
+	s, _ := d.denyAll.Load().(string)
+	return s
+}
+
+// Mount mounts the FUSE filesystem, first clearing a stale mount left by a
+// killed daemon (its mount point answers ENOTCONN).
+func (d *Daemon) Mount() error {
+	if isMountPoint(d.cfg.Mount) {
+		// A daemon killed a moment ago may still be exiting: give its
+		// mount a moment to turn into a dead one (ENOTCONN).
+		var err error
+		for i := 0; i < 100; i++ {
+			var st syscall.Stat_t
+			if err = syscall.Stat(d.cfg.Mount, &st); errors.Is(err, syscall.ENOTCONN) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !errors.Is(err, syscall.ENOTCONN) {
+			return fmt.Errorf("%w: %s is already mounted", ErrAlreadyMounted, d.cfg.Mount)
+		}
+		d.log.Warn("clearing stale mount left by a stopped daemon", "mount", d.cfg.Mount)
+		// Processes blocked on the dead connection (even a killed daemon
+		// stuck on its own mount) are released by aborting it.
+		abortConnection(d.cfg.Mount)
+		if err := syscall.Unmount(d.cfg.Mount, syscall.MNT_DETACH); err != nil {
+			return fmt.Errorf("failed to clear stale mount %s: %w", d.cfg.Mount, err)
+		}
+	}
+	if err := os.MkdirAll(d.cfg.Mount, 0o755); err != nil {
+		return fmt.Errorf("failed to create mount point: %w", err)
+	}
+	srv, err := d.fsys.Mount(d.cfg.Mount)
+	if err != nil {
+		return fmt.Errorf("failed to mount %s: %w", d.cfg.Mount, err)
+	}
+	d.srv = srv
+	d.log.Info("mounted", "store", d.cfg.Store, "mount", d.cfg.Mount, "mode", string(d.Mode()))
+	return nil
+}
+
+// ErrAlreadyMounted: the mount point already has a live mount.
+var ErrAlreadyMounted = errors.New("already mounted")
+
+// isMountPoint reports whether dir is listed in /proc/self/mountinfo.
+func isMountPoint(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	clean := filepath.Clean(dir)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == clean {
+			return true
+		}
+	}
+	return false
+}
+
+// abortConnection aborts the FUSE connection of the mount at dir through
+// the fusectl filesystem (mounted on demand).
+func abortConnection(dir string) {
+	dev := mountDevice(dir)
+	if dev == "" {
+		return
+	}
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(filepath.Join(ctl, dev)); err != nil {
+		_ = syscall.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	_ = os.WriteFile(filepath.Join(ctl, dev, "abort"), []byte("1"), 0o200)
+}
+
+// mountDevice returns the minor device number of the mount at dir (the
+// fusectl connection name), from /proc/self/mountinfo.
+func mountDevice(dir string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	clean := filepath.Clean(dir)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == clean {
+			if _, minor, ok := strings.Cut(f[2], ":"); ok {
+				return minor
+			}
+		}
+	}
+	return ""
+}
+
+func unescapeMountinfo(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// Wait blocks until the mount is gone (umount, or the control API).
+func (d *Daemon) Wait() { d.srv.Wait() }
+
+// Unmount unmounts; it fails while files are open on the mount.
+func (d *Daemon) Unmount() error {
+	if err := d.srv.Unmount(); err != nil {
+		return fmt.Errorf("failed to unmount %s (files still open?): %w", d.cfg.Mount, err)
+	}
+	return nil
+}
+
+// Close releases the keys and the audit log.
+func (d *Daemon) Close() {
+	d.audit.Close()
+	d.keys.Wipe()
+}
+
+// Mode returns the current mode.
+func (d *Daemon) Mode() Mode { return d.mode.Load().(Mode) }
+
+// isSelf reports whether pid (a thread id, as FUSE reports it) belongs to
+// the daemon: its own moves and hashing go through the mount.
+func (d *Daemon) isSelf(pid int) bool {
+	if pid == d.pid {
+		return true
+	}
+	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(pid))
+	return err == nil
+}
+
+// isMover reports whether the thread tid belongs to a process in a move
+// session (same pid and start time as when the session began).
+func (d *Daemon) isMover(tid int) bool {
+	d.moversMu.Lock()
+	n := len(d.movers)
+	d.moversMu.Unlock()
+	if n == 0 {
+		return false
+	}
+	pid, err := tgid(tid)
+	if err != nil {
+		return false
+	}
+	d.moversMu.Lock()
+	start, ok := d.movers[pid]
+	d.moversMu.Unlock()
+	if !ok {
+		return false
+	}
+	now, err := procStart(pid)
+	return err == nil && now == start
+}
+
+// Authorize implements fusefs.Authorizer.
+func (d *Daemon) Authorize(ctx context.Context, req fusefs.AccessRequest) syscall.Errno {
+	if d.isSelf(req.Pid) || d.isMover(req.Pid) {
+		return 0
+	}
+	dec := d.engine.Decide(acl.Request{Pid: req.Pid, Uid: req.Uid, Category: req.Category, Path: req.Path})
+	mode := d.Mode()
+	rec := AuditRecord{
+		Time: time.Now().UTC(), Mode: string(mode), Pid: req.Pid, Uid: req.Uid,
+		File:     filepath.Join(d.cfg.Mount, req.Category, req.Path),
+		Category: req.Category, Reason: dec.Reason,
+	}
+	if dec.Process != nil {
+		rec.Exe, rec.SHA256 = dec.Process.Exe.Path, dec.Process.Exe.SHA256
+	}
+	if dec.Rule != nil {
+		rec.Rule = dec.Rule.String()
+	}
+	if dec.Allowed {
+		d.allows.Add(1)
+		if d.cfg.AuditAllows {
+			rec.Decision = "allow"
+			d.writeAudit(rec)
+		}
+		return 0
+	}
+	d.denials.Add(1)
+	if mode != Enforcing {
+		rec.Decision = "would-deny"
+		d.writeAudit(rec)
+		return 0
+	}
+	rec.Decision = "deny"
+	d.writeAudit(rec)
+	return syscall.EACCES
+}
+
+func (d *Daemon) writeAudit(r AuditRecord) {
+	if err := d.audit.Write(r); err != nil {
+		d.log.Error("audit log write failed", "error", err.Error())
+	}
+}
+
+// Status is what `mysecure status` shows.
+type Status struct {
+	Mounted     bool     `json:"mounted"`
+	Store       string   `json:"store"`
+	Mount       string   `json:"mount"`
+	Mode        Mode     `json:"mode"`
+	Pid         int      `json:"pid"`
+	Started     string   `json:"started"`
+	VolumeID    string   `json:"volume_id"`
+	Categories  []string `json:"categories"`
+	Rules       int      `json:"rules"`
+	DenyAll     string   `json:"deny_all,omitempty"`
+	Denials     uint64   `json:"denials"`
+	Allows      uint64   `json:"allows"`
+	Opens       uint64   `json:"opens"`
+	Hashes      uint64   `json:"binaries_hashed"`
+	AuditLog    string   `json:"audit_log"`
+	RulesLoaded bool     `json:"rules_loaded"`
+}
+
+// Status reports the daemon's state.
+func (d *Daemon) Status() Status {
+	rs := d.engine.Rules()
+	n := 0
+	if rs != nil {
+		n = len(rs.Rules)
+	}
+	return Status{
+		Mounted: true, Store: d.cfg.Store, Mount: d.cfg.Mount, Mode: d.Mode(), Pid: d.pid,
+		Started: d.started.UTC().Format(time.RFC3339), VolumeID: d.vol.Config.VolumeID,
+		Categories: d.vol.Config.Categories, Rules: n, DenyAll: d.denyAllReason(),
+		Denials: d.denials.Load(), Allows: d.allows.Load(), Opens: d.fsys.Opens(), Hashes: d.ident.Hashes(),
+		AuditLog: d.cfg.AuditLog, RulesLoaded: d.denyAllReason() == "",
+	}
+}
+
+// CheckCredential verifies a master credential against the running
+// volume: it must unlock the config on disk to the same master key. Key
+// files are not master credentials (they exist for unattended start).
+func (d *Daemon) CheckCredential(c volume.Credential) error {
+	if c.SlotType() == volume.SlotKeyFile {
+		return fmt.Errorf("%w: a key file is not a master credential; give the passphrase and salt or the RSA key", volume.ErrIncorrectCredentials)
+	}
+	v, err := volume.Load(d.cfg.Store)
+	if err != nil {
+		return err
+	}
+	k, err := v.Unlock(c)
+	if err != nil {
+		return err
+	}
+	defer k.Wipe()
+	a, err := k.Subkey(volume.PurposeRules, "")
+	if err != nil {
+		return err
+	}
+	defer clear(a)
+	b, err := d.keys.Subkey(volume.PurposeRules, "")
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	if subtle.ConstantTimeCompare(a, b) != 1 {
+		return volume.ErrIncorrectCredentials
+	}
+	return nil
+}
+
+// lazyUnmount is the fallback of `mysecure umount` when no daemon answers.
+func LazyUnmount(dir string) error {
+	if err := syscall.Unmount(dir, 0); err == nil {
+		return nil
+	}
+	if out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("failed to unmount %s: %v: %s", dir, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
