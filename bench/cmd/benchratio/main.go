@@ -38,6 +38,7 @@ type pair struct {
 var pairs = []pair{
 	{"FormatSeal", "RawGCM", 0.9},
 	{"FormatOpen", "RawGCMOpen", 0.9},
+	{"FormatOpen", "RawGCMOpenCopy", 0},
 	{"RawGCMNonce16", "RawGCM", 0},
 	{"FileWriteAt/4KiB", "RawGCM", 0},
 	{"FileWriteAt/128KiB", "RawGCM", 0},
