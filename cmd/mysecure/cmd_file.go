@@ -157,25 +157,70 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 // Write seals whole batches without buffering.
 const copyBuf = 1 << 20
 
-// copyCtx copies src to dst until EOF, stopping when ctx is cancelled.
+// copyCtx copies src to dst until EOF. Reading runs in its own goroutine,
+// a few chunks ahead, so that reading (and decrypting, for file decrypt)
+// overlaps with sealing and writing on a second core. Buffers are wiped
+// at the end: they held plaintext.
 func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) error {
-	buf := make([]byte, copyBuf)
-	defer clear(buf)
+	const nbuf = 3
+	type chunk struct {
+		b   []byte
+		n   int
+		err error
+	}
+	bufs := make([][]byte, nbuf)
+	free := make(chan []byte, nbuf)
+	full := make(chan chunk, nbuf)
+	for i := range bufs {
+		bufs[i] = make([]byte, copyBuf)
+		free <- bufs[i]
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	defer func() {
+		close(done)
+		<-finished
+		for _, b := range bufs {
+			clear(b)
+		}
+	}()
+	go func() {
+		defer close(finished)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-done:
+				return
+			}
+			n, err := io.ReadFull(src, b)
+			select {
+			case full <- chunk{b, n, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return errInterrupted
 		}
-		n, err := io.ReadFull(src, buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
+		c := <-full
+		if c.n > 0 {
+			if _, err := dst.Write(c.b[:c.n]); err != nil {
+				return err
 			}
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		switch c.err {
+		case nil:
+			free <- c.b
+		case io.EOF, io.ErrUnexpectedEOF:
 			return nil
-		}
-		if err != nil {
-			return err
+		default:
+			return c.err
 		}
 	}
 }

@@ -36,6 +36,7 @@ type File struct {
 	hdr    []byte // nil until read from or written to the backing file
 	nonces *nonceSource
 	ad     []byte
+	size   int64 // plaintext size; the File is the backing file's only writer
 }
 
 // Open returns a File over b sealed with key. name is only used in errors.
@@ -60,9 +61,11 @@ func Open(b Backing, key *Key, name string) (*File, error) {
 		}
 		return f, nil
 	}
-	if _, err := PlainSize(fi.Size()); err != nil {
+	size, err := PlainSize(fi.Size())
+	if err != nil {
 		return nil, corrupt(name, HeaderBlock, "%v", err)
 	}
+	f.size = size
 	hdr := make([]byte, HeaderSize)
 	if _, err := b.ReadAt(hdr, 0); err != nil {
 		return nil, fmt.Errorf("failed to read header of %s: %w", name, err)
@@ -78,18 +81,11 @@ func Open(b Backing, key *Key, name string) (*File, error) {
 	return f, nil
 }
 
-// Size returns the plaintext size, computed from the ciphertext size.
-func (f *File) Size() (int64, error) {
-	fi, err := f.b.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("failed to stat %s: %w", f.name, err)
-	}
-	n, err := PlainSize(fi.Size())
-	if err != nil {
-		return 0, corrupt(f.name, HeaderBlock, "%v", err)
-	}
-	return n, nil
-}
+// Size returns the plaintext size: computed from the ciphertext size at
+// Open and kept up to date by every write and truncate since (no stat per
+// call). Nothing else may write the backing file while a File is open on
+// it.
+func (f *File) Size() (int64, error) { return f.size, nil }
 
 // blockOffset is where stored block n starts in the backing file.
 func blockOffset(n int64) int64 { return HeaderSize + n*CipherBlockSize }
@@ -205,6 +201,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.writeRange(p, off, size); err != nil {
 		return 0, err
 	}
+	if end := off + int64(len(p)); end > f.size {
+		f.size = end
+	}
 	return len(p), nil
 }
 
@@ -240,6 +239,7 @@ func (f *File) fillZeros(size, end int64) error {
 			return err
 		}
 		size += n
+		f.size = size
 	}
 	return nil
 }
@@ -359,11 +359,16 @@ func (f *File) Truncate(newSize int64) error {
 			return err
 		}
 		f.hdr = nil
+		f.size = 0
 		return nil
 	}
 	rem := newSize % BlockSize
 	if rem == 0 {
-		return f.truncBacking(blockOffset(newSize / BlockSize))
+		if err := f.truncBacking(blockOffset(newSize / BlockSize)); err != nil {
+			return err
+		}
+		f.size = newSize
+		return nil
 	}
 	// Re-seal the new last block first, then cut. A crash in between leaves
 	// a last block that fails authentication (an error), never a silently
@@ -387,7 +392,11 @@ func (f *File) Truncate(newSize int64) error {
 	if _, err := f.b.WriteAt(sealed, blockOffset(blk)); err != nil {
 		return fmt.Errorf("failed to write %s: %w", f.name, err)
 	}
-	return f.truncBacking(blockOffset(blk) + int64(len(sealed)))
+	if err := f.truncBacking(blockOffset(blk) + int64(len(sealed))); err != nil {
+		return err
+	}
+	f.size = newSize
+	return nil
 }
 
 func (f *File) truncBacking(n int64) error {

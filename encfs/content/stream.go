@@ -197,8 +197,25 @@ func (sr *Reader) Header() (Header, bool) {
 	return h, true
 }
 
-// Read returns decrypted, authenticated plaintext.
+// Read returns decrypted, authenticated plaintext. A p of at least one
+// batch (1 MiB) with nothing buffered is filled directly, without an
+// intermediate copy.
 func (sr *Reader) Read(p []byte) (int, error) {
+	if sr.pos >= len(sr.plain) && len(p) >= streamBatch*BlockSize {
+		if sr.err != nil {
+			return 0, sr.err
+		}
+		if sr.eof {
+			return 0, io.EOF
+		}
+		if n := sr.fillInto(p); n > 0 {
+			return n, nil
+		}
+		if sr.err != nil {
+			return 0, sr.err
+		}
+		return 0, io.EOF
+	}
 	for sr.pos >= len(sr.plain) {
 		if sr.err != nil {
 			return 0, sr.err
@@ -206,43 +223,46 @@ func (sr *Reader) Read(p []byte) (int, error) {
 		if sr.eof {
 			return 0, io.EOF
 		}
-		sr.fill()
+		sr.plain = sr.plain[:sr.fillInto(sr.plain[:cap(sr.plain)])]
+		sr.pos = 0
 	}
 	n := copy(p, sr.plain[sr.pos:])
 	sr.pos += n
 	return n, nil
 }
 
-// fill reads and opens the next batch of blocks.
-func (sr *Reader) fill() {
-	sr.plain = sr.plain[:0]
-	sr.pos = 0
+// fillInto reads the next batch of blocks and opens them into dst, which
+// has room for a whole batch. It returns the plaintext bytes written; on
+// a damaged block it stops there and sets sr.err, so only authenticated
+// bytes are ever returned.
+func (sr *Reader) fillInto(dst []byte) int {
 	n, err := io.ReadFull(sr.r, sr.in)
 	switch {
 	case err == io.EOF:
 		sr.eof = true
-		return
+		return 0
 	case err == io.ErrUnexpectedEOF:
 		sr.eof = true
 	case err != nil:
 		sr.err = fmt.Errorf("failed to read %s: %w", sr.name, err)
-		return
+		return 0
 	}
 	data := sr.in[:n]
+	out := 0
 	for len(data) > 0 {
 		k := min(CipherBlockSize, len(data))
 		if k <= BlockOverhead {
 			sr.err = corrupt(sr.name, sr.block, "last block is %d bytes, too short to hold data (truncated inside a block)", k)
-			return
+			return out
 		}
-		dst := sr.plain[len(sr.plain) : len(sr.plain)+BlockSize]
-		pt, err := sr.key.openBlock(dst, data[:k], sr.block, sr.hdr, sr.ad)
+		pt, err := sr.key.openBlock(dst[out:out+BlockSize], data[:k], sr.block, sr.hdr, sr.ad)
 		if err != nil {
 			sr.err = corrupt(sr.name, sr.block, "%v", errAuth)
-			return
+			return out
 		}
-		sr.plain = sr.plain[:len(sr.plain)+len(pt)]
+		out += len(pt)
 		sr.block++
 		data = data[k:]
 	}
+	return out
 }
