@@ -79,7 +79,9 @@ func (m *mountEnv) ms(want int, args ...string) string {
 	return out.String()
 }
 
-func (m *mountEnv) aclAdd(rule string) { m.ms(0, append([]string{"acl", "add", rule}, m.creds()...)...) }
+func (m *mountEnv) aclAdd(rule string) {
+	m.ms(0, append([]string{"acl", "add", rule}, m.creds()...)...)
+}
 
 // read runs prog FILE (cat-like) and returns its output and error.
 func read(prog string, args ...string) (string, error) {
