@@ -122,7 +122,11 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		if err != nil {
 			return err
 		}
-		w, err := content.NewWriter(dst, key)
+		// Sealing and writing overlap: ciphertext goes to the file from
+		// a third goroutine (reading already runs ahead in copyCtx).
+		aw := newAsyncWriter(dst)
+		defer aw.Close()
+		w, err := content.NewWriter(aw, key)
 		if err != nil {
 			return err
 		}
@@ -130,6 +134,9 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 			return err
 		}
 		if err := w.Close(); err != nil {
+			return err
+		}
+		if err := aw.Close(); err != nil {
 			return err
 		}
 	} else {
@@ -223,6 +230,74 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) error {
 			return c.err
 		}
 	}
+}
+
+// asyncWriter writes copies of what it is given from its own goroutine,
+// a few chunks behind. It holds ciphertext only. Close waits for the
+// queue and returns the first write error; Write reports an earlier one.
+type asyncWriter struct {
+	w      io.Writer
+	queue  chan []byte
+	free   chan []byte
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
+	closed bool
+}
+
+func newAsyncWriter(w io.Writer) *asyncWriter {
+	a := &asyncWriter{w: w, queue: make(chan []byte, 2), free: make(chan []byte, 3), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for b := range a.queue {
+			if a.firstErr() == nil {
+				if _, err := a.w.Write(b); err != nil {
+					a.setErr(err)
+				}
+			}
+			select {
+			case a.free <- b[:0]:
+			default:
+			}
+		}
+	}()
+	return a
+}
+
+func (a *asyncWriter) firstErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+func (a *asyncWriter) setErr(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err == nil {
+		a.err = err
+	}
+}
+
+func (a *asyncWriter) Write(p []byte) (int, error) {
+	if err := a.firstErr(); err != nil {
+		return 0, err
+	}
+	var b []byte
+	select {
+	case b = <-a.free:
+	default:
+	}
+	a.queue <- append(b, p...)
+	return len(p), nil
+}
+
+func (a *asyncWriter) Close() error {
+	if !a.closed {
+		a.closed = true
+		close(a.queue)
+		<-a.done
+	}
+	return a.firstErr()
 }
 
 func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {

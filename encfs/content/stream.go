@@ -247,22 +247,42 @@ func (sr *Reader) fillInto(dst []byte) int {
 		sr.err = fmt.Errorf("failed to read %s: %w", sr.name, err)
 		return 0
 	}
-	data := sr.in[:n]
-	out := 0
-	for len(data) > 0 {
-		k := min(CipherBlockSize, len(data))
-		if k <= BlockOverhead {
-			sr.err = corrupt(sr.name, sr.block, "last block is %d bytes, too short to hold data (truncated inside a block)", k)
-			return out
-		}
-		pt, err := sr.key.openBlock(dst[out:out+BlockSize], data[:k], sr.block, sr.hdr, sr.ad)
-		if err != nil {
-			sr.err = corrupt(sr.name, sr.block, "%v", errAuth)
-			return out
-		}
-		out += len(pt)
-		sr.block++
-		data = data[k:]
+	out, blocks, err := sr.key.openBlocks(dst, sr.in[:n], sr.block, sr.hdr, sr.ad)
+	sr.block += blocks
+	if err != nil {
+		sr.err = corrupt(sr.name, sr.block, "%v", err)
 	}
 	return out
+}
+
+// OpenBlocks opens consecutive stored blocks from src, the first being
+// block first of the file whose 32 header bytes are hdr, into dst (room
+// for a BlockSize per block). Only the last block of src may be short. It
+// returns the plaintext bytes written and, on failure, an error for the
+// block after the last good one. It is the in-memory core of Reader,
+// exported for callers that hold ciphertext in memory (and for the
+// benchmarks).
+func (k *Key) OpenBlocks(dst, src []byte, first int64, hdr []byte) (int, error) {
+	n, blocks, err := k.openBlocks(dst, src, first, hdr, make([]byte, 0, 8+HeaderSize))
+	if err != nil {
+		return n, corrupt("", first+blocks, "%v", err)
+	}
+	return n, nil
+}
+
+func (k *Key) openBlocks(dst, src []byte, first int64, hdr, ad []byte) (n int, blocks int64, err error) {
+	for len(src) > 0 {
+		c := min(CipherBlockSize, len(src))
+		if c <= BlockOverhead {
+			return n, blocks, fmt.Errorf("last block is %d bytes, too short to hold data (truncated inside a block)", c)
+		}
+		pt, err := k.openBlock(dst[n:n+BlockSize], src[:c], first+blocks, hdr, ad)
+		if err != nil {
+			return n, blocks, errAuth
+		}
+		n += len(pt)
+		blocks++
+		src = src[c:]
+	}
+	return n, blocks, nil
 }
