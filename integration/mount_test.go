@@ -429,3 +429,50 @@ func waitEmpty(t *testing.T, dir string) {
 	}
 	t.Fatalf("%s never emptied", dir)
 }
+
+// TestRulesTampered: a rule file changed outside mysecure makes the
+// daemon deny everything, say why in status and in its log; adding rules
+// again with the master credential restores service.
+func TestRulesTampered(t *testing.T) {
+	m := newMount(t)
+	f := filepath.Join(m.mnt, "mysqlbackup", "x.cnf")
+	m.aclAdd("ALLOW @mysqlbackup * /usr/bin/tee")
+	m.aclAdd("ALLOW @mysqlbackup * /usr/bin/cat")
+	w := exec.Command("/usr/bin/tee", f)
+	w.Stdin = strings.NewReader("secret\n")
+	if err := w.Run(); err != nil {
+		t.Fatal(err)
+	}
+	m.ms(0, "umount")
+
+	// Allow /usr/bin/head too, by editing the file: the MAC no longer fits.
+	rulesPath := filepath.Join(m.store, "rules.json")
+	b, err := os.ReadFile(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(rulesPath, bytes.Replace(b, []byte("/usr/bin/cat"), []byte("/usr/bin/hed"), 1), 0o600)
+
+	m.ms(0, append([]string{"mount"}, m.creds()...)...)
+	for _, prog := range []string{"/usr/bin/cat", "/usr/bin/tee", "/usr/bin/head"} {
+		if _, err := read(prog, f); err == nil {
+			t.Fatalf("%s allowed with a tampered rule file", prog)
+		}
+	}
+	st := m.ms(0, "status")
+	if !strings.Contains(st, "DENY ALL:") || !strings.Contains(st, "MAC mismatch") {
+		t.Fatalf("status does not say why everything is denied:\n%s", st)
+	}
+	log, _ := os.ReadFile(m.log)
+	if !strings.Contains(string(log), "rules tampered: deny all") {
+		t.Fatalf("daemon log does not say it:\n%s", log)
+	}
+	// Re-adding a rule (with the credential) starts a fresh, valid file.
+	m.aclAdd("ALLOW @mysqlbackup * /usr/bin/cat")
+	if out, err := read("/usr/bin/cat", f); err != nil || out != "secret\n" {
+		t.Fatalf("after re-adding the rule: %q %v", out, err)
+	}
+	if st := m.ms(0, "status"); strings.Contains(st, "DENY ALL") {
+		t.Fatalf("still deny-all after the rules were saved again:\n%s", st)
+	}
+}
