@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +124,10 @@ func MountOptions(store string) *fs.Options {
 			DirectMount: true,
 			FsName:      "mysecure:" + store,
 			Name:        "mysecure",
+			// go-fuse's own log lines (e.g. a splice falling back to a
+			// copy for 1 MiB reads) are not errors; keep them out of the
+			// daemon's log.
+			Logger: log.New(io.Discard, "", 0),
 		},
 		// Short caches: rule changes do not depend on them (opens
 		// always reach us), but metadata of encrypt-in-place moves

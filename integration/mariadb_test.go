@@ -1,0 +1,201 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/mysecure/mysecure/internal/sandbox"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// mariadbOnMount makes a datadir in @mysql on the mount, allowed to the
+// real mariadbd by a rule, and initializes it.
+func mariadbOnMount(t *testing.T, m *mountEnv) sandbox.Options {
+	t.Helper()
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
+	bin, err := exec.LookPath("mariadbd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.aclAdd("ALLOW @mysql * " + bin)
+	dataDir := filepath.Join(m.mnt, "mysql", "var", "lib", "mysql")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := sandbox.Options{Dir: filepath.Join(m.dir, "mysqld"), DataDir: dataDir,
+		Args: []string{"--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := sandbox.Init(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func init() {
+	// The driver logs every connection the crashes break; the test
+	// checks the data instead.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
+}
+
+func startServer(t *testing.T, o sandbox.Options) (*sandbox.Server, *sql.DB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := sandbox.Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !s.Exited() {
+			s.Kill()
+		}
+	})
+	if _, err := s.Client(ctx, "CREATE USER IF NOT EXISTS 'w'@'localhost' IDENTIFIED BY 'wpw'; GRANT ALL ON *.* TO 'w'@'localhost'; CREATE DATABASE IF NOT EXISTS crash; CREATE TABLE IF NOT EXISTS crash.t (id BIGINT PRIMARY KEY, pad VARCHAR(200)) ENGINE=InnoDB;"); err != nil {
+		t.Fatalf("%v\n%s", err, s.ErrorLog())
+	}
+	db, err := sql.Open("mysql", "w:wpw@unix("+s.Socket+")/crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(4)
+	t.Cleanup(func() { db.Close() })
+	return s, db
+}
+
+// workload inserts rows from 4 connections until stop, recording the ids
+// whose COMMIT was acknowledged.
+func workload(db *sql.DB, first int64, stop <-chan struct{}) (acked *sync.Map, count *atomic.Int64, done *sync.WaitGroup) {
+	acked, count, done = &sync.Map{}, &atomic.Int64{}, &sync.WaitGroup{}
+	var next atomic.Int64
+	next.Store(first)
+	for w := 0; w < 4; w++ {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := next.Add(1)
+				if _, err := db.Exec("INSERT INTO t VALUES (?, REPEAT('x', 200))", id); err != nil {
+					return // the server went away
+				}
+				acked.Store(id, true)
+				count.Add(1)
+			}
+		}()
+	}
+	return acked, count, done
+}
+
+func checkAcked(t *testing.T, db *sql.DB, acked *sync.Map) int {
+	t.Helper()
+	n := 0
+	acked.Range(func(k, _ any) bool {
+		var got int64
+		if err := db.QueryRow("SELECT id FROM t WHERE id = ?", k).Scan(&got); err != nil {
+			t.Fatalf("acknowledged id %v lost after the crash: %v", k, err)
+		}
+		n++
+		return true
+	})
+	return n
+}
+
+// TestMariaDBOnMount runs a real mariadbd with its datadir in @mysql on
+// the mount, kills it with SIGKILL under a write workload, restarts it and
+// checks every acknowledged row; then kills the mysecure daemon under the
+// same workload, remounts, restarts the server and checks again.
+func TestMariaDBOnMount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a MariaDB crash test")
+	}
+	m := newMount(t)
+	o := mariadbOnMount(t, m)
+
+	// 1. kill -9 of mariadbd.
+	s, db := startServer(t, o)
+	stop := make(chan struct{})
+	acked, count, done := workload(db, 0, stop)
+	waitCount(t, count, 300)
+	s.Kill()
+	close(stop)
+	done.Wait()
+	db.Close()
+	s, db = startServer(t, o)
+	n := checkAcked(t, db, acked)
+	t.Logf("server SIGKILL: %d acknowledged rows, all present after recovery", n)
+
+	// The store holds only ciphertext of the datadir.
+	scanStore(t, m.store, "ibdata1", "ib_logfile0", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+
+	// 2. kill -9 of the mysecure daemon under the workload.
+	var st struct{ Pid int }
+	mustJSON(t, m.ms(0, "status", "--json"), &st)
+	stop = make(chan struct{})
+	acked2, count2, done2 := workload(db, 1_000_000, stop)
+	waitCount(t, count2, 300)
+	syscall.Kill(st.Pid, syscall.SIGKILL)
+	// The server fails on its dead datadir; make sure it is gone.
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	done2.Wait()
+	db.Close()
+	s.Kill()
+	m.ms(0, append([]string{"mount"}, m.creds()...)...)
+	s, db = startServer(t, o)
+	n1 := checkAcked(t, db, acked)
+	n2 := checkAcked(t, db, acked2)
+	t.Logf("daemon SIGKILL: %d + %d acknowledged rows, all present after remount and recovery", n1, n2)
+	var check string
+	rows, err := db.Query("CHECK TABLE t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var tbl, op, typ string
+		rows.Scan(&tbl, &op, &typ, &check)
+	}
+	rows.Close()
+	if check != "OK" {
+		t.Fatalf("CHECK TABLE after the crashes: %q", check)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitCount(t *testing.T, c *atomic.Int64, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for c.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("workload reached only %d commits in 60 s", c.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mustJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("%v: %s", err, s)
+	}
+}
