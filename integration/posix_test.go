@@ -1,0 +1,399 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The POSIX suite runs the same calls on a plain directory and on the
+// mount, in the same test, and expects the same results. Each check
+// returns a short description of what it observed; where the mount
+// cannot match a plain directory the difference is listed in
+// knownDifferences and documented in docs/limitations.md.
+
+type posixCheck struct {
+	name string
+	fn   func(t *testing.T, dir string) string
+}
+
+// knownDifferences: check name -> what the mount answers instead (the
+// plain directory's answer is whatever the backing filesystem says).
+var knownDifferences = map[string]string{
+	// Holes are stored as sealed zero blocks: no hole is ever found.
+	"sparse SEEK_HOLE": "data to EOF (no holes)",
+	// fallocate modes other than 0 and KEEP_SIZE.
+	"fallocate PUNCH_HOLE": "operation not supported",
+	// O_TMPFILE needs an unnamed inode the store cannot give a name IV.
+	"O_TMPFILE": "operation not supported",
+}
+
+func posixChecks() []posixCheck {
+	return []posixCheck{
+		{"fsync fdatasync syncfs", func(t *testing.T, dir string) string {
+			f := mustCreate(t, filepath.Join(dir, "sync"))
+			defer f.Close()
+			f.Write([]byte("durable"))
+			return fmt.Sprint(f.Sync(), unix.Fdatasync(int(f.Fd())), unix.Syncfs(int(f.Fd())))
+		}},
+		{"O_DIRECT", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "direct")
+			fd, err := unix.Open(p, unix.O_CREAT|unix.O_RDWR|unix.O_DIRECT, 0o644)
+			if err != nil {
+				return "open: " + err.Error()
+			}
+			defer unix.Close(fd)
+			buf := alignedBuf(8192)
+			copy(buf, bytes.Repeat([]byte("D"), 8192))
+			n, err := unix.Pwrite(fd, buf, 4096)
+			if err != nil {
+				return "pwrite: " + err.Error()
+			}
+			rb := alignedBuf(8192)
+			m, err := unix.Pread(fd, rb, 4096)
+			return fmt.Sprint(n, m, err, bytes.Equal(buf, rb), fileSize(t, p))
+		}},
+		{"O_APPEND", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "append")
+			os.WriteFile(p, []byte("abc"), 0o644)
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			f.WriteAt([]byte("zz"), 0) // Go refuses WriteAt on O_APPEND
+			f.Write([]byte("def"))
+			f.Close()
+			b, _ := os.ReadFile(p)
+			return string(b)
+		}},
+		{"O_EXCL", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "excl")
+			_, err1 := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			_, err2 := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			return fmt.Sprint(err1 == nil, errors.Is(err2, os.ErrExist))
+		}},
+		{"O_TRUNC", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "trunc")
+			os.WriteFile(p, bytes.Repeat([]byte("x"), 10000), 0o644)
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+			f.Write([]byte("new"))
+			f.Close()
+			b, _ := os.ReadFile(p)
+			return string(b)
+		}},
+		{"O_TMPFILE", func(t *testing.T, dir string) string {
+			fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR, 0o600)
+			if err != nil {
+				return errnoText(err)
+			}
+			unix.Close(fd)
+			return "ok"
+		}},
+		{"POSIX and OFD locks between processes", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "lock")
+			os.WriteFile(p, []byte("lock"), 0o644)
+			f, _ := os.OpenFile(p, os.O_RDWR, 0)
+			defer f.Close()
+			lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+			if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+				return "parent lock: " + err.Error()
+			}
+			// Another process (flock(1) uses flock(2); use a fcntl lock
+			// probe from a child of ours).
+			posix := lockProbe(t, p, "posix")
+			unix.FcntlFlock(f.Fd(), unix.F_SETLK, &unix.Flock_t{Type: unix.F_UNLCK})
+			ofd := unix.Flock_t{Type: unix.F_WRLCK}
+			if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &ofd); err != nil {
+				return "parent OFD lock: " + err.Error()
+			}
+			ofdRes := lockProbe(t, p, "ofd")
+			// Both probes must have met the lock (EAGAIN), on either side.
+			if !strings.Contains(posix, "unavailable") || !strings.Contains(ofdRes, "unavailable") {
+				t.Errorf("a lock held by this process did not block another: %s / %s", posix, ofdRes)
+			}
+			return posix + " " + ofdRes
+		}},
+		{"rename over, renameat2", func(t *testing.T, dir string) string {
+			a, b := filepath.Join(dir, "ra"), filepath.Join(dir, "rb")
+			os.WriteFile(a, []byte("A"), 0o644)
+			os.WriteFile(b, []byte("B"), 0o644)
+			e1 := unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_NOREPLACE)
+			e2 := unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+			ca, _ := os.ReadFile(a)
+			cb, _ := os.ReadFile(b)
+			e3 := os.Rename(a, b)
+			cb2, _ := os.ReadFile(b)
+			_, e4 := os.Stat(a)
+			return fmt.Sprint(errnoText(e1), e2, string(ca), string(cb), e3, string(cb2), errors.Is(e4, os.ErrNotExist))
+		}},
+		{"hard links and symlinks", func(t *testing.T, dir string) string {
+			a := filepath.Join(dir, "la")
+			os.WriteFile(a, []byte("linked"), 0o644)
+			os.Link(a, filepath.Join(dir, "lb"))
+			var st unix.Stat_t
+			unix.Stat(filepath.Join(dir, "lb"), &st)
+			os.Symlink("la", filepath.Join(dir, "ls"))
+			tgt, _ := os.Readlink(filepath.Join(dir, "ls"))
+			via, _ := os.ReadFile(filepath.Join(dir, "ls"))
+			os.Remove(a)
+			still, _ := os.ReadFile(filepath.Join(dir, "lb"))
+			return fmt.Sprint(st.Nlink, tgt, string(via), string(still))
+		}},
+		{"chmod chown utimens", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "meta")
+			os.WriteFile(p, []byte("m"), 0o644)
+			os.Chmod(p, 0o4751)
+			os.Chown(p, 999, 998)
+			ts := time.Date(2001, 2, 3, 4, 5, 6, 123456789, time.UTC)
+			os.Chtimes(p, ts, ts)
+			fi, _ := os.Stat(p)
+			st := fi.Sys().(*syscall.Stat_t)
+			return fmt.Sprintf("%v %d %d %d", fi.Mode(), st.Uid, st.Gid, fi.ModTime().UnixNano())
+		}},
+		{"xattrs", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "xa")
+			os.WriteFile(p, []byte("x"), 0o644)
+			e1 := unix.Setxattr(p, "user.mysecure", []byte("value"), 0)
+			buf := make([]byte, 64)
+			n, e2 := unix.Getxattr(p, "user.mysecure", buf)
+			lbuf := make([]byte, 256)
+			ln, _ := unix.Listxattr(p, lbuf)
+			e3 := unix.Removexattr(p, "user.mysecure")
+			_, e4 := unix.Getxattr(p, "user.mysecure", buf)
+			return fmt.Sprint(e1, string(buf[:max(n, 0)]), e2, strings.Contains(string(lbuf[:max(ln, 0)]), "user.mysecure"), e3, errnoText(e4))
+		}},
+		{"fallocate 0 and KEEP_SIZE", func(t *testing.T, dir string) string {
+			f := mustCreate(t, filepath.Join(dir, "falloc"))
+			defer f.Close()
+			e1 := unix.Fallocate(int(f.Fd()), 0, 0, 100000)
+			s1 := fileSize(t, f.Name())
+			e2 := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, 500000)
+			s2 := fileSize(t, f.Name())
+			b, _ := os.ReadFile(f.Name())
+			return fmt.Sprint(e1, s1, e2, s2, bytes.Count(b, []byte{0}))
+		}},
+		{"fallocate PUNCH_HOLE", func(t *testing.T, dir string) string {
+			f := mustCreate(t, filepath.Join(dir, "punch"))
+			defer f.Close()
+			f.Write(bytes.Repeat([]byte("p"), 100000))
+			err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 8192, 8192)
+			if err != nil {
+				return errnoText(err)
+			}
+			return "ok"
+		}},
+		{"sparse files", func(t *testing.T, dir string) string {
+			f := mustCreate(t, filepath.Join(dir, "sparse"))
+			defer f.Close()
+			f.WriteAt([]byte("end"), 3<<20)
+			b, _ := os.ReadFile(f.Name())
+			return fmt.Sprint(len(b), bytes.Count(b[:3<<20], []byte{0}), string(b[3<<20:]))
+		}},
+		{"sparse SEEK_HOLE", func(t *testing.T, dir string) string {
+			f := mustCreate(t, filepath.Join(dir, "seek"))
+			defer f.Close()
+			f.WriteAt([]byte("end"), 3<<20)
+			hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
+			if err != nil {
+				return errnoText(err)
+			}
+			if hole == 3<<20+3 {
+				return "data to EOF (no holes)"
+			}
+			return fmt.Sprint("hole at ", hole)
+		}},
+		{"truncate up and down", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "tr")
+			os.WriteFile(p, bytes.Repeat([]byte("t"), 10000), 0o644)
+			os.Truncate(p, 5000)
+			os.Truncate(p, 9000)
+			b, _ := os.ReadFile(p)
+			return fmt.Sprint(len(b), bytes.Count(b, []byte("t")), bytes.Count(b, []byte{0}))
+		}},
+		{"statfs", func(t *testing.T, dir string) string {
+			var s unix.Statfs_t
+			err := unix.Statfs(dir, &s)
+			return fmt.Sprint(err, s.Blocks > 0, s.Bsize > 0)
+		}},
+		{"shared mmap read and write", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "mmap")
+			os.WriteFile(p, bytes.Repeat([]byte("."), 3*4096), 0o644)
+			f, _ := os.OpenFile(p, os.O_RDWR, 0)
+			defer f.Close()
+			m, err := unix.Mmap(int(f.Fd()), 0, 3*4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				return "mmap: " + err.Error()
+			}
+			copy(m[4000:], "MAPPED-WRITE")
+			e1 := unix.Msync(m, unix.MS_SYNC)
+			first := string(m[:3])
+			unix.Munmap(m)
+			b, _ := os.ReadFile(p)
+			return fmt.Sprint(e1, first, string(b[4000:4012]))
+		}},
+		{"concurrent writers, different regions", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "conc")
+			f := mustCreate(t, p)
+			defer f.Close()
+			var wg sync.WaitGroup
+			for w := 0; w < 4; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					chunk := bytes.Repeat([]byte{byte('a' + w)}, 4096+w) // unaligned on purpose
+					for i := 0; i < 64; i++ {
+						f.WriteAt(chunk, int64(w)<<20+int64(i*len(chunk)))
+					}
+				}(w)
+			}
+			wg.Wait()
+			b, _ := os.ReadFile(p)
+			out := ""
+			for w := 0; w < 4; w++ {
+				n := 64 * (4096 + w)
+				out += fmt.Sprint(bytes.Count(b[w<<20:w<<20+n], []byte{byte('a' + w)}) == n, " ")
+			}
+			return out
+		}},
+		{"1000 files open at once", func(t *testing.T, dir string) string {
+			var files []*os.File
+			defer func() {
+				for _, f := range files {
+					f.Close()
+				}
+			}()
+			for i := 0; i < 1000; i++ {
+				f, err := os.Create(filepath.Join(dir, fmt.Sprintf("many%04d", i)))
+				if err != nil {
+					return fmt.Sprint("create ", i, ": ", err)
+				}
+				fmt.Fprintf(f, "file %d", i)
+				files = append(files, f)
+			}
+			ok := 0
+			for i, f := range files {
+				b := make([]byte, 20)
+				n, _ := f.ReadAt(b, 0)
+				if string(b[:n]) == fmt.Sprintf("file %d", i) {
+					ok++
+				}
+			}
+			return fmt.Sprint(ok)
+		}},
+	}
+}
+
+// TestPOSIX runs every check on a plain directory and on the mount.
+func TestPOSIX(t *testing.T) {
+	m := newMount(t)
+	// This test binary (and its lock-probe children, the same binary) is
+	// the program allowed to read and write @mysql.
+	self, _ := os.Executable()
+	m.aclAdd("ALLOW @mysql * " + self)
+	plainRoot := filepath.Join(m.dir, "plain")
+	mountRoot := filepath.Join(m.mnt, "mysql", "posix")
+	os.MkdirAll(plainRoot, 0o755)
+	if err := os.MkdirAll(mountRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range posixChecks() {
+		t.Run(c.name, func(t *testing.T) {
+			pd := filepath.Join(plainRoot, fmt.Sprint(i))
+			md := filepath.Join(mountRoot, fmt.Sprint(i))
+			os.Mkdir(pd, 0o755)
+			os.Mkdir(md, 0o755)
+			want := c.fn(t, pd)
+			got := c.fn(t, md)
+			if known, ok := knownDifferences[c.name]; ok && got == known {
+				t.Logf("documented difference: plain %q, mount %q", want, got)
+				return
+			}
+			if got != want {
+				t.Fatalf("plain directory: %q\nmount:           %q", want, got)
+			}
+		})
+	}
+}
+
+// lockProbe runs a child process (this test binary) that tries a lock of
+// kind ("posix" or "ofd") on p and reports the result.
+func lockProbe(t *testing.T, p, kind string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockProbeHelper$")
+	cmd.Env = append(os.Environ(), "MYSECURE_LOCK_PROBE="+kind+":"+p)
+	out, _ := cmd.CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if r, ok := strings.CutPrefix(line, "probe: "); ok {
+			return r
+		}
+	}
+	return "probe failed: " + string(out)
+}
+
+// TestLockProbeHelper is not a test: it is the child of lockProbe.
+func TestLockProbeHelper(t *testing.T) {
+	spec := os.Getenv("MYSECURE_LOCK_PROBE")
+	if spec == "" {
+		return
+	}
+	kind, p, _ := strings.Cut(spec, ":")
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Println("probe: open", errnoText(err))
+		return
+	}
+	defer f.Close()
+	cmd := unix.F_SETLK
+	if kind == "ofd" {
+		cmd = unix.F_OFD_SETLK
+	}
+	err = unix.FcntlFlock(f.Fd(), cmd, &unix.Flock_t{Type: unix.F_WRLCK})
+	fmt.Println("probe:", kind, errnoText(err))
+}
+
+func mustCreate(t *testing.T, p string) *os.File {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+func errnoText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// alignedBuf returns a 4096-aligned buffer for O_DIRECT.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+4096)
+	off := 4096 - int(uintptr(unsafe.Pointer(&b[0]))%4096)
+	if off == 4096 {
+		off = 0
+	}
+	return b[off : off+n]
+}
