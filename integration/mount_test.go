@@ -201,6 +201,22 @@ func TestMountRules(t *testing.T) {
 		t.Fatalf("permissive open not logged:\n%s", b)
 	}
 
+	// Renaming, linking and removing change what programs read: the
+	// same rules as writing. Root's mv, ln, rm are denied.
+	for _, c := range [][]string{
+		{"mv", secret, secret + ".moved"},
+		{"ln", secret, filepath.Join(m.mnt, "mysqlbackup", "alias.cnf")},
+		{"ln", "-s", "/tmp/evil", filepath.Join(m.mnt, "mysqlbackup", "evil.cnf")},
+		{"rm", "-f", secret},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
+			t.Fatalf("%v by a program no rule names: %q %v", c, out, err)
+		}
+	}
+	if out, err := read(reader, secret); err != nil || !strings.Contains(out, "MARKER") {
+		t.Fatalf("file changed by a denied mv/rm: %q %v", out, err)
+	}
+
 	// Status counts; the store holds no plaintext.
 	var st map[string]any
 	if err := json.Unmarshal([]byte(m.ms(0, "status", "--json")), &st); err != nil {
@@ -291,7 +307,7 @@ func TestMountErrors(t *testing.T) {
 	if out := m.ms(3, wrong...); !strings.Contains(out, "incorrect credentials") {
 		t.Fatalf("wrong credential: %s", out)
 	}
-	m.ms(2, "encrypt", "@nosuch", m.dir)
+	m.ms(2, append([]string{"encrypt", "@nosuch", m.dir}, m.creds()...)...)
 	// Mounting twice is refused.
 	m.ms(0, "status")
 	if out := m.ms(6, append([]string{"mount", "--foreground"}, m.creds()...)...); !strings.Contains(out, "already") {
@@ -318,7 +334,12 @@ func TestEncryptInPlace(t *testing.T) {
 	os.Chtimes(filepath.Join(src, "backup.sql"), old, old)
 	before := snapshot(t, src)
 
-	out := m.ms(0, "encrypt", "@mysqlbackup", src)
+	// A move session lets this process read plaintext: it needs the
+	// master credential like a rule change.
+	if out := m.ms(2, "encrypt", "@mysqlbackup", src); !strings.Contains(out, "no credential given") {
+		t.Fatalf("encrypt without a credential: %s", out)
+	}
+	out := m.ms(0, append([]string{"encrypt", "@mysqlbackup", src}, m.creds()...)...)
 	if !strings.Contains(out, "encrypted "+src+" -> "+filepath.Join(m.mnt, "mysqlbackup", src)) {
 		t.Fatalf("encrypt output: %s", out)
 	}
@@ -340,13 +361,13 @@ func TestEncryptInPlace(t *testing.T) {
 	}
 	scanStore(t, m.store, "MARKER-inplace", "backup.sql")
 	// Already encrypted: refused with its own exit code.
-	if out := m.ms(6, "encrypt", "@mysqlbackup", src); !strings.Contains(out, "already encrypted") {
+	if out := m.ms(6, append([]string{"encrypt", "@mysqlbackup", src}, m.creds()...)...); !strings.Contains(out, "already encrypted") {
 		t.Fatalf("second encrypt: %s", out)
 	}
 	// Inside the mount or store: refused.
-	m.ms(2, "encrypt", "@mysqlbackup", m.store)
+	m.ms(2, append([]string{"encrypt", "@mysqlbackup", m.store}, m.creds()...)...)
 
-	m.ms(0, "decrypt", "@mysqlbackup", src)
+	m.ms(0, append([]string{"decrypt", "@mysqlbackup", src}, m.creds()...)...)
 	after := snapshot(t, src)
 	compareSnapshots(t, before, after)
 }
@@ -367,7 +388,7 @@ func TestEncryptKilled(t *testing.T) {
 			var s struct{ Pid int }
 			json.Unmarshal([]byte(m.ms(0, "status", "--json")), &s)
 
-			enc := m.cmd("encrypt", "@mysql", src)
+			enc := m.cmd(append([]string{"encrypt", "@mysql", src}, m.creds()...)...)
 			enc.Stdout, enc.Stderr = io.Discard, io.Discard
 			if err := enc.Start(); err != nil {
 				t.Fatal(err)
@@ -395,7 +416,7 @@ func TestEncryptKilled(t *testing.T) {
 				waitEmpty(t, filepath.Join(m.store, "ms.journal"))
 			} else {
 				// The next move command recovers first.
-				out := m.cmd("encrypt", "@mysql", src)
+				out := m.cmd(append([]string{"encrypt", "@mysql", src}, m.creds()...)...)
 				b, _ := out.CombinedOutput()
 				if !strings.Contains(string(b), "recovered an interrupted move") {
 					t.Fatalf("next command did not recover: %s", b)
@@ -406,7 +427,7 @@ func TestEncryptKilled(t *testing.T) {
 				t.Fatalf("after recovery %s is gone: %v", src, err)
 			}
 			if fi.Mode()&os.ModeSymlink != 0 {
-				m.ms(0, "decrypt", "@mysql", src)
+				m.ms(0, append([]string{"decrypt", "@mysql", src}, m.creds()...)...)
 			}
 			compareSnapshots(t, before, snapshot(t, src))
 			if ents, _ := os.ReadDir(filepath.Join(m.store, "ms.journal")); len(ents) != 0 {
@@ -474,5 +495,39 @@ func TestRulesTampered(t *testing.T) {
 	}
 	if st := m.ms(0, "status"); strings.Contains(st, "DENY ALL") {
 		t.Fatalf("still deny-all after the rules were saved again:\n%s", st)
+	}
+}
+
+// TestInMountProgramNotSpoofable: a rule may name a program that lives on
+// the mount (a hardened mysqld). Another mount namespace can put any file
+// at that path; the daemon must hash the file actually executing, not
+// whatever the store has under that name.
+func TestInMountProgramNotSpoofable(t *testing.T) {
+	testenv.RequireCommands(t, "unshare")
+	m := newMount(t)
+	self, _ := os.Executable()
+	m.ms(0, append([]string{"mode", "set", "admin"}, m.creds()...)...)
+	prog := filepath.Join(m.mnt, "protected", "mycat")
+	copyFile(t, "/usr/bin/cat", prog, 0o755)
+	secret := filepath.Join(m.mnt, "mysqlbackup", "f")
+	os.WriteFile(secret, []byte("in-mount program MARKER\n"), 0o644)
+	m.ms(0, "mode", "set", "enforcing")
+	m.aclAdd("ALLOW @protected * " + self)
+	m.aclAdd("ALLOW @protected * /usr/bin/unshare")
+	m.aclAdd("ALLOW @mysqlbackup * " + prog)
+
+	// The real program on the mount reads.
+	if out, err := read(prog, secret); err != nil || !strings.Contains(out, "MARKER") {
+		t.Fatalf("program on the mount: %q %v", out, err)
+	}
+	// In a private mount namespace, another binary at the same path: denied.
+	script := fmt.Sprintf("mount -t tmpfs none %s && cp /usr/bin/head %s && %s %s", filepath.Dir(prog), prog, prog, secret)
+	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).CombinedOutput()
+	if err == nil || strings.Contains(string(out), "MARKER") {
+		t.Fatalf("a spoofed program at the rule's path read plaintext: %q %v", out, err)
+	}
+	b, _ := os.ReadFile(m.audit)
+	if !strings.Contains(string(b), "not the file on the mysecure mount") {
+		t.Fatalf("audit log does not say why:\n%s", b)
 	}
 }

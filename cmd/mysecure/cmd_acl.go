@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -224,6 +225,7 @@ Leaving enforcing needs the master credential; going back to it does not.`,
 
 func newMoveCommand(g *globalOptions, encrypt bool) *cobra.Command {
 	var force bool
+	var creds credOptions
 	use, short := "encrypt @CATEGORY PATH...", "Move files or directories into the encrypted mount, leaving a symlink"
 	long := `Move each PATH (a file or a whole directory) to <mount>/CATEGORY/PATH on the
 encrypted mount and leave a symlink at PATH ('ls -l' shows it). Owner, mode,
@@ -262,12 +264,13 @@ symlink with it, and remove it from the mount. Journaled like encrypt.`
 				}
 				paths = append(paths, abs)
 			}
-			return runMove(cmd.Context(), g, encrypt, cat, paths, force)
+			return runMove(cmd.Context(), g, &creds, encrypt, cat, paths, force)
 		},
 	}
 	if encrypt {
 		cmd.Flags().BoolVar(&force, "force", false, "move even if a process has a file under PATH open")
 	}
+	creds.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -275,9 +278,17 @@ symlink with it, and remove it from the mount. Journaled like encrypt.`
 // copying itself, in a move session the daemon grants it (the daemon
 // never writes into its own mount). Interrupted moves are journaled in
 // the store and completed or rolled back by the next run or mount.
-func runMove(ctx context.Context, g *globalOptions, encrypt bool, cat string, paths []string, force bool) error {
+//
+// The session lets this process open plaintext without rules, so it
+// needs the master credential (or admin mode), like a rule change.
+func runMove(ctx context.Context, g *globalOptions, creds *credOptions, encrypt bool, cat string, paths []string, force bool) error {
 	c := daemon.NewClient(g.cfg.Socket)
-	sess, err := c.BeginMove(ctx)
+	cred, err := adminCredential(ctx, c, creds)
+	if err != nil {
+		return err
+	}
+	sess, err := c.BeginMove(ctx, daemon.MoveBeginRequest{Credential: cred})
+	cred.Wipe()
 	if err != nil {
 		return err
 	}
@@ -321,14 +332,26 @@ func recoverMoves(g *globalOptions, opts inplace.Options) error {
 // newRecoverCommand is run by the daemon after mounting: it completes or
 // rolls back moves that a crash interrupted.
 func newRecoverCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var tokenFD int
+	cmd := &cobra.Command{
 		Use:    "recover",
 		Short:  "Complete or roll back interrupted encrypt/decrypt moves (run by mount)",
 		Hidden: true,
 		Args:   noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			req := daemon.MoveBeginRequest{}
+			if tokenFD > 0 {
+				f := os.NewFile(uintptr(tokenFD), "token")
+				tok, err := io.ReadAll(io.LimitReader(f, 256))
+				f.Close()
+				if err != nil {
+					return err
+				}
+				req.Token = tok
+			}
 			c := daemon.NewClient(g.cfg.Socket)
-			sess, err := c.BeginMove(cmd.Context())
+			sess, err := c.BeginMove(cmd.Context(), req)
+			clear(req.Token)
 			if err != nil {
 				return err
 			}
@@ -336,4 +359,6 @@ func newRecoverCommand(g *globalOptions) *cobra.Command {
 			return recoverMoves(g, inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store})
 		},
 	}
+	cmd.Flags().IntVar(&tokenFD, "token-fd", 0, "read the daemon's one-time token from this fd")
+	return cmd
 }

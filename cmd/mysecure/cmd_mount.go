@@ -212,6 +212,9 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		}()
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// The kernel applies the caller's umask before a create reaches us;
+	// ours must not apply a second time.
+	syscall.Umask(0)
 	v, err := volume.Load(g.cfg.Store)
 	if err != nil {
 		return err
@@ -274,7 +277,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	log.Info("ready", "pid", os.Getpid(), "mount", g.cfg.Mount, "socket", g.cfg.Socket)
 	// Moves a crash interrupted are finished by a child process: the
 	// daemon does not write into its own mount.
-	go runRecoveryChild(g, log)
+	go runRecoveryChild(g, d, log)
 	if ready != nil {
 		json.NewEncoder(ready).Encode(readyMsg{OK: true})
 		ready.Close()
@@ -285,10 +288,20 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	// and keep serving them (stop mysqld first).
 	g.ownSignals.Store(true)
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigc)
 	go func() {
 		for s := range sigc {
+			if s == syscall.SIGHUP {
+				// Reload the rules; never die on a hangup (a dead
+				// daemon leaves a dead mount).
+				if err := d.ReloadRules(); err != nil {
+					log.Error("rule reload failed", "error", err.Error())
+				} else {
+					log.Info("rules reloaded (SIGHUP)")
+				}
+				continue
+			}
 			log.Info("signal: unmounting", "signal", s.String())
 			if err := d.Unmount(); err != nil {
 				log.Error("unmount refused; still serving", "error", err.Error())
@@ -302,13 +315,29 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	return nil
 }
 
-func runRecoveryChild(g *globalOptions, log *slog.Logger) {
+func runRecoveryChild(g *globalOptions, d *daemon.Daemon, log *slog.Logger) {
 	exe, err := os.Executable()
 	if err != nil {
 		log.Error("journal recovery not started", "error", err.Error())
 		return
 	}
-	out, err := exec.Command(exe, "recover", "--store", g.cfg.Store, "--socket", g.cfg.Socket).CombinedOutput()
+	token, err := d.NewRecoveryToken()
+	if err != nil {
+		log.Error("journal recovery not started", "error", err.Error())
+		return
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		log.Error("journal recovery not started", "error", err.Error())
+		return
+	}
+	w.Write(token)
+	w.Close()
+	clear(token)
+	cmd := exec.Command(exe, "recover", "--store", g.cfg.Store, "--socket", g.cfg.Socket, "--token-fd=3")
+	cmd.ExtraFiles = []*os.File{r}
+	out, err := cmd.CombinedOutput()
+	r.Close()
 	if err != nil {
 		log.Error("journal recovery failed", "error", err.Error(), "output", string(out))
 		return

@@ -94,16 +94,22 @@ func openForHash(dirfd int, path string) (int, error) {
 // It reads with pread, so the file offset does not matter. name is for
 // errors.
 func (id *Identifier) hashFD(fd int, name string) (string, error) {
+	sum, _, err := id.hashFDKey(fd, name)
+	return sum, err
+}
+
+// hashFDKey is hashFD that also returns the file version it hashed.
+func (id *Identifier) hashFDKey(fd int, name string) (string, fileKey, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return "", fmt.Errorf("failed to stat %s: %w", name, err)
+		return "", fileKey{}, fmt.Errorf("failed to stat %s: %w", name, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", fmt.Errorf("failed to fingerprint %s: not a regular file", name)
+		return "", fileKey{}, fmt.Errorf("failed to fingerprint %s: not a regular file", name)
 	}
 	key := keyOf(&st)
 	if sum, ok := id.cache.get(key); ok {
-		return sum, nil
+		return sum, key, nil
 	}
 	buf := make([]byte, 128<<10)
 	for range hashAttempts {
@@ -115,7 +121,7 @@ func (id *Identifier) hashFD(fd int, name string) (string, error) {
 				continue
 			}
 			if err != nil {
-				return "", fmt.Errorf("failed to read %s: %w", name, err)
+				return "", fileKey{}, fmt.Errorf("failed to read %s: %w", name, err)
 			}
 			if n == 0 {
 				break
@@ -126,7 +132,7 @@ func (id *Identifier) hashFD(fd int, name string) (string, error) {
 		id.hashes.Add(1)
 		sum := hex.EncodeToString(h.Sum(nil))
 		if err := unix.Fstat(fd, &st); err != nil {
-			return "", fmt.Errorf("failed to stat %s: %w", name, err)
+			return "", fileKey{}, fmt.Errorf("failed to stat %s: %w", name, err)
 		}
 		after := keyOf(&st)
 		if after != key {
@@ -136,9 +142,9 @@ func (id *Identifier) hashFD(fd int, name string) (string, error) {
 		if key.ctime <= start.Add(-id.minCacheAge).UnixNano() {
 			id.cache.put(key, sum)
 		}
-		return sum, nil
+		return sum, key, nil
 	}
-	return "", fmt.Errorf("failed to fingerprint %s: file kept changing while being hashed", name)
+	return "", fileKey{}, fmt.Errorf("failed to fingerprint %s: file kept changing while being hashed", name)
 }
 
 // Fingerprint returns the SHA-256 (lower-case hex) of the regular file at
@@ -146,7 +152,7 @@ func (id *Identifier) hashFD(fd int, name string) (string, error) {
 // IdentifierOptions.HashInMount owns are hashed by it. The daemon uses it
 // to fill the fingerprints of new rules (`acl add`, `acl update`).
 func (id *Identifier) Fingerprint(path string) (string, error) {
-	if sum, ok, err := id.hashInMount(path); ok || err != nil {
+	if sum, ok, err := id.hashInMount(path, nil); ok || err != nil {
 		return sum, err
 	}
 	fd, err := openForHash(unix.AT_FDCWD, path)
@@ -158,11 +164,11 @@ func (id *Identifier) Fingerprint(path string) (string, error) {
 }
 
 // hashInMount asks IdentifierOptions.HashInMount, if set, about path.
-func (id *Identifier) hashInMount(path string) (string, bool, error) {
+func (id *Identifier) hashInMount(path string, st *unix.Stat_t) (string, bool, error) {
 	if id.inMount == nil {
 		return "", false, nil
 	}
-	sum, ok, err := id.inMount(path)
+	sum, ok, err := id.inMount(path, st)
 	if err != nil {
 		return "", true, fmt.Errorf("failed to fingerprint %s in the mount: %w", path, err)
 	}

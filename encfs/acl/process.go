@@ -50,17 +50,95 @@ type IdentifierOptions struct {
 	// hash without going through the kernel). It returns ok=false for
 	// paths it does not own. Its results are not cached here: it caches
 	// what it needs itself.
-	HashInMount func(path string) (sum string, ok bool, err error)
+	//
+	// st is the stat of the file the process is actually executing (or
+	// of the script as the process sees it), nil for a path an admin
+	// named (acl add): the owner must check that it is the very file on
+	// the mount, not one another mount namespace put at the same path.
+	HashInMount func(path string, st *unix.Stat_t) (sum string, ok bool, err error)
 }
 
 // Identifier identifies processes from /proc and fingerprints files with a
 // cache. It is safe for concurrent use.
 type Identifier struct {
 	procRoot    string
-	inMount     func(path string) (string, bool, error)
+	inMount     func(path string, st *unix.Stat_t) (string, bool, error)
 	cache       fingerprintCache
 	hashes      atomic.Uint64
 	minCacheAge time.Duration // tests lower it
+
+	// procMu guards procs; a descriptor is closed only under the write
+	// lock, so a check holding the read lock never uses a reused number.
+	procMu sync.RWMutex
+	procs  map[int]*procEntry
+}
+
+// procEntry is an identified process kept with an open /proc/PID
+// descriptor: while that descriptor still reaches the process and its
+// exe is the same file version, the identity holds.
+type procEntry struct {
+	dirfd int
+	link  string  // raw /proc/PID/exe link
+	exe   fileKey // the executing file when it was hashed
+	p     Process
+}
+
+const maxProcEntries = 1024
+
+func (id *Identifier) cached(pid int) *Process {
+	id.procMu.RLock()
+	e := id.procs[pid]
+	if e == nil {
+		id.procMu.RUnlock()
+		return nil
+	}
+	var st unix.Stat_t
+	ok := unix.Fstatat(e.dirfd, "exe", &st, 0) == nil && keyOf(&st) == e.exe
+	if ok {
+		link, err := readlinkAt(e.dirfd, "exe")
+		ok = err == nil && link == e.link
+	}
+	id.procMu.RUnlock()
+	if !ok {
+		id.procMu.Lock()
+		if id.procs[pid] == e {
+			delete(id.procs, pid)
+			unix.Close(e.dirfd)
+		}
+		id.procMu.Unlock()
+		return nil
+	}
+	cp := e.p
+	cp.lazy = &lazyScript{}
+	return &cp
+}
+
+func (id *Identifier) remember(pid, dirfd int, link string, exe fileKey, p *Process) {
+	fd, err := unix.Dup(dirfd)
+	if err != nil {
+		return
+	}
+	unix.CloseOnExec(fd)
+	id.procMu.Lock()
+	defer id.procMu.Unlock()
+	if id.procs == nil {
+		id.procs = map[int]*procEntry{}
+	}
+	if old := id.procs[pid]; old != nil {
+		unix.Close(old.dirfd)
+		delete(id.procs, pid)
+	}
+	if len(id.procs) >= maxProcEntries {
+		for k, e := range id.procs {
+			unix.Close(e.dirfd)
+			delete(id.procs, k)
+			break
+		}
+	}
+	c := *p
+	c.lazy = nil
+	c.Script = nil
+	id.procs[pid] = &procEntry{dirfd: fd, link: link, exe: exe, p: c}
 }
 
 // NewIdentifier returns an Identifier with an empty fingerprint cache.
@@ -249,6 +327,9 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("failed to identify process: invalid pid %d", pid)
 	}
+	if p := id.cached(pid); p != nil {
+		return p, nil
+	}
 	dirfd, err := id.openProcDir(pid)
 	if err != nil {
 		return nil, procErr(pid, "open", err)
@@ -266,12 +347,16 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 	if err != nil {
 		return nil, procErr(pid, "exe", err)
 	}
-	sum, inMount, err := id.hashInMount(path)
+	var est unix.Stat_t
+	if err := unix.Fstatat(dirfd, "exe", &est, 0); err != nil {
+		return nil, procErr(pid, "exe", err)
+	}
+	sum, inMount, err := id.hashInMount(path, &est)
 	if err == nil && !inMount {
 		// A deleted program of the mount must not be opened through the
 		// kernel either; its plaintext cannot be hashed by path any more.
 		if trimmed, ok := strings.CutSuffix(path, deletedSuffix); ok {
-			if _, owned, _ := id.hashInMount(trimmed); owned {
+			if _, owned, _ := id.hashInMount(trimmed, &est); owned {
 				err = fmt.Errorf("program %s inside the mount was deleted", trimmed)
 			}
 		}
@@ -279,8 +364,10 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to identify process %d: %w", pid, err)
 	}
+	link := path
+	var exeKey fileKey
 	if !inMount {
-		sum, path, err = id.hashExe(dirfd, path)
+		sum, path, exeKey, err = id.hashExe(dirfd, path)
 		if err != nil {
 			return nil, procErr(pid, "exe", err)
 		}
@@ -300,7 +387,7 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 	if st2.startTime != st.startTime {
 		return nil, fmt.Errorf("failed to identify process %d: %w (pid was reused)", pid, ErrProcessGone)
 	}
-	return &Process{
+	p := &Process{
 		Pid:       pid,
 		PPid:      st.ppid,
 		Uid:       uid,
@@ -308,21 +395,25 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 		startTime: st.startTime,
 		id:        id,
 		lazy:      &lazyScript{},
-	}, nil
+	}
+	if !inMount && again == link && exeKey.ctime <= time.Now().Add(-id.minCacheAge).UnixNano() {
+		id.remember(pid, dirfd, link, exeKey, p)
+	}
+	return p, nil
 }
 
 // hashExe opens the executing file through the /proc/PID/exe link and
 // hashes it. It returns the path to report: link with the kernel's
 // " (deleted)" removed when the file really has no name left.
-func (id *Identifier) hashExe(dirfd int, link string) (sum, path string, err error) {
+func (id *Identifier) hashExe(dirfd int, link string) (sum, path string, key fileKey, err error) {
 	fd, err := openForHash(dirfd, "exe")
 	if err != nil {
-		return "", "", err
+		return "", "", key, err
 	}
 	defer unix.Close(fd)
-	sum, err = id.hashFD(fd, link)
+	sum, key, err = id.hashFDKey(fd, link)
 	if err != nil {
-		return "", "", err
+		return "", "", key, err
 	}
 	path = link
 	if trimmed, ok := strings.CutSuffix(link, deletedSuffix); ok {
@@ -331,7 +422,7 @@ func (id *Identifier) hashExe(dirfd int, link string) (sum, path string, err err
 			path = trimmed
 		}
 	}
-	return sum, path, nil
+	return sum, path, key, nil
 }
 
 // Parent identifies the parent of p (p.PPid) like Identify, and checks it
@@ -452,7 +543,14 @@ func (id *Identifier) loadScript(p *Process) (*Program, error) {
 		path = filepath.Join(cwd, arg)
 		open = "cwd/" + arg
 	}
-	sum, ok, err := id.hashInMount(path)
+	var sst unix.Stat_t
+	if err := unix.Fstatat(dirfd, open, &sst, 0); err != nil {
+		if _, serr := readStat(dirfd); serr != nil {
+			return nil, procErr(p.Pid, "script", serr)
+		}
+		return nil, fmt.Errorf("failed to identify the script of process %d: failed to stat %s: %w", p.Pid, path, err)
+	}
+	sum, ok, err := id.hashInMount(path, &sst)
 	if err != nil {
 		return nil, fmt.Errorf("failed to identify the script of process %d: %w", p.Pid, err)
 	}

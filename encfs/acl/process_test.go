@@ -2,6 +2,7 @@ package acl
 
 import (
 	"errors"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -324,7 +325,7 @@ func TestIdentifyFakeProc(t *testing.T) {
 	t.Run("pid reused while identifying", func(t *testing.T) {
 		fp := newFakeProc(t, "x", 1000)
 		fp.link(t, "exe", exe)
-		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(string) (string, bool, error) {
+		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(string, *unix.Stat_t) (string, bool, error) {
 			fp.setStat(t, "x", 2000) // the process exits, another gets its pid
 			return "", false, nil
 		}})
@@ -335,7 +336,7 @@ func TestIdentifyFakeProc(t *testing.T) {
 	t.Run("exec while identifying", func(t *testing.T) {
 		fp := newFakeProc(t, "x", 1000)
 		fp.link(t, "exe", exe)
-		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(string) (string, bool, error) {
+		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(string, *unix.Stat_t) (string, bool, error) {
 			fp.link(t, "exe", other)
 			return "", false, nil
 		}})
@@ -345,10 +346,17 @@ func TestIdentifyFakeProc(t *testing.T) {
 	})
 	t.Run("HashInMount owns the program", func(t *testing.T) {
 		fp := newFakeProc(t, "x", 1000)
-		fp.link(t, "exe", "/mnt/mysecure/protected/usr/sbin/mysqld") // does not exist here
+		mnt := filepath.Join(files, "mnt", "mysecure")
+		prog := filepath.Join(mnt, "protected", "usr", "sbin", "mysqld")
+		os.MkdirAll(filepath.Dir(prog), 0o755)
+		writeFile(t, prog, []byte("the plaintext is hashed by the owner, not here"))
+		fp.link(t, "exe", prog)
 		sum := strings.Repeat("ab", 32)
-		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(p string) (string, bool, error) {
-			if strings.HasPrefix(p, "/mnt/mysecure/") {
+		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(p string, st *unix.Stat_t) (string, bool, error) {
+			if strings.HasPrefix(p, mnt+"/") {
+				if st == nil {
+					return "", true, errors.New("Identify must pass the stat of the executing file")
+				}
 				return sum, true, nil
 			}
 			return "", false, nil
@@ -364,7 +372,7 @@ func TestIdentifyFakeProc(t *testing.T) {
 	t.Run("HashInMount error", func(t *testing.T) {
 		fp := newFakeProc(t, "x", 1000)
 		fp.link(t, "exe", exe)
-		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(string) (string, bool, error) {
+		id := NewIdentifier(IdentifierOptions{ProcRoot: fp.root, HashInMount: func(string, *unix.Stat_t) (string, bool, error) {
 			return "", false, errors.New("boom")
 		}})
 		if _, err := id.Identify(4242); err == nil || !strings.Contains(err.Error(), "boom") {

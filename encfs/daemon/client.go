@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -34,7 +36,23 @@ func NewClient(path string) *Client {
 	return &Client{socket: path, hc: &http.Client{Transport: tr, Timeout: 24 * time.Hour}}
 }
 
+// checkSocket makes sure the socket belongs to root, in a directory only
+// root can write, before any credential is sent to it.
+func (c *Client) checkSocket() error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(c.socket, &st); err != nil {
+		return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, c.socket)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK || st.Uid != 0 {
+		return fmt.Errorf("%s is not a socket owned by root: refusing to talk to it", c.socket)
+	}
+	return checkSocketDir(filepath.Dir(c.socket))
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if err := c.checkSocket(); err != nil {
+		return err
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -108,9 +126,9 @@ func (c *Client) SetMode(ctx context.Context, req ModeRequest) (string, error) {
 }
 
 // BeginMove starts a move session for the calling process.
-func (c *Client) BeginMove(ctx context.Context) (MoveSession, error) {
+func (c *Client) BeginMove(ctx context.Context, req MoveBeginRequest) (MoveSession, error) {
 	var r MoveSession
-	err := c.do(ctx, http.MethodPost, "/v1/move/begin", struct{}{}, &r)
+	err := c.do(ctx, http.MethodPost, "/v1/move/begin", req, &r)
 	return r, err
 }
 

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,17 +115,25 @@ type peerKey struct{}
 
 // ServeControl listens on the control socket until ctx ends.
 func (d *Daemon) ServeControl(ctx context.Context) error {
-	if err := os.MkdirAll(filepath.Dir(d.cfg.Socket), 0o755); err != nil {
+	// A directory we create is root-only; clients refuse a socket in a
+	// directory others can write (they would send credentials to it).
+	if err := os.MkdirAll(filepath.Dir(d.cfg.Socket), 0o700); err != nil {
 		return fmt.Errorf("failed to create socket dir: %w", err)
+	}
+	if err := checkSocketDir(filepath.Dir(d.cfg.Socket)); err != nil {
+		return err
 	}
 	if c, err := net.Dial("unix", d.cfg.Socket); err == nil {
 		c.Close()
 		return fmt.Errorf("%w: a daemon already answers on %s", ErrAlreadyMounted, d.cfg.Socket)
 	}
-	os.Remove(d.cfg.Socket)
-	old := syscall.Umask(0o077)
+	if fi, err := os.Lstat(d.cfg.Socket); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("%s exists and is not a socket: refusing to replace it", d.cfg.Socket)
+		}
+		os.Remove(d.cfg.Socket)
+	}
 	ln, err := net.Listen("unix", d.cfg.Socket)
-	syscall.Umask(old)
 	if err != nil {
 		return fmt.Errorf("failed to listen on %s: %w", d.cfg.Socket, err)
 	}
@@ -423,6 +433,53 @@ func (d *Daemon) handleMode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"mode": string(m), "previous": string(old)})
 }
 
+// MoveBeginRequest asks for a move session.
+type MoveBeginRequest struct {
+	Credential *Credential `json:"credential,omitempty"`
+	Token      []byte      `json:"token,omitempty"`
+}
+
+// NewRecoveryToken returns a one-time token that lets the recovery process
+// the daemon starts after mounting open a move session without the master
+// credential. Hand it over a pipe, not argv or environment.
+func (d *Daemon) NewRecoveryToken() ([]byte, error) {
+	t := make([]byte, 32)
+	if _, err := rand.Read(t); err != nil {
+		return nil, err
+	}
+	d.tokenMu.Lock()
+	d.tokens = append(d.tokens, append([]byte(nil), t...))
+	d.tokenMu.Unlock()
+	return t, nil
+}
+
+// useToken consumes a matching one-time token.
+func (d *Daemon) useToken(t []byte) bool {
+	if len(t) == 0 {
+		return false
+	}
+	d.tokenMu.Lock()
+	defer d.tokenMu.Unlock()
+	for i, k := range d.tokens {
+		if subtle.ConstantTimeCompare(k, t) == 1 {
+			d.tokens = append(d.tokens[:i], d.tokens[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// auditSession records the start and end of a move session: while it
+// lasts, the process opens plaintext without rules.
+func (d *Daemon) auditSession(what string, pid int, uid uint32) {
+	rec := AuditRecord{Time: time.Now().UTC(), Decision: what, Mode: string(d.Mode()), Pid: pid, Uid: uid,
+		File: d.cfg.Mount, Reason: "encrypt/decrypt or recovery: the process moves data through the mount"}
+	if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
+		rec.Exe = exe
+	}
+	d.writeAudit(rec)
+}
+
 // MoveSession is what a mover (the `mysecure encrypt`/`decrypt` CLI, or
 // the recovery run at mount) needs to move data through the mount itself.
 type MoveSession struct {
@@ -436,7 +493,23 @@ type MoveSession struct {
 // start time) open plaintext without rules until it ends the session or
 // exits. The daemon itself never writes into its own mount: a FUSE server
 // killed while blocked on its own mount cannot exit.
+//
+// It needs the master credential (or admin mode), or a one-time token the
+// daemon gave the recovery process it started itself.
 func (d *Daemon) handleMoveBegin(w http.ResponseWriter, r *http.Request) {
+	var req MoveBeginRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	defer req.Credential.Wipe()
+	defer clear(req.Token)
+	if !d.useToken(req.Token) {
+		if err := d.authorizeAdmin(req.Credential); err != nil {
+			fail(w, err)
+			return
+		}
+	}
 	cred := r.Context().Value(peerKey{}).(*syscall.Ucred)
 	start, err := procStart(int(cred.Pid))
 	if err != nil {
@@ -447,6 +520,7 @@ func (d *Daemon) handleMoveBegin(w http.ResponseWriter, r *http.Request) {
 	d.movers[int(cred.Pid)] = start
 	d.moversMu.Unlock()
 	d.log.Info("move session started", "pid", cred.Pid)
+	d.auditSession("move-session-begin", int(cred.Pid), cred.Uid)
 	writeJSON(w, http.StatusOK, MoveSession{Mount: d.cfg.Mount, Store: d.cfg.Store,
 		JournalDir: filepath.Join(d.cfg.Store, JournalDir), Categories: d.vol.Config.Categories})
 }
@@ -457,6 +531,7 @@ func (d *Daemon) handleMoveEnd(w http.ResponseWriter, r *http.Request) {
 	delete(d.movers, int(cred.Pid))
 	d.moversMu.Unlock()
 	d.log.Info("move session ended", "pid", cred.Pid)
+	d.auditSession("move-session-end", int(cred.Pid), cred.Uid)
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
@@ -492,4 +567,17 @@ func tgid(tid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no Tgid in /proc/%d/status", tid)
+}
+
+// checkSocketDir refuses a socket directory that is not owned by root or
+// that group or others can write.
+func checkSocketDir(dir string) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return fmt.Errorf("failed to stat socket dir: %w", err)
+	}
+	if st.Uid != 0 || st.Mode&0o022 != 0 {
+		return fmt.Errorf("socket dir %s must be owned by root and not writable by group or others (mode %04o, uid %d)", dir, st.Mode&0o7777, st.Uid)
+	}
+	return nil
 }

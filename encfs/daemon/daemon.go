@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/fusefs"
@@ -96,6 +96,9 @@ type Daemon struct {
 
 	moversMu sync.Mutex
 	movers   map[int]uint64 // pid -> start time of processes in a move session
+
+	tokenMu sync.Mutex
+	tokens  [][]byte // one-time recovery tokens
 }
 
 // New unlocks nothing itself: it takes keys already unlocked from vol.
@@ -131,7 +134,7 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 	}
 	d.fsys = fsys
 	d.ident = acl.NewIdentifier(acl.IdentifierOptions{
-		HashInMount: func(path string) (string, bool, error) { return fsys.HashPlain(cfg.Mount, path) },
+		HashInMount: func(path string, st *unix.Stat_t) (string, bool, error) { return fsys.HashPlain(cfg.Mount, path, st) },
 	})
 	d.engine = acl.NewEngine(d.ident)
 	if err := d.loadRules(); err != nil {
@@ -214,6 +217,14 @@ func (d *Daemon) Mount() error {
 	d.srv = srv
 	d.log.Info("mounted", "store", d.cfg.Store, "mount", d.cfg.Mount, "mode", string(d.Mode()))
 	return nil
+}
+
+// ReloadRules re-reads the rule file (SIGHUP): a file restored from a
+// backup takes effect without a remount; a tampered one means deny-all.
+func (d *Daemon) ReloadRules() error {
+	d.adminMu.Lock()
+	defer d.adminMu.Unlock()
+	return d.loadRules()
 }
 
 // ErrAlreadyMounted: the mount point already has a live mount.
@@ -299,8 +310,9 @@ func (d *Daemon) isSelf(pid int) bool {
 	if pid == d.pid {
 		return true
 	}
-	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(pid))
-	return err == nil
+	// Signal 0 to thread pid of our thread group: succeeds only for our
+	// own threads, with no /proc walk.
+	return unix.Tgkill(d.pid, pid, 0) == nil
 }
 
 // isMover reports whether the thread tid belongs to a process in a move
@@ -333,6 +345,14 @@ func (d *Daemon) Authorize(ctx context.Context, req fusefs.AccessRequest) syscal
 	}
 	dec := d.engine.Decide(acl.Request{Pid: req.Pid, Uid: req.Uid, Category: req.Category, Path: req.Path})
 	mode := d.Mode()
+	if dec.Allowed {
+		d.allows.Add(1)
+		if !d.cfg.AuditAllows {
+			return 0
+		}
+	} else {
+		d.denials.Add(1)
+	}
 	rec := AuditRecord{
 		Time: time.Now().UTC(), Mode: string(mode), Pid: req.Pid, Uid: req.Uid,
 		File:     filepath.Join(d.cfg.Mount, req.Category, req.Path),
@@ -345,14 +365,10 @@ func (d *Daemon) Authorize(ctx context.Context, req fusefs.AccessRequest) syscal
 		rec.Rule = dec.Rule.String()
 	}
 	if dec.Allowed {
-		d.allows.Add(1)
-		if d.cfg.AuditAllows {
-			rec.Decision = "allow"
-			d.writeAudit(rec)
-		}
+		rec.Decision = "allow"
+		d.writeAudit(rec)
 		return 0
 	}
-	d.denials.Add(1)
 	if mode != Enforcing {
 		rec.Decision = "would-deny"
 		d.writeAudit(rec)

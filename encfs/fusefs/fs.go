@@ -25,12 +25,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
@@ -77,6 +79,17 @@ type FS struct {
 
 	// Counters for status.
 	opens atomic.Uint64
+
+	mountDev atomic.Uint64 // st_dev of the mount, once mounted
+
+	hashMu sync.Mutex
+	hashes map[hashKey]string // plaintext SHA-256 of executables on the mount
+}
+
+// hashKey names one version of a store file.
+type hashKey struct {
+	ino, size    uint64
+	mtime, ctime int64
 }
 
 // New checks the store and creates missing category directories (each
@@ -139,7 +152,17 @@ func MountOptions(store string) *fs.Options {
 
 // Mount mounts f at dir and returns the server; call Wait or Unmount on it.
 func (f *FS) Mount(dir string) (*fuse.Server, error) {
-	return fs.Mount(dir, f.root, MountOptions(f.store))
+	srv, err := fs.Mount(dir, f.root, MountOptions(f.store))
+	if err != nil {
+		return nil, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		srv.Unmount()
+		return nil, fmt.Errorf("failed to stat the new mount: %w", err)
+	}
+	f.mountDev.Store(uint64(st.Dev))
+	return srv, nil
 }
 
 // dirIVFile returns the path of a cipher directory's IV file.
@@ -236,7 +259,13 @@ func (f *FS) CipherPath(cat, rel string) (string, error) {
 // HashPlain returns the SHA-256 (hex) of the plaintext of a file given by
 // its path on the mount mounted at mountDir. ok is false for paths not on
 // the mount.
-func (f *FS) HashPlain(mountDir, path string) (sum string, ok bool, err error) {
+//
+// st, when not nil, is the stat of the file the caller actually found at
+// path (through /proc/PID/exe): it must be this mount's file, on the
+// mount's device with the store file's inode number. A process in another
+// mount namespace can put any file at the same path; it is refused, not
+// hashed by name. Sums are cached per store file version.
+func (f *FS) HashPlain(mountDir, path string, st *unix.Stat_t) (sum string, ok bool, err error) {
 	rel, found := strings.CutPrefix(path, strings.TrimSuffix(mountDir, "/")+"/")
 	if !found {
 		return "", false, nil
@@ -251,6 +280,22 @@ func (f *FS) HashPlain(mountDir, path string) (sum string, ok bool, err error) {
 		return "", true, err
 	}
 	defer b.Close()
+	var cst unix.Stat_t
+	if err := unix.Fstat(int(b.Fd()), &cst); err != nil {
+		return "", true, err
+	}
+	if st != nil {
+		if dev := f.mountDev.Load(); dev == 0 || st.Dev != dev || st.Ino != cst.Ino {
+			return "", true, fmt.Errorf("%s is not the file on the mysecure mount (a file from another mount namespace?)", path)
+		}
+	}
+	key := hashKey{ino: cst.Ino, size: uint64(cst.Size), mtime: cst.Mtim.Nano(), ctime: cst.Ctim.Nano()}
+	f.hashMu.Lock()
+	if sum, hit := f.hashes[key]; hit {
+		f.hashMu.Unlock()
+		return sum, true, nil
+	}
+	f.hashMu.Unlock()
 	cf, err := content.Open(b, f.keys[cat].Content, cp)
 	if err != nil {
 		return "", true, err
@@ -259,7 +304,18 @@ func (f *FS) HashPlain(mountDir, path string) (sum string, ok bool, err error) {
 	if _, err := io.Copy(h, io.NewSectionReader(readerAt{cf}, 0, 1<<62)); err != nil {
 		return "", true, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), true, nil
+	sum = hex.EncodeToString(h.Sum(nil))
+	// A file changed within the last two seconds may change again within
+	// the ctime granularity: do not cache it.
+	if time.Since(time.Unix(0, key.ctime)) > 2*time.Second {
+		f.hashMu.Lock()
+		if f.hashes == nil || len(f.hashes) > 4096 {
+			f.hashes = map[hashKey]string{}
+		}
+		f.hashes[key] = sum
+		f.hashMu.Unlock()
+	}
+	return sum, true, nil
 }
 
 // readerAt adapts a content.File to io.ReaderAt for SectionReader.

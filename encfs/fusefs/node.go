@@ -142,6 +142,19 @@ func (n *node) relPath() string {
 	return rest
 }
 
+// childRel is the category-relative path of child name of directory n.
+func (n *node) childRel(name string) string {
+	return strings.TrimPrefix(n.relPath()+"/"+name, "/")
+}
+
+// authorizeChange asks whether the caller may change the plaintext
+// namespace at rel (unlink, rename, link, symlink): the same rules as
+// opening it for writing. Without this a process no rule names could
+// swap two tables' files, or move a file out from under a DENY pattern.
+func (n *node) authorizeChange(ctx context.Context, rel string) syscall.Errno {
+	return n.authorize(ctx, rel, syscall.O_WRONLY)
+}
+
 func (n *node) authorize(ctx context.Context, rel string, flags uint32) syscall.Errno {
 	caller, ok := fuse.FromContext(ctx)
 	if !ok {
@@ -361,8 +374,7 @@ func (n *node) openHandle(p string, flags uint32) (fs.FileHandle, uint32, syscal
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	rel := strings.TrimPrefix(n.relPath()+"/"+name, "/")
-	if errno := n.authorize(ctx, rel, flags|syscall.O_CREAT); errno != 0 {
+	if errno := n.authorize(ctx, n.childRel(name), flags|syscall.O_CREAT); errno != 0 {
 		return nil, nil, 0, errno
 	}
 	p, long, errno := n.childPath(name)
@@ -373,8 +385,11 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
-	syscall.Close(fd)
+	// Owner first, then the exact mode the kernel asked for (it applied
+	// the caller's umask already; chown would clear setuid/setgid).
 	chownCaller(ctx, p)
+	_ = syscall.Fchmod(fd, mode&07777)
+	syscall.Close(fd)
 	if err := writeLongName(p, long); err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
@@ -415,6 +430,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		return nil, fs.ToErrno(err)
 	}
 	chownCaller(ctx, p)
+	_ = syscall.Chmod(p, mode&07777)
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
 		return nil, fs.ToErrno(err)
@@ -463,6 +479,9 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
+		return errno
+	}
 	p, long, errno := n.childPath(name)
 	if errno != 0 {
 		return errno
@@ -479,6 +498,12 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if !ok || np.cat != n.cat {
 		// Another category has other keys: mv copies instead.
 		return syscall.EXDEV
+	}
+	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
+		return errno
+	}
+	if errno := np.authorizeChange(ctx, np.childRel(newName)); errno != 0 {
+		return errno
 	}
 	p1, long1, errno := n.childPath(name)
 	if errno != 0 {
@@ -505,6 +530,12 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if !ok || tn.cat != n.cat {
 		return nil, syscall.EXDEV
 	}
+	if errno := tn.authorizeChange(ctx, tn.relPath()); errno != 0 {
+		return nil, errno
+	}
+	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
+		return nil, errno
+	}
 	tp, errno := tn.cipherPath()
 	if errno != 0 {
 		return nil, errno
@@ -528,6 +559,9 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
+		return nil, errno
+	}
 	p, long, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno

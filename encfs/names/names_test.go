@@ -84,7 +84,11 @@ func TestLongNames(t *testing.T) {
 	if err := CheckLong(stored, enc); err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckLong(stored, enc[:len(enc)-1]+"A"); !errors.Is(err, ErrBadName) {
+	last := "A"
+	if strings.HasSuffix(enc, "A") {
+		last = "B"
+	}
+	if err := CheckLong(stored, enc[:len(enc)-1]+last); !errors.Is(err, ErrBadName) {
 		t.Fatalf("changed side file accepted: %v", err)
 	}
 }
