@@ -304,17 +304,6 @@ func (d *Daemon) Close() {
 // Mode returns the current mode.
 func (d *Daemon) Mode() Mode { return d.mode.Load().(Mode) }
 
-// isSelf reports whether pid (a thread id, as FUSE reports it) belongs to
-// the daemon: its own moves and hashing go through the mount.
-func (d *Daemon) isSelf(pid int) bool {
-	if pid == d.pid {
-		return true
-	}
-	// Signal 0 to thread pid of our thread group: succeeds only for our
-	// own threads, with no /proc walk.
-	return unix.Tgkill(d.pid, pid, 0) == nil
-}
-
 // isMover reports whether the thread tid belongs to a process in a move
 // session (same pid and start time as when the session began).
 func (d *Daemon) isMover(tid int) bool {
@@ -340,7 +329,10 @@ func (d *Daemon) isMover(tid int) bool {
 
 // Authorize implements fusefs.Authorizer.
 func (d *Daemon) Authorize(ctx context.Context, req fusefs.AccessRequest) syscall.Errno {
-	if d.isSelf(req.Pid) || d.isMover(req.Pid) {
+	// The daemon never opens files on its own mount (a FUSE server that
+	// does cannot exit when killed), so it needs no exemption; movers
+	// (encrypt/decrypt, recovery) have a session.
+	if d.isMover(req.Pid) {
 		return 0
 	}
 	dec := d.engine.Decide(acl.Request{Pid: req.Pid, Uid: req.Uid, Category: req.Category, Path: req.Path})
