@@ -18,24 +18,34 @@ type Backing interface {
 // batchBlocks is how many blocks one backing read or write covers at most.
 const batchBlocks = 64
 
-// bufPool holds ciphertext buffers of batchBlocks stored blocks.
-var bufPool = sync.Pool{New: func() any {
-	b := make([]byte, batchBlocks*CipherBlockSize)
-	return &b
+// scratch is the per-call working memory of File reads and writes, pooled
+// so that the FUSE hot path allocates nothing. Per call, not per File:
+// concurrent ReadAt calls on one File share no mutable state.
+type scratch struct {
+	buf    []byte // batchBlocks stored blocks
+	plain  [BlockSize]byte
+	merge  [BlockSize]byte
+	stored [CipherBlockSize]byte
+	nonces [batchBlocks * NonceSize]byte
+	ad     [8 + HeaderSize]byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{buf: make([]byte, batchBlocks*CipherBlockSize)}
 }}
 
 // File gives random-access plaintext reads and writes over an encrypted
 // backing file. Reads beyond what was written return zeros only where the
 // file was extended (holes are stored as sealed zero blocks, so they are
-// authenticated like any data). A File is not safe for concurrent use: the
-// caller serializes calls on one File and keeps one File per backing file.
+// authenticated like any data). ReadAt and Size may run concurrently with
+// each other; WriteAt and Truncate need exclusive use (a sync.RWMutex in
+// the caller). Keep one File per backing file.
 type File struct {
 	b      Backing
 	key    *Key
 	name   string // for error messages
 	hdr    []byte // nil until read from or written to the backing file
 	nonces *nonceSource
-	ad     []byte
 	size   int64 // plaintext size; the File is the backing file's only writer
 }
 
@@ -50,7 +60,7 @@ func Open(b Backing, key *Key, name string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &File{b: b, key: key, name: name, nonces: nonces, ad: make([]byte, 0, 8+HeaderSize)}
+	f := &File{b: b, key: key, name: name, nonces: nonces}
 	fi, err := b.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("failed to stat %s: %w", name, err)
@@ -121,11 +131,13 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // readRange fills p with plaintext at off; the range lies inside size.
+// Blocks p covers whole are opened straight into p; only the partial
+// blocks at either end go through a scratch block.
 func (f *File) readRange(p []byte, off, size int64) error {
-	bufp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bufp)
-	buf := *bufp
-	plain := make([]byte, BlockSize)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	buf := sc.buf
+	ad := sc.ad[:0]
 
 	first := off / BlockSize
 	last := (off + int64(len(p)) - 1) / BlockSize
@@ -151,24 +163,23 @@ func (f *File) readRange(p []byte, off, size int64) error {
 		for i := int64(0); i < n; i++ {
 			blk := b + i
 			s := i * CipherBlockSize
-			e := s + CipherBlockSize
-			if e > int64(len(chunk)) {
-				e = int64(len(chunk))
+			e := min(s+CipherBlockSize, int64(len(chunk)))
+			bStart := blk * BlockSize
+			plainLen := min(int64(BlockSize), size-bStart)
+			pend := off + int64(len(p))
+			if bStart >= off && bStart+plainLen <= pend {
+				// Whole block wanted: open it in place.
+				if _, err := f.key.openBlock(p[bStart-off:bStart-off], chunk[s:e], blk, f.hdr, ad); err != nil {
+					return corrupt(f.name, blk, "%v", errAuth)
+				}
+				continue
 			}
-			pt, err := f.key.openBlock(plain, chunk[s:e], blk, f.hdr, f.ad)
+			pt, err := f.key.openBlock(sc.plain[:], chunk[s:e], blk, f.hdr, ad)
 			if err != nil {
 				return corrupt(f.name, blk, "%v", errAuth)
 			}
-			// Copy the part of this block that p wants.
-			bStart := blk * BlockSize
-			from := int64(0)
-			if off > bStart {
-				from = off - bStart
-			}
-			to := int64(len(pt))
-			if pend := off + int64(len(p)); pend < bStart+to {
-				to = pend - bStart
-			}
+			from := max(off-bStart, 0)
+			to := min(int64(len(pt)), pend-bStart)
 			copy(p[bStart+from-off:], pt[from:to])
 		}
 		b += n
@@ -248,11 +259,12 @@ func (f *File) fillZeros(size, end int64) error {
 // off <= size. Blocks only partly covered by p are read, checked and
 // merged first.
 func (f *File) writeRange(p []byte, off, size int64) error {
-	bufp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bufp)
-	buf := *bufp
-	merge := make([]byte, BlockSize)
-	nonces := make([]byte, batchBlocks*NonceSize)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	buf := sc.buf
+	merge := sc.merge[:]
+	nonces := sc.nonces[:]
+	ad := sc.ad[:0]
 
 	first := off / BlockSize
 	last := (off + int64(len(p)) - 1) / BlockSize
@@ -289,7 +301,7 @@ func (f *File) writeRange(p []byte, off, size int64) error {
 			if ws == 0 && we >= oldLen {
 				pt = src
 			} else {
-				if _, err := f.readBlock(merge, blk, oldLen); err != nil {
+				if _, err := f.readBlock(merge, sc.stored[:], blk, oldLen, ad); err != nil {
 					return err
 				}
 				newLen := oldLen
@@ -301,7 +313,7 @@ func (f *File) writeRange(p []byte, off, size int64) error {
 				copy(pt[ws:we], src)
 			}
 			dst := out[len(out) : len(out)+len(pt)+BlockOverhead]
-			sealed := f.key.sealBlock(dst, nonces[i*NonceSize:(i+1)*NonceSize], pt, blk, f.hdr, f.ad)
+			sealed := f.key.sealBlock(dst, nonces[i*NonceSize:(i+1)*NonceSize], pt, blk, f.hdr, ad)
 			out = out[:len(out)+len(sealed)]
 		}
 		if _, err := f.b.WriteAt(out, blockOffset(b)); err != nil {
@@ -313,19 +325,20 @@ func (f *File) writeRange(p []byte, off, size int64) error {
 }
 
 // readBlock reads and opens block blk, which holds plainLen bytes, into
-// dst[:BlockSize] and returns the plaintext.
-func (f *File) readBlock(dst []byte, blk, plainLen int64) ([]byte, error) {
+// dst[:BlockSize] and returns the plaintext; storedBuf holds at least a
+// stored block.
+func (f *File) readBlock(dst, storedBuf []byte, blk, plainLen int64, ad []byte) ([]byte, error) {
 	if plainLen == 0 {
 		return dst[:0], nil
 	}
-	stored := make([]byte, plainLen+BlockOverhead)
+	stored := storedBuf[:plainLen+BlockOverhead]
 	if _, err := f.b.ReadAt(stored, blockOffset(blk)); err != nil {
 		if err == io.EOF {
 			return nil, corrupt(f.name, blk, "file shorter than its size says")
 		}
 		return nil, fmt.Errorf("failed to read %s: %w", f.name, err)
 	}
-	pt, err := f.key.openBlock(dst, stored, blk, f.hdr, f.ad)
+	pt, err := f.key.openBlock(dst, stored, blk, f.hdr, ad)
 	if err != nil {
 		return nil, corrupt(f.name, blk, "%v", errAuth)
 	}
@@ -379,7 +392,8 @@ func (f *File) Truncate(newSize int64) error {
 		oldLen = BlockSize
 	}
 	merge := make([]byte, BlockSize)
-	pt, err := f.readBlock(merge, blk, oldLen)
+	ad := make([]byte, 0, 8+HeaderSize)
+	pt, err := f.readBlock(merge, make([]byte, CipherBlockSize), blk, oldLen, ad)
 	if err != nil {
 		return err
 	}
@@ -388,7 +402,7 @@ func (f *File) Truncate(newSize int64) error {
 		return err
 	}
 	dst := make([]byte, rem+BlockOverhead)
-	sealed := f.key.sealBlock(dst, nonce, pt[:rem], blk, f.hdr, f.ad)
+	sealed := f.key.sealBlock(dst, nonce, pt[:rem], blk, f.hdr, ad)
 	if _, err := f.b.WriteAt(sealed, blockOffset(blk)); err != nil {
 		return fmt.Errorf("failed to write %s: %w", f.name, err)
 	}

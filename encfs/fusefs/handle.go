@@ -19,8 +19,8 @@ type handle struct {
 }
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h.n.fmu.Lock()
-	defer h.n.fmu.Unlock()
+	h.n.rw.RLock()
+	defer h.n.rw.RUnlock()
 	k, err := h.of.cf.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, toErrno(err)
@@ -29,8 +29,8 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	h.n.fmu.Lock()
-	defer h.n.fmu.Unlock()
+	h.n.rw.Lock()
+	defer h.n.rw.Unlock()
 	if h.append {
 		size, err := h.of.cf.Size()
 		if err != nil {
@@ -72,9 +72,9 @@ func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	fd := int(h.of.backing.Fd())
 	if size, ok := in.GetSize(); ok {
-		h.n.fmu.Lock()
+		h.n.rw.Lock()
 		err := h.of.cf.Truncate(int64(size))
-		h.n.fmu.Unlock()
+		h.n.rw.Unlock()
 		if err != nil {
 			return toErrno(err)
 		}
@@ -121,8 +121,8 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
 	switch mode {
 	case 0:
-		h.n.fmu.Lock()
-		defer h.n.fmu.Unlock()
+		h.n.rw.Lock()
+		defer h.n.rw.Unlock()
 		cur, err := h.of.cf.Size()
 		if err != nil {
 			return toErrno(err)

@@ -28,9 +28,11 @@ type node struct {
 	iv   []byte // name IV, for directories, read once
 
 	// Regular files: one backing descriptor and content.File shared by
-	// every handle, so that all of them see one header and one size.
+	// every handle, so that all of them see one header and one size. fmu
+	// guards of; rw orders I/O on it: reads share, writes exclude.
 	fmu sync.Mutex
 	of  *openState
+	rw  sync.RWMutex
 }
 
 type openState struct {
@@ -243,9 +245,9 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		if errno != 0 {
 			return errno
 		}
-		n.fmu.Lock()
+		n.rw.Lock()
 		err := of.cf.Truncate(int64(size))
-		n.fmu.Unlock()
+		n.rw.Unlock()
 		n.release()
 		if err != nil {
 			return toErrno(err)
@@ -361,16 +363,19 @@ func (n *node) openHandle(p string, flags uint32) (fs.FileHandle, uint32, syscal
 		return nil, 0, errno
 	}
 	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
-		n.fmu.Lock()
+		n.rw.Lock()
 		err := of.cf.Truncate(0)
-		n.fmu.Unlock()
+		n.rw.Unlock()
 		if err != nil {
 			n.release()
 			return nil, 0, toErrno(err)
 		}
 	}
 	n.fsys.opens.Add(1)
-	return &handle{n: n, of: of, append: flags&syscall.O_APPEND != 0}, 0, 0
+	// Keep the kernel's page cache across opens: every change to the
+	// plaintext goes through this mount, so cached pages stay true. Each
+	// open is still decided by the rules.
+	return &handle{n: n, of: of, append: flags&syscall.O_APPEND != 0}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
