@@ -333,6 +333,7 @@ func recoverMoves(g *globalOptions, opts inplace.Options) error {
 // rolls back moves that a crash interrupted.
 func newRecoverCommand(g *globalOptions) *cobra.Command {
 	var tokenFD int
+	var creds credOptions
 	cmd := &cobra.Command{
 		Use:    "recover",
 		Short:  "Complete or roll back interrupted encrypt/decrypt moves (run by mount)",
@@ -350,6 +351,14 @@ func newRecoverCommand(g *globalOptions) *cobra.Command {
 				req.Token = tok
 			}
 			c := daemon.NewClient(g.cfg.Socket)
+			if tokenFD == 0 {
+				cred, err := adminCredential(cmd.Context(), c, &creds)
+				if err != nil {
+					return err
+				}
+				defer cred.Wipe()
+				req.Credential = cred
+			}
 			sess, err := c.BeginMove(cmd.Context(), req)
 			clear(req.Token)
 			if err != nil {
@@ -360,5 +369,6 @@ func newRecoverCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&tokenFD, "token-fd", 0, "read the daemon's one-time token from this fd")
+	creds.AddFlags(cmd.Flags())
 	return cmd
 }
