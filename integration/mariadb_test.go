@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"encoding/json"
 
+	"fmt"
 	"io"
 	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -198,4 +200,56 @@ func mustJSON(t *testing.T, s string, v any) {
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("%v: %s", err, s)
 	}
+}
+
+// TestSeedBackupFlow is the flow of the product mysecure replaces: a
+// protected .cnf with the backup user's password and the result file,
+// both encrypted into @mysqlbackup, a rule for mariadb-dump only; the
+// dump run by hand reads its credentials and writes its output through
+// the mount, while cat of either is denied and the store holds only
+// ciphertext.
+func TestSeedBackupFlow(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb", "mariadb-dump")
+	m := newMount(t)
+	o := sandbox.Options{Dir: filepath.Join(m.dir, "srv")}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := sandbox.Init(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sandbox.Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if _, err := s.Client(ctx, "CREATE USER 'backup'@'localhost' IDENTIFIED BY 'Seed-Pw-4711'; GRANT SELECT, SHOW VIEW, LOCK TABLES, RELOAD, EVENT, TRIGGER ON *.* TO 'backup'@'localhost'; CREATE DATABASE shop; CREATE TABLE shop.cards (n VARCHAR(40)); INSERT INTO shop.cards VALUES ('CARD-4111-MARKER');"); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(m.dir, "home", "dba")
+	os.MkdirAll(home, 0o700)
+	backupDir := filepath.Join(m.dir, "var", "lib", "mysqlbackup")
+	os.MkdirAll(backupDir, 0o750)
+	cnf := filepath.Join(home, "protected.cnf")
+	dump := filepath.Join(backupDir, "all.sql")
+	os.WriteFile(cnf, []byte(fmt.Sprintf("[client]\nuser=backup\npassword=Seed-Pw-4711\nsocket=%s\n[mysqldump]\nresult-file=%s\n", s.Socket, dump)), 0o600)
+
+	m.ms(0, append([]string{"encrypt", "@mysqlbackup", cnf, backupDir}, m.creds()...)...)
+	dumpBin, _ := exec.LookPath("mariadb-dump")
+	m.aclAdd("ALLOW @mysqlbackup * " + dumpBin)
+	m.aclAdd("ALLOW @mysqlbackup *.sql /usr/bin/tail")
+
+	out, err := exec.Command(dumpBin, "--defaults-extra-file="+cnf, "--all-databases", "--single-transaction").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mariadb-dump through the mount: %v\n%s", err, out)
+	}
+	tail, err := exec.Command("/usr/bin/tail", "-c", "200", dump).CombinedOutput()
+	if err != nil || !strings.Contains(string(tail), "Dump completed") {
+		t.Fatalf("dump trailer: %q %v", tail, err)
+	}
+	for _, f := range []string{cnf, dump} {
+		if out, err := read("/usr/bin/cat", f); err == nil || !strings.Contains(out, "Permission denied") {
+			t.Fatalf("cat %s: %q %v", f, out, err)
+		}
+	}
+	scanStore(t, m.store, "Seed-Pw-4711", "CARD-4111-MARKER", "protected.cnf", "all.sql")
 }
