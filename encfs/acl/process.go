@@ -94,7 +94,11 @@ func (id *Identifier) cached(pid int) *Process {
 	}
 	var st unix.Stat_t
 	ok := unix.Fstatat(e.dirfd, "exe", &st, 0) == nil && keyOf(&st) == e.exe
-	if ok {
+	// The key holds the ctime, which a rename or a new link changes: a
+	// file with one name and an unchanged key still has the path we
+	// recorded. Only a file with several names could be running under
+	// another one, so only then is the link read again.
+	if ok && st.Nlink != 1 {
 		link, err := readlinkAt(e.dirfd, "exe")
 		ok = err == nil && link == e.link
 	}
