@@ -35,8 +35,12 @@ lint:
 	./scripts/guards.sh
 	$(GO) mod tidy -diff
 
+# Side-by-side benchmarks (ratios within one run; see docs/performance.md and
+# docs/performance-mount.md). Each script can also be run on its own.
 bench: deps build
 	bash bench/format.sh
+	bash bench/acl.sh
+	bash bench/compare.sh
 
 demo: deps build
 	bash examples/demo.sh
