@@ -24,6 +24,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,7 +163,22 @@ func (f *FS) Mount(dir string) (*fuse.Server, error) {
 		return nil, fmt.Errorf("failed to stat the new mount: %w", err)
 	}
 	f.mountDev.Store(uint64(st.Dev))
+	setReadAhead(uint64(st.Dev), readAheadKiB)
 	return srv, nil
+}
+
+// readAheadKiB is the kernel read-ahead of the mount. FUSE connections
+// start at 128 KiB; sequential reads then arrive as 128 KiB requests, and
+// the per-request cost (a round trip to the daemon, one batch of blocks)
+// bounds throughput. 1 MiB matches MaxWrite (max_read): measured on a
+// 2-core VM, a cold 512 MiB dd read went from 290-710 MB/s to 950 MB/s.
+const readAheadKiB = 1024
+
+// setReadAhead sets the read-ahead of the mount's backing device info
+// (best effort: without sysfs the kernel default stays).
+func setReadAhead(dev uint64, kib int) {
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(dev), unix.Minor(dev))
+	_ = os.WriteFile(p, []byte(strconv.Itoa(kib)), 0o644)
 }
 
 // dirIVFile returns the path of a cipher directory's IV file.
