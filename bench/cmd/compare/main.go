@@ -24,11 +24,15 @@
 // round to round; `sync` before every timed step):
 //
 //	seqwrite   dd if=/dev/zero of=D/seq.bin bs=1M count=SIZE conv=fsync
-//	           remount: FUSE unmount, sync, drop_caches, mount (plain: sync, drop_caches)
+//	           remount as the issue defines it: FUSE unmount + mount (the
+//	           kernel's plaintext pages are gone, the store's ciphertext may
+//	           still be in the page cache); plain: sync + drop_caches
 //	seqread    dd if=D/seq.bin of=/dev/null bs=1M
-//	           remount without drop_caches (plain: nothing)
-//	seqread-warm  the same read: the store's ciphertext is in the page cache
-//	           (plain: the plaintext is), so this is the FUSE + crypto path alone
+//	           remount with everything cold: FUSE unmount, sync + drop_caches,
+//	           mount (plain: sync + drop_caches)
+//	seqread-cold  the same read from the disk: on a VM that returns freed
+//	           memory to its host this also pays for first touches of fresh
+//	           page-cache pages, twice on FUSE (ciphertext and plaintext)
 //	           rm D/seq.bin; the source tree is read once (untimed) to warm it
 //	cp         cp -a TREE D/tree
 //	           remount with drop_caches
@@ -57,7 +61,16 @@
 // `perf record -e fuse:fuse_request_send,fuse_request_end` around every
 // step, and one short sysbench run per target likewise; it prints, per
 // step, CPU by command, the server's top symbols and the FUSE requests by
-// opcode (count, size, latency), and keeps the perf.data files in DIR.
+// opcode (count, size, latency), and keeps the perf.data files and call
+// graphs in DIR. A second short sysbench run per target runs under
+// `perf trace -s` alone (system call counts and latencies of mariadbd and
+// the server: where a commit waits); perf trace would distort a CPU
+// profile taken at the same time.
+//
+// The numbers of one run are comparable with each other only: the machine
+// (a shared VM) drifts, so every ratio pairs values of the same round. The
+// "others" column (busy cores that neither the server nor the workload
+// used) shows when something else ran.
 //
 // It never fails on a missed target: it prints "met" or "NOT met". It exits
 // 1 when something could not be run, and cleans up (servers stopped, file

@@ -74,22 +74,23 @@ const tracedSyscalls = "fsync,fdatasync,sync_file_range,pwrite64,pwritev,pwritev
 // stepComms are the commands whose system calls a step's summary shows,
 // besides the server's.
 var stepComms = map[string][]string{
-	"seqwrite": {"dd"}, "seqread": {"dd"}, "seqread-warm": {"dd"},
+	"seqwrite": {"dd"}, "seqread": {"dd"}, "seqread-cold": {"dd"},
 	"cp": {"cp"}, "lsR": {"ls"}, "readall": {"cat", "find"}, "rm": {"rm"},
-	"sb-prepare": {"mariadbd"}, "sb-tps": {"mariadbd"},
+	"sb-prepare": {"mariadbd"}, "sb-tps": {"mariadbd"}, "sb-traced": {"mariadbd"},
 }
 
 func (p *profiler) start(ctx context.Context, t target, step string) (*recording, error) {
 	base := filepath.Join(p.dir, t.name()+"-"+step)
 	r := &recording{t: t, step: step, base: base, pid: t.serverPid(), conn: t.conn(),
 		cpu: base + ".cpu.data", fuseF: base + ".fuse.data", trace: base + ".syscalls.txt"}
-	sessions := [][]string{{"record", "-q", "-a", "-g", "-F", "499", "-e", "cpu-clock", "-o", r.cpu}}
 	// perf trace puts a filtered tracepoint on every system call of the
-	// machine: cheap at sysbench's few thousand I/O calls per second, but
-	// it would distort the CPU profile of the small-file steps (hundreds
-	// of thousands of calls), which the FUSE request trace covers instead.
-	if strings.HasPrefix(step, "sb-") {
+	// machine, which inflates the cost of every call in a CPU profile taken
+	// at the same time: it runs alone, in a run of its own (sb-traced).
+	var sessions [][]string
+	if step == "sb-traced" {
 		sessions = append(sessions, []string{"trace", "-s", "-a", "-e", tracedSyscalls, "-o", r.trace})
+	} else {
+		sessions = append(sessions, []string{"record", "-q", "-a", "-g", "-F", "499", "-e", "cpu-clock", "-o", r.cpu})
 	}
 	if p.fuse && r.conn != 0 {
 		sessions = append(sessions, []string{"record", "-q", "-a", "-m", "4096", "-e", "fuse:fuse_request_send", "-e", "fuse:fuse_request_end", "-o", r.fuseF})
@@ -190,15 +191,21 @@ func perfReport(ctx context.Context, data string, args ...string) (string, error
 func (p *profiler) report(ctx context.Context, r *recording, s sample) {
 	var w strings.Builder
 	fmt.Fprintf(&w, "#### %s: %s\n\n", s.target, stepByName(s.step).title)
+	data := filepath.Base(r.cpu)
+	if !fileExists(r.cpu) {
+		data = filepath.Base(r.trace)
+	}
 	fmt.Fprintf(&w, "wall %.2f s, server CPU %.2f s, workload CPU %.2f s, machine busy %.2f cores (others %.2f); data: `%s`\n\n",
-		s.wall.Seconds(), s.srvCPU.Seconds(), s.wlCPU.Seconds(), s.busy, s.others(), filepath.Base(r.cpu))
+		s.wall.Seconds(), s.srvCPU.Seconds(), s.wlCPU.Seconds(), s.busy, s.others(), data)
 	// Where the machine's CPU went, by command (swapper = idle).
-	if out, err := perfReport(ctx, r.cpu, "--no-children", "--sort", "comm", "-g", "none", "--percent-limit", "2"); err == nil {
+	if !fileExists(r.cpu) {
+		// A traced run: no CPU profile.
+	} else if out, err := perfReport(ctx, r.cpu, "--no-children", "--sort", "comm", "-g", "none", "--percent-limit", "2"); err == nil {
 		fmt.Fprintf(&w, "CPU samples by command (all CPUs; `swapper` is idle):\n\n```\n%s```\n\n", headLines(out, 10))
 	} else {
 		fmt.Fprintf(&w, "(perf report failed: %v)\n\n", err)
 	}
-	if r.pid != 0 {
+	if r.pid != 0 && fileExists(r.cpu) {
 		pid := strconv.Itoa(r.pid)
 		if out, err := perfReport(ctx, r.cpu, "--no-children", "--pid", pid, "--sort", "sym", "-g", "none", "--percentage", "relative"); err == nil {
 			kernel, user := splitKernelUser(out)

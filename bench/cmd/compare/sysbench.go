@@ -54,15 +54,20 @@ func (b *bench) sysbench(ctx context.Context) error {
 	}
 	for rep := 0; rep < b.cfg.reps; rep++ {
 		for _, m := range rotate(dbs, rep) {
-			if err := b.sbRun(ctx, m, rep, b.cfg.sbTime); err != nil {
+			if err := b.sbRun(ctx, m, "sb-tps", rep, b.cfg.sbTime); err != nil {
 				return err
 			}
 		}
 	}
 	if b.prof != nil {
-		for _, m := range dbs {
-			if err := b.sbRun(ctx, m, profRep, b.cfg.profSb); err != nil {
-				return err
+		// One run under perf record (CPU, FUSE requests), one under perf
+		// trace (system call latencies): apart, so that neither distorts
+		// the other.
+		for _, step := range []string{"sb-tps", "sb-traced"} {
+			for _, m := range dbs {
+				if err := b.sbRun(ctx, m, step, profRep, b.cfg.profSb); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -76,8 +81,8 @@ func (b *bench) sysbench(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) sbRun(ctx context.Context, m *mariadb, rep, secs int) error {
-	return b.step(ctx, m.t, "sb-tps", rep, func() (result, error) {
+func (b *bench) sbRun(ctx context.Context, m *mariadb, step string, rep, secs int) error {
+	return b.step(ctx, m.t, step, rep, func() (result, error) {
 		db0 := procCPU(m.srv.Pid())
 		out, cpu, err := b.sysbenchCmd(ctx, m, "run", secs)
 		if err != nil {

@@ -26,9 +26,11 @@ type target interface {
 	// data is the work area: it exists once setup returned.
 	data() string
 	setup(ctx context.Context) error
-	// remount makes the next read cold: a FUSE target is unmounted and
-	// mounted again, with the page cache dropped in between when drop
-	// is set; the plain target only drops the page cache.
+	// remount makes the next read go through the file system again: a
+	// FUSE target is unmounted (its plaintext pages go) and mounted again,
+	// with the whole page cache dropped in between when drop is set; the
+	// plain target, which has nothing to unmount, always drops the page
+	// cache (the definition of a remount for the plain directory).
 	remount(ctx context.Context, drop bool) error
 	// close unmounts (idempotent).
 	close(ctx context.Context) error
@@ -79,19 +81,14 @@ type plainFS struct {
 	rt  rssTracker
 }
 
-func (p *plainFS) name() string                { return "plain" }
-func (p *plainFS) data() string                { return filepath.Join(p.dir, "mysql") }
-func (p *plainFS) serverPid() int              { return 0 }
-func (p *plainFS) conn() uint32                { return 0 }
-func (p *plainFS) rss() *rssTracker            { return &p.rt }
-func (p *plainFS) close(context.Context) error { return nil }
-func (p *plainFS) setup(context.Context) error { return os.MkdirAll(p.data(), 0o755) }
-func (p *plainFS) remount(_ context.Context, drop bool) error {
-	if drop {
-		return dropCaches()
-	}
-	return nil
-}
+func (p *plainFS) name() string                        { return "plain" }
+func (p *plainFS) data() string                        { return filepath.Join(p.dir, "mysql") }
+func (p *plainFS) serverPid() int                      { return 0 }
+func (p *plainFS) conn() uint32                        { return 0 }
+func (p *plainFS) rss() *rssTracker                    { return &p.rt }
+func (p *plainFS) close(context.Context) error         { return nil }
+func (p *plainFS) setup(context.Context) error         { return os.MkdirAll(p.data(), 0o755) }
+func (p *plainFS) remount(context.Context, bool) error { return dropCaches() }
 
 // ---- mysecure ----
 
