@@ -16,19 +16,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/internal/testenv"
 )
 
 // requireRoot skips a test that needs root (chown to other users, mount),
 // or fails it under MYSECURE_TEST_STRICT=1 (CI).
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("MYSECURE_TEST_STRICT") == "1" {
-		t.Fatal("this test needs root (chown to uid 999, tmpfs mounts, trusted.* xattrs)")
-	}
-	t.Skip("skipping: needs root (chown to uid 999, tmpfs mounts, trusted.* xattrs)")
+	testenv.RequireRoot(t) // chown to uid 999, tmpfs mounts, trusted.* xattrs
 }
 
 // entry is what a snapshot records of one file, directory or symlink.
