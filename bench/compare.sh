@@ -3,10 +3,11 @@
 # and on gocryptfs, in one run; medians and ratios as Markdown.
 #
 #   bash bench/compare.sh          (from anywhere; needs root, /dev/fuse,
-#                                   gocryptfs, mariadb-server, sysbench, perf for profiles)
-#   QUICK=1 bash bench/compare.sh  (a few minutes: smaller sizes, shorter runs, no profiles)
+#                                   gocryptfs, mariadb-server, sysbench, perf for profiles;
+#                                   about 16 minutes on 2 CPUs)
+#   QUICK=1 bash bench/compare.sh  (about 2.5 minutes: smaller sizes, shorter runs, no profiles)
 #
-# Builds bin/mysecure and bench/cmd/compare into a fresh work dir in
+# Builds ./cmd/mysecure and bench/cmd/compare into a fresh work dir in
 # /var/tmp (the real disk: a datadir would not live on tmpfs) and runs
 # compare there; see bench/cmd/compare for what is measured and how. The
 # full output goes to bench/out/compare-TIMESTAMP.txt and, with PROFILE=1
