@@ -111,22 +111,9 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 	// disk can weaken a freshly started daemon.
 	d.mode.Store(Enforcing)
 
-	ck := map[string]fusefs.CategoryKeys{}
-	for _, cat := range vol.Config.Categories {
-		c, err := keys.ContentKey(cat)
-		if err != nil {
-			return nil, err
-		}
-		nk, err := keys.Subkey(volume.PurposeNames, cat)
-		if err != nil {
-			return nil, err
-		}
-		nc, err := names.New(nk)
-		clear(nk)
-		if err != nil {
-			return nil, err
-		}
-		ck[cat] = fusefs.CategoryKeys{Content: c, Names: nc}
+	ck, err := MountKeys(vol, keys)
+	if err != nil {
+		return nil, err
 	}
 	fsys, err := fusefs.New(fusefs.Options{Store: cfg.Store, Keys: ck, Auth: d})
 	if err != nil {
@@ -225,6 +212,29 @@ func (d *Daemon) ReloadRules() error {
 	d.adminMu.Lock()
 	defer d.adminMu.Unlock()
 	return d.loadRules()
+}
+
+// MountKeys derives the FUSE frontend's keys from an unlocked volume: the
+// content key and the names cipher of each category.
+func MountKeys(vol *volume.Volume, keys *volume.Keys) (map[string]fusefs.CategoryKeys, error) {
+	ck := map[string]fusefs.CategoryKeys{}
+	for _, cat := range vol.Config.Categories {
+		c, err := keys.ContentKey(cat)
+		if err != nil {
+			return nil, err
+		}
+		nk, err := keys.Subkey(volume.PurposeNames, cat)
+		if err != nil {
+			return nil, err
+		}
+		nc, err := names.New(nk)
+		clear(nk)
+		if err != nil {
+			return nil, err
+		}
+		ck[cat] = fusefs.CategoryKeys{Content: c, Names: nc}
+	}
+	return ck, nil
 }
 
 // ErrAlreadyMounted: the mount point already has a live mount.

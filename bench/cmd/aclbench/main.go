@@ -79,7 +79,6 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/fusefs"
-	"github.com/mysecure/mysecure/encfs/names"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
 
@@ -277,7 +276,7 @@ func (b *bench) run() error {
 	hashesStart := st.Hashes
 
 	// The harness's mount, keyed as daemon.New keys the daemon's.
-	ck, err := categoryKeys(vol, keys)
+	ck, err := daemon.MountKeys(vol, keys)
 	if err != nil {
 		return err
 	}
@@ -415,28 +414,6 @@ func (b *bench) locateOpenread() (string, error) {
 	return filepath.EvalSymlinks(p)
 }
 
-// categoryKeys derives the mount's keys from the volume as daemon.New
-// does: the content key and the names subkey of each category.
-func categoryKeys(vol *volume.Volume, keys *volume.Keys) (map[string]fusefs.CategoryKeys, error) {
-	ck := map[string]fusefs.CategoryKeys{}
-	for _, cat := range vol.Config.Categories {
-		c, err := keys.ContentKey(cat)
-		if err != nil {
-			return nil, err
-		}
-		nk, err := keys.Subkey(volume.PurposeNames, cat)
-		if err != nil {
-			return nil, err
-		}
-		nc, err := names.New(nk)
-		clear(nk)
-		if err != nil {
-			return nil, err
-		}
-		ck[cat] = fusefs.CategoryKeys{Content: c, Names: nc}
-	}
-	return ck, nil
-}
 
 // makeFiles writes n random files of size bytes through the mount into
 // encDir and the same plaintext into plainDir, and checks one read back.
