@@ -414,7 +414,6 @@ func (b *bench) locateOpenread() (string, error) {
 	return filepath.EvalSymlinks(p)
 }
 
-
 // makeFiles writes n random files of size bytes through the mount into
 // encDir and the same plaintext into plainDir, and checks one read back.
 func makeFiles(encDir, plainDir string, n, size int) error {
