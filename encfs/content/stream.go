@@ -286,3 +286,10 @@ func (k *Key) openBlocks(dst, src []byte, first int64, hdr, ad []byte) (n int, b
 	}
 	return n, blocks, nil
 }
+
+// Header returns the header the Writer wrote (its file ID binds the
+// stream to whatever records it, such as a backup manifest).
+func (sw *Writer) Header() Header {
+	h, _ := ParseHeader(sw.hdr)
+	return h
+}

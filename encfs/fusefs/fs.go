@@ -105,7 +105,7 @@ func New(o Options) (*FS, error) {
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("failed to create category dir: %w", err)
 		}
-		if _, err := readOrCreateDirIV(dir); err != nil {
+		if _, err := names.ReadOrCreateDirIV(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -181,71 +181,6 @@ func setReadAhead(dev uint64, kib int) {
 	_ = os.WriteFile(p, []byte(strconv.Itoa(kib)), 0o644)
 }
 
-// dirIVFile returns the path of a cipher directory's IV file.
-func dirIVFile(cipherDir string) string { return filepath.Join(cipherDir, names.DirIVFile) }
-
-// readDirIV reads the IV of a cipher directory.
-func readDirIV(cipherDir string) ([]byte, error) {
-	iv, err := os.ReadFile(dirIVFile(cipherDir))
-	if err != nil {
-		return nil, err
-	}
-	if len(iv) != names.DirIVSize {
-		return nil, fmt.Errorf("%s: bad name IV (%d bytes)", dirIVFile(cipherDir), len(iv))
-	}
-	return iv, nil
-}
-
-// writeDirIV writes a new IV into a fresh cipher directory.
-func writeDirIV(cipherDir string, iv []byte) error {
-	p := dirIVFile(cipherDir)
-	fd, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return err
-	}
-	if _, err := fd.Write(iv); err != nil {
-		fd.Close()
-		return err
-	}
-	if err := fd.Sync(); err != nil {
-		fd.Close()
-		return err
-	}
-	return fd.Close()
-}
-
-func readOrCreateDirIV(cipherDir string) ([]byte, error) {
-	iv, err := readDirIV(cipherDir)
-	if err == nil {
-		return iv, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	iv, err = names.NewDirIV()
-	if err != nil {
-		return nil, err
-	}
-	if err := writeDirIV(cipherDir, iv); err != nil {
-		return nil, fmt.Errorf("failed to write name IV: %w", err)
-	}
-	return iv, nil
-}
-
-// storedName encrypts one plaintext name for a directory with IV iv and
-// returns the name used in the store and, for long names, the encrypted
-// name to keep in the side file.
-func storedName(c *names.Cipher, iv []byte, name string) (stored, long string, err error) {
-	enc, err := c.Encrypt(iv, name)
-	if err != nil {
-		return "", "", err
-	}
-	if names.IsLong(enc) {
-		return names.Long(enc), enc, nil
-	}
-	return enc, "", nil
-}
-
 // CipherPath returns the store path of rel (slash separated, relative to
 // the category) by reading name IVs from the store directly. Used to hash
 // executables that live on the mount without going through the kernel.
@@ -259,11 +194,11 @@ func (f *FS) CipherPath(cat, rel string) (string, error) {
 		if comp == "" {
 			continue
 		}
-		iv, err := readDirIV(p)
+		iv, err := names.ReadDirIV(p)
 		if err != nil {
 			return "", err
 		}
-		s, _, err := storedName(ck.Names, iv, comp)
+		s, _, err := ck.Names.StoredName(iv, comp)
 		if err != nil {
 			return "", err
 		}

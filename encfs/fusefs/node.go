@@ -87,7 +87,7 @@ func (n *node) dirIV() ([]byte, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	iv, err := readDirIV(p)
+	iv, err := names.ReadDirIV(p)
 	if err != nil {
 		return nil, fs.ToErrno(err)
 	}
@@ -102,7 +102,7 @@ func (n *node) stored(name string) (string, string, syscall.Errno) {
 	if errno != 0 {
 		return "", "", errno
 	}
-	s, long, err := storedName(n.keys().Names, iv, name)
+	s, long, err := n.keys().Names.StoredName(iv, name)
 	if err != nil {
 		return "", "", syscall.ENAMETOOLONG
 	}
@@ -121,14 +121,6 @@ func (n *node) childPath(name string) (string, string, syscall.Errno) {
 		return "", "", errno
 	}
 	return filepath.Join(dir, s), long, 0
-}
-
-// writeLongName writes the side file of a long name.
-func writeLongName(p, long string) error {
-	if long == "" {
-		return nil
-	}
-	return os.WriteFile(p+names.LongSuffix, []byte(long), 0o444)
 }
 
 func removeLongName(p, long string) {
@@ -395,7 +387,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	chownCaller(ctx, p)
 	_ = syscall.Fchmod(fd, mode&07777)
 	syscall.Close(fd)
-	if err := writeLongName(p, long); err != nil {
+	if err := names.WriteLongName(p, long); err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
 	var st syscall.Stat_t
@@ -425,10 +417,10 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	iv, err := names.NewDirIV()
 	if err == nil {
-		err = writeDirIV(p, iv)
+		err = names.WriteDirIV(p, iv)
 	}
 	if err == nil {
-		err = writeLongName(p, long)
+		err = names.WriteLongName(p, long)
 	}
 	if err != nil {
 		os.RemoveAll(p)
@@ -469,13 +461,13 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 			return syscall.ENOTEMPTY
 		}
 	}
-	iv, ivErr := readDirIV(p)
-	if err := os.Remove(dirIVFile(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	iv, ivErr := names.ReadDirIV(p)
+	if err := os.Remove(names.DirIVPath(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fs.ToErrno(err)
 	}
 	if err := syscall.Rmdir(p); err != nil {
 		if ivErr == nil {
-			_ = writeDirIV(p, iv) // put it back: the directory stays usable
+			_ = names.WriteDirIV(p, iv) // put it back: the directory stays usable
 		}
 		return fs.ToErrno(err)
 	}
@@ -518,7 +510,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if errno != 0 {
 		return errno
 	}
-	if err := writeLongName(p2, long2); err != nil {
+	if err := names.WriteLongName(p2, long2); err != nil {
 		return fs.ToErrno(err)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, p1, unix.AT_FDCWD, p2, uint(flags)); err != nil {
@@ -552,7 +544,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if err := syscall.Link(tp, p); err != nil {
 		return nil, fs.ToErrno(err)
 	}
-	if err := writeLongName(p, long); err != nil {
+	if err := names.WriteLongName(p, long); err != nil {
 		return nil, fs.ToErrno(err)
 	}
 	var st syscall.Stat_t
@@ -578,7 +570,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err := syscall.Symlink(sealed, p); err != nil {
 		return nil, fs.ToErrno(err)
 	}
-	if err := writeLongName(p, long); err != nil {
+	if err := names.WriteLongName(p, long); err != nil {
 		return nil, fs.ToErrno(err)
 	}
 	chownCaller(ctx, p)
@@ -627,18 +619,10 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	out := make([]fuse.DirEntry, 0, len(ents))
 	for _, e := range ents {
 		stored := e.Name()
-		if stored == names.DirIVFile || (strings.HasPrefix(stored, names.LongPrefix) && strings.HasSuffix(stored, names.LongSuffix)) {
+		if names.IsInternal(stored) {
 			continue
 		}
-		enc := stored
-		if names.IsLongStored(stored) {
-			b, err := os.ReadFile(filepath.Join(p, stored+names.LongSuffix))
-			if err != nil || names.CheckLong(stored, string(b)) != nil {
-				continue
-			}
-			enc = string(b)
-		}
-		name, err := n.keys().Names.Decrypt(iv, enc)
+		name, err := n.keys().Names.DecryptStored(p, iv, stored)
 		if err != nil {
 			continue // not ours, or damaged: not shown
 		}
