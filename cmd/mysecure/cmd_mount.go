@@ -237,9 +237,16 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	if !keys.ConfigAuthenticated() {
 		log.Warn("unlocked with an RSA key slot: the volume config cannot be proven genuine by an RSA key alone", "slot", keys.SlotID())
 	}
+	var jobs daemon.Jobs
+	if svc, err := backupService(g, v, keys, log.With("module", "backup")); err == nil {
+		jobs = jobRunner{svc}
+	} else {
+		log.Warn("backups disabled", "err", err)
+	}
 	d, err := daemon.New(daemon.Config{
 		Store: g.cfg.Store, Mount: g.cfg.Mount, Socket: g.cfg.Socket,
 		AuditLog: g.cfg.AuditLog, AuditAllows: g.cfg.AuditAllows, Logger: log,
+		Jobs: jobs, JobSocket: g.cfg.JobSocket, BackupGroup: g.cfg.BackupGroup,
 	}, v, keys)
 	if err != nil {
 		keys.Wipe()

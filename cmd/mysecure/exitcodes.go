@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
@@ -25,6 +26,9 @@ const (
 	exitPermission  = 7 // permission denied (insecure key file, not allowed)
 	exitNotMounted  = 8 // the daemon is not running: not mounted
 	exitInterrupted = 9 // stopped by a signal; partial output was removed
+	exitTool        = 10 // a backup or restore tool (or the MySQL server) failed
+	exitMySQLCreds  = 11 // the MySQL server refused the stored backup credentials
+	exitBusy        = 12 // another run of the same job holds its lock
 )
 
 // usageError marks errors in how the command was called.
@@ -71,11 +75,48 @@ func classify(err error) (code int, hint string) {
 			return exitFile, "stop the program using it (mysqld) first, or pass --force"
 		case daemon.CodeConflict:
 			return exitFile, ""
+		case codeNotFound:
+			return exitFile, "'mysecure backup list' shows the backups; 'mysecure backup credentials list' the credentials"
+		case codeCorrupt:
+			return exitData, "the backup is damaged or was modified: restore from another one ('mysecure backup list')"
+		case codeToolFailed:
+			return exitTool, "the tool's last messages are above; nothing was added to the catalog"
+		case codeMySQLCreds:
+			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
+		case codeToolMissing:
+			return exitTool, "install the tool (Debian: mariadb-client, mariadb-backup) or name it in the configuration"
+		case codeBusy:
+			return exitBusy, "another run holds the lock; wait for it"
+		case codeDiskFull:
+			return exitError, "the store's filesystem is full; the partial backup was removed: free space and run again"
+		case codeInterrupted:
+			return exitInterrupted, "partial output was removed"
 		}
 		return exitError, "see the daemon log for details"
 	}
+	var te *backup.ToolError
+	if errors.As(err, &te) {
+		if te.AccessDenied {
+			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
+		}
+		return exitTool, "the tool's last messages are above; nothing was added to the catalog"
+	}
 	var ue *usageError
 	switch {
+	case errors.Is(err, backup.ErrNotFound):
+		return exitFile, "'mysecure backup list' shows the backups; 'mysecure backup credentials list' the credentials"
+	case errors.Is(err, backup.ErrCorrupt):
+		return exitData, "the backup is damaged or was modified: restore from another one ('mysecure backup list')"
+	case errors.Is(err, backup.ErrToolMissing):
+		return exitTool, "install the tool (Debian: mariadb-client, mariadb-backup) or name it in the configuration"
+	case errors.Is(err, backup.ErrBusy):
+		return exitBusy, "another run holds the lock; wait for it"
+	case errors.Is(err, backup.ErrDenied):
+		return exitPermission, "run as root"
+	case errors.Is(err, backup.ErrUsage):
+		return exitUsage, "see 'mysecure help backup'"
+	case errors.Is(err, backup.ErrExists):
+		return exitFile, "choose an empty or missing directory"
 	case errors.As(err, &ue):
 		return exitUsage, "see 'mysecure help' for usage"
 	case errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):

@@ -29,6 +29,7 @@ const (
 	defaultSocket   = "/run/mysecure/control.sock"
 	defaultAuditLog = "/var/log/mysecure/access.log"
 	defaultLogFile  = "/var/log/mysecure/mysecure.log"
+	defaultJobSock  = "/run/mysecure/jobs.sock"
 )
 
 // globalOptions are the flags every command has, plus the resolved config.
@@ -89,6 +90,18 @@ type Config struct {
 	AuditLog    string `mapstructure:"audit-log"`
 	AuditAllows bool   `mapstructure:"audit-allows"`
 	LogFile     string `mapstructure:"log-file"`
+
+	// Backups (docs/configuration.md).
+	BackupCategory string   `mapstructure:"backup-category"`
+	BackupGroup    string   `mapstructure:"backup-group"`
+	JobSocket      string   `mapstructure:"job-socket"`
+	BackupLevel    int      `mapstructure:"backup-level"`
+	DumpTool       string   `mapstructure:"dump-tool"`
+	DumpArgs       []string `mapstructure:"dump-args"`
+	PhysicalTool   string   `mapstructure:"physical-tool"`
+	PhysicalArgs   []string `mapstructure:"physical-args"`
+	ClientTool     string   `mapstructure:"client-tool"`
+	MbstreamTool   string   `mapstructure:"mbstream-tool"`
 }
 
 func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
@@ -109,6 +122,9 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	v.SetDefault("audit-log", defaultAuditLog)
 	v.SetDefault("audit-allows", false)
 	v.SetDefault("log-file", defaultLogFile)
+	v.SetDefault("backup-category", "mysqlbackup")
+	v.SetDefault("job-socket", defaultJobSock)
+	v.SetDefault("backup-level", 3)
 	v.SetEnvPrefix("MYSECURE")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
@@ -148,13 +164,16 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	if err := v.Unmarshal(&c); err != nil {
 		return usagef(fmt.Sprintf("bad configuration: %v", oneLine(err)))
 	}
-	for name, val := range map[string]string{"store": c.Store, "mount": c.Mount, "socket": c.Socket, "audit-log": c.AuditLog} {
+	if c.BackupLevel < 1 || c.BackupLevel > 22 {
+		return withHint(usagef(fmt.Sprintf("backup-level %d is out of range", c.BackupLevel)), "zstd levels go from 1 to 22 (3 is the default)")
+	}
+	for name, val := range map[string]string{"store": c.Store, "mount": c.Mount, "socket": c.Socket, "audit-log": c.AuditLog, "backup-category": c.BackupCategory, "job-socket": c.JobSocket} {
 		if val == "" {
 			return usagef(name + " must not be empty")
 		}
 	}
 	// Paths are used by a daemon whose working directory is /.
-	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.AuditLog, &c.LogFile} {
+	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.AuditLog, &c.LogFile, &c.JobSocket} {
 		if *p != "" {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
@@ -167,6 +186,9 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 
 var knownConfigKeys = map[string]bool{
 	"store": true, "mount": true, "socket": true, "audit-log": true, "audit-allows": true, "log-file": true,
+	"backup-category": true, "backup-group": true, "job-socket": true, "backup-level": true,
+	"dump-tool": true, "dump-args": true, "physical-tool": true, "physical-args": true,
+	"client-tool": true, "mbstream-tool": true,
 }
 
 func oneLine(err error) string {
@@ -200,6 +222,8 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newMoveCommand(g, true),
 		newMoveCommand(g, false),
 		newRecoverCommand(g),
+		newBackupCommand(g),
+		newRestoreCommand(g),
 	)
 	return root
 }

@@ -149,17 +149,29 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/mode", d.handleMode)
 	mux.HandleFunc("POST /v1/move/begin", d.handleMoveBegin)
 	mux.HandleFunc("POST /v1/move/end", d.handleMoveEnd)
+	mux.HandleFunc("POST /v1/jobs", d.handleJobs)
+	d.jobCtx = ctx
+	var jobSrv *http.Server
+	if d.cfg.JobSocket != "" && d.cfg.BackupGroup != "" && d.cfg.Jobs != nil {
+		jln, gid, err := d.listenJobs()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		jmux := http.NewServeMux()
+		jmux.HandleFunc("POST /v1/jobs", d.handleJobs)
+		jobSrv = &http.Server{
+			Handler:           d.requireJobCaller(gid, jmux),
+			ReadHeaderTimeout: 10 * time.Second,
+			ConnContext:       peerContext,
+		}
+		go jobSrv.Serve(jln)
+		defer os.Remove(d.cfg.JobSocket)
+	}
 	srv := &http.Server{
 		Handler:           d.requireRoot(mux),
 		ReadHeaderTimeout: 10 * time.Second,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if uc, ok := c.(*net.UnixConn); ok {
-				if cred, err := peerCred(uc); err == nil {
-					return context.WithValue(ctx, peerKey{}, cred)
-				}
-			}
-			return ctx
-		},
+		ConnContext:       peerContext,
 	}
 	shut := make(chan struct{})
 	go func() {
@@ -169,6 +181,9 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 		// reach their callers.
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if jobSrv != nil {
+			go jobSrv.Shutdown(sctx)
+		}
 		srv.Shutdown(sctx)
 	}()
 	err = srv.Serve(ln)
@@ -181,6 +196,17 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// peerContext puts the connecting process's credentials (SO_PEERCRED)
+// into the request context.
+func peerContext(ctx context.Context, c net.Conn) context.Context {
+	if uc, ok := c.(*net.UnixConn); ok {
+		if cred, err := peerCred(uc); err == nil {
+			return context.WithValue(ctx, peerKey{}, cred)
+		}
+	}
+	return ctx
 }
 
 func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {

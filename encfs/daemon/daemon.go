@@ -63,6 +63,14 @@ type Config struct {
 	AuditLog    string // access log path
 	AuditAllows bool   // also log allowed opens
 	Logger      *slog.Logger
+
+	// Jobs runs module operations (backups) asked for on POST /v1/jobs.
+	Jobs Jobs
+	// JobSocket, when set with BackupGroup, is a second socket (mode
+	// 0660, group BackupGroup) on which members of that group may run
+	// the jobs Jobs admits for them.
+	JobSocket   string
+	BackupGroup string
 }
 
 // File names inside the store, besides categories (which cannot contain
@@ -96,6 +104,8 @@ type Daemon struct {
 
 	moversMu sync.Mutex
 	movers   map[int]uint64 // pid -> start time of processes in a move session
+
+	jobCtx context.Context // jobs run on the control server's context
 
 	tokenMu sync.Mutex
 	tokens  [][]byte // one-time recovery tokens

@@ -1,0 +1,157 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/mysecure/mysecure/internal/mycnf"
+)
+
+// Request is one backup operation, as the CLI sends it to the daemon (or
+// runs it in process when no daemon runs).
+type Request struct {
+	Op          string          `json:"op"`
+	Backup      *Options        `json:"backup,omitempty"`
+	Restore     *RestoreOptions `json:"restore,omitempty"`
+	Prune       *PruneOptions   `json:"prune,omitempty"`
+	ID          string          `json:"id,omitempty"`
+	All         bool            `json:"all,omitempty"`
+	Name        string          `json:"name,omitempty"`
+	Credentials *CredentialsIn  `json:"credentials,omitempty"`
+}
+
+// CredentialsIn are credentials to store.
+type CredentialsIn struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Host     string `json:"host,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	Socket   string `json:"socket,omitempty"`
+}
+
+// Wipe clears the password.
+func (c *CredentialsIn) Wipe() {
+	if c != nil {
+		c.Password = ""
+	}
+}
+
+// Operations.
+const (
+	OpBackup            = "backup"
+	OpList              = "list"
+	OpShow              = "show"
+	OpVerify            = "verify"
+	OpDelete            = "delete"
+	OpPrune             = "prune"
+	OpRestore           = "restore"
+	OpCredentialsSet    = "credentials-set"
+	OpCredentialsList   = "credentials-list"
+	OpCredentialsShow   = "credentials-show"
+	OpCredentialsRemove = "credentials-remove"
+)
+
+// GroupAllowed reports whether a member of the backup group (not root)
+// may run op: start backups and look at the catalog, never read, delete
+// or restore data, nor touch credentials.
+func GroupAllowed(op string) bool {
+	switch op {
+	case OpBackup, OpList, OpShow, OpVerify:
+		return true
+	}
+	return false
+}
+
+// ListResult is the catalog.
+type ListResult struct {
+	Backups []Entry           `json:"backups"`
+	Broken  map[string]string `json:"broken,omitempty"`
+}
+
+// Do runs req. root says whether the caller is root; others may run only
+// what GroupAllowed admits. progress may be nil.
+func (s *Service) Do(ctx context.Context, req Request, root bool, progress func(Progress)) (any, error) {
+	if !root && !GroupAllowed(req.Op) {
+		return nil, fmt.Errorf("%w: %q is for root only", ErrDenied, req.Op)
+	}
+	switch req.Op {
+	case OpBackup:
+		if req.Backup == nil {
+			return nil, usageErr("backup options missing")
+		}
+		return s.Backup(ctx, *req.Backup, progress)
+	case OpList:
+		e, broken, err := s.List()
+		if err != nil {
+			return nil, err
+		}
+		res := ListResult{Backups: e}
+		if len(broken) > 0 {
+			res.Broken = map[string]string{}
+			for id, err := range broken {
+				res.Broken[id] = err.Error()
+			}
+		}
+		if res.Backups == nil {
+			res.Backups = []Entry{}
+		}
+		return res, nil
+	case OpShow:
+		return s.Get(req.ID)
+	case OpVerify:
+		if req.All {
+			return s.VerifyAll(ctx)
+		}
+		r, err := s.Verify(ctx, req.ID)
+		return []VerifyResult{r}, err
+	case OpDelete:
+		if err := s.Delete(req.ID); err != nil {
+			return nil, err
+		}
+		return map[string]string{"deleted": req.ID}, nil
+	case OpPrune:
+		if req.Prune == nil {
+			return nil, usageErr("prune options missing")
+		}
+		return s.Prune(*req.Prune)
+	case OpRestore:
+		if req.Restore == nil {
+			return nil, usageErr("restore options missing")
+		}
+		return s.Restore(ctx, *req.Restore, progress)
+	case OpCredentialsSet:
+		c := req.Credentials
+		defer c.Wipe()
+		if c == nil {
+			return nil, usageErr("credentials missing")
+		}
+		if err := s.SetCredentials(req.Name, mycnf.Client{User: c.User, Password: c.Password, Host: c.Host, Port: c.Port, Socket: c.Socket}); err != nil {
+			return nil, err
+		}
+		return s.ShowCredentials(req.Name)
+	case OpCredentialsList:
+		l, err := s.ListCredentials()
+		if l == nil {
+			l = []CredentialsInfo{}
+		}
+		return l, err
+	case OpCredentialsShow:
+		return s.ShowCredentials(req.Name)
+	case OpCredentialsRemove:
+		if err := s.RemoveCredentials(req.Name); err != nil {
+			return nil, err
+		}
+		return map[string]string{"removed": req.Name}, nil
+	}
+	return nil, usageErr("unknown operation %q", req.Op)
+}
+
+// DecodeRequest parses a request (strictly: unknown fields are refused).
+func DecodeRequest(b []byte) (Request, error) {
+	var r Request
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, usageErr("bad request: %v", err)
+	}
+	return r, nil
+}

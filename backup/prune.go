@@ -1,0 +1,83 @@
+package backup
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mysecure/mysecure/backup/retention"
+)
+
+// PruneOptions select what prune deletes.
+type PruneOptions struct {
+	Policy retention.Policy `json:"policy"`
+	DryRun bool             `json:"dry_run"`
+	// Job limits pruning to the backups of one schedule.
+	Job string `json:"job,omitempty"`
+	// Location names the time zone of daily/weekly/monthly buckets
+	// (default UTC).
+	Location string `json:"location,omitempty"`
+}
+
+// PruneDecision is one backup's fate.
+type PruneDecision struct {
+	ID      string   `json:"id"`
+	Group   string   `json:"group"`
+	Started string   `json:"started"`
+	Keep    bool     `json:"keep"`
+	Reasons []string `json:"reasons,omitempty"`
+	Deleted bool     `json:"deleted,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// Prune applies a retention policy to the catalog. Backups are grouped by
+// type and job; each group keeps what the policy says.
+func (s *Service) Prune(o PruneOptions) ([]PruneDecision, error) {
+	if err := o.Policy.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	loc := time.UTC
+	if o.Location != "" {
+		l, err := time.LoadLocation(o.Location)
+		if err != nil {
+			return nil, usageErr("time zone %q: %v", o.Location, err)
+		}
+		loc = l
+	}
+	entries, _, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var items []retention.Item
+	for _, e := range entries {
+		if o.Job != "" && e.Job != o.Job {
+			continue
+		}
+		g := e.Type
+		if e.Job != "" {
+			g += "/" + e.Job
+		}
+		items = append(items, retention.Item{ID: e.ID, Time: e.Started, Group: g})
+	}
+	decs, err := retention.Apply(items, o.Policy, s.now(), loc)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PruneDecision, 0, len(decs))
+	var failed int
+	for _, d := range decs {
+		pd := PruneDecision{ID: d.Item.ID, Group: d.Item.Group, Started: d.Item.Time.Format(time.RFC3339), Keep: d.Keep, Reasons: d.Reasons}
+		if !d.Keep && !o.DryRun {
+			if err := s.Delete(d.Item.ID); err != nil {
+				pd.Error = err.Error()
+				failed++
+			} else {
+				pd.Deleted = true
+			}
+		}
+		out = append(out, pd)
+	}
+	if failed > 0 {
+		return out, fmt.Errorf("%d backups could not be deleted", failed)
+	}
+	return out, nil
+}

@@ -1,0 +1,410 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/mysecure/mysecure/backup/xbstream"
+)
+
+// Options are one backup's settings.
+type Options struct {
+	Type        string   `json:"type"`                  // Logical (default) or Physical
+	Databases   []string `json:"databases,omitempty"`   // logical only; empty: all
+	Credentials string   `json:"credentials,omitempty"` // default "default"
+	Level       int      `json:"level,omitempty"`       // zstd level 1-22; 0: 3
+	ExtraArgs   []string `json:"extra_args,omitempty"`  // added after the configured ones
+	Job         string   `json:"job,omitempty"`         // the schedule that started it
+}
+
+// Progress is reported about once a second while a backup runs.
+type Progress struct {
+	ID          string        `json:"id"`
+	PlainBytes  int64         `json:"plain_bytes"`
+	StoredBytes int64         `json:"stored_bytes"`
+	Elapsed     time.Duration `json:"elapsed_ns"`
+}
+
+var dbNameRE = regexp.MustCompile(`^[^/\\.\x00]{1,64}$`)
+
+func (o *Options) normalize() error {
+	switch o.Type {
+	case "":
+		o.Type = Logical
+	case Logical, Physical:
+	default:
+		return usageErr("backup type %q: want logical or physical", o.Type)
+	}
+	if o.Type == Physical && len(o.Databases) > 0 {
+		return usageErr("--databases applies to logical backups only")
+	}
+	for _, d := range o.Databases {
+		if !dbNameRE.MatchString(d) || strings.HasPrefix(d, "-") {
+			return usageErr("database name %q is not valid", d)
+		}
+	}
+	if o.Credentials == "" {
+		o.Credentials = DefaultCredentials
+	}
+	if o.Level == 0 {
+		o.Level = 3
+	}
+	if o.Level < 1 || o.Level > 22 {
+		return usageErr("compression level %d: want 1 to 22", o.Level)
+	}
+	for _, a := range o.ExtraArgs {
+		if strings.HasPrefix(a, "--defaults") || strings.HasPrefix(a, "--password") || strings.HasPrefix(a, "-p") {
+			return usageErr("extra argument %q: credentials come from the stored option file only", a)
+		}
+	}
+	return nil
+}
+
+// Backup runs one backup to completion and returns its manifest. On any
+// failure nothing is added to the catalog and the partial data is removed.
+func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progress)) (*Manifest, error) {
+	if err := opts.normalize(); err != nil {
+		return nil, err
+	}
+	cnf, err := s.credentials(opts.Credentials)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(cnf)
+	var tool string
+	if opts.Type == Logical {
+		tool, err = s.Tools.dump()
+	} else {
+		tool, err = s.Tools.physical()
+	}
+	if err != nil {
+		return nil, err
+	}
+	server, err := s.serverInfo(ctx, cnf)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Tree.MkdirAll(backupsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to prepare the catalog: %w", err)
+	}
+	s.cleanPartials()
+
+	start := s.now()
+	m := &Manifest{
+		FormatVersion: ManifestVersion, ID: newID(start), Type: opts.Type, Job: opts.Job,
+		Credentials: opts.Credentials, Databases: opts.Databases, Server: *server,
+		Started: start, Compression: "zstd", Level: opts.Level,
+		Tool: ToolInfo{Name: path.Base(tool), Path: tool, Version: toolVersion(ctx, tool)},
+	}
+	runLock, err := s.tryLock("run-" + m.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		runLock.release()
+	}()
+	partial := path.Join(backupsDir, partialPrefix+m.ID)
+	if err := s.Tree.MkdirAll(partial, 0o700); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			if err := s.Tree.RemoveAll(partial); err != nil {
+				s.log().Error("failed to remove partial backup", "id", m.ID, "err", err)
+			}
+		}
+	}()
+	log := s.log().With("id", m.ID, "type", m.Type)
+	log.Info("backup started", "tool", m.Tool.Path, "server", server.Version)
+
+	var args []string
+	mode := credPipe
+	if opts.Type == Logical {
+		args = []string{"--single-transaction", "--routines", "--events", "--triggers", "--hex-blob"}
+		if server.LogBin {
+			args = append(args, "--master-data=2")
+			if strings.Contains(strings.ToLower(server.Version), "mariadb") {
+				args = append(args, "--gtid")
+			}
+		}
+		args = append(args, s.Tools.DumpArgs...)
+		args = append(args, opts.ExtraArgs...)
+		if len(opts.Databases) > 0 {
+			args = append(args, "--databases")
+			args = append(args, opts.Databases...)
+		} else {
+			args = append(args, "--all-databases")
+		}
+	} else {
+		mode = credFIFO
+		args = []string{"--backup", "--stream=xbstream"}
+		args = append(args, s.Tools.PhysicalArgs...)
+		args = append(args, opts.ExtraArgs...)
+	}
+	m.Tool.Args = args
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tc, err := s.Tools.newToolCmd(runCtx, tool, cnf, mode, args...)
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := tc.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.Tree.Create(path.Join(partial, dataName), 0o600)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			w.Abort()
+		}
+	}()
+	if err := tc.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start %s: %w", m.Tool.Name, err)
+	}
+
+	counter := &countWriter{w: w}
+	enc, err := zstd.NewWriter(counter, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)),
+		zstd.WithEncoderConcurrency(2), zstd.WithWindowSize(4<<20))
+	if err != nil {
+		cancel()
+		tc.Wait()
+		return nil, err
+	}
+	sum := sha256.New()
+	var obs streamObserver
+	if opts.Type == Logical {
+		obs = newDumpObserver()
+	} else {
+		obs = xbObserver{xbstream.NewObserver(64<<10, "xtrabackup_binlog_info", "xtrabackup_checkpoints")}
+	}
+	copyErr := s.pump(runCtx, stdout, enc, sum, obs, func(n int64) {
+		if progress != nil {
+			progress(Progress{ID: m.ID, PlainBytes: n, StoredBytes: counter.n, Elapsed: time.Since(start)})
+		}
+	}, &m.PlainBytes)
+	if copyErr != nil {
+		// The tool may be blocked writing to us: stop it.
+		cancel()
+	}
+	waitErr := tc.Wait()
+	closeErr := enc.Close()
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("backup interrupted: %w", ctx.Err())
+	case copyErr != nil:
+		return nil, storeError(copyErr)
+	case waitErr != nil:
+		var te *ToolError
+		if errors.As(waitErr, &te) && te.AccessDenied {
+			return nil, fmt.Errorf("the server refused the credentials %q: %w", opts.Credentials, waitErr)
+		}
+		return nil, waitErr
+	case closeErr != nil:
+		return nil, storeError(closeErr)
+	}
+	m.ExitStatus = 0
+	if err := w.Commit(); err != nil {
+		return nil, storeError(err)
+	}
+	committed = true
+	m.PackedBytes = counter.n
+	m.StoredBytes = w.StoredSize()
+	m.PlainSHA256 = hex.EncodeToString(sum.Sum(nil))
+	id := w.FileID()
+	m.DataFileID = hex.EncodeToString(id[:])
+	if err := obs.finish(m); err != nil {
+		return nil, fmt.Errorf("%s exited 0 but its output is incomplete: %w", m.Tool.Name, err)
+	}
+	m.Finished = s.now()
+	mb, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Tree.WriteFile(path.Join(partial, manifestName), mb, 0o600); err != nil {
+		return nil, storeError(err)
+	}
+	// The one step that makes it part of the catalog.
+	if err := s.Tree.Rename(partial, path.Join(backupsDir, m.ID)); err != nil {
+		return nil, storeError(err)
+	}
+	ok = true
+	log.Info("backup complete", "plain_bytes", m.PlainBytes, "stored_bytes", m.StoredBytes, "seconds", m.Duration().Seconds())
+	return m, nil
+}
+
+func storeError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("the store's filesystem is full; the partial backup was removed: %w", err)
+	}
+	return fmt.Errorf("failed to write the backup: %w", err)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// pump copies the tool's output through the hash, the observer and the
+// compressor, reporting progress about once a second.
+func (s *Service) pump(ctx context.Context, r io.Reader, w io.Writer, sum hash.Hash, obs io.Writer, report func(int64), total *int64) error {
+	buf := make([]byte, 1<<20)
+	last := time.Now()
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			p := buf[:n]
+			sum.Write(p)
+			obs.Write(p)
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+			*total += int64(n)
+			if time.Since(last) >= time.Second {
+				last = time.Now()
+				report(*total)
+			}
+		}
+		if rerr == io.EOF {
+			report(*total)
+			return nil
+		}
+		if rerr != nil {
+			if ctx.Err() != nil {
+				return nil // reported by the caller
+			}
+			return fmt.Errorf("failed to read the tool's output: %w", rerr)
+		}
+	}
+}
+
+// streamObserver watches the plaintext stream for what the manifest
+// records and for completeness.
+type streamObserver interface {
+	io.Writer
+	finish(m *Manifest) error
+}
+
+// dumpObserver keeps the head and the tail of a logical dump.
+type dumpObserver struct {
+	head []byte
+	tail []byte
+}
+
+const dumpHeadSize = 64 << 10
+const dumpTailSize = 4 << 10
+
+func newDumpObserver() *dumpObserver { return &dumpObserver{} }
+
+func (d *dumpObserver) Write(p []byte) (int, error) {
+	if room := dumpHeadSize - len(d.head); room > 0 {
+		d.head = append(d.head, p[:min(room, len(p))]...)
+	}
+	if len(p) >= dumpTailSize {
+		d.tail = append(d.tail[:0], p[len(p)-dumpTailSize:]...)
+	} else {
+		d.tail = append(d.tail, p...)
+		if len(d.tail) > dumpTailSize {
+			d.tail = append(d.tail[:0], d.tail[len(d.tail)-dumpTailSize:]...)
+		}
+	}
+	return len(p), nil
+}
+
+var (
+	changeMasterRE = regexp.MustCompile(`(?m)^-- CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=([0-9]+);`)
+	gtidRE         = regexp.MustCompile(`(?m)^-- SET GLOBAL gtid_slave_pos='([^']*)';`)
+)
+
+// dumpTrailer finds the completion line of a dump in its last bytes.
+func dumpTrailer(tail []byte) (string, bool) {
+	t := bytes.TrimRight(tail, "\n")
+	i := bytes.LastIndexByte(t, '\n')
+	last := string(t[i+1:])
+	if strings.HasPrefix(last, "-- Dump completed") {
+		return last, true
+	}
+	return "", false
+}
+
+func (d *dumpObserver) finish(m *Manifest) error {
+	tr, ok := dumpTrailer(d.tail)
+	if !ok {
+		return errors.New("the dump has no '-- Dump completed' trailer")
+	}
+	m.Trailer = tr
+	if mm := changeMasterRE.FindSubmatch(d.head); mm != nil {
+		pos, _ := strconv.ParseUint(string(mm[2]), 10, 64)
+		m.Binlog = &Binlog{File: string(mm[1]), Position: pos}
+	}
+	if mm := gtidRE.FindSubmatch(d.head); mm != nil {
+		if m.Binlog == nil {
+			m.Binlog = &Binlog{}
+		}
+		m.Binlog.GTID = string(mm[1])
+	}
+	return nil
+}
+
+// serverInfo asks the server about itself with the backup's credentials:
+// it fails early, with the server's own message, on wrong credentials.
+func (s *Service) serverInfo(ctx context.Context, cnf []byte) (*ServerInfo, error) {
+	rows, err := s.Tools.runQuery(ctx, cnf, "SELECT @@version, @@log_bin, @@hostname;")
+	if err != nil {
+		var te *ToolError
+		if errors.As(err, &te) && te.AccessDenied {
+			return nil, fmt.Errorf("the server refused the backup credentials: %w", err)
+		}
+		return nil, fmt.Errorf("failed to connect to the server: %w", err)
+	}
+	if len(rows) != 1 || len(rows[0]) != 3 {
+		return nil, fmt.Errorf("unexpected answer from the server: %d rows", len(rows))
+	}
+	return &ServerInfo{Version: rows[0][0], LogBin: rows[0][1] == "1", Hostname: rows[0][2]}, nil
+}
+
+// xbObserver checks a physical backup's xbstream as it passes.
+type xbObserver struct{ *xbstream.Observer }
+
+func (x xbObserver) finish(m *Manifest) error {
+	if err := x.Close(); err != nil {
+		return err
+	}
+	st := x.Stats()
+	m.Stream = &StreamInfo{Files: int(st.Files), Chunks: st.Chunks}
+	if b, ok := x.Captured("xtrabackup_binlog_info"); ok {
+		if file, pos, gtid, err := xbstream.ParseBinlogInfo(b); err == nil {
+			m.Binlog = &Binlog{File: file, Position: pos, GTID: gtid}
+		}
+	}
+	if _, ok := x.Captured("xtrabackup_checkpoints"); !ok {
+		return errors.New("the stream has no xtrabackup_checkpoints")
+	}
+	return nil
+}

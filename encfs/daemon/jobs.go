@@ -1,0 +1,247 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Jobs runs the operations of a module (backups) for the control API.
+// The daemon only authenticates the caller and streams what the job
+// reports; it does not know what a job does (encfs must not know about
+// MySQL).
+type Jobs interface {
+	// Run runs one request. root is false for members of the backup
+	// group, who may only run what the module admits for them. emit
+	// sends a progress event to the caller.
+	Run(ctx context.Context, req json.RawMessage, root bool, emit func(event any)) (result any, err error)
+	// Code classifies an error of Run as an API error code.
+	Code(err error) string
+}
+
+// JobLine is one line of a job's streamed answer: an event, the result,
+// or the error that ended it.
+type JobLine struct {
+	Event  json.RawMessage `json:"event,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *APIError       `json:"error,omitempty"`
+}
+
+// handleJobs runs a job and streams its events as JSON lines. The job
+// runs on the daemon's context, not the request's: a caller that goes
+// away does not leave a half-written backup behind (the job removes its
+// partial output itself if the daemon stops).
+func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
+	if d.cfg.Jobs == nil {
+		writeErr(w, http.StatusNotFound, &APIError{CodeUsage, "this daemon runs no jobs (no backup module configured)"})
+		return
+	}
+	cred, _ := r.Context().Value(peerKey{}).(*syscall.Ucred)
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, &APIError{CodeUsage, "bad request: " + err.Error()})
+		return
+	}
+	defer clear(body)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	send := func(l JobLine) {
+		enc.Encode(l)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	root := cred != nil && cred.Uid == 0
+	uid := uint32(0)
+	pid := 0
+	if cred != nil {
+		uid, pid = cred.Uid, int(cred.Pid)
+	}
+	d.auditSession("job-start", pid, uid)
+	ctx := d.jobCtx
+	if ctx == nil {
+		ctx = r.Context()
+	}
+	res, err := d.cfg.Jobs.Run(ctx, body, root, func(ev any) {
+		b, err := json.Marshal(ev)
+		if err == nil {
+			send(JobLine{Event: b})
+		}
+	})
+	if err != nil {
+		d.log.Warn("job failed", "uid", uid, "pid", pid, "err", err)
+		send(JobLine{Error: &APIError{Code: d.cfg.Jobs.Code(err), Message: err.Error()}})
+		return
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		send(JobLine{Error: &APIError{CodeInternal, err.Error()}})
+		return
+	}
+	send(JobLine{Result: b})
+}
+
+// backupGID resolves the configured backup group.
+func (d *Daemon) backupGID() (int, error) {
+	g, err := user.LookupGroup(d.cfg.BackupGroup)
+	if err != nil {
+		return 0, fmt.Errorf("backup group %q: %w", d.cfg.BackupGroup, err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// inGroup reports whether process pid (uid/gid from SO_PEERCRED) has gid
+// as its primary or a supplementary group.
+func inGroup(pid int, gid uint32, want int) bool {
+	if int(gid) == want {
+		return true
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "Groups:"); ok {
+			for _, g := range strings.Fields(rest) {
+				if n, err := strconv.Atoi(g); err == nil && n == want {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// requireJobCaller admits root and members of the backup group to the job
+// socket, and nothing but the job endpoint.
+func (d *Daemon) requireJobCaller(gid int, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred, ok := r.Context().Value(peerKey{}).(*syscall.Ucred)
+		if !ok || (cred.Uid != 0 && !inGroup(int(cred.Pid), cred.Gid, gid)) {
+			writeErr(w, http.StatusForbidden, &APIError{CodeDenied, fmt.Sprintf("only root and members of group %s may start jobs", d.cfg.BackupGroup)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// listenJobs opens the job socket: mode 0660, group the backup group, in
+// the control socket's directory (made traversable, 0711, not listable).
+func (d *Daemon) listenJobs() (net.Listener, int, error) {
+	gid, err := d.backupGID()
+	if err != nil {
+		return nil, 0, err
+	}
+	dir := filepath.Dir(d.cfg.JobSocket)
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, 0, err
+	}
+	if err := checkSocketDir(dir); err != nil {
+		return nil, 0, err
+	}
+	if filepath.Dir(d.cfg.Socket) == dir {
+		// The root socket is 0600: traversing the directory does not
+		// open it.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return nil, 0, err
+		}
+	}
+	if fi, err := os.Lstat(d.cfg.JobSocket); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, 0, fmt.Errorf("%s exists and is not a socket: refusing to replace it", d.cfg.JobSocket)
+		}
+		os.Remove(d.cfg.JobSocket)
+	}
+	ln, err := net.Listen("unix", d.cfg.JobSocket)
+	if err != nil {
+		return nil, 0, fmt.Errorf("failed to listen on %s: %w", d.cfg.JobSocket, err)
+	}
+	if err := os.Chown(d.cfg.JobSocket, 0, gid); err == nil {
+		err = os.Chmod(d.cfg.JobSocket, 0o660)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, 0, err
+	}
+	return ln, gid, nil
+}
+
+// Job runs a job request on the daemon, calling onEvent for each
+// progress event, and decodes the result into out.
+func (c *Client) Job(ctx context.Context, req any, onEvent func(json.RawMessage), out any) error {
+	if err := c.checkSocket(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	hreq, err := http.NewRequestWithContext(ctx, "POST", "http://mysecure/v1/jobs", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp, err := c.streamClient().Do(hreq)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) && ne.Op == "dial" {
+			return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, c.socket)
+		}
+		return fmt.Errorf("failed to reach the daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var ae APIError
+		if json.Unmarshal(data, &ae) == nil && ae.Message != "" {
+			return &ae
+		}
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var l JobLine
+		if err := dec.Decode(&l); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("the daemon ended the job without a result: %w", err)
+		}
+		switch {
+		case l.Error != nil:
+			return l.Error
+		case l.Result != nil:
+			if out != nil {
+				return json.Unmarshal(l.Result, out)
+			}
+			return nil
+		case l.Event != nil && onEvent != nil:
+			onEvent(l.Event)
+		}
+	}
+}
+
+// streamClient is the client without an overall timeout: jobs run for
+// hours.
+func (c *Client) streamClient() *http.Client {
+	hc := *c.hc
+	hc.Timeout = 0
+	return &hc
+}
+
