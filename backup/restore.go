@@ -403,4 +403,3 @@ func chownTree(dir, owner string) error {
 		return os.Lchown(p, uid, gid)
 	})
 }
-

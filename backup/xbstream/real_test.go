@@ -183,6 +183,11 @@ func TestRealBackupStream(t *testing.T) {
 			t.Errorf("%s missing from the stream", p)
 		}
 	}
+	for p, n := range seen {
+		if strings.HasPrefix(p, "shop") {
+			t.Logf("DEBUG %s %d", p, n)
+		}
+	}
 	if multi == 0 {
 		t.Errorf("no file of several chunks: the test data is too small")
 	}

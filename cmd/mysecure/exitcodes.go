@@ -17,15 +17,15 @@ import (
 // docs/exit-codes.md in step with this table.
 const (
 	exitOK          = 0
-	exitError       = 1 // unexpected failure
-	exitUsage       = 2 // bad flags, arguments or configuration file
-	exitCredentials = 3 // incorrect credentials
-	exitVolume      = 4 // no volume, or its config is corrupt, modified or too new
-	exitData        = 5 // ciphertext corrupt or tampered, or from another volume
-	exitFile        = 6 // an input is missing or an output already exists
-	exitPermission  = 7 // permission denied (insecure key file, not allowed)
-	exitNotMounted  = 8 // the daemon is not running: not mounted
-	exitInterrupted = 9 // stopped by a signal; partial output was removed
+	exitError       = 1  // unexpected failure
+	exitUsage       = 2  // bad flags, arguments or configuration file
+	exitCredentials = 3  // incorrect credentials
+	exitVolume      = 4  // no volume, or its config is corrupt, modified or too new
+	exitData        = 5  // ciphertext corrupt or tampered, or from another volume
+	exitFile        = 6  // an input is missing or an output already exists
+	exitPermission  = 7  // permission denied (insecure key file, not allowed)
+	exitNotMounted  = 8  // the daemon is not running: not mounted
+	exitInterrupted = 9  // stopped by a signal; partial output was removed
 	exitTool        = 10 // a backup or restore tool (or the MySQL server) failed
 	exitMySQLCreds  = 11 // the MySQL server refused the stored backup credentials
 	exitBusy        = 12 // another run of the same job holds its lock

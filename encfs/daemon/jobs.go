@@ -244,4 +244,3 @@ func (c *Client) streamClient() *http.Client {
 	hc.Timeout = 0
 	return &hc
 }
-

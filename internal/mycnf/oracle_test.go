@@ -164,7 +164,11 @@ func TestOracleRandom(t *testing.T) {
 		}
 		lines := strings.Split(b.String(), "\n")
 		for i, l := range lines {
-			if s := strings.TrimLeft(l, " \t\r\xa0"); strings.HasPrefix(s, "=") || strings.HasPrefix(s, "!") {
+			j := 0
+			for j < len(l) && isSpace(l[j]) {
+				j++
+			}
+			if s := l[j:]; strings.HasPrefix(s, "=") || strings.HasPrefix(s, "!") {
 				lines[i] = ""
 			}
 		}
