@@ -196,7 +196,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	if opts.Type == Logical {
 		obs = newDumpObserver()
 	} else {
-		obs = xbObserver{xbstream.NewObserver(64<<10, "xtrabackup_binlog_info", "xtrabackup_checkpoints")}
+		obs = newXBObserver()
 	}
 	copyErr := s.pump(runCtx, stdout, enc, sum, obs, func(n int64) {
 		if progress != nil {
@@ -234,7 +234,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	id := w.FileID()
 	m.DataFileID = hex.EncodeToString(id[:])
 	if err := obs.finish(m); err != nil {
-		return nil, fmt.Errorf("%s exited 0 but its output is incomplete: %w", m.Tool.Name, err)
+		return nil, &ToolError{Tool: m.Tool.Name, Status: "exit status 0, but " + err.Error(), Stderr: tc.stderr.Lines()}
 	}
 	m.Finished = s.now()
 	mb, err := json.MarshalIndent(m, "", "  ")
@@ -363,7 +363,12 @@ func (d *dumpObserver) finish(m *Manifest) error {
 		pos, _ := strconv.ParseUint(string(mm[2]), 10, 64)
 		m.Binlog = &Binlog{File: string(mm[1]), Position: pos}
 	}
-	if mm := gtidRE.FindSubmatch(d.head); mm != nil {
+	// MariaDB prints the GTID position near the end of the dump.
+	mm := gtidRE.FindSubmatch(d.tail)
+	if mm == nil {
+		mm = gtidRE.FindSubmatch(d.head)
+	}
+	if mm != nil {
 		if m.Binlog == nil {
 			m.Binlog = &Binlog{}
 		}
@@ -391,6 +396,17 @@ func (s *Service) serverInfo(ctx context.Context, cnf []byte) (*ServerInfo, erro
 
 // xbObserver checks a physical backup's xbstream as it passes.
 type xbObserver struct{ *xbstream.Observer }
+
+// newXBObserver captures the binlog position and requires the files
+// mariabackup writes first and last (a stream cut between two files is
+// otherwise well-formed).
+func newXBObserver() xbObserver {
+	return xbObserver{xbstream.New(xbstream.Options{
+		MaxCapture: 64 << 10,
+		Capture:    []string{"xtrabackup_binlog_info", "xtrabackup_checkpoints"},
+		Require:    []string{"xtrabackup_checkpoints", "xtrabackup_info"},
+	})}
+}
 
 func (x xbObserver) finish(m *Manifest) error {
 	if err := x.Close(); err != nil {

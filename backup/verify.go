@@ -11,7 +11,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mysecure/mysecure/backup/xbstream"
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/tree"
 )
@@ -57,7 +56,7 @@ func check(ctx context.Context, t *tree.Tree, dir string, m *Manifest, sink io.W
 	if m.Type == Logical {
 		obs = newDumpObserver()
 	} else {
-		obs = xbObserver{xbstream.NewObserver(64<<10, "xtrabackup_checkpoints")}
+		obs = newXBObserver()
 	}
 	dst := io.MultiWriter(sum, obs)
 	if sink != nil {

@@ -25,7 +25,8 @@ type mountEnv struct {
 	vars                    []string
 }
 
-func newMount(t *testing.T) *mountEnv {
+// newMount mounts a fresh volume; extra are more MYSECURE_* settings.
+func newMount(t *testing.T, extra ...string) *mountEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireFUSE(t)
@@ -38,6 +39,7 @@ func newMount(t *testing.T) *mountEnv {
 		audit: filepath.Join(e.dir, "access.log"), log: filepath.Join(e.dir, "daemon.log")}
 	m.vars = []string{"MYSECURE_STORE=" + e.store, "MYSECURE_MOUNT=" + m.mnt, "MYSECURE_SOCKET=" + m.socket,
 		"MYSECURE_AUDIT_LOG=" + m.audit, "MYSECURE_LOG_FILE=" + m.log}
+	m.vars = append(m.vars, extra...)
 	m.ms(0, append([]string{"mount"}, m.creds()...)...)
 	t.Cleanup(func() {
 		if err := m.cmd("umount").Run(); err != nil {

@@ -128,7 +128,7 @@ func observe(t testing.TB, s []byte, opts Options, split func(rest int) int) res
 	return r
 }
 
-func whole(n int) int { return n }
+func whole(n int) int  { return n }
 func bytewise(int) int { return 1 }
 func randomSplit(rng *rand.Rand, max int) func(int) int {
 	return func(n int) int { return 1 + rng.Intn(min(n, max)) }

@@ -339,3 +339,24 @@ func TestParseBinlogInfo(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkObserver(b *testing.B) {
+	data := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	s := &builder{}
+	for i := 0; i < 64; i++ {
+		s.payload("ibdata1", uint64(i*len(data)), data)
+	}
+	s.eof("ibdata1")
+	stream := s.Bytes()
+	b.SetBytes(int64(len(stream)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		o := NewObserver(0)
+		for p := stream; len(p) > 0; p = p[min(len(p), 128<<10):] {
+			_, _ = o.Write(p[:min(len(p), 128<<10)])
+		}
+		if err := o.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -37,9 +37,12 @@
 // A file's chunks come in order (each offset is where the file's previous
 // chunks ended, holes of 'S' chunks included) but chunks of different
 // files may interleave (mariabackup --parallel). mariabackup 10.11 writes
-// only 'P' and 'E' chunks with flags 0, at most 10 MiB of payload each for
-// small writes. Chunks of an unknown type with the ignorable flag are
-// checked (same layout as 'P') and skipped, as mbstream's reader allows.
+// only 'P' and 'E' chunks, with flags 0; it gathers a file's data into
+// chunks of 10 MiB (a single larger write makes one larger chunk). 'S'
+// chunks come from newer Percona XtraBackup (punched-hole tablespaces):
+// the file offset then advances by the map's skips plus the payload. Chunks
+// of an unknown type with the ignorable flag are checked (same layout as
+// 'P') and skipped, as mbstream's reader allows.
 package xbstream
 
 import (

@@ -41,6 +41,9 @@ func NewClient(path string) *Client {
 func (c *Client) checkSocket() error {
 	var st syscall.Stat_t
 	if err := syscall.Lstat(c.socket, &st); err != nil {
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("cannot reach the daemon's socket %s: %w", c.socket, err)
+		}
 		return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, c.socket)
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK || st.Uid != 0 {
@@ -68,8 +71,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) && ne.Op == "dial" {
+		if dialNotRunning(err) {
 			return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, c.socket)
 		}
 		return fmt.Errorf("failed to reach the daemon: %w", err)
@@ -135,4 +137,12 @@ func (c *Client) BeginMove(ctx context.Context, req MoveBeginRequest) (MoveSessi
 // EndMove ends the calling process's move session.
 func (c *Client) EndMove(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/move/end", struct{}{}, nil)
+}
+
+// dialNotRunning reports whether a request failed because nothing
+// listens on the socket (as opposed to, say, a permission error).
+func dialNotRunning(err error) bool {
+	var ne *net.OpError
+	return errors.As(err, &ne) && ne.Op == "dial" &&
+		(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT))
 }

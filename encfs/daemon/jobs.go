@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -199,8 +198,7 @@ func (c *Client) Job(ctx context.Context, req any, onEvent func(json.RawMessage)
 	}
 	resp, err := c.streamClient().Do(hreq)
 	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) && ne.Op == "dial" {
+		if dialNotRunning(err) {
 			return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, c.socket)
 		}
 		return fmt.Errorf("failed to reach the daemon: %w", err)

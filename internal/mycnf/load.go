@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/user"
 	"strings"
@@ -33,11 +32,13 @@ type Loaded struct {
 }
 
 // Load reads the option file at path and the files it includes, as the
-// server reads a --defaults-file, and returns all options in order. Only
-// what the server treats as fatal is an error: path missing or
-// unreadable, a syntax error in path itself, an !includedir in path that
-// cannot be read. Problems the server passes over are dropped; LoadAll
-// returns them.
+// server reads a --defaults-file (a leading ~ in path is expanded, as
+// there), and returns all options in order. Only what the server treats
+// as fatal is an error: path missing or unreadable, a syntax error in path
+// itself, an !includedir in path that cannot be read. One more error
+// protects against include loops that fan out: reading more than 1000
+// files. Errors name the file and, for its content, the line. Problems the
+// server passes over are dropped; LoadAll returns them.
 func Load(path string) ([]Option, error) {
 	l, err := LoadAll(path)
 	if err != nil {
@@ -51,12 +52,8 @@ func Load(path string) ([]Option, error) {
 // option at all.
 func LoadAll(path string) (*Loaded, error) {
 	l := &loader{res: &Loaded{}}
-	found, err := l.file(path, 0)
-	if err != nil {
+	if err := l.file(path, 0); err != nil {
 		return nil, err
-	}
-	if !found {
-		return nil, fmt.Errorf("could not open required defaults file %s: %w", path, fs.ErrNotExist)
 	}
 	return l.res, nil
 }
@@ -69,51 +66,42 @@ type loader struct {
 func (l *loader) warn(err error) { l.res.Warnings = append(l.res.Warnings, err) }
 
 // file reads one file at depth, as search_default_file_with_ext() does.
-// found is false when the file does not exist or cannot be opened. err is
-// what ends this file (and the whole load at depth 0).
-func (l *loader) file(path string, depth int) (found bool, err error) {
+// The error is what ends this file (and the whole load at depth 0); a file
+// that cannot be opened is an error at depth 0 only.
+func (l *loader) file(path string, depth int) error {
 	if len(path) >= maxPath {
 		l.warn(fmt.Errorf("%.40s...: path longer than %d bytes ignored", path, maxPath-1))
-		return true, nil
+		return nil
 	}
 	path = expandHome(path)
 	st, err := os.Stat(path)
 	if err != nil {
-		if depth > 0 {
-			l.warn(fmt.Errorf("include %s: %w", path, err))
-		}
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return false, nil
-		}
-		return false, fmt.Errorf("stat %s: %w", path, err)
+		return l.notOpened(err, depth)
 	}
 	if st.Mode().IsRegular() && st.Mode().Perm()&0o002 != 0 {
 		l.warn(fmt.Errorf("world-writable config file %s is ignored", path))
-		return true, nil
+		return nil
 	}
 	if st.IsDir() {
 		// fopen() of a directory works and the first read fails: nothing.
 		l.warn(fmt.Errorf("%s is a directory: nothing read", path))
-		return true, nil
+		return nil
 	}
 	l.files++
 	if l.files > maxFiles {
-		return true, fmt.Errorf("%s: %w", path, errTooMany)
+		return fmt.Errorf("%s: %w", path, errTooMany)
 	}
 	fh, err := os.Open(path)
 	if err != nil {
-		if depth > 0 {
-			l.warn(fmt.Errorf("include %s: %w", path, err))
-		}
-		return false, nil
+		return l.notOpened(err, depth)
 	}
 	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
 	fh.Close()
 	if err != nil {
-		return true, fmt.Errorf("read %s: %w", path, err)
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(data) > maxFileSize {
-		return true, fmt.Errorf("read %s: larger than %d bytes", path, maxFileSize)
+		return fmt.Errorf("read %s: larger than %d bytes", path, maxFileSize)
 	}
 	l.res.Files = append(l.res.Files, path)
 	for _, e := range parse(data, path, depth) {
@@ -123,24 +111,35 @@ func (l *loader) file(path string, depth int) (found bool, err error) {
 		case e.warn != nil:
 			l.warn(e.warn)
 		case e.err != nil:
-			return true, e.err
+			return e.err
 		case e.inc.Dir:
 			if err := l.dir(e.inc.Path, depth); err != nil {
 				if errors.Is(err, errTooMany) {
-					return true, err
+					return err
 				}
-				return true, fmt.Errorf("%s:%d: %w", path, e.inc.Line, err)
+				return fmt.Errorf("%s:%d: %w", path, e.inc.Line, err)
 			}
 		default:
-			if _, err := l.file(e.inc.Path, depth+1); err != nil {
+			if err := l.file(e.inc.Path, depth+1); err != nil {
 				if errors.Is(err, errTooMany) {
-					return true, err
+					return err
 				}
 				l.warn(err)
 			}
 		}
 	}
-	return true, nil
+	return nil
+}
+
+// notOpened handles a file that cannot be opened: fatal for the top file
+// (the server's "could not open required defaults file"), skipped with a
+// warning for an included one.
+func (l *loader) notOpened(err error, depth int) error {
+	if depth == 0 {
+		return fmt.Errorf("could not open required defaults file: %w", err)
+	}
+	l.warn(fmt.Errorf("include skipped: %w", err))
+	return nil
 }
 
 // dir reads the *.cnf entries of an !includedir directory in byte order of
@@ -155,7 +154,7 @@ func (l *loader) dir(dir string, depth int) error {
 			continue
 		}
 		// fn_format(): DIR + "/" + NAME, without cleaning the path.
-		if _, err := l.file(strings.TrimSuffix(dir, "/")+"/"+ent.Name(), depth+1); err != nil {
+		if err := l.file(strings.TrimSuffix(dir, "/")+"/"+ent.Name(), depth+1); err != nil {
 			if errors.Is(err, errTooMany) {
 				return err
 			}
