@@ -157,10 +157,16 @@ func (s *Service) Delete(id string) error {
 }
 
 // lock is a held flock.
-type lock struct{ f *os.File }
+type lock struct {
+	f      *os.File
+	remove bool // unlink the lock file on release (one-shot locks)
+}
 
 func (l *lock) release() {
 	if l != nil && l.f != nil {
+		if l.remove {
+			os.Remove(l.f.Name())
+		}
 		unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 		l.f.Close()
 	}
@@ -207,7 +213,7 @@ func (s *Service) cleanPartials() {
 		if err := s.Tree.RemoveAll(path.Join(backupsDir, e.Name)); err == nil {
 			s.log().Info("removed the partial data of an interrupted backup", "id", id)
 		}
+		l.remove = true
 		l.release()
-		os.Remove(filepath.Join(s.LockDir, "run-"+id+".lock"))
 	}
 }

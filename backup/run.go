@@ -115,6 +115,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	if err != nil {
 		return nil, err
 	}
+	runLock.remove = true
 	defer func() {
 		runLock.release()
 	}()

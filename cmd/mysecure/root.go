@@ -125,6 +125,12 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	v.SetDefault("backup-category", "mysqlbackup")
 	v.SetDefault("job-socket", defaultJobSock)
 	v.SetDefault("backup-level", 3)
+	// Every key needs a default for MYSECURE_* to reach it.
+	for _, k := range []string{"backup-group", "dump-tool", "physical-tool", "client-tool", "mbstream-tool"} {
+		v.SetDefault(k, "")
+	}
+	v.SetDefault("dump-args", []string{})
+	v.SetDefault("physical-args", []string{})
 	v.SetEnvPrefix("MYSECURE")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
