@@ -123,6 +123,9 @@ func (s *Service) Get(id string) (*Entry, error) {
 		return nil, fmt.Errorf("%w: no backup %q (IDs look like 20261128T103000Z-1a2b)", ErrNotFound, id)
 	}
 	p, err := s.Tree.Resolve(path.Join(backupsDir, id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: no backup %s (the catalog is empty)", ErrNotFound, id)
+	}
 	if err != nil {
 		return nil, err
 	}

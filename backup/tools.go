@@ -115,6 +115,9 @@ func (t *tail) Lines() []string {
 	if len(t.part) > 0 {
 		out = append(out, strings.TrimSpace(string(t.part)))
 	}
+	if len(out) > t.max {
+		out = out[len(out)-t.max:]
+	}
 	return out
 }
 
