@@ -442,6 +442,24 @@ func TestBackupPhysicalRestore(t *testing.T) {
 	srv2 := startSandbox(t, sandbox.Options{Dir: filepath.Join(b.dir, "srv2"), DataDir: datadir})
 	sameState(t, "state of a server on the restored datadir", before, dbState(t, srv2))
 
+	// Offline on "another machine": only mysecure.conf and the backup's
+	// directory, copied; no daemon, no catalog.
+	other := filepath.Join(b.dir, "other")
+	os.MkdirAll(filepath.Join(other, "store"), 0o700)
+	copyFile(t, filepath.Join(b.store, "mysecure.conf"), filepath.Join(other, "store", "mysecure.conf"), 0o600)
+	if out, err := exec.Command("cp", "-a", m.StorePath, filepath.Join(other, "backup")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	saved := b.vars
+	b.vars = append(append([]string(nil), saved...), "MYSECURE_STORE="+filepath.Join(other, "store"))
+	b.ms(t, 0, "restore", "--from-dir", filepath.Join(other, "backup"), "--target", filepath.Join(other, "prepared"), "--local")
+	b.vars = saved
+	cp, err := os.ReadFile(filepath.Join(other, "prepared", "xtrabackup_checkpoints"))
+	if err != nil || !(strings.Contains(string(cp), "log-applied") || strings.Contains(string(cp), "full-prepared")) {
+		t.Fatalf("offline restore: %q %v", cp, err)
+	}
+	os.RemoveAll(filepath.Join(other, "prepared"))
+
 	// The target must be empty: nothing is overwritten.
 	_, errOut := b.ms(t, 6, "restore", m.ID, "--target", target)
 	if !strings.Contains(errOut, "not empty") {
