@@ -425,3 +425,9 @@ func (x xbObserver) finish(m *Manifest) error {
 	}
 	return nil
 }
+
+// Validate checks the options as Backup would, without running anything.
+func (o Options) Validate() error {
+	c := o
+	return c.normalize()
+}

@@ -178,25 +178,29 @@ main() {
 			c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL, h CHAR(64) NOT NULL, note VARCHAR(200) NOT NULL,
 			amount DECIMAL(12,2) NOT NULL, created DATETIME NOT NULL, KEY k_1 (k)) ENGINE=InnoDB"
 	done
-	rows=0 # per table
+	chunk=50000 # rows per INSERT, about 24 MiB of .ibd
+	rows=()     # per table
+	for i in $(seq "$ntab"); do rows[i]=0; done
 	d="LPAD(FLOOR(RAND()*99999999999),11,'0')"
 	ibd_mib() { find "$work/data/bench" -name '*.ibd' -printf '%s\n' | awk '{ s += $1 } END { printf "%d", s / 1048576 }'; }
-	grow_to() { # MiB
-		local t0=$SECONDS
+	grow_to() { # MiB: insert into the tables in turn until the .ibd files hold MiB
+		local t0=$SECONDS i=1 r
 		while [ "$(ibd_mib)" -lt "$1" ]; do
-			for i in $(seq "$ntab"); do
-				sql bench -e "INSERT INTO t$i SELECT seq, FLOOR(1+RAND()*1000000),
-					CONCAT_WS('-',$d,$d,$d,$d,$d,$d,$d,$d,$d,$d), CONCAT_WS('-',$d,$d,$d,$d,$d), SHA2(seq,256),
-					CONCAT(ELT(1+FLOOR(RAND()*6),'shipped','pending','cancelled','returned','delivered','on hold'),
-						' order ',seq MOD 100000,' for customer ',FLOOR(RAND()*50000),' via ',
-						ELT(1+FLOOR(RAND()*4),'post','courier','pickup','freight'),'; ',REPEAT('standard handling ',FLOOR(RAND()*3))),
-					ROUND(RAND()*10000,2), '2024-01-01' + INTERVAL FLOOR(RAND()*63072000) SECOND
-					FROM seq_$((rows + 1))_to_$((rows + chunk))"
-			done
-			rows=$((rows + chunk))
+			r=${rows[i]}
+			sql bench -e "INSERT INTO t$i SELECT seq, FLOOR(1+RAND()*1000000),
+				CONCAT_WS('-',$d,$d,$d,$d,$d,$d,$d,$d,$d,$d), CONCAT_WS('-',$d,$d,$d,$d,$d), SHA2(seq,256),
+				CONCAT(ELT(1+FLOOR(RAND()*6),'shipped','pending','cancelled','returned','delivered','on hold'),
+					' order ',seq MOD 100000,' for customer ',FLOOR(RAND()*50000),' via ',
+					ELT(1+FLOOR(RAND()*4),'post','courier','pickup','freight'),'; ',REPEAT('standard handling ',FLOOR(RAND()*3))),
+				ROUND(RAND()*10000,2), '2024-01-01' + INTERVAL FLOOR(RAND()*63072000) SECOND
+				FROM seq_$((r + 1))_to_$((r + chunk))"
+			rows[i]=$((r + chunk))
+			i=$((i % ntab + 1))
 		done
-		echo "data:    $((rows * ntab)) rows in $ntab tables, $(ibd_mib) MiB of .ibd files (loaded in $((SECONDS - t0)) s)" | tee -a "$log"
+		size_mib=$(ibd_mib)
+		echo "data:    $(counts) rows in $ntab tables, $size_mib MiB of .ibd files (loaded in $((SECONDS - t0)) s)" | tee -a "$log"
 	}
+	size_label() { awk -v m="$1" 'BEGIN { if (m >= 1000) printf "%.2fGiB", m / 1024; else printf "%dMiB", m }'; }
 	counts() { sql bench -e "SELECT (SELECT COUNT(*) FROM t1)+(SELECT COUNT(*) FROM t2)+(SELECT COUNT(*) FROM t3)+(SELECT COUNT(*) FROM t4)"; }
 
 	# --- the runs ---------------------------------------------------------
@@ -266,13 +270,13 @@ main() {
 
 	echo "runs (case, tool, round: wall, VmHWM of the process, wait4 ru_maxrss):" | tee -a "$log"
 	grow_to "$SMALL_MIB"
-	small_label="logical-${SMALL_MIB}MiB"
+	small_label="logical-$(size_label "$size_mib")"
 	rounds "$small_label" "$REPS" reference mysecure
 	small_plain=$(catalog | awk -v id="$last_id" '$1 == id { print $3 }')
 
 	grow_to "$FULL_MIB"
 	total_rows=$(counts)
-	full_label="logical-$(awk -v m="$FULL_MIB" 'BEGIN { if (m % 1024 == 0) printf "%dGiB", m / 1024; else printf "%dMiB", m }')"
+	full_label="logical-$(size_label "$size_mib")"
 	rounds "$full_label" "$REPS" reference mysecure
 	keep_id=$last_id
 	full_plain=$(catalog | awk -v id="$keep_id" '$1 == id { print $3 }')

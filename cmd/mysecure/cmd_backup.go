@@ -36,6 +36,50 @@ type execOptions struct {
 	Local bool
 	JSON  bool
 	Creds credOptions
+
+	// svc is the service unlocked by the first local operation (a job
+	// runs a backup and a prune with one unlock).
+	svc  *backup.Service
+	keys *volume.Keys
+	keep bool // keep svc unlocked across runOp calls (the caller closes)
+}
+
+// close wipes the keys of a local service.
+func (o *execOptions) close() {
+	if o.keys != nil {
+		o.keys.Wipe()
+		o.keys, o.svc = nil, nil
+	}
+}
+
+// localService unlocks the volume once with the credential options.
+func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
+	if o.svc != nil {
+		return o.svc, nil
+	}
+	if os.Geteuid() != 0 {
+		return nil, withHint(fmt.Errorf("%w: running without the daemon needs root", os.ErrPermission), "run as root with the volume credential, or ask the daemon (drop --local)")
+	}
+	vol, err := volume.Load(g.cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	c, wipe, err := o.Creds.credential()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := vol.Unlock(c)
+	wipe()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := backupService(g, vol, keys, slog.New(slog.DiscardHandler))
+	if err != nil {
+		keys.Wipe()
+		return nil, err
+	}
+	o.svc, o.keys = svc, keys
+	return svc, nil
 }
 
 func (o *execOptions) AddFlags(f *pflag.FlagSet) {
@@ -67,12 +111,31 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 }
 
 // jobRunner serves backup requests in the daemon.
-type jobRunner struct{ svc *backup.Service }
+type jobRunner struct {
+	svc    *backup.Service
+	reload func() (int, error) // re-reads the schedules; nil without a scheduler
+}
+
+// opScheduleReload makes the daemon re-read the schedules.
+const opScheduleReload = "schedule-reload"
 
 func (j jobRunner) Run(ctx context.Context, raw json.RawMessage, root bool, emit func(any)) (any, error) {
 	req, err := backup.DecodeRequest(raw)
 	if err != nil {
 		return nil, err
+	}
+	if req.Op == opScheduleReload {
+		if !root {
+			return nil, fmt.Errorf("%w: %q is for root only", backup.ErrDenied, req.Op)
+		}
+		if j.reload == nil {
+			return nil, fmt.Errorf("%w: this daemon has no scheduler", backup.ErrUsage)
+		}
+		n, err := j.reload()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]int{"jobs": n}, nil
 	}
 	defer req.Credentials.Wipe()
 	return j.svc.Do(ctx, req, root, func(p backup.Progress) { emit(p) })
@@ -122,6 +185,9 @@ func (jobRunner) Code(err error) string {
 // runOp runs a backup request in the daemon or locally, printing progress
 // on stderr, and decodes the result into out.
 func runOp(ctx context.Context, g *globalOptions, eo *execOptions, req backup.Request, out any) error {
+	if !eo.keep {
+		defer eo.close()
+	}
 	progress := newProgressPrinter(g, req.Op)
 	defer progress.done()
 	if !eo.Local {
@@ -143,24 +209,7 @@ func runOp(ctx context.Context, g *globalOptions, eo *execOptions, req backup.Re
 		}
 		g.p.noticef("no daemon on %s: running here with the volume credential", sock)
 	}
-	if os.Geteuid() != 0 {
-		return withHint(fmt.Errorf("%w: running without the daemon needs root", os.ErrPermission), "run as root with the volume credential, or ask the daemon (drop --local)")
-	}
-	vol, err := volume.Load(g.cfg.Store)
-	if err != nil {
-		return err
-	}
-	c, wipe, err := eo.Creds.credential()
-	if err != nil {
-		return err
-	}
-	keys, err := vol.Unlock(c)
-	wipe()
-	if err != nil {
-		return err
-	}
-	defer keys.Wipe()
-	svc, err := backupService(g, vol, keys, slog.New(slog.DiscardHandler))
+	svc, err := eo.localService(g)
 	if err != nil {
 		return err
 	}
@@ -242,6 +291,7 @@ type backupOptions struct {
 	Creds     string
 	Level     int
 	Job       string
+	Scheduled bool
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -262,6 +312,18 @@ it with the volume credential.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signalContext(g, cmd.Context())
 			defer stop()
+			if o.Job != "" {
+				for _, f := range []string{"type", "databases", "credentials", "level"} {
+					if cmd.Flags().Changed(f) {
+						return withHint(usagef("--"+f+" cannot be combined with --job"), "a job takes its options from its schedule in the config file")
+					}
+				}
+				trigger := "manual"
+				if o.Scheduled {
+					trigger = "cron"
+				}
+				return runJob(ctx, g, &o.exec, o.Job, trigger, o.Scheduled)
+			}
 			return runBackup(ctx, g, o)
 		},
 	}
@@ -270,7 +332,8 @@ it with the volume credential.`,
 	f.StringSliceVar(&o.Databases, "databases", nil, "logical: back up only these databases (comma separated)")
 	f.StringVar(&o.Creds, "credentials", backup.DefaultCredentials, "stored credentials `NAME` to connect with")
 	f.IntVar(&o.Level, "level", 0, "zstd compression level 1-22 (default: backup-level, 3)")
-	f.StringVar(&o.Job, "job", "", "record the backup as run by schedule `NAME`")
+	f.StringVar(&o.Job, "job", "", "run the configured job `NAME` (its options, lock, hooks, retention and history)")
+	f.BoolVar(&o.Scheduled, "scheduled", false, "with --job: called by system cron (applies the job's jitter)")
 	o.exec.AddFlags(f)
 	cmd.AddCommand(newCredentialsCommand(g), newBackupListCommand(g), newBackupShowCommand(g),
 		newBackupVerifyCommand(g), newBackupDeleteCommand(g), newBackupPruneCommand(g))
@@ -283,7 +346,7 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions) error {
 		level = g.cfg.BackupLevel
 	}
 	req := backup.Request{Op: backup.OpBackup, Backup: &backup.Options{
-		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, Job: o.Job,
+		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level,
 	}}
 	var m backup.Manifest
 	if err := runOp(ctx, g, &o.exec, req, &m); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
@@ -238,8 +239,11 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		log.Warn("unlocked with an RSA key slot: the volume config cannot be proven genuine by an RSA key alone", "slot", keys.SlotID())
 	}
 	var jobs daemon.Jobs
-	if svc, err := backupService(g, v, keys, log.With("module", "backup")); err == nil {
-		jobs = jobRunner{svc}
+	var runner *jobRunner
+	svc, err := backupService(g, v, keys, log.With("module", "backup"))
+	if err == nil {
+		runner = &jobRunner{svc: svc}
+		jobs = runner
 	} else {
 		log.Warn("backups disabled", "err", err)
 	}
@@ -261,6 +265,19 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var sched *schedule.Scheduler
+	if runner != nil {
+		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log))
+		runner.reload = func() (int, error) {
+			jobs, err := readSchedules(g.cfg.file)
+			if err != nil {
+				return 0, err
+			}
+			g.cfg.Schedules = jobs
+			return len(jobs), sched.Load(jobs)
+		}
+		defer sched.Stop()
+	}
 	served := make(chan error, 1)
 	go func() { served <- d.ServeControl(ctx) }()
 	// Wait until the socket answers, so that `mount` returning means
@@ -282,6 +299,11 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		}
 	}
 	log.Info("ready", "pid", os.Getpid(), "mount", g.cfg.Mount, "socket", g.cfg.Socket)
+	if sched != nil {
+		if err := sched.Start(g.cfg.Schedules); err != nil {
+			log.Error("schedules not started", "error", err.Error())
+		}
+	}
 	// Moves a crash interrupted are finished by a child process: the
 	// daemon does not write into its own mount.
 	go runRecoveryChild(g, d, log)
@@ -306,6 +328,11 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 					log.Error("rule reload failed", "error", err.Error())
 				} else {
 					log.Info("rules reloaded (SIGHUP)")
+				}
+				if runner != nil && runner.reload != nil {
+					if _, err := runner.reload(); err != nil {
+						log.Error("schedule reload failed", "error", err.Error())
+					}
 				}
 				continue
 			}

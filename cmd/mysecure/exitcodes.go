@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/mysecure/mysecure/backup"
+	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
@@ -29,6 +30,7 @@ const (
 	exitTool        = 10 // a backup or restore tool (or the MySQL server) failed
 	exitMySQLCreds  = 11 // the MySQL server refused the stored backup credentials
 	exitBusy        = 12 // another run of the same job holds its lock
+	exitStale       = 13 // schedule status: a job's last success is older than its max-age
 )
 
 // usageError marks errors in how the command was called.
@@ -103,6 +105,10 @@ func classify(err error) (code int, hint string) {
 	}
 	var ue *usageError
 	switch {
+	case errors.Is(err, errStale):
+		return exitStale, ""
+	case errors.Is(err, schedule.ErrInvalid):
+		return exitUsage, "a schedule is 5 cron fields or @hourly, @daily, @weekly, @monthly, @every 6h"
 	case errors.Is(err, backup.ErrNotFound):
 		return exitFile, "'mysecure backup list' shows the backups; 'mysecure backup credentials list' the credentials"
 	case errors.Is(err, backup.ErrCorrupt):

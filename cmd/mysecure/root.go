@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/mysecure/mysecure/backup/schedule"
 )
 
 // defaultConfigFile is read when it exists; --config names another one,
@@ -102,6 +104,13 @@ type Config struct {
 	PhysicalArgs   []string `mapstructure:"physical-args"`
 	ClientTool     string   `mapstructure:"client-tool"`
 	MbstreamTool   string   `mapstructure:"mbstream-tool"`
+
+	// Scheduled jobs (docs/schedules.md).
+	Schedules       []schedule.Job `mapstructure:"schedules"`
+	MetricsTextfile string         `mapstructure:"metrics-textfile"`
+
+	// file is the config file read ("" for none).
+	file string
 }
 
 func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
@@ -130,6 +139,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 		v.SetDefault(k, "")
 	}
 	v.SetDefault("dump-args", []string{})
+	v.SetDefault("metrics-textfile", "")
 	v.SetDefault("physical-args", []string{})
 	v.SetEnvPrefix("MYSECURE")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -167,9 +177,13 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 		}
 	}
 	var c Config
-	if err := v.Unmarshal(&c); err != nil {
-		return usagef(fmt.Sprintf("bad configuration: %v", oneLine(err)))
+	if err := v.UnmarshalExact(&c); err != nil {
+		return withHint(usagef(fmt.Sprintf("bad configuration: %v", oneLine(err))), "docs/configuration.md lists the settings, docs/schedules.md the fields of a schedule")
 	}
+	if err := schedule.ValidateAll(c.Schedules); err != nil {
+		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "fix the schedule in the config file; 'mysecure schedule list' shows the jobs")
+	}
+	c.file = file
 	if c.BackupLevel < 1 || c.BackupLevel > 22 {
 		return withHint(usagef(fmt.Sprintf("backup-level %d is out of range", c.BackupLevel)), "zstd levels go from 1 to 22 (3 is the default)")
 	}
@@ -179,7 +193,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 		}
 	}
 	// Paths are used by a daemon whose working directory is /.
-	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.AuditLog, &c.LogFile, &c.JobSocket} {
+	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.AuditLog, &c.LogFile, &c.JobSocket, &c.MetricsTextfile} {
 		if *p != "" {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
@@ -194,7 +208,7 @@ var knownConfigKeys = map[string]bool{
 	"store": true, "mount": true, "socket": true, "audit-log": true, "audit-allows": true, "log-file": true,
 	"backup-category": true, "backup-group": true, "job-socket": true, "backup-level": true,
 	"dump-tool": true, "dump-args": true, "physical-tool": true, "physical-args": true,
-	"client-tool": true, "mbstream-tool": true,
+	"client-tool": true, "mbstream-tool": true, "schedules": true, "metrics-textfile": true,
 }
 
 func oneLine(err error) string {
@@ -230,6 +244,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newRecoverCommand(g),
 		newBackupCommand(g),
 		newRestoreCommand(g),
+		newScheduleCommand(g),
 	)
 	return root
 }

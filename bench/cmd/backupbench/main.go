@@ -52,6 +52,7 @@ type record struct {
 	Wall    float64 `json:"wall_s"`
 	HWMKiB  int64   `json:"vmhwm_kib"`  // polled VmHWM of the process itself
 	RusKiB  int64   `json:"maxrss_kib"` // wait4 ru_maxrss (includes waited-for children)
+	CPU     float64 `json:"cpu_s"`      // user+system seconds of the process and its waited-for children
 	Samples int     `json:"samples"`
 	Argv    string  `json:"argv"`
 }
@@ -156,14 +157,16 @@ func run(args []string) error {
 	close(done)
 	p := <-res
 	var rus int64
+	var cpu float64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rus = ru.Maxrss
+		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	if werr != nil {
 		fmt.Fprintf(os.Stderr, "backupbench: %s %s round %d failed after %.1fs: %v\n", *cs, *tool, *round, wall, werr)
 		return werr
 	}
-	rec := record{Case: *cs, Tool: *tool, Round: *round, Wall: wall, HWMKiB: p.hwm, RusKiB: rus, Samples: p.samples, Argv: strings.Join(argv, " ")}
+	rec := record{Case: *cs, Tool: *tool, Round: *round, Wall: wall, HWMKiB: p.hwm, RusKiB: rus, CPU: cpu, Samples: p.samples, Argv: strings.Join(argv, " ")}
 	b, _ := json.Marshal(rec)
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
@@ -171,7 +174,7 @@ func run(args []string) error {
 	}
 	defer f.Close()
 	_, err = f.Write(append(b, '\n'))
-	line := fmt.Sprintf("  %-16s %-19s round %d: %7.2f s  VmHWM %6.1f MiB  ru_maxrss %6.1f MiB\n", *cs, *tool, *round, wall, float64(p.hwm)/1024, float64(rus)/1024)
+	line := fmt.Sprintf("  %-16s %-19s round %d: %7.2f s  cpu %6.2f s  VmHWM %6.1f MiB  ru_maxrss %6.1f MiB\n", *cs, *tool, *round, wall, cpu, float64(p.hwm)/1024, float64(rus)/1024)
 	os.Stderr.WriteString(line)
 	if *logf != "" {
 		if lf, lerr := os.OpenFile(*logf, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); lerr == nil {
@@ -250,8 +253,8 @@ func report(file string) error {
 		by[k] = append(by[k], r)
 	}
 
-	fmt.Println("| case | tool | runs | wall, each run (s) | median wall (s) | ratio to reference | target ≤ 1.10x | mysecure peak RSS, median (max) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| case | tool | runs | wall, each run (s) | median wall (s) | ratio to reference | target ≤ 1.10x | CPU s, median | mysecure peak RSS, median (max) |")
+	fmt.Println("|---|---|---|---|---|---|---|---:|---|")
 	for _, c := range cases {
 		ref := by[[2]string{c, "reference"}]
 		refByRound := map[int]float64{}
@@ -260,10 +263,11 @@ func report(file string) error {
 		}
 		for _, t := range tools[c] {
 			rs := by[[2]string{c, t}]
-			var walls, ratios, rss []float64
+			var walls, ratios, rss, cpus []float64
 			var each []string
 			for _, r := range rs {
 				walls = append(walls, r.Wall)
+				cpus = append(cpus, r.CPU)
 				each = append(each, fmt.Sprintf("%.2f", r.Wall))
 				if w, ok := refByRound[r.Round]; ok && w > 0 {
 					ratios = append(ratios, r.Wall/w)
@@ -286,12 +290,15 @@ func report(file string) error {
 					mem += " NOT met"
 				}
 			}
-			fmt.Printf("| %s | %s | %d | %s | %.2f | %s | %s | %s |\n", c, t, len(rs), strings.Join(each, ", "), median(walls), ratio, target, mem)
+			fmt.Printf("| %s | %s | %d | %s | %.2f | %s | %s | %.2f | %s |\n", c, t, len(rs), strings.Join(each, ", "), median(walls), ratio, target, median(cpus), mem)
 		}
 	}
 	fmt.Println()
 	fmt.Println("Peak RSS is VmHWM of the mysecure process itself, polled every 2 ms (children such as")
-	fmt.Println("mariadb-dump excluded); ru_maxrss from wait4, which includes the children mysecure waited for:")
+	fmt.Println("mariadb-dump excluded); ru_maxrss from wait4, which includes the children mysecure waited for.")
+	fmt.Println("CPU s is user+system time of the command and the children it waited for (mariadb-dump,")
+	fmt.Println("mariabackup, mariadb, zstd; not mariadbd).")
+	fmt.Println()
 	for _, c := range cases {
 		for _, t := range tools[c] {
 			if t == "reference" {

@@ -1,0 +1,590 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mysecure/mysecure/backup"
+	"github.com/mysecure/mysecure/backup/schedule"
+	"github.com/mysecure/mysecure/encfs/daemon"
+)
+
+var errStale = errors.New("stale backups")
+
+func historyOf(g *globalOptions) *schedule.History {
+	return &schedule.History{Dir: filepath.Join(g.cfg.Store, "ms.jobs")}
+}
+
+// daemonJobRunner runs scheduled jobs inside the daemon, on its keys.
+func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger) *schedule.Runner {
+	return &schedule.Runner{
+		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) },
+		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
+			return svc.Prune(o)
+		},
+		History: historyOf(g),
+		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
+		Metrics: g.cfg.MetricsTextfile,
+		Jobs:    func() []schedule.Job { return g.cfg.Schedules },
+		Log:     log.With("module", "scheduler"),
+	}
+}
+
+// readSchedules re-reads the schedules of the config file (daemon reload).
+func readSchedules(file string) ([]schedule.Job, error) {
+	if file == "" {
+		return nil, nil
+	}
+	v := viper.New()
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("%w: cannot read config file %s: %v", backup.ErrUsage, file, oneLine(err))
+	}
+	var c struct {
+		Schedules []schedule.Job `mapstructure:"schedules"`
+	}
+	if err := v.UnmarshalKey("schedules", &c.Schedules); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	}
+	if err := schedule.ValidateAll(c.Schedules); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	}
+	return c.Schedules, nil
+}
+
+// runJob runs a configured job from this process (system cron, systemd,
+// run-now): the backup itself goes to the daemon when it runs, else is
+// done here with the volume credential; lock, history, hooks, retention,
+// metrics and webhook are shared with the daemon's scheduler.
+func runJob(ctx context.Context, g *globalOptions, eo *execOptions, name, trigger string, jitter bool) error {
+	if os.Geteuid() != 0 {
+		return withHint(fmt.Errorf("%w: jobs run as root (their history and locks are in the store)", os.ErrPermission), "members of the backup group run 'mysecure backup' without --job")
+	}
+	job, err := schedule.Find(g.cfg.Schedules, name)
+	if err != nil {
+		return withHint(err, "'mysecure schedule list' shows the jobs; 'mysecure schedule add' makes one")
+	}
+	if jitter {
+		if d := job.Delay(); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	eo.keep = true
+	defer eo.close()
+	r := &schedule.Runner{
+		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
+			var m backup.Manifest
+			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
+			return &m, err
+		},
+		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
+			var d []backup.PruneDecision
+			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
+			return d, err
+		},
+		History: historyOf(g),
+		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
+		Metrics: g.cfg.MetricsTextfile,
+		Jobs:    func() []schedule.Job { return g.cfg.Schedules },
+		Log:     slog.New(slog.NewJSONHandler(g.p.err, nil)),
+	}
+	rec, err := r.Run(ctx, *job, trigger)
+	if err != nil {
+		return err
+	}
+	if eo.JSON {
+		return g.p.json(rec)
+	}
+	fmt.Fprintf(g.p.out, "job %s: backup %s complete, %s stored, %s", rec.Job, rec.BackupID, human(rec.Stored), rec.Duration().Round(time.Millisecond))
+	if len(rec.Pruned) > 0 {
+		fmt.Fprintf(g.p.out, "; pruned %s", strings.Join(rec.Pruned, ", "))
+	}
+	fmt.Fprintln(g.p.out)
+	return nil
+}
+
+// notifyDaemon asks a running daemon to re-read the schedules.
+func notifyDaemon(ctx context.Context, g *globalOptions) {
+	var res map[string]int
+	err := daemon.NewClient(g.cfg.Socket).Job(ctx, backup.Request{Op: opScheduleReload}, nil, &res)
+	switch {
+	case err == nil:
+		g.p.noticef("the daemon reloaded its schedules (%d jobs)", res["jobs"])
+	case errors.Is(err, daemon.ErrNotRunning):
+	default:
+		g.p.noticef("the daemon did not reload its schedules: %v (send it SIGHUP)", oneLine(err))
+	}
+}
+
+func newScheduleCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Scheduled backups: add, list, remove, run, history, status, system cron",
+		Long: `Backup jobs are 'schedules:' entries of the config file. The daemon runs them
+(robfig/cron); 'schedule install --cron' or '--systemd' lets system cron or a
+systemd timer run them instead ('mysecure backup --job NAME'). Both share one
+job definition, one lock per job and one history. See docs/schedules.md.`,
+	}
+	cmd.AddCommand(newScheduleAddCommand(g), newScheduleListCommand(g), newScheduleRemoveCommand(g),
+		newScheduleRunNowCommand(g), newScheduleHistoryCommand(g), newScheduleStatusCommand(g),
+		newScheduleInstallCommand(g), newScheduleUninstallCommand(g))
+	return cmd
+}
+
+func newScheduleAddCommand(g *globalOptions) *cobra.Command {
+	var j schedule.Job
+	var replace bool
+	cmd := &cobra.Command{
+		Use:   "add NAME --schedule EXPR",
+		Short: "Add a backup job to the config file",
+		Example: `  mysecure schedule add nightly --schedule "30 2 * * *" --keep-daily 7 --keep-weekly 4 --max-age 26h
+  mysecure schedule add hourly-shop --schedule @hourly --databases shop --keep-last 24 --overlap skip`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			j.Name = args[0]
+			if err := j.Validate(); err != nil {
+				return withHint(usagef(oneLine(err)), `a schedule is 5 cron fields ("30 2 * * *") or @hourly, @daily, @weekly, @monthly, @every 6h`)
+			}
+			file := g.configFileForEdit()
+			err := editSchedules(file, func(seq *yaml.Node) error {
+				for i, n := range seq.Content {
+					if jobNameOf(n) == j.Name {
+						if !replace {
+							return fmt.Errorf("%w: a job named %s exists in %s", os.ErrExist, j.Name, file)
+						}
+						seq.Content[i] = jobNode(j)
+						return nil
+					}
+				}
+				seq.Content = append(seq.Content, jobNode(j))
+				return nil
+			})
+			if err != nil {
+				if errors.Is(err, os.ErrExist) {
+					return withHint(err, "pass --replace to change it, or choose another name")
+				}
+				return err
+			}
+			s, _ := j.Parse()
+			fmt.Fprintf(g.p.out, "added job %s to %s; next run %s\n", j.Name, file, s.Next(time.Now()).Format(time.RFC3339))
+			notifyDaemon(cmd.Context(), g)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&j.Schedule, "schedule", "", "cron `EXPR` (\"30 2 * * *\") or @daily, @hourly, @every 6h")
+	f.StringVar(&j.Type, "type", "", "logical (default) or physical")
+	f.StringSliceVar(&j.Databases, "databases", nil, "logical: only these databases")
+	f.StringVar(&j.Credentials, "credentials", "", "stored credentials `NAME` (default: default)")
+	f.IntVar(&j.Level, "level", 0, "zstd level")
+	f.IntVar(&j.Retention.KeepLast, "keep-last", 0, "after each success keep the `N` newest of this job's backups")
+	f.IntVar(&j.Retention.KeepDaily, "keep-daily", 0, "... and the newest of each of the last `N` days")
+	f.IntVar(&j.Retention.KeepWeekly, "keep-weekly", 0, "... weeks")
+	f.IntVar(&j.Retention.KeepMonthly, "keep-monthly", 0, "... months")
+	f.IntVar(&j.Retention.KeepYearly, "keep-yearly", 0, "... years")
+	f.DurationVar(&j.Retention.KeepWithin, "keep-within", 0, "... and everything newer than `DURATION`")
+	f.DurationVar(&j.Jitter, "jitter", 0, "delay each run by a random time up to `DURATION`")
+	f.StringVar(&j.Timezone, "timezone", "", "time zone of the schedule (e.g. Europe/Berlin)")
+	f.DurationVar(&j.MaxAge, "max-age", 0, "'schedule status' fails when the last success is older than `DURATION`")
+	f.BoolVar(&j.CatchUp, "catch-up", false, "run once at daemon start when a run was missed")
+	f.StringVar(&j.Overlap, "overlap", "", "when the previous run is still going: skip (default) or queue")
+	f.StringVar(&j.PreHook, "pre-hook", "", "shell `COMMAND` before the backup (failure fails the run)")
+	f.StringVar(&j.PostHook, "post-hook", "", "shell `COMMAND` after the run ($MYSECURE_STATUS, $MYSECURE_BACKUP_ID, $MYSECURE_ERROR)")
+	f.StringVar(&j.Webhook, "webhook", "", "POST the run record as JSON to `URL` on failure")
+	f.BoolVar(&j.WebhookOnSuccess, "webhook-on-success", false, "call the webhook on success too")
+	f.BoolVar(&replace, "replace", false, "replace a job of the same name")
+	return cmd
+}
+
+func newScheduleRemoveCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use: "remove NAME", Short: "Remove a backup job from the config file", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := schedule.Find(g.cfg.Schedules, args[0]); err != nil {
+				return withHint(err, "'mysecure schedule list' shows the jobs")
+			}
+			file := g.configFileForEdit()
+			err := editSchedules(file, func(seq *yaml.Node) error {
+				for i, n := range seq.Content {
+					if jobNameOf(n) == args[0] {
+						seq.Content = append(seq.Content[:i], seq.Content[i+1:]...)
+						return nil
+					}
+				}
+				return fmt.Errorf("%w: job %s is not in %s", backup.ErrNotFound, args[0], file)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.p.out, "removed job %s from %s (its history and backups stay)\n", args[0], file)
+			notifyDaemon(cmd.Context(), g)
+			return nil
+		},
+	}
+}
+
+type jobView struct {
+	schedule.Job
+	Next        *time.Time       `json:"next,omitempty"`
+	LastRun     *schedule.Record `json:"last_run,omitempty"`
+	LastSuccess *schedule.Record `json:"last_success,omitempty"`
+}
+
+func newScheduleListCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use: "list", Short: "List the backup jobs with their next and last runs", Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h := historyOf(g)
+			var views []jobView
+			now := time.Now()
+			for _, j := range g.cfg.Schedules {
+				v := jobView{Job: j}
+				if s, err := j.Parse(); err == nil {
+					n := s.Next(now)
+					v.Next = &n
+				}
+				recs, _ := h.Read(j.Name)
+				sum := schedule.Summarize(j.Name, recs, now)
+				v.LastRun, v.LastSuccess = sum.LastRun, sum.LastSuccess
+				views = append(views, v)
+			}
+			if asJSON {
+				if views == nil {
+					views = []jobView{}
+				}
+				return g.p.json(views)
+			}
+			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSCHEDULE\tTYPE\tNEXT\tLAST RUN\tSTATUS")
+			for _, v := range views {
+				typ := v.Type
+				if typ == "" {
+					typ = backup.Logical
+				}
+				next, last, status := "-", "-", "-"
+				if v.Next != nil {
+					next = v.Next.Format(time.RFC3339)
+				}
+				if v.LastRun != nil {
+					last, status = v.LastRun.Started.Format(time.RFC3339), v.LastRun.Status
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Schedule, typ, next, last, status)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newScheduleRunNowCommand(g *globalOptions) *cobra.Command {
+	var eo execOptions
+	cmd := &cobra.Command{
+		Use: "run-now NAME", Short: "Run a backup job now (with its lock, hooks, retention and history)", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signalContext(g, cmd.Context())
+			defer stop()
+			return runJob(ctx, g, &eo, args[0], "manual", false)
+		},
+	}
+	eo.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func newScheduleHistoryCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	var limit int
+	cmd := &cobra.Command{
+		Use: "history [NAME]", Short: "Show the recorded runs of the jobs", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h := historyOf(g)
+			names, err := h.Jobs()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				names = []string{args[0]}
+			}
+			var all []schedule.Record
+			for _, n := range names {
+				recs, err := h.Read(n)
+				if err != nil {
+					return err
+				}
+				all = append(all, recs...)
+			}
+			if len(args) == 1 && len(all) == 0 {
+				if _, err := schedule.Find(g.cfg.Schedules, args[0]); err != nil {
+					return withHint(err, "'mysecure schedule list' shows the jobs")
+				}
+			}
+			sort.SliceStable(all, func(i, j int) bool { return all[i].Started.Before(all[j].Started) })
+			if limit > 0 && len(all) > limit {
+				all = all[len(all)-limit:]
+			}
+			if asJSON {
+				if all == nil {
+					all = []schedule.Record{}
+				}
+				return g.p.json(all)
+			}
+			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "JOB\tSTARTED\tDURATION\tTRIGGER\tSTATUS\tBACKUP\tSTORED\tERROR")
+			for _, r := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Job, r.Started.Format(time.RFC3339), r.Duration().Round(time.Second),
+					r.Trigger, r.Status, dash(r.BackupID), human(r.Stored), r.Error)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&limit, "limit", 0, "show only the last `N` runs")
+	return cmd
+}
+
+type jobStatus struct {
+	Job         string     `json:"job"`
+	OK          bool       `json:"ok"`
+	Reason      string     `json:"reason,omitempty"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	AgeSeconds  float64    `json:"age_seconds,omitempty"`
+	MaxAge      string     `json:"max_age,omitempty"`
+	LastStatus  string     `json:"last_status,omitempty"`
+}
+
+func newScheduleStatusCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Check that every job's last success is recent enough (for monitoring)",
+		Long: `Exits 13 when a job with max-age has not succeeded within it (or never),
+0 otherwise. Jobs without max-age are listed but never fail the check.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h := historyOf(g)
+			now := time.Now()
+			var out []jobStatus
+			stale := 0
+			for _, j := range g.cfg.Schedules {
+				recs, err := h.Read(j.Name)
+				if err != nil {
+					return err
+				}
+				sum := schedule.Summarize(j.Name, recs, now)
+				st := jobStatus{Job: j.Name, OK: true}
+				if j.MaxAge > 0 {
+					st.MaxAge = j.MaxAge.String()
+				}
+				if sum.LastRun != nil {
+					st.LastStatus = sum.LastRun.Status
+				}
+				if sum.LastSuccess != nil {
+					t := sum.LastSuccess.Finished
+					st.LastSuccess = &t
+					st.AgeSeconds = now.Sub(t).Seconds()
+				}
+				switch {
+				case j.MaxAge == 0:
+				case sum.LastSuccess == nil:
+					st.OK, st.Reason = false, "never succeeded"
+				case now.Sub(*st.LastSuccess) > j.MaxAge:
+					st.OK, st.Reason = false, fmt.Sprintf("last success %s ago, more than %s", now.Sub(*st.LastSuccess).Round(time.Second), j.MaxAge)
+				}
+				if !st.OK {
+					stale++
+				}
+				out = append(out, st)
+			}
+			if asJSON {
+				if out == nil {
+					out = []jobStatus{}
+				}
+				if err := g.p.json(out); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "JOB\tSTATE\tLAST SUCCESS\tMAX AGE\tLAST RUN")
+				for _, s := range out {
+					state := "ok"
+					if !s.OK {
+						state = "STALE: " + s.Reason
+					}
+					last := "-"
+					if s.LastSuccess != nil {
+						last = s.LastSuccess.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Job, state, last, dash(s.MaxAge), dash(s.LastStatus))
+				}
+				tw.Flush()
+			}
+			if stale > 0 {
+				return withHint(fmt.Errorf("%w: %d job(s) without a recent successful backup", errStale, stale), "'mysecure schedule history' shows what happened")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+type installOptions struct {
+	Cron, Systemd bool
+	CronFile      string
+	SystemdDir    string
+	KeyFile       string
+	LogFile       string
+}
+
+func (o *installOptions) invocation(g *globalOptions) (schedule.Invocation, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return schedule.Invocation{}, err
+	}
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
+	inv := schedule.Invocation{Binary: exe, Config: g.cfg.file, Log: o.LogFile}
+	if inv.Config == "" {
+		return inv, withHint(usagef("the schedules must be in a config file that system cron can read"), "add them with 'mysecure schedule add' (writes "+defaultConfigFile+"), or pass --config")
+	}
+	if o.KeyFile != "" {
+		abs, err := filepath.Abs(o.KeyFile)
+		if err != nil {
+			return inv, err
+		}
+		inv.Extra = []string{"--keyfile", abs}
+	}
+	return inv, nil
+}
+
+func newScheduleInstallCommand(g *globalOptions) *cobra.Command {
+	var o installOptions
+	cmd := &cobra.Command{
+		Use:   "install --cron|--systemd",
+		Short: "Let system cron or systemd timers run the jobs instead of the daemon",
+		Long: `--cron writes /etc/cron.d/mysecure, one line per job, each running
+'mysecure backup --job NAME' as root. --systemd writes a oneshot service and a
+timer per job (mysecure-backup-NAME.service/.timer). The jobs keep their
+definition in the config file, their lock and their history: run
+'schedule install' again after changing them, and remove them from the
+daemon's config (or do not run the daemon's scheduler) to avoid running a
+job twice. Without a daemon the backup needs a credential: --keyfile.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Cron == o.Systemd {
+				return usagef("give exactly one of --cron and --systemd")
+			}
+			if len(g.cfg.Schedules) == 0 {
+				return withHint(usagef("no schedules are configured"), "add one with 'mysecure schedule add NAME --schedule EXPR'")
+			}
+			inv, err := o.invocation(g)
+			if err != nil {
+				return err
+			}
+			if o.Cron {
+				b, err := schedule.CronD(g.cfg.Schedules, inv)
+				if err != nil {
+					return withHint(usagef(oneLine(err)), "")
+				}
+				if err := writeGenerated(o.CronFile, b, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(g.cfg.Schedules))
+				return nil
+			}
+			units, err := schedule.SystemdUnits(g.cfg.Schedules, inv)
+			if err != nil {
+				return withHint(usagef(oneLine(err)), "")
+			}
+			var timers []string
+			for _, name := range schedule.SortedNames(units) {
+				if err := writeGenerated(filepath.Join(o.SystemdDir, name), units[name], 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.p.out, "wrote %s\n", filepath.Join(o.SystemdDir, name))
+				if strings.HasSuffix(name, ".timer") {
+					timers = append(timers, name)
+				}
+			}
+			g.p.noticef("enable them with: systemctl daemon-reload && systemctl enable --now %s", strings.Join(timers, " "))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Cron, "cron", false, "write a cron.d file")
+	f.BoolVar(&o.Systemd, "systemd", false, "write systemd service and timer units")
+	f.StringVar(&o.CronFile, "cron-file", "/etc/cron.d/mysecure", "the cron.d `FILE`")
+	f.StringVar(&o.SystemdDir, "systemd-dir", "/etc/systemd/system", "the unit `DIR`")
+	f.StringVar(&o.KeyFile, "keyfile", "", "unlock with this key file when no daemon runs")
+	f.StringVar(&o.LogFile, "log", "/var/log/mysecure/cron.log", "cron: append the jobs' output to `FILE`")
+	return cmd
+}
+
+// writeGenerated writes a generated file; it refuses to replace a file
+// mysecure did not generate.
+func writeGenerated(path string, b []byte, mode os.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && !strings.HasPrefix(string(old), schedule.Marker) {
+		return withHint(fmt.Errorf("%w: %s exists and was not generated by mysecure", os.ErrExist, path), "move it aside first")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func newScheduleUninstallCommand(g *globalOptions) *cobra.Command {
+	var o installOptions
+	cmd := &cobra.Command{
+		Use: "uninstall", Short: "Remove the cron.d file and systemd units that 'schedule install' wrote", Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			removed := 0
+			try := func(p string) {
+				b, err := os.ReadFile(p)
+				if err != nil || !strings.HasPrefix(string(b), schedule.Marker) {
+					return
+				}
+				if err := os.Remove(p); err == nil {
+					fmt.Fprintf(g.p.out, "removed %s\n", p)
+					removed++
+				}
+			}
+			try(o.CronFile)
+			units, _ := filepath.Glob(filepath.Join(o.SystemdDir, schedule.UnitName("*")))
+			for _, u := range units {
+				try(u)
+			}
+			if removed == 0 {
+				fmt.Fprintln(g.p.out, "nothing to remove")
+			} else if len(units) > 0 {
+				g.p.noticef("run: systemctl daemon-reload (and stop the removed timers)")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.CronFile, "cron-file", "/etc/cron.d/mysecure", "the cron.d `FILE`")
+	cmd.Flags().StringVar(&o.SystemdDir, "systemd-dir", "/etc/systemd/system", "the unit `DIR`")
+	return cmd
+}

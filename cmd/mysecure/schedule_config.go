@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/mysecure/mysecure/backup/schedule"
+)
+
+// The `schedule add|remove` commands edit the config file in place with
+// yaml.v3's node API, so comments and the order of everything else stay
+// as the administrator wrote them.
+
+// configFileForEdit is the file schedules are written to: the one read,
+// else --config / $MYSECURE_CONFIG, else the default path.
+func (g *globalOptions) configFileForEdit() string {
+	if g.cfg.file != "" {
+		return g.cfg.file
+	}
+	if g.ConfigFile != "" {
+		return g.ConfigFile
+	}
+	if env := os.Getenv("MYSECURE_CONFIG"); env != "" {
+		return env
+	}
+	return defaultConfigFile
+}
+
+func loadYAMLDoc(path string) (*yaml.Node, os.FileMode, error) {
+	b, err := os.ReadFile(path)
+	mode := os.FileMode(0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		return &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}, mode, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, 0, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if doc.Kind == 0 {
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, 0, fmt.Errorf("config file %s: the top level is not a mapping", path)
+	}
+	return &doc, mode, nil
+}
+
+// schedulesNode returns the sequence under "schedules:", creating it.
+func schedulesNode(doc *yaml.Node) (*yaml.Node, error) {
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "schedules" {
+			seq := root.Content[i+1]
+			if seq.Kind == yaml.ScalarNode && (seq.Tag == "!!null" || seq.Value == "") {
+				*seq = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+			}
+			if seq.Kind != yaml.SequenceNode {
+				return nil, errors.New("schedules: is not a list")
+			}
+			return seq, nil
+		}
+	}
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	root.Content = append(root.Content,
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "schedules", HeadComment: "Backup schedules (docs/schedules.md)"},
+		seq)
+	return seq, nil
+}
+
+func jobNameOf(n *yaml.Node) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
+}
+
+// jobNode renders a job with only the fields that are set, durations as
+// "10m" (yaml would write nanoseconds).
+func jobNode(j schedule.Job) *yaml.Node {
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	add := func(k string, v *yaml.Node) {
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, v)
+	}
+	str := func(k, v string) {
+		if v != "" {
+			add(k, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v})
+		}
+	}
+	num := func(parent func(string, *yaml.Node), k string, v int) {
+		if v != 0 {
+			parent(k, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v)})
+		}
+	}
+	dur := func(parent func(string, *yaml.Node), k string, d time.Duration) {
+		if d != 0 {
+			parent(k, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: d.String()})
+		}
+	}
+	boolean := func(k string, b bool) {
+		if b {
+			add(k, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+		}
+	}
+	str("name", j.Name)
+	str("schedule", j.Schedule)
+	str("type", j.Type)
+	if len(j.Databases) > 0 {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for _, d := range j.Databases {
+			seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: d})
+		}
+		add("databases", seq)
+	}
+	str("credentials", j.Credentials)
+	num(add, "level", j.Level)
+	if _, ok := j.Retention.Policy(); ok {
+		r := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		radd := func(k string, v *yaml.Node) {
+			r.Content = append(r.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, v)
+		}
+		num(radd, "keep-last", j.Retention.KeepLast)
+		num(radd, "keep-daily", j.Retention.KeepDaily)
+		num(radd, "keep-weekly", j.Retention.KeepWeekly)
+		num(radd, "keep-monthly", j.Retention.KeepMonthly)
+		num(radd, "keep-yearly", j.Retention.KeepYearly)
+		dur(radd, "keep-within", j.Retention.KeepWithin)
+		add("retention", r)
+	}
+	dur(add, "jitter", j.Jitter)
+	str("timezone", j.Timezone)
+	dur(add, "max-age", j.MaxAge)
+	boolean("catch-up", j.CatchUp)
+	str("overlap", j.Overlap)
+	str("pre-hook", j.PreHook)
+	str("post-hook", j.PostHook)
+	str("webhook", j.Webhook)
+	boolean("webhook-on-success", j.WebhookOnSuccess)
+	return m
+}
+
+// editSchedules changes the schedules list of the config file atomically.
+func editSchedules(path string, edit func(seq *yaml.Node) error) error {
+	doc, mode, err := loadYAMLDoc(path)
+	if err != nil {
+		return err
+	}
+	seq, err := schedulesNode(doc)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if err := edit(seq); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	enc.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), mode); err != nil {
+		return err
+	}
+	if f, err := os.Open(tmp); err == nil {
+		f.Sync()
+		f.Close()
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
