@@ -114,7 +114,18 @@ func (b *bkEnv) setCredentials(t *testing.T, name, password string) {
 // exit code; it returns stdout and stderr.
 func (b *bkEnv) ms(t *testing.T, want int, args ...string) (string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, append(args, b.creds...)...)
+	return b.msArgs(t, want, append(args, b.creds...))
+}
+
+// msPlain runs a command that takes no volume credential.
+func (b *bkEnv) msPlain(t *testing.T, want int, args ...string) (string, string) {
+	t.Helper()
+	return b.msArgs(t, want, args)
+}
+
+func (b *bkEnv) msArgs(t *testing.T, want int, args []string) (string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), b.vars...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

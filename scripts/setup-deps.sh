@@ -13,9 +13,12 @@
 #   gocryptfs        side-by-side benchmark reference
 #   sysbench         OLTP benchmark
 #   xxd, procps      demo output (hex dump) and process inspection in tests
+#   systemd          systemd-analyze checks the timers 'schedule install --systemd' writes
+#   passwd           useradd/groupadd for the backup-group test user
+#   zstd             the plain-tool side of bench/backup.sh
 set -euo pipefail
 
-pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps)
+pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps systemd passwd zstd)
 
 missing=()
 for p in "${pkgs[@]}"; do
