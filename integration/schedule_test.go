@@ -223,6 +223,9 @@ func TestScheduleSystemCron(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c, _ := os.ReadFile(cfg); strings.Count(string(c), "system: true") != 2 {
+		t.Fatalf("install did not hand the jobs to cron in the config:\n%s", c)
+	}
 	var line string
 	for _, l := range strings.Split(string(data), "\n") {
 		if strings.Contains(l, "--job nightly") {
@@ -263,6 +266,9 @@ func TestScheduleSystemCron(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(units, "*"))
 	if _, err := os.Stat(cronFile); err == nil || len(left) != 1 {
 		t.Fatalf("after uninstall: cron file %v, units %v", err, left)
+	}
+	if c, _ := os.ReadFile(cfg); strings.Contains(string(c), "system:") {
+		t.Fatalf("uninstall did not give the jobs back to the daemon:\n%s", c)
 	}
 	// A broken schedule in the file is a usage error for every command.
 	os.WriteFile(cfg, []byte("schedules:\n  - name: x\n    schedule: \"99 * * * *\"\n"), 0o600)

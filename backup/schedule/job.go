@@ -53,6 +53,10 @@ type Job struct {
 	// success too when WebhookOnSuccess is set.
 	Webhook          string `mapstructure:"webhook" yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	WebhookOnSuccess bool   `mapstructure:"webhook-on-success" yaml:"webhook-on-success,omitempty" json:"webhook_on_success,omitempty"`
+
+	// System is set by `schedule install`: system cron or a systemd timer
+	// runs the job, and the daemon's scheduler leaves it alone.
+	System bool `mapstructure:"system" yaml:"system,omitempty" json:"system,omitempty"`
 }
 
 // Retention is applied to the job's own backups after each successful run.

@@ -371,3 +371,17 @@ func TestSchedulerRunsAndCatchesUp(t *testing.T) {
 		t.Fatalf("catch-up: calls %d->%d, records %+v", before, f.calls.Load(), recs)
 	}
 }
+
+func TestSchedulerLeavesSystemJobs(t *testing.T) {
+	f := &fakeBackup{}
+	r, _ := newRunner(t, f)
+	s := NewScheduler(context.Background(), r)
+	if err := s.Start([]Job{{Name: "cron", Schedule: "@every 1s", System: true}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	s.Stop()
+	if f.calls.Load() != 0 {
+		t.Fatalf("the daemon ran a job that system cron owns %d times", f.calls.Load())
+	}
+}

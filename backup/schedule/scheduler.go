@@ -34,7 +34,7 @@ func (s *Scheduler) Start(jobs []Job) error {
 	}
 	now := s.r.now()
 	for _, j := range jobs {
-		if !j.CatchUp {
+		if !j.CatchUp || j.System {
 			continue
 		}
 		recs, err := s.r.History.Read(j.Name)
@@ -63,6 +63,10 @@ func (s *Scheduler) Load(jobs []Job) error {
 	entries := map[string]cron.EntryID{}
 	for _, j := range jobs {
 		j := j
+		if j.System {
+			s.r.log().Info("job left to system cron or systemd", "job", j.Name)
+			continue
+		}
 		id, err := c.AddFunc(j.Spec(), func() { s.launch(j, "schedule", j.Delay()) })
 		if err != nil {
 			return err

@@ -479,16 +479,17 @@ func (o *installOptions) invocation(g *globalOptions) (schedule.Invocation, erro
 func newScheduleInstallCommand(g *globalOptions) *cobra.Command {
 	var o installOptions
 	cmd := &cobra.Command{
-		Use:   "install --cron|--systemd",
+		Use:   "install --cron|--systemd [NAME...]",
 		Short: "Let system cron or systemd timers run the jobs instead of the daemon",
 		Long: `--cron writes /etc/cron.d/mysecure, one line per job, each running
 'mysecure backup --job NAME' as root. --systemd writes a oneshot service and a
-timer per job (mysecure-backup-NAME.service/.timer). The jobs keep their
-definition in the config file, their lock and their history: run
-'schedule install' again after changing them, and remove them from the
-daemon's config (or do not run the daemon's scheduler) to avoid running a
-job twice. Without a daemon the backup needs a credential: --keyfile.`,
-		Args: noArgs,
+timer per job (mysecure-backup-NAME.service/.timer). Without names, every job.
+
+The jobs keep their definition in the config file, their lock and their
+history; install marks them 'system: true' there, so that the daemon's
+scheduler leaves them to cron ('schedule uninstall' gives them back). Run
+install again after changing a job. Without a daemon the backup needs a
+credential: --keyfile.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Cron == o.Systemd {
 				return usagef("give exactly one of --cron and --systemd")
@@ -496,22 +497,43 @@ job twice. Without a daemon the backup needs a credential: --keyfile.`,
 			if len(g.cfg.Schedules) == 0 {
 				return withHint(usagef("no schedules are configured"), "add one with 'mysecure schedule add NAME --schedule EXPR'")
 			}
+			jobs := g.cfg.Schedules
+			names := map[string]bool{}
+			if len(args) > 0 {
+				jobs = nil
+				for _, n := range args {
+					j, err := schedule.Find(g.cfg.Schedules, n)
+					if err != nil {
+						return withHint(err, "'mysecure schedule list' shows the jobs")
+					}
+					jobs = append(jobs, *j)
+					names[n] = true
+				}
+			}
 			inv, err := o.invocation(g)
 			if err != nil {
 				return err
 			}
+			// After the files are written: the daemon leaves these jobs to cron.
+			mark := func() error {
+				if err := editSchedules(g.cfg.file, func(seq *yaml.Node) error { setSystemFlag(seq, names, true); return nil }); err != nil {
+					return fmt.Errorf("wrote the files, but could not mark the jobs 'system: true' in %s: %w", g.cfg.file, err)
+				}
+				notifyDaemon(cmd.Context(), g)
+				return nil
+			}
 			if o.Cron {
-				b, err := schedule.CronD(g.cfg.Schedules, inv)
+				b, err := schedule.CronD(jobs, inv)
 				if err != nil {
 					return withHint(usagef(oneLine(err)), "")
 				}
 				if err := writeGenerated(o.CronFile, b, 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(g.cfg.Schedules))
-				return nil
+				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(jobs))
+				return mark()
 			}
-			units, err := schedule.SystemdUnits(g.cfg.Schedules, inv)
+			units, err := schedule.SystemdUnits(jobs, inv)
 			if err != nil {
 				return withHint(usagef(oneLine(err)), "")
 			}
@@ -526,7 +548,7 @@ job twice. Without a daemon the backup needs a credential: --keyfile.`,
 				}
 			}
 			g.p.noticef("enable them with: systemctl daemon-reload && systemctl enable --now %s", strings.Join(timers, " "))
-			return nil
+			return mark()
 		},
 	}
 	f := cmd.Flags()
@@ -580,6 +602,12 @@ func newScheduleUninstallCommand(g *globalOptions) *cobra.Command {
 				fmt.Fprintln(g.p.out, "nothing to remove")
 			} else if len(units) > 0 {
 				g.p.noticef("run: systemctl daemon-reload (and stop the removed timers)")
+			}
+			if g.cfg.file != "" {
+				if err := editSchedules(g.cfg.file, func(seq *yaml.Node) error { setSystemFlag(seq, nil, false); return nil }); err != nil {
+					return err
+				}
+				notifyDaemon(cmd.Context(), g)
 			}
 			return nil
 		},

@@ -150,7 +150,34 @@ func jobNode(j schedule.Job) *yaml.Node {
 	str("post-hook", j.PostHook)
 	str("webhook", j.Webhook)
 	boolean("webhook-on-success", j.WebhookOnSuccess)
+	boolean("system", j.System)
 	return m
+}
+
+// setSystemFlag sets or clears "system: true" on the named jobs (all
+// when names is empty).
+func setSystemFlag(seq *yaml.Node, names map[string]bool, on bool) {
+	for _, n := range seq.Content {
+		if n.Kind != yaml.MappingNode || (len(names) > 0 && !names[jobNameOf(n)]) {
+			continue
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "system" {
+				found = true
+				if on {
+					n.Content[i+1].Value, n.Content[i+1].Tag = "true", "!!bool"
+				} else {
+					n.Content = append(n.Content[:i], n.Content[i+2:]...)
+				}
+				break
+			}
+		}
+		if on && !found {
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "system"},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+		}
+	}
 }
 
 // editSchedules changes the schedules list of the config file atomically.
