@@ -170,7 +170,6 @@ func TestSystemdUnitsVerify(t *testing.T) {
 // fakeBackup stands in for the backup function in runner unit tests (the
 // integration tests run real backups).
 type fakeBackup struct {
-	mu      sync.Mutex
 	running atomic.Int32
 	maxRun  atomic.Int32
 	calls   atomic.Int32

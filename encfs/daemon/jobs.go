@@ -171,7 +171,8 @@ func (d *Daemon) listenJobs() (net.Listener, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("failed to listen on %s: %w", d.cfg.JobSocket, err)
 	}
-	if err := os.Chown(d.cfg.JobSocket, 0, gid); err == nil {
+	err = os.Chown(d.cfg.JobSocket, 0, gid)
+	if err == nil {
 		err = os.Chmod(d.cfg.JobSocket, 0o660)
 	}
 	if err != nil {
