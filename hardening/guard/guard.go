@@ -1,0 +1,286 @@
+// Package guard is the --skip-grant-tables guard that stands in front of
+// an encrypted mysqld/mariadbd: it removes every form of
+// skip-grant-tables the server accepts from the command line, overrides it
+// when an option file sets it, refuses --init-file outside an allow-list
+// and --bootstrap, logs each attempt, then execs the real binary with
+// everything else unchanged.
+//
+// It runs on every server start with the starter's privileges and reads
+// untrusted input (argv, option files): it must stay small, must never
+// print secrets, and must fail closed (no start) when its configuration is
+// missing or broken. It must not import cobra, viper, FUSE or crypto.
+package guard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// DefaultConfigPath is where `mysecure harden mysqld` writes the guard's
+// configuration.
+const DefaultConfigPath = "/etc/mysecure/mysqld-guard.json"
+
+// Config is the guard's configuration.
+type Config struct {
+	// RealBinary is the server to exec: its path inside the mount.
+	RealBinary string `json:"real_binary"`
+	// AuditLog receives one JSON line per attempt ("" for none).
+	AuditLog string `json:"audit_log,omitempty"`
+	// InitFileAllow lists the init files the server may run (exact
+	// absolute paths, or directory prefixes ending in "/").
+	InitFileAllow []string `json:"init_file_allow,omitempty"`
+	// Syslog also logs attempts to syslog (facility auth).
+	Syslog bool `json:"syslog,omitempty"`
+	// GlobalFiles are the option files read by default, in order
+	// (default: /etc/my.cnf, /etc/mysql/my.cnf, ~/.my.cnf).
+	GlobalFiles []string `json:"global_files,omitempty"`
+	// Version is the server's base version for its option groups
+	// (mysqld-10.11); all version groups are checked when empty.
+	Version string `json:"version,omitempty"`
+}
+
+// LoadConfig reads and checks the configuration.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("guard configuration: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("guard configuration %s: %w", path, err)
+	}
+	if !filepath.IsAbs(c.RealBinary) {
+		return nil, fmt.Errorf("guard configuration %s: real_binary must be an absolute path", path)
+	}
+	return &c, nil
+}
+
+// Finding is one attempt the guard acted on.
+type Finding struct {
+	Source string `json:"source"` // "argv" or FILE:LINE
+	Option string `json:"option"` // as written
+	Action string `json:"action"` // removed, overridden, refused
+	Reason string `json:"reason"`
+}
+
+const skipGrant = "skip-grant-tables"
+
+// minSkipGrantPrefix is the shortest unique prefix of skip-grant-tables
+// among mariadbd 10.11's options ("skip-g" is ambiguous), checked against
+// the real server in the tests. Shorter names are not this option.
+const minSkipGrantPrefix = "skip-gr"
+
+// normName canonicalizes an option name as the server compares it:
+// case-insensitive, '_' as '-', without "--", "loose-" and "enable-".
+func normName(name string) string {
+	n := strings.ToLower(strings.TrimSpace(strings.TrimLeft(name, "-")))
+	n = strings.ReplaceAll(n, "_", "-")
+	for {
+		switch {
+		case strings.HasPrefix(n, "loose-"):
+			n = n[len("loose-"):]
+		case strings.HasPrefix(n, "enable-"):
+			n = n[len("enable-"):]
+		default:
+			return n
+		}
+	}
+}
+
+// IsSkipGrant reports whether an option name (from argv without its
+// value, or from an option file) names skip-grant-tables in any form the
+// server accepts. Negations (--skip-skip-grant-tables,
+// --disable-skip-grant-tables) are not.
+func IsSkipGrant(name string) bool {
+	n := normName(name)
+	return len(n) >= len(minSkipGrantPrefix) && strings.HasPrefix(skipGrant, n)
+}
+
+// isInitFile: init-file and its unique prefixes ("init-f"...).
+func isInitFile(name string) bool {
+	n := normName(name)
+	return len(n) >= len("init-f") && strings.HasPrefix("init-file", n)
+}
+
+// isBootstrap: --bootstrap runs SQL from stdin with no privilege checks.
+func isBootstrap(name string) bool {
+	n := normName(name)
+	return len(n) >= len("bootstrap") && strings.HasPrefix("bootstrap", n)
+}
+
+func (c *Config) initAllowed(p string) bool {
+	if p == "" {
+		return true
+	}
+	clean := filepath.Clean(p)
+	for _, a := range c.InitFileAllow {
+		if strings.HasSuffix(a, "/") {
+			if strings.HasPrefix(clean, a) && len(clean) > len(a) {
+				return true
+			}
+			continue
+		}
+		if clean == filepath.Clean(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrRefused: the server must not start with these options.
+var ErrRefused = errors.New("refused")
+
+// Filter returns the arguments to exec (argv without argv[0]) and what it
+// did. The result always ends with --skip-grant-tables=0, which wins over
+// every earlier form on the command line or in option files (the server
+// applies options in order, files first), so even a form this code does not
+// recognize cannot take effect.
+func (c *Config) Filter(args []string, home string) ([]string, []Finding, error) {
+	var out []string
+	var fs []Finding
+	lastInit := "" // the effective init file from argv
+	for _, a := range args {
+		if !strings.HasPrefix(a, "--") {
+			out = append(out, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(a[2:], "=")
+		switch {
+		case IsSkipGrant(name):
+			fs = append(fs, Finding{Source: "argv", Option: a, Action: "removed", Reason: "skip-grant-tables disables all privilege checks"})
+			continue
+		case isBootstrap(name):
+			fs = append(fs, Finding{Source: "argv", Option: a, Action: "refused", Reason: "--bootstrap runs SQL with no privilege checks"})
+			return nil, fs, fmt.Errorf("%w: --bootstrap runs SQL with no privilege checks", ErrRefused)
+		case isInitFile(name):
+			if !hasValue || !c.initAllowed(value) {
+				fs = append(fs, Finding{Source: "argv", Option: a, Action: "removed", Reason: "init file not in the allow-list"})
+				continue
+			}
+			lastInit = value
+		}
+		out = append(out, a)
+	}
+	// Option files: find what they set, for the log, and override.
+	files, groups := c.optionFiles(args, home)
+	fileInit := ""
+	for _, f := range files {
+		for _, o := range readOptions(f, groups) {
+			switch {
+			case IsSkipGrant(o.Name) && !isFalse(o.Value, o.HasValue):
+				fs = append(fs, Finding{Source: fmt.Sprintf("%s:%d", o.File, o.Line), Option: o.Name, Action: "overridden", Reason: "skip-grant-tables disables all privilege checks"})
+			case isBootstrap(o.Name):
+				fs = append(fs, Finding{Source: fmt.Sprintf("%s:%d", o.File, o.Line), Option: o.Name, Action: "refused", Reason: "bootstrap runs SQL with no privilege checks"})
+				return nil, fs, fmt.Errorf("%w: %s:%d sets bootstrap", ErrRefused, o.File, o.Line)
+			case isInitFile(o.Name):
+				fileInit = o.Value
+				if !c.initAllowed(o.Value) {
+					fs = append(fs, Finding{Source: fmt.Sprintf("%s:%d", o.File, o.Line), Option: o.Name + "=" + o.Value, Action: "overridden", Reason: "init file not in the allow-list"})
+				}
+			}
+		}
+	}
+	if lastInit == "" && fileInit != "" && !c.initAllowed(fileInit) {
+		out = append(out, "--init-file=")
+	}
+	out = append(out, "--skip-grant-tables=0")
+	return out, fs, nil
+}
+
+func isFalse(v string, has bool) bool {
+	if !has {
+		return false
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "0", "off", "false":
+		return true
+	}
+	// The server treats other values than 1/on/true as false too
+	// (checked against mariadbd in the tests); report them anyway.
+	return false
+}
+
+// optionFiles lists the files the server reads for args, and its groups.
+func (c *Config) optionFiles(args []string, home string) ([]string, []string) {
+	globals := c.GlobalFiles
+	if len(globals) == 0 {
+		globals = []string{"/etc/my.cnf", "/etc/mysql/my.cnf", "~/.my.cnf"}
+	}
+	var defaultsFile, extraFile, suffix string
+	noDefaults := false
+	// Only leading arguments select files (as in the server).
+	for _, a := range args {
+		name, value, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		switch strings.ReplaceAll(strings.ToLower(name), "_", "-") {
+		case "no-defaults":
+			noDefaults = true
+		case "defaults-file":
+			defaultsFile = value
+		case "defaults-extra-file":
+			extraFile = value
+		case "defaults-group-suffix":
+			suffix = value
+		default:
+			goto done
+		}
+	}
+done:
+	if suffix == "" {
+		suffix = os.Getenv("MYSQL_GROUP_SUFFIX")
+	}
+	groups := c.groups()
+	if suffix != "" {
+		groups = withSuffix(suffix, groups)
+	}
+	if noDefaults {
+		return nil, groups
+	}
+	expand := func(p string) string {
+		if strings.HasPrefix(p, "~/") {
+			if home == "" {
+				return ""
+			}
+			return filepath.Join(home, p[2:])
+		}
+		return p
+	}
+	if defaultsFile != "" {
+		return []string{defaultsFile}, groups
+	}
+	var files []string
+	for _, g := range globals {
+		if g == "~/.my.cnf" && extraFile != "" {
+			files = append(files, extraFile)
+		}
+		if p := expand(g); p != "" {
+			files = append(files, p)
+		}
+	}
+	if extraFile != "" && !slices.Contains(files, extraFile) {
+		files = append(files, extraFile)
+	}
+	return files, groups
+}
+
+func (c *Config) groups() []string {
+	if c.Version != "" {
+		return []string{"mysqld", "server", "mysqld-" + c.Version, "mariadb", "mariadb-" + c.Version, "mariadbd", "mariadbd-" + c.Version, "client-server", "galera"}
+	}
+	return nil // every group that looks like a server group: see serverGroup
+}
+
+func withSuffix(suffix string, groups []string) []string {
+	if groups == nil {
+		return nil
+	}
+	out := append([]string(nil), groups...)
+	for _, g := range groups {
+		out = append(out, g+suffix)
+	}
+	return out
+}

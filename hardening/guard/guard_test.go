@@ -1,0 +1,195 @@
+package guard
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// effective asks the real server what its options amount to.
+func effective(t *testing.T, args ...string) (skipGrant bool, initFile string) {
+	t.Helper()
+	out, err := exec.Command("mariadbd", append(args, "--help", "--verbose")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mariadbd %v: %v\n%s", args, err, out)
+	}
+	m := regexp.MustCompile(`(?m)^skip-grant-tables\s+(\S+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no skip-grant-tables in the help of mariadbd %v", args)
+	}
+	im := regexp.MustCompile(`(?m)^init-file[ \t]*([^\n]*)$`).FindSubmatch(out)
+	if im != nil {
+		initFile = strings.TrimSpace(string(im[1]))
+		if strings.HasPrefix(initFile, "(No default") {
+			initFile = ""
+		}
+	}
+	return string(m[1]) == "TRUE", initFile
+}
+
+var forms = []string{
+	"--skip-grant-tables", "--skip_grant_tables", "--SKIP-GRANT-TABLES", "--Skip_Grant-Tables",
+	"--skip-grant-tables=1", "--skip-grant-tables=ON", "--skip-grant-tables=on", "--skip-grant-tables=TRUE", "--skip-grant-tables=true",
+	"--skip-grant", "--skip-grant-t", "--skip-gr", "--skip_gr",
+	"--loose-skip-grant-tables", "--loose_skip_grant", "--loose-skip-gr=1",
+	"--enable-skip-grant-tables", "--enable-skip-grant", "--enable_skip_gr", "--loose-enable-skip-grant-tables=ON",
+}
+
+func TestArgvForms(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}}
+	for _, f := range forms {
+		t.Run(f, func(t *testing.T) {
+			if on, _ := effective(t, "--no-defaults", f); !on {
+				t.Fatalf("the server does not take %q as skip-grant-tables: the test proves nothing", f)
+			}
+			out, fs, err := c.Filter([]string{"--no-defaults", "--port=3307", f, "--user=mysql"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if on, _ := effective(t, out...); on {
+				t.Fatalf("after the guard %v still disables the grant tables", out)
+			}
+			if len(fs) != 1 || fs[0].Action != "removed" || fs[0].Option != f {
+				t.Fatalf("findings %+v", fs)
+			}
+			if strings.Join(out[:3], " ") != "--no-defaults --port=3307 --user=mysql" {
+				t.Fatalf("other arguments changed: %v", out)
+			}
+		})
+	}
+	// Not the option: left alone.
+	for _, f := range []string{"--skip-g", "--skip-grant-tables=0", "--skip-skip-grant-tables", "--disable-skip-grant-tables", "--skip-name-resolve"} {
+		if strings.HasPrefix(f, "--skip-g") && f != "--skip-g" {
+			continue
+		}
+		out, fs, _ := c.Filter([]string{f}, "")
+		if len(fs) != 0 || out[0] != f {
+			t.Errorf("%s: %v %+v", f, out, fs)
+		}
+	}
+}
+
+func TestOptionFileForms(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	inc := write("inc/extra.cnf", "[mysqld]\nloose_skip_grant\n")
+	incdir := filepath.Join(dir, "conf.d")
+	write("conf.d/50-x.cnf", "[mariadb]\nenable-skip-grant-tables=ON\n")
+	cases := []struct {
+		name string
+		args func() []string
+		home string
+	}{
+		{"defaults-file", func() []string {
+			return []string{"--defaults-file=" + write("a.cnf", "[mysqld]\nskip-grant-tables\n")}
+		}, ""},
+		{"defaults-file server group", func() []string {
+			return []string{"--defaults-file=" + write("b.cnf", "[server]\nskip_grant_tables = 1\n")}
+		}, ""},
+		{"defaults-extra-file", func() []string {
+			return []string{"--defaults-extra-file=" + write("c.cnf", "[mysqld-10.11]\nSkip-Grant\n")}
+		}, ""},
+		{"group suffix", func() []string {
+			return []string{"--defaults-file=" + write("d.cnf", "[mysqld]\nport=3307\n[mysqld_evil]\nskip-grant-tables\n"), "--defaults-group-suffix=_evil"}
+		}, ""},
+		{"include", func() []string {
+			return []string{"--defaults-file=" + write("e.cnf", "[mysqld]\n!include "+inc+"\n")}
+		}, ""},
+		{"includedir", func() []string {
+			return []string{"--defaults-file=" + write("f.cnf", "!includedir "+incdir+"\n")}
+		}, ""},
+		{"home my.cnf", func() []string {
+			write("home/.my.cnf", "[mariadbd]\nskip-grant-tables=TRUE\n")
+			return nil
+		}, filepath.Join(dir, "home")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args()
+			c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent/my.cnf", "~/.my.cnf"}}
+			env := os.Getenv("HOME")
+			if tc.home != "" {
+				os.Setenv("HOME", tc.home)
+				defer os.Setenv("HOME", env)
+			}
+			if on, _ := effective(t, args...); !on && tc.home == "" {
+				t.Fatalf("the server does not see skip-grant-tables in %v: the test proves nothing", args)
+			}
+			out, fs, err := c.Filter(args, tc.home)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if on, _ := effective(t, out...); on {
+				t.Fatalf("after the guard %v still disables the grant tables", out)
+			}
+			if len(fs) == 0 || fs[0].Action != "overridden" || !strings.Contains(fs[0].Source, ".cnf:") {
+				t.Fatalf("findings %+v", fs)
+			}
+		})
+	}
+}
+
+func TestInitFileAndBootstrap(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	dir := t.TempDir()
+	c := &Config{RealBinary: "/x", InitFileAllow: []string{"/etc/mysql/init.sql", "/run/mysecure/init/"}, GlobalFiles: []string{"/nonexistent"}}
+	out, fs, _ := c.Filter([]string{"--no-defaults", "--init-file=/tmp/evil.sql"}, "")
+	if _, init := effective(t, out...); init != "" || len(fs) != 1 {
+		t.Fatalf("a foreign init file survived: %v %q %+v", out, init, fs)
+	}
+	out, fs, _ = c.Filter([]string{"--no-defaults", "--init_f=/etc/mysql/init.sql"}, "")
+	if _, init := effective(t, out...); init != "/etc/mysql/init.sql" || len(fs) != 0 {
+		t.Fatalf("an allowed init file was removed: %v %q", out, init)
+	}
+	for _, bad := range []string{"/run/mysecure/init/../../../tmp/x", "/run/mysecure/init", "/etc/mysql/init.sql.bak"} {
+		if c.initAllowed(bad) {
+			t.Errorf("%s allowed", bad)
+		}
+	}
+	f := filepath.Join(dir, "i.cnf")
+	os.WriteFile(f, []byte("[mysqld]\ninit-file=/tmp/evil.sql\n"), 0o644)
+	out, fs, _ = c.Filter([]string{"--defaults-file=" + f}, "")
+	if _, init := effective(t, out...); init != "" || len(fs) != 1 {
+		t.Fatalf("an init file from an option file survived: %v %q %+v", out, init, fs)
+	}
+	if _, _, err := c.Filter([]string{"--bootstrap"}, ""); !errors.Is(err, ErrRefused) {
+		t.Fatalf("--bootstrap: %v", err)
+	}
+}
+
+func FuzzFilter(f *testing.F) {
+	f.Add("--skip-grant-tables", "--init-file=/x")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}}
+		out, _, err := c.Filter([]string{"--no-defaults", a, b}, "")
+		if err != nil {
+			return
+		}
+		if out[len(out)-1] != "--skip-grant-tables=0" {
+			t.Fatalf("the override is not last: %v", out)
+		}
+		for _, o := range out[:len(out)-1] {
+			if strings.HasPrefix(o, "--") {
+				name, _, _ := strings.Cut(o[2:], "=")
+				if IsSkipGrant(name) {
+					t.Fatalf("%q kept", o)
+				}
+			}
+		}
+	})
+}

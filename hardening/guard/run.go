@@ -1,0 +1,122 @@
+package guard
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/syslog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// SighupFlag, as the only argument, makes the guard send SIGHUP (reload
+// the grant tables) to running servers that were started with grants
+// disabled, instead of starting one.
+const SighupFlag = "--mysecure-guard-sighup"
+
+// Main is the guard's program: it returns an exit code only when it does
+// not exec the server.
+func Main(argv []string, stderr io.Writer) int {
+	path := DefaultConfigPath
+	if p := os.Getenv("MYSECURE_GUARD_CONFIG"); p != "" {
+		path = p
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "mysecure-guard: error: %v; not starting the server\n", err)
+		fmt.Fprintf(stderr, "mysecure-guard: hint: 'mysecure harden mysqld' writes it; 'mysecure harden mysqld --undo' restores the plain setup\n")
+		return 1
+	}
+	if len(argv) == 2 && argv[1] == SighupFlag {
+		return cfg.sighup(stderr)
+	}
+	args, fs, ferr := cfg.Filter(argv[1:], os.Getenv("HOME"))
+	for _, f := range fs {
+		cfg.log(f, stderr)
+	}
+	if ferr != nil {
+		fmt.Fprintf(stderr, "mysecure-guard: error: %v; not starting the server\n", ferr)
+		return 1
+	}
+	// argv[0] stays what the starter used; environment and open file
+	// descriptors are inherited unchanged.
+	err = syscall.Exec(cfg.RealBinary, append([]string{argv[0]}, args...), os.Environ())
+	fmt.Fprintf(stderr, "mysecure-guard: error: cannot run the server %s: %v\n", cfg.RealBinary, err)
+	if err == syscall.EACCES {
+		fmt.Fprintf(stderr, "mysecure-guard: hint: the mount's rules allow only the genuine guard to read the server binary: is this guard modified, or the mount down?\n")
+	}
+	return 1
+}
+
+type record struct {
+	Time     time.Time `json:"time"`
+	Decision string    `json:"decision"`
+	Pid      int       `json:"pid"`
+	Uid      int       `json:"uid"`
+	Program  string    `json:"program"`
+	Finding
+}
+
+func (c *Config) log(f Finding, stderr io.Writer) {
+	msg := fmt.Sprintf("%s %q from %s: %s", f.Action, f.Option, f.Source, f.Reason)
+	fmt.Fprintf(stderr, "mysecure-guard: %s\n", msg)
+	if c.AuditLog != "" {
+		b, _ := json.Marshal(record{Time: time.Now().UTC(), Decision: "guard-" + f.Action, Pid: os.Getpid(), Uid: os.Getuid(), Program: "mysqld-guard", Finding: f})
+		if af, err := os.OpenFile(c.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+			af.Write(append(b, '\n'))
+			af.Close()
+		} else {
+			fmt.Fprintf(stderr, "mysecure-guard: cannot write the audit log %s: %v\n", c.AuditLog, err)
+		}
+	}
+	if c.Syslog {
+		if w, err := syslog.New(syslog.LOG_AUTH|syslog.LOG_WARNING, "mysecure-guard"); err == nil {
+			w.Warning(msg)
+			w.Close()
+		}
+	}
+}
+
+// sighup signals servers started with grants disabled (on their command
+// line) to reload the grant tables.
+func (c *Config) sighup(stderr io.Writer) int {
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	n := 0
+	for _, p := range pids {
+		exe, err := os.Readlink(p + "/exe")
+		if err != nil {
+			continue
+		}
+		base := filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
+		if base != "mariadbd" && base != "mysqld" && exe != c.RealBinary {
+			continue
+		}
+		b, err := os.ReadFile(p + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0})
+		for _, a := range args[1:] {
+			s := string(a)
+			if !strings.HasPrefix(s, "--") {
+				continue
+			}
+			name, _, _ := strings.Cut(s[2:], "=")
+			if IsSkipGrant(name) {
+				pid, _ := strconv.Atoi(filepath.Base(p))
+				if err := syscall.Kill(pid, syscall.SIGHUP); err == nil {
+					n++
+					c.log(Finding{Source: "pid " + filepath.Base(p), Option: s, Action: "reloaded", Reason: "sent SIGHUP to reload the grant tables"}, stderr)
+				}
+				break
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "mysecure-guard: %d server(s) signalled\n", n)
+	return 0
+}
