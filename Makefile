@@ -13,6 +13,7 @@ all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mysecure
+	$(GO) build -o bin/mysqld-guard ./cmd/mysqld-guard
 
 # Debian packages (fuse3, mariadb, sshd, gocryptfs, sysbench, ...) and Go modules.
 deps:

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -31,3 +32,5 @@ func runShell(env []string, line string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+func fmtInt(n int) string { return strconv.Itoa(n) }

@@ -37,6 +37,12 @@ func TestMain(m *testing.M) {
 		os.Stderr.Write(out)
 		panic(err)
 	}
+	// The guard `harden mysqld` installs, found next to mysecure.
+	out, err = exec.Command("go", "build", "-o", filepath.Join(dir, "mysqld-guard"), "../cmd/mysqld-guard").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

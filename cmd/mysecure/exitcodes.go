@@ -12,6 +12,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/hardening"
 )
 
 // Exit codes are an interface: cron jobs and monitoring read them. Keep
@@ -105,6 +106,8 @@ func classify(err error) (code int, hint string) {
 	}
 	var ue *usageError
 	switch {
+	case errors.Is(err, hardening.ErrHardened):
+		return exitFile, "'mysecure harden mysqld --undo' restores the plain setup"
 	case errors.Is(err, errStale):
 		return exitStale, ""
 	case errors.Is(err, schedule.ErrInvalid):

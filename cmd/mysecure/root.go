@@ -245,6 +245,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newBackupCommand(g),
 		newRestoreCommand(g),
 		newScheduleCommand(g),
+		newHardenCommand(g),
 	)
 	return root
 }

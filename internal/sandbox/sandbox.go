@@ -36,6 +36,9 @@ type Options struct {
 	User string
 	// Args are extra server options (e.g. "--innodb-flush-log-at-trx-commit=1").
 	Args []string
+	// Defaults replace the leading "--no-defaults" (e.g.
+	// "--defaults-file=F"); they must come first on the command line.
+	Defaults []string
 }
 
 // Server is a running sandbox server.
@@ -147,18 +150,23 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: o, Socket: filepath.Join(o.Dir, "mysqld.sock"), Port: port, exited: make(chan error, 1)}
-	args := append([]string{"--no-defaults",
-		"--datadir=" + o.DataDir,
-		"--socket=" + s.Socket,
-		"--port=" + strconv.Itoa(port),
+	lead := []string{"--no-defaults"}
+	if o.Defaults != nil {
+		lead = o.Defaults
+	}
+	args := append(append([]string(nil), lead...),
+		"--datadir="+o.DataDir,
+		"--socket="+s.Socket,
+		"--port="+strconv.Itoa(port),
 		"--bind-address=127.0.0.1",
-		"--pid-file=" + filepath.Join(o.Dir, "mysqld.pid"),
-		"--log-error=" + filepath.Join(o.Dir, "error.log"),
-		"--user=" + o.User,
+		"--pid-file="+filepath.Join(o.Dir, "mysqld.pid"),
+		"--log-error="+filepath.Join(o.Dir, "error.log"),
+		"--user="+o.User,
 		"--innodb-buffer-pool-size=64M",
 		"--innodb-log-file-size=48M",
 		"--skip-name-resolve",
-	}, o.Args...)
+	)
+	args = append(args, o.Args...)
 	s.cmd = exec.Command(o.Binary, args...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {

@@ -1,0 +1,246 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mysecure/mysecure/internal/sandbox"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// hardenEnv is a mount, a private copy of the server binary laid out like
+// a system (R/usr/sbin/mariadbd, a systemd unit, a conf.d directory) and
+// an initialized datadir: harden works on the copy, never on the
+// machine's own /usr/sbin/mariadbd (other tests run it).
+type hardenEnv struct {
+	*mountEnv
+	root, bin, datadir, guardCfg, state string
+	flags                                []string
+}
+
+func newHardenEnv(t *testing.T) *hardenEnv {
+	t.Helper()
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
+	m := newMount(t)
+	h := &hardenEnv{mountEnv: m, root: filepath.Join(m.dir, "root")}
+	h.bin = filepath.Join(h.root, "usr", "sbin", "mariadbd")
+	h.datadir = filepath.Join(h.root, "var", "lib", "mysql")
+	h.guardCfg = filepath.Join(h.root, "etc", "mysecure", "mysqld-guard.json")
+	h.state = filepath.Join(h.root, "etc", "mysecure", "harden-mysqld.json")
+	for _, d := range []string{filepath.Dir(h.bin), filepath.Dir(h.datadir), filepath.Join(h.root, "lib", "systemd", "system"), filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d"), filepath.Join(h.root, "copy")} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.Chmod(h.root, 0o755)
+	sys, err := exec.LookPath("mariadbd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, sys, h.bin, 0o755)
+	copyFile(t, sys, filepath.Join(h.root, "copy", "mariadbd"), 0o755)
+	unit, err := os.ReadFile("/lib/systemd/system/mariadb.service")
+	if err != nil {
+		unit = []byte("[Unit]\nDescription=MariaDB\n[Service]\nType=notify\nExecStart=/usr/sbin/mariadbd $MYSQLD_OPTS\n")
+	}
+	os.WriteFile(filepath.Join(h.root, "lib", "systemd", "system", "mariadb.service"), []byte(strings.ReplaceAll(string(unit), "/usr/sbin/mariadbd", h.bin)), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	o := sandbox.Options{Dir: filepath.Join(m.dir, "srv"), DataDir: h.datadir}
+	if err := sandbox.Init(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	// Users and data before hardening.
+	s := startSandbox(t, o)
+	if out, err := s.Client(ctx, "CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'App-Pw-1'; GRANT ALL ON shop.* TO 'app'@'127.0.0.1'; CREATE DATABASE shop; CREATE TABLE shop.t (v VARCHAR(20)); INSERT INTO shop.t VALUES ('before-harden');"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.flags = []string{"--binary", h.bin, "--datadir", h.datadir, "--guard-config", h.guardCfg, "--state", h.state,
+		"--unit-dirs", filepath.Join(h.root, "lib", "systemd", "system"), "--dropin-dir", filepath.Join(h.root, "etc", "systemd", "system"),
+		"--cnf-dir", filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d")}
+	t.Setenv("MYSECURE_GUARD_CONFIG", h.guardCfg)
+	return h
+}
+
+func (h *hardenEnv) harden(want int, extra ...string) string {
+	h.t.Helper()
+	return h.ms(want, append(append([]string{"harden", "mysqld"}, h.flags...), append(extra, h.creds()...)...)...)
+}
+
+// start runs the server through bin with opts, or returns the error.
+func (h *hardenEnv) start(bin string, defaults []string, args ...string) (*sandbox.Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s, err := sandbox.Start(ctx, sandbox.Options{Dir: filepath.Join(h.dir, "srv"), DataDir: h.datadir, Binary: bin, Defaults: defaults, Args: args})
+	if err == nil {
+		h.t.Cleanup(func() {
+			if !s.Exited() {
+				s.Stop()
+			}
+		})
+	}
+	return s, err
+}
+
+func login(s *sandbox.Server, user, pw string) error {
+	dsn := user
+	if pw != "" {
+		dsn += ":" + pw
+	}
+	db, err := sql.Open("mysql", dsn+"@tcp(127.0.0.1:"+itoa(s.Port)+")/")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Ping()
+}
+
+func itoa(n int) string { return fmtInt(n) }
+
+func TestHardenMysqld(t *testing.T) {
+	h := newHardenEnv(t)
+	wrapper := h.bin + "-guard"
+
+	// --dry-run changes nothing.
+	out := h.harden(0, "--dry-run")
+	if !strings.Contains(out, "encrypt the server binary") || !strings.Contains(out, "ALLOW @mysql * "+filepath.Join(h.mnt, "protected", h.bin)) {
+		t.Fatalf("dry run: %s", out)
+	}
+	if fi, err := os.Lstat(h.bin); err != nil || !fi.Mode().IsRegular() {
+		t.Fatal("--dry-run changed the binary")
+	}
+	if _, err := os.Stat(wrapper); err == nil {
+		t.Fatal("--dry-run installed the guard")
+	}
+
+	h.harden(0)
+	if fi, _ := os.Lstat(h.bin); fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("the binary was not moved into the mount")
+	}
+	if fi, _ := os.Lstat(h.datadir); fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("the datadir was not moved into the mount")
+	}
+	dropIn, err := os.ReadFile(filepath.Join(h.root, "etc", "systemd", "system", "mariadb.service.d", "mysecure-guard.conf"))
+	if err != nil || !strings.Contains(string(dropIn), "exec "+wrapper+" $MYSQLD_OPTS") || !strings.Contains(string(dropIn), "ExecStart=\n") {
+		t.Fatalf("systemd drop-in: %s %v", dropIn, err)
+	}
+	cnf, err := os.ReadFile(filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d", "99-mysecure-guard.cnf"))
+	if err != nil || !strings.Contains(string(cnf), "[mysqld_safe]\nmysqld = mariadbd-guard") {
+		t.Fatalf("cnf: %s %v", cnf, err)
+	}
+	h.harden(6) // twice: refused
+
+	// A normal start through the wrapper: clients log in with passwords,
+	// nobody without.
+	s, err := h.start(wrapper, nil)
+	if err != nil {
+		t.Fatalf("start through the guard: %v", err)
+	}
+	if err := login(s, "app", "App-Pw-1"); err != nil {
+		t.Fatalf("app login: %v", err)
+	}
+	if err := login(s, "intruder", ""); err == nil || !strings.Contains(err.Error(), "Access denied") {
+		t.Fatalf("a passwordless login was not refused: %v", err)
+	}
+	s.Stop()
+
+	// Every way of passing skip-grant-tables: still refused, and logged.
+	dir := filepath.Join(h.dir, "cnf")
+	os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755)
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	write("conf.d/10-evil.cnf", "[mariadbd]\nenable-skip-grant-tables=ON\n")
+	inc := write("inc.cnf", "[mysqld]\nloose_skip_grant\n")
+	cases := []struct {
+		name     string
+		defaults []string
+		args     []string
+	}{
+		{"argv", nil, []string{"--skip-grant-tables"}},
+		{"argv underscores and value", nil, []string{"--skip_grant_tables=ON"}},
+		{"argv prefix", nil, []string{"--skip-gr"}},
+		{"argv loose enable", nil, []string{"--loose-enable-skip-grant=1"}},
+		{"defaults-file", []string{"--defaults-file=" + write("a.cnf", "[mysqld]\nskip-grant-tables\n")}, nil},
+		{"defaults-extra-file", []string{"--no-defaults=0", "--defaults-extra-file=" + write("b.cnf", "[server]\nSkip_Grant_Tables = TRUE\n")}, nil},
+		{"include", []string{"--defaults-file=" + write("c.cnf", "[mysqld]\n!include "+inc+"\n")}, nil},
+		{"includedir", []string{"--defaults-file=" + write("d.cnf", "!includedir "+filepath.Join(dir, "conf.d")+"\n")}, nil},
+		{"group suffix", []string{"--defaults-file=" + write("e.cnf", "[mysqld]\nport=1\n[mysqld_x]\nskip-grant-tables\n"), "--defaults-group-suffix=_x"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defaults := tc.defaults
+			if len(defaults) > 0 && defaults[0] == "--no-defaults=0" {
+				defaults = defaults[1:]
+			}
+			before, _ := os.ReadFile(h.audit)
+			s, err := h.start(wrapper, defaults, tc.args...)
+			if err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			defer s.Stop()
+			if err := login(s, "intruder", ""); err == nil || !strings.Contains(err.Error(), "Access denied") {
+				t.Fatalf("skip-grant-tables took effect: passwordless login %v", err)
+			}
+			if err := login(s, "app", "App-Pw-1"); err != nil {
+				t.Fatalf("app login: %v", err)
+			}
+			after, _ := os.ReadFile(h.audit)
+			if !strings.Contains(string(after[len(before):]), `"decision":"guard-`) {
+				t.Fatalf("the attempt was not logged in the audit log:\n%s", after[len(before):])
+			}
+		})
+	}
+
+	// Tampering: the real binary run directly, a copy of it, a modified guard.
+	if out, err := exec.Command(h.bin, "--version").CombinedOutput(); err == nil {
+		t.Fatalf("the encrypted binary ran directly: %s", out)
+	}
+	if s, err := h.start(filepath.Join(h.root, "copy", "mariadbd"), nil); err == nil {
+		s.Stop()
+		t.Fatal("a copy of the server binary started on the encrypted datadir")
+	}
+	orig, _ := os.ReadFile(wrapper)
+	os.WriteFile(wrapper, append(append([]byte(nil), orig...), 0), 0o755)
+	if s, err := h.start(wrapper, nil); err == nil {
+		s.Stop()
+		t.Fatal("a modified guard started the server")
+	} else if !strings.Contains(err.Error(), "Permission denied") && !strings.Contains(err.Error(), "permission denied") && !strings.Contains(err.Error(), "exited during start") {
+		t.Fatalf("modified guard: %v", err)
+	}
+	os.WriteFile(wrapper, orig, 0o755)
+
+	// --undo: a plain setup that starts and serves the same data.
+	h.harden(0, "--undo")
+	for _, p := range []string{wrapper, h.guardCfg, h.state, filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d", "99-mysecure-guard.cnf"), filepath.Join(h.root, "etc", "systemd", "system", "mariadb.service.d")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("left after --undo: %s", p)
+		}
+	}
+	for _, p := range []string{h.bin, h.datadir} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			t.Fatalf("%s not restored: %v", p, err)
+		}
+	}
+	if rules := h.ms(0, "acl", "list"); strings.Contains(rules, "@protected") {
+		t.Fatalf("rules left after --undo:\n%s", rules)
+	}
+	s, err = h.start(h.bin, nil)
+	if err != nil {
+		t.Fatalf("plain start after --undo: %v", err)
+	}
+	ctx := context.Background()
+	if out, err := s.Client(ctx, "SELECT v FROM shop.t"); err != nil || !strings.Contains(out, "before-harden") {
+		t.Fatalf("data after --undo: %q %v", out, err)
+	}
+	h.ms(6, append(append([]string{"harden", "mysqld"}, h.flags...), "--undo")...)
+}
