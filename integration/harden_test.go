@@ -21,7 +21,7 @@ import (
 type hardenEnv struct {
 	*mountEnv
 	root, bin, datadir, guardCfg, state string
-	flags                                []string
+	flags                               []string
 }
 
 func newHardenEnv(t *testing.T) *hardenEnv {
