@@ -176,7 +176,7 @@ func Detect(o Options) (*Plan, error) {
 		fmt.Sprintf("ALLOW @protected %s %s", rel, p.Wrapper),
 		fmt.Sprintf("ALLOW @mysql * %s", p.MountBinary),
 	}
-	p.Guard = guard.Config{RealBinary: p.MountBinary, AuditLog: o.AuditLog, InitFileAllow: o.InitAllow, Syslog: true, Version: p.Version}
+	p.Guard = guard.Config{RealBinary: p.MountBinary, OriginalBinary: bin, AuditLog: o.AuditLog, InitFileAllow: o.InitAllow, Syslog: true, Version: p.Version}
 
 	// How is it started?
 	cnfDir := o.CnfDir

@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,4 +245,88 @@ func TestHardenMysqld(t *testing.T) {
 		t.Fatalf("data after --undo: %q %v", out, err)
 	}
 	h.ms(6, append(append([]string{"harden", "mysqld"}, h.flags...), "--undo")...)
+}
+
+// TestHardenResetRootPassword: with the master credential the password is
+// reset through the init-file path and the server comes back; with a
+// wrong one nothing changes.
+func TestHardenResetRootPassword(t *testing.T) {
+	h := newHardenEnv(t)
+	h.harden(0)
+	s, err := h.start(h.bin+"-guard", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(h.dir, "srv", "mysqld.pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGTERM)
+				for i := 0; i < 300 && syscall.Kill(pid, 0) == nil; i++ {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}
+	})
+	pw := filepath.Join(h.dir, "newpw")
+	os.WriteFile(pw, []byte(`N3w'Pw"\🔐`), 0o600)
+	os.WriteFile(filepath.Join(h.dir, "wrongsalt"), []byte("not the salt\n"), 0o600)
+	args := []string{"harden", "reset-root-password", "--user", "app@127.0.0.1", "--password-file", pw, "--state", h.state}
+	h.ms(3, append(args, "--passphrase-file", filepath.Join(h.dir, "pass"), "--salt-file", filepath.Join(h.dir, "wrongsalt"))...)
+	if s.Exited() {
+		t.Fatal("a wrong credential stopped the server")
+	}
+	if err := login(s, "app", "App-Pw-1"); err != nil {
+		t.Fatalf("a wrong credential changed the password: %v", err)
+	}
+	out := h.ms(0, append(args, h.creds()...)...)
+	if !strings.Contains(out, "password of app@127.0.0.1 set") || !strings.Contains(out, "server started again") {
+		t.Fatalf("reset: %s", out)
+	}
+	if err := login(s, "app", `N3w'Pw"\🔐`); err != nil {
+		t.Fatalf("login with the new password after the reset: %v", err)
+	}
+	if err := login(s, "app", "App-Pw-1"); err == nil {
+		t.Fatal("the old password still works")
+	}
+	if err := login(s, "intruder", ""); err == nil {
+		t.Fatal("the restarted server lets anyone in")
+	}
+	if rules := h.ms(0, "acl", "list"); strings.Contains(rules, binary) || strings.Count(rules, "@protected") != 1 {
+		t.Fatalf("the temporary rule was not removed:\n%s", rules)
+	}
+}
+
+// TestGuardSighup: a server started with grants disabled (before the
+// guard existed) is told to reload them.
+func TestGuardSighup(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	sys, _ := exec.LookPath("mariadbd")
+	bin := filepath.Join(dir, "mariadbd")
+	copyFile(t, sys, bin, 0o755)
+	o := sandbox.Options{Dir: filepath.Join(dir, "srv")}
+	startSandbox(t, o).Stop()
+	o.Binary, o.Args = bin, []string{"--skip-grant-tables"}
+	s := startSandbox(t, o)
+	if err := login(s, "intruder", ""); err != nil {
+		t.Fatalf("grants should be off before the SIGHUP: %v", err)
+	}
+	cfg := filepath.Join(dir, "guard.json")
+	audit := filepath.Join(dir, "audit.log")
+	os.WriteFile(cfg, []byte(`{"real_binary":"/nonexistent/mariadbd","original_binary":"`+bin+`","audit_log":"`+audit+`"}`), 0o644)
+	guard := filepath.Join(filepath.Dir(binary), "mysqld-guard")
+	cmd := exec.Command(guard, "--mysecure-guard-sighup")
+	cmd.Env = append(os.Environ(), "MYSECURE_GUARD_CONFIG="+cfg)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 server(s) signalled") {
+		t.Fatalf("guard sighup: %v %s", err, out)
+	}
+	waitFor(t, "the grant tables to be reloaded", 20*time.Second, func() bool { return login(s, "intruder", "") != nil })
+	if b, _ := os.ReadFile(audit); !strings.Contains(string(b), `"decision":"guard-reloaded"`) {
+		t.Fatalf("not logged: %s", b)
+	}
 }

@@ -29,6 +29,9 @@ const DefaultConfigPath = "/etc/mysecure/mysqld-guard.json"
 type Config struct {
 	// RealBinary is the server to exec: its path inside the mount.
 	RealBinary string `json:"real_binary"`
+	// OriginalBinary is where the server was before it was encrypted: a
+	// server started before hardening runs from there (SIGHUP mode).
+	OriginalBinary string `json:"original_binary,omitempty"`
 	// AuditLog receives one JSON line per attempt ("" for none).
 	AuditLog string `json:"audit_log,omitempty"`
 	// InitFileAllow lists the init files the server may run (exact

@@ -92,8 +92,8 @@ func (c *Config) sighup(stderr io.Writer) int {
 		if err != nil {
 			continue
 		}
-		base := filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
-		if base != "mariadbd" && base != "mysqld" && exe != c.RealBinary {
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		if exe != c.RealBinary && (c.OriginalBinary == "" || exe != c.OriginalBinary) {
 			continue
 		}
 		b, err := os.ReadFile(p + "/cmdline")

@@ -109,13 +109,22 @@ func Init(ctx context.Context, o Options) error {
 	if err := chownUser(o.DataDir, o.User); err != nil {
 		return err
 	}
+	// A private tmpdir: the bootstrap's temporary tables must not meet
+	// another server's (or a /tmp cleaner).
+	tmp := filepath.Join(o.Dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return err
+	}
+	if err := chownUser(tmp, o.User); err != nil {
+		return err
+	}
 	install := "mariadb-install-db"
 	if _, err := exec.LookPath(install); err != nil {
 		install = "mysql_install_db"
 	}
 	cmd := exec.CommandContext(ctx, install, "--no-defaults",
 		"--datadir="+o.DataDir, "--user="+o.User, "--basedir=/usr",
-		"--auth-root-authentication-method=socket", "--skip-test-db")
+		"--auth-root-authentication-method=socket", "--skip-test-db", "--tmpdir="+tmp)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("sandbox: %s failed: %v\n%s", install, err, out)
 	}
@@ -150,6 +159,13 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: o, Socket: filepath.Join(o.Dir, "mysqld.sock"), Port: port, exited: make(chan error, 1)}
+	tmp := filepath.Join(o.Dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return nil, err
+	}
+	if err := chownUser(tmp, o.User); err != nil {
+		return nil, err
+	}
 	lead := []string{"--no-defaults"}
 	if o.Defaults != nil {
 		lead = o.Defaults
@@ -165,6 +181,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		"--innodb-buffer-pool-size=64M",
 		"--innodb-log-file-size=48M",
 		"--skip-name-resolve",
+		"--tmpdir="+tmp,
 	)
 	args = append(args, o.Args...)
 	s.cmd = exec.Command(o.Binary, args...)
