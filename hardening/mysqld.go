@@ -85,6 +85,7 @@ func (p *Plan) Steps() []string {
 	s := []string{
 		fmt.Sprintf("install the guard %s as %s (config %s)", p.GuardBinary, p.Wrapper, p.GuardConfig),
 		fmt.Sprintf("encrypt the server binary %s into @protected (%s)", p.Binary, p.MountBinary),
+		fmt.Sprintf("encrypt the guard configuration %s into @protected (only the guard reads it, nobody may change it)", p.GuardConfig),
 	}
 	if p.EncryptDataDir {
 		s = append(s, fmt.Sprintf("encrypt the datadir %s into @mysql", p.DataDir))
@@ -158,6 +159,9 @@ func Detect(o Options) (*Plan, error) {
 	if p.GuardConfig == "" {
 		p.GuardConfig = guard.DefaultConfigPath
 	}
+	if p.GuardConfig, err = filepath.Abs(p.GuardConfig); err != nil {
+		return nil, err
+	}
 	p.Version = serverVersion(bin)
 	p.DataDir = o.DataDir
 	if p.DataDir == "" {
@@ -174,6 +178,7 @@ func Detect(o Options) (*Plan, error) {
 	rel := strings.TrimPrefix(bin, "/")
 	p.Rules = []string{
 		fmt.Sprintf("ALLOW @protected %s %s", rel, p.Wrapper),
+		fmt.Sprintf("ALLOW @protected %s %s", strings.TrimPrefix(p.GuardConfig, "/"), p.Wrapper),
 		fmt.Sprintf("ALLOW @mysql * %s", p.MountBinary),
 	}
 	p.Guard = guard.Config{RealBinary: p.MountBinary, OriginalBinary: bin, AuditLog: o.AuditLog, InitFileAllow: o.InitAllow, Syslog: true, Version: p.Version}
@@ -457,6 +462,11 @@ func (p *Plan) InstallGuard() error {
 		return err
 	}
 	return os.WriteFile(p.GuardConfig, cb, 0o644)
+}
+
+// GuardConfigInMount is where the configuration lives once encrypted.
+func (p *Plan) GuardConfigInMount(mount string) string {
+	return filepath.Join(mount, "protected", p.GuardConfig)
 }
 
 // RemoveGuard removes the wrapper and its configuration.

@@ -211,6 +211,19 @@ func TestHardenMysqld(t *testing.T) {
 		s.Stop()
 		t.Fatal("a copy of the server binary started on the encrypted datadir")
 	}
+	// A configuration not on the mount (a replaced symlink) is refused: it
+	// could widen the init-file allow-list.
+	forged := filepath.Join(h.dir, "forged.json")
+	os.WriteFile(forged, []byte(`{"real_binary":"`+filepath.Join(h.mnt, "protected", h.bin)+`","init_file_allow":["/tmp/"]}`), 0o644)
+	t.Setenv("MYSECURE_GUARD_CONFIG", forged)
+	if s, err := h.start(wrapper, nil); err == nil {
+		s.Stop()
+		t.Fatal("the guard started the server with a configuration from outside the mount")
+	}
+	t.Setenv("MYSECURE_GUARD_CONFIG", h.guardCfg)
+	if b, err := exec.Command("cat", h.guardCfg).CombinedOutput(); err == nil {
+		t.Fatalf("the guard configuration is readable: %s", b)
+	}
 	orig, _ := os.ReadFile(wrapper)
 	os.WriteFile(wrapper, append(append([]byte(nil), orig...), 0), 0o755)
 	if s, err := h.start(wrapper, nil); err == nil {
@@ -292,7 +305,7 @@ func TestHardenResetRootPassword(t *testing.T) {
 	if err := login(s, "intruder", ""); err == nil {
 		t.Fatal("the restarted server lets anyone in")
 	}
-	if rules := h.ms(0, "acl", "list"); strings.Contains(rules, binary) || strings.Count(rules, "@protected") != 1 {
+	if rules := h.ms(0, "acl", "list"); strings.Contains(rules, binary) || strings.Count(rules, "@protected") != 2 {
 		t.Fatalf("the temporary rule was not removed:\n%s", rules)
 	}
 }

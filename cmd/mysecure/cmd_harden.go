@@ -141,6 +141,11 @@ func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	err = step("encrypt binary", func() error {
 		return inplace.Encrypt(ctx, plan.Binary, filepath.Join(sess.Mount, "protected", plan.Binary), mopts)
 	})
+	if err == nil {
+		err = step("encrypt guard config", func() error {
+			return inplace.Encrypt(ctx, plan.GuardConfig, plan.GuardConfigInMount(sess.Mount), mopts)
+		})
+	}
 	if err == nil && plan.EncryptDataDir {
 		err = step("encrypt datadir", func() error {
 			return inplace.Encrypt(ctx, plan.DataDir, filepath.Join(sess.Mount, "mysql", plan.DataDir), mopts)
@@ -283,7 +288,7 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 			return err
 		}
 	}
-	if plan.Did("encrypt datadir") || plan.Did("encrypt binary") {
+	if plan.Did("encrypt datadir") || plan.Did("encrypt binary") || plan.Did("encrypt guard config") {
 		if pids := runningFrom(plan.MountBinary); len(pids) > 0 {
 			return withHint(fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), "stop it first")
 		}
@@ -299,6 +304,11 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 		err = undo("encrypt datadir", func() error {
 			return inplace.Decrypt(ctx, plan.DataDir, filepath.Join(sess.Mount, "mysql", plan.DataDir), mopts)
 		})
+		if err == nil {
+			err = undo("encrypt guard config", func() error {
+				return inplace.Decrypt(ctx, plan.GuardConfig, plan.GuardConfigInMount(sess.Mount), mopts)
+			})
+		}
 		if err == nil {
 			err = undo("encrypt binary", func() error {
 				return inplace.Decrypt(ctx, plan.Binary, filepath.Join(sess.Mount, "protected", plan.Binary), mopts)

@@ -35,6 +35,11 @@ func Main(argv []string, stderr io.Writer) int {
 	if len(argv) == 2 && argv[1] == SighupFlag {
 		return cfg.sighup(stderr)
 	}
+	if err := onMount(path, cfg.RealBinary); err != nil {
+		fmt.Fprintf(stderr, "mysecure-guard: error: %v; not starting the server\n", err)
+		fmt.Fprintf(stderr, "mysecure-guard: hint: the configuration must be the one 'mysecure harden mysqld' encrypted into @protected\n")
+		return 1
+	}
 	args, fs, ferr := cfg.Filter(argv[1:], os.Getenv("HOME"))
 	for _, f := range fs {
 		cfg.log(f, stderr)
@@ -119,4 +124,31 @@ func (c *Config) sighup(stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "mysecure-guard: %d server(s) signalled\n", n)
 	return 0
+}
+
+// fuseMagic is FUSE_SUPER_MAGIC.
+const fuseMagic = 0x65735546
+
+// onMount checks that the configuration is on the same FUSE filesystem as
+// the real binary: on the mysecure mount, only writers named by the
+// rules can change it, while a file elsewhere (a replaced symlink, a file
+// named by MYSECURE_GUARD_CONFIG) could widen the init-file allow-list.
+// A forged configuration on another filesystem can only name a binary that
+// is not the encrypted one, which cannot read @mysql.
+func onMount(config, binary string) error {
+	var cs, bs syscall.Stat_t
+	if err := syscall.Stat(config, &cs); err != nil {
+		return err
+	}
+	if err := syscall.Stat(binary, &bs); err != nil {
+		return fmt.Errorf("the server binary %s: %w", binary, err)
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(config, &fs); err != nil {
+		return err
+	}
+	if fs.Type != fuseMagic || cs.Dev != bs.Dev {
+		return fmt.Errorf("the guard configuration %s is not on the encrypted mount next to %s", config, binary)
+	}
+	return nil
 }

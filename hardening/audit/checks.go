@@ -1,0 +1,118 @@
+package audit
+
+// checks is the catalog, in report order. IDs are stable: scripts and
+// suppressions may refer to them.
+var checks = []check{
+	{Check{
+		ID:       "accounts.anonymous",
+		Title:    "No anonymous accounts",
+		Criteria: "Fails if any account has an empty user name (''@host), locked or not. Roles are ignored.",
+		Why:      "Anyone can log in as an anonymous account without knowing a user name, and because accounts with more specific hosts are matched first, ''@'localhost' even takes over logins of named users such as 'app'@'%' from the local host (still so when locked).",
+		Fix:      "DROP USER ''@'host' for each account listed.",
+	}, checkAnonymous},
+	{Check{
+		ID:       "accounts.root-remote",
+		Title:    "root only from the local host",
+		Criteria: "Fails if an unlocked account named root has a host other than localhost, 127.0.0.1 or ::1.",
+		Why:      "root has every privilege; an account that lets root in over the network invites password guessing from anywhere that reaches the port.",
+		Fix:      "DROP USER 'root'@'host' (or ALTER USER ... ACCOUNT LOCK), and use named administrator accounts restricted to the hosts they need.",
+	}, checkRootRemote},
+	{Check{
+		ID:       "accounts.empty-password",
+		Title:    "No accounts without a password",
+		Criteria: "Fails if an unlocked account (not a role) may authenticate with a password plugin (mysql_native_password, mysql_old_password, ed25519, caching_sha2_password, sha256_password, parsec) whose authentication string is empty, in any of its IDENTIFIED VIA ... OR ... alternatives. Accounts that only use unix_socket, gssapi, pam and the like pass.",
+		Why:      "An account with an empty password lets in anyone who can reach the server and knows (or guesses) the user name.",
+		Fix:      "ALTER USER 'user'@'host' IDENTIFIED BY '<strong password>' (or IDENTIFIED VIA unix_socket for local OS users), or DROP USER it, or ACCOUNT LOCK it.",
+	}, checkEmptyPassword},
+	{Check{
+		ID:       "accounts.weak-plugin",
+		Title:    "No weak password hashing",
+		Criteria: "Fails if an unlocked account uses mysql_old_password (or a pre-4.1 16-digit hash). Warns if one uses mysql_native_password with a real password hash (native entries that match no password, like the 'invalid' mariadb-install-db gives root, are ignored).",
+		Why:      "mysql_old_password hashes are trivially reversible. mysql_native_password uses unsalted SHA1, so a leaked mysql.global_priv or a captured handshake allows fast offline guessing.",
+		Fix:      "ALTER USER 'user'@'host' IDENTIFIED VIA ed25519 USING PASSWORD('<password>') (after INSTALL SONAME 'auth_ed25519'), or unix_socket for local OS users.",
+	}, checkWeakPlugin},
+	{Check{
+		ID:       "databases.test",
+		Title:    "No test database",
+		Criteria: "Fails if a database named test exists, or if mysql.db grants privileges on test or on a wildcard pattern starting with test (such as test\\_%, the historical default for anonymous users).",
+		Why:      "The test database and the test\\_% grants let any user, even anonymous ones, create tables and fill the disk; they only exist for demonstrations.",
+		Fix:      "DROP DATABASE test; DELETE FROM mysql.db WHERE Db = 'test' OR Db LIKE 'test\\\\_%'; FLUSH PRIVILEGES; (or REVOKE the grants listed).",
+	}, checkTestDB},
+	{Check{
+		ID:       "config.local-infile",
+		Title:    "local_infile is OFF",
+		Criteria: "Fails if @@local_infile is ON.",
+		Why:      "LOAD DATA LOCAL lets the server ask a client for any file the client can read; a malicious or compromised server, or SQL injection in an application, can then steal client-side files.",
+		Fix:      "Set local_infile = 0 under [mariadbd] (or [mysqld]) and restart, or SET GLOBAL local_infile = 0 now.",
+	}, checkLocalInfile},
+	{Check{
+		ID:       "config.secure-file-priv",
+		Title:    "secure_file_priv restricts file access",
+		Criteria: "Fails if @@secure_file_priv is empty, or NULL on MariaDB (where NULL, the default, means unrestricted). Passes if it names a directory, or is NULL on MySQL (import/export disabled).",
+		Why:      "Without it, a user with the FILE privilege can read any file the server's OS user can (LOAD_FILE, LOAD DATA) and write files anywhere it can (SELECT ... INTO OUTFILE).",
+		Fix:      "Set secure_file_priv = /path/to/a/dedicated/directory (owned by the server user, not world-writable) under [mariadbd] and restart.",
+	}, checkSecureFilePriv},
+	{Check{
+		ID:       "config.skip-name-resolve",
+		Title:    "skip_name_resolve is ON",
+		Criteria: "Passes if @@skip_name_resolve is ON. If it is OFF, warns; fails if an unlocked account's host is a host name (not an IP address, IP pattern, netmask, % or localhost), since DNS then decides who may log in.",
+		Why:      "With name resolution, account hosts given as names are matched through reverse DNS, which whoever controls the client's DNS zone can forge; every new connection also waits on DNS.",
+		Fix:      "Set skip_name_resolve = ON under [mariadbd] and restart, after recreating accounts whose host is a name with the corresponding IP addresses.",
+	}, checkSkipNameResolve},
+	{Check{
+		ID:       "config.require-secure-transport",
+		Title:    "require_secure_transport is ON",
+		Criteria: "Passes if @@require_secure_transport is ON, or if it is OFF but skip_networking is ON (no TCP at all). Otherwise warns (not fails: with the server reachable on loopback only, TLS adds little, and turning it on needs certificates first). Reports error if the server has no such variable (MariaDB before 10.5).",
+		Why:      "Without it, clients may connect over TCP in clear text, exposing queries, data and (for some plugins) passwords to anyone on the path.",
+		Fix:      "Configure TLS (ssl_cert, ssl_key, ssl_ca), then set require_secure_transport = ON under [mariadbd] and restart (or SET GLOBAL require_secure_transport = ON). Unix socket connections remain allowed.",
+	}, checkRequireSecureTransport},
+	{Check{
+		ID:       "config.symbolic-links",
+		Title:    "Symbolic links disabled",
+		Criteria: "Fails if @@have_symlink is YES (the MariaDB default). Passes if it is DISABLED or NO.",
+		Why:      "With symbolic links, users with CREATE or ALTER privileges can place table files outside the datadir (DATA/INDEX DIRECTORY), and a symlink in the datadir can make the server write over other files.",
+		Fix:      "Set symbolic-links = 0 (or skip-symbolic-links) under [mariadbd] and restart.",
+	}, checkSymbolicLinks},
+	{Check{
+		ID:       "config.skip-grant-tables",
+		Title:    "Privilege checks are on",
+		Criteria: "Fails if @@skip_grant_tables is ON (MariaDB 10.11 has the variable) or, on servers without it, if CURRENT_USER() shows the skip-grants user.",
+		Why:      "A server started with skip-grant-tables lets anyone who can connect do anything, with no password.",
+		Fix:      "Restart the server without --skip-grant-tables (look in option files, systemd drop-ins and the command line).",
+	}, checkSkipGrantTablesLive},
+	{Check{
+		ID:       "files.datadir",
+		Title:    "Datadir owned by the server user, not writable by others",
+		Criteria: "Fails if the datadir is not owned by the server user or is group- or world-writable. Warns if others may read or enter it (0750 or stricter is recommended). Needs to run on the server's host.",
+		Why:      "Others who can write to the datadir can replace table files or plant symlinks; others who can read it can copy the data, password hashes included.",
+		Fix:      "chown -R mysql:mysql DATADIR; chmod 0750 DATADIR (with the server user in place of mysql).",
+	}, checkDataDir},
+	{Check{
+		ID:       "files.error-log",
+		Title:    "Error log configured and protected",
+		Criteria: "Warns if @@log_error is empty (errors go to stderr). Fails if the log file is not owned by the server user or root, or is world-writable; warns if it is world-readable. Needs to run on the server's host.",
+		Why:      "The error log records failed logins, crashes and security warnings needed to investigate incidents; others must not forge or read it.",
+		Fix:      "Set log_error = /var/log/mysql/error.log under [mariadbd]; chown mysql:adm and chmod 0640 the file.",
+	}, checkErrorLog},
+	{Check{
+		ID:       "files.option-files",
+		Title:    "Option files owned by root and not writable by others",
+		Criteria: "Fails if an option file, or a directory read by !includedir, is owned by someone other than root or the server user, or is world-writable (a world-writable file is also ignored by the server). Warns if one is group-writable. Reports error if a listed file cannot be read.",
+		Why:      "Whoever can change the server's option files can restart it with skip-grant-tables, a different datadir or a plugin of their choosing.",
+		Fix:      "chown root:root each file and directory listed; chmod 0644 (0640 or 0600 if it holds secrets) files and 0755 directories.",
+	}, checkOptionFilePerms},
+	{Check{
+		ID:       "files.option-passwords",
+		Title:    "No passwords in world-readable option files",
+		Criteria: "Fails if a world-readable option file sets a password (an option whose name contains password, an abbreviation such as pass, or wsrep_sst_auth) to a non-empty value, in any group.",
+		Why:      "Every local user can read the password and log in with it.",
+		Fix:      "chmod 0600 (or 0640 with a dedicated group) the files listed, or move the passwords into such a file.",
+	}, checkOptionFilePasswords},
+	{Check{
+		ID:       "files.skip-grant-tables",
+		Title:    "No skip-grant-tables in option files",
+		Criteria: "Fails if a group the server reads ([mysqld], [server], [mariadb], [mariadbd], their -VERSION forms, [client-server], [galera]) of any option file it reads enables skip-grant-tables in any spelling mariadbd accepts: loose- and enable- prefixes, '_' for '-', any case, abbreviations down to skip-gr, no value or 1/on/true.",
+		Why:      "The next restart would run the server without privilege checks: anyone who can connect could do anything, with no password.",
+		Fix:      "Delete the lines listed.",
+	}, checkSkipGrantTablesFiles},
+}
