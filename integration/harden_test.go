@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -341,5 +343,73 @@ func TestGuardSighup(t *testing.T) {
 	waitFor(t, "the grant tables to be reloaded", 20*time.Second, func() bool { return login(s, "intruder", "") != nil })
 	if b, _ := os.ReadFile(audit); !strings.Contains(string(b), `"decision":"guard-reloaded"`) {
 		t.Fatalf("not logged: %s", b)
+	}
+}
+
+// TestHardenAuditCLI: the audit flags misconfigurations seeded into a test
+// server (exit 14) and passes once they are fixed.
+func TestHardenAuditCLI(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	cnf := filepath.Join(dir, "my.cnf")
+	os.WriteFile(cnf, []byte("[mysqld]\nloose-enable-skip-grant=1\n"), 0o644)
+	ww := filepath.Join(dir, "ww.cnf")
+	os.WriteFile(ww, []byte("[client]\n"), 0o666)
+	os.Chmod(ww, 0o666) // the server ignores it; the audit flags it
+	o := sandbox.Options{Dir: filepath.Join(dir, "srv"), Args: []string{"--local-infile=1"}}
+	s := startSandbox(t, o)
+	ctx := context.Background()
+	if out, err := s.Client(ctx, "CREATE USER ''@'localhost'; CREATE USER 'nopw'@'localhost';"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	run := func(want int) string {
+		t.Helper()
+		cmd := exec.Command(binary, "harden", "audit", "--mysql-socket", s.Socket, "--option-files", cnf+","+ww)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != want {
+			t.Fatalf("harden audit: exit %d, want %d\n%s", code, want, out)
+		}
+		return string(out)
+	}
+	out := run(14)
+	for _, id := range []string{"accounts.anonymous", "accounts.empty-password", "config.local-infile", "files.skip-grant-tables", "files.option-files", "config.secure-file-priv"} {
+		if !regexp.MustCompile(`(?m)^FAIL\s+` + regexp.QuoteMeta(id)).MatchString(out) {
+			t.Errorf("%s not flagged:\n%s", id, out)
+		}
+	}
+	if !strings.Contains(out, "fix: ") || !strings.Contains(out, "why: ") {
+		t.Fatalf("findings without why/fix:\n%s", out)
+	}
+	// Fix it all.
+	if out, err := s.Client(ctx, "DROP USER ''@'localhost', 'nopw'@'localhost';"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	s.Stop()
+	files := filepath.Join(dir, "files")
+	os.Mkdir(files, 0o750)
+	o.Args = []string{"--local-infile=0", "--secure-file-priv=" + files, "--skip-symbolic-links", "--require-secure-transport=ON"}
+	s = startSandbox(t, o)
+	os.WriteFile(cnf, []byte("[mysqld]\nlocal_infile = 0\n"), 0o644)
+	os.Chmod(ww, 0o644)
+	os.Chmod(filepath.Join(dir, "srv", "data"), 0o750)
+	os.Chmod(filepath.Join(dir, "srv", "error.log"), 0o640)
+	out = run(0)
+	if strings.Contains(out, "FAIL") {
+		t.Fatalf("failures after fixing:\n%s", out)
+	}
+	var js []map[string]any
+	cmd := exec.Command(binary, "harden", "audit", "--json", "--mysql-socket", s.Socket, "--option-files", cnf)
+	b, err := cmd.Output()
+	if err != nil || json.Unmarshal(b, &js) != nil || len(js) < 15 {
+		t.Fatalf("audit --json: %v %s", err, b)
 	}
 }

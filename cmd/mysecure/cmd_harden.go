@@ -28,7 +28,7 @@ func newHardenCommand(g *globalOptions) *cobra.Command {
 		Use:   "harden",
 		Short: "Protect the MySQL/MariaDB server: the skip-grant-tables guard",
 	}
-	cmd.AddCommand(newHardenMysqldCommand(g), newHardenResetCommand(g))
+	cmd.AddCommand(newHardenMysqldCommand(g), newHardenResetCommand(g), newHardenAuditCommand(g))
 	return cmd
 }
 

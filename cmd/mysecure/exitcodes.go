@@ -32,6 +32,7 @@ const (
 	exitMySQLCreds  = 11 // the MySQL server refused the stored backup credentials
 	exitBusy        = 12 // another run of the same job holds its lock
 	exitStale       = 13 // schedule status: a job's last success is older than its max-age
+	exitAudit       = 14 // harden audit: a check failed
 )
 
 // usageError marks errors in how the command was called.
@@ -108,6 +109,8 @@ func classify(err error) (code int, hint string) {
 	switch {
 	case errors.Is(err, hardening.ErrHardened):
 		return exitFile, "'mysecure harden mysqld --undo' restores the plain setup"
+	case errors.Is(err, errAuditFailed):
+		return exitAudit, "the findings above say why each matters and how to fix it"
 	case errors.Is(err, errStale):
 		return exitStale, ""
 	case errors.Is(err, schedule.ErrInvalid):

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mysecure/mysecure/hardening/audit"
+)
+
+var errAuditFailed = errors.New("audit checks failed")
+
+type auditOptions struct {
+	JSON         bool
+	Client       string
+	DefaultsFile string
+	Socket       string
+	User         string
+	OptionFiles  []string
+	DataDir      string
+	ServerUser   string
+}
+
+func newHardenAuditCommand(g *globalOptions) *cobra.Command {
+	var o auditOptions
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "CIS-style checks of a live server and its files",
+		Long: `Checks accounts (anonymous, root from other hosts, no password, weak
+plugins), the test database, local_infile, secure_file_priv,
+skip_name_resolve, require_secure_transport, symbolic links, skip-grant-tables
+(live and in every option file), and the ownership and modes of the datadir,
+the error log and the option files. Each finding says why it matters and how
+to fix it. Exits 14 when a check fails (warnings do not fail).
+
+It connects with the mariadb/mysql client as the OS user running it (root
+has unix_socket access on Debian), or with --defaults-file (a client option
+file holding the credentials: they are never taken from argv).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runAudit(cmd.Context(), g, o) },
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.JSON, "json", false, "print the findings as JSON")
+	f.StringVar(&o.Client, "client", "", "the client program (default mariadb, else mysql)")
+	f.StringVar(&o.DefaultsFile, "defaults-file", "", "client option `FILE` with user and password (e.g. /etc/mysql/debian.cnf)")
+	f.StringVar(&o.Socket, "mysql-socket", "", "the server's unix `SOCKET`")
+	f.StringVar(&o.User, "mysql-user", "", "the MySQL `USER` (default: the client's default)")
+	f.StringSliceVar(&o.OptionFiles, "option-files", nil, "server option files to inspect (default /etc/my.cnf, /etc/mysql/my.cnf)")
+	f.StringVar(&o.DataDir, "datadir", "", "the datadir (default: the server's @@datadir)")
+	f.StringVar(&o.ServerUser, "server-user", "mysql", "the OS user the server runs as")
+	return cmd
+}
+
+// clientQuery runs SQL with the client in batch mode, raw values.
+func (o auditOptions) clientQuery() (audit.Query, error) {
+	client := o.Client
+	if client == "" {
+		for _, c := range []string{"mariadb", "mysql"} {
+			if p, err := exec.LookPath(c); err == nil {
+				client = p
+				break
+			}
+		}
+	}
+	if client == "" {
+		return nil, withHint(errors.New("no mariadb or mysql client found"), "install mariadb-client, or pass --client")
+	}
+	var base []string
+	if o.DefaultsFile != "" {
+		base = append(base, "--defaults-file="+o.DefaultsFile)
+	}
+	if o.Socket != "" {
+		base = append(base, "--socket="+o.Socket)
+	}
+	if o.User != "" {
+		base = append(base, "--user="+o.User)
+	}
+	base = append(base, "--batch", "--skip-column-names", "--raw")
+	return func(ctx context.Context, sql string) ([][]string, error) {
+		cmd := exec.CommandContext(ctx, client, base...)
+		cmd.Stdin = strings.NewReader(sql)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("%s: %v: %s", client, err, strings.TrimSpace(errb.String()))
+		}
+		var rows [][]string
+		for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+			if l != "" {
+				rows = append(rows, strings.Split(l, "\t"))
+			}
+		}
+		return rows, nil
+	}, nil
+}
+
+func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
+	q, err := o.clientQuery()
+	if err != nil {
+		return err
+	}
+	// Fail early, with the client's message, when it cannot connect.
+	if _, err := q(ctx, "SELECT 1"); err != nil {
+		return withHint(fmt.Errorf("cannot connect to the server: %w", err), "run as root on the server's host, or pass --defaults-file with a client [client] user and password")
+	}
+	fs, err := audit.Run(ctx, audit.Target{Query: q, OptionFiles: o.OptionFiles, DataDir: o.DataDir, ServerUser: o.ServerUser})
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		if err := g.p.json(fs); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
+		for _, f := range fs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(f.Result)), f.ID, f.Title)
+		}
+		tw.Flush()
+		for _, f := range fs {
+			if f.Result == audit.Pass {
+				continue
+			}
+			fmt.Fprintf(g.p.out, "\n%s %s: %s\n", strings.ToUpper(string(f.Result)), f.ID, f.Title)
+			for _, e := range f.Evidence {
+				fmt.Fprintf(g.p.out, "  - %s\n", e)
+			}
+			if f.Why != "" {
+				fmt.Fprintf(g.p.out, "  why: %s\n", f.Why)
+			}
+			if f.Fix != "" {
+				fmt.Fprintf(g.p.out, "  fix: %s\n", f.Fix)
+			}
+		}
+		fmt.Fprintf(g.p.out, "\n%d checks: %d failed, %d warnings, %d could not run\n", len(fs), audit.Failed(fs), audit.Count(fs, audit.Warn), audit.Count(fs, audit.Error))
+	}
+	if n := audit.Failed(fs); n > 0 {
+		return fmt.Errorf("%w: %d of %d", errAuditFailed, n, len(fs))
+	}
+	return nil
+}
