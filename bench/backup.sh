@@ -110,8 +110,8 @@ main() {
 		mkdir -p "$prof"
 	fi
 
-	mkdir -p "$work/bin" "$work/run" "$work/data" "$work/store" "$work/ref"
-	chown mysql:mysql "$work/run" "$work/data"
+	mkdir -p "$work/bin" "$work/run" "$work/data" "$work/tmp" "$work/store" "$work/ref"
+	chown mysql:mysql "$work/run" "$work/data" "$work/tmp"
 	if [ -n "${MYSECURE_BIN:-}" ]; then
 		cp "$MYSECURE_BIN" "$work/bin/mysecure"
 	else
@@ -145,7 +145,7 @@ main() {
 		--auth-root-authentication-method=socket >"$work/install.log" 2>&1 ||
 		{ cat "$work/install.log" >&2; die "mariadb-install-db failed"; }
 	mariadbd --no-defaults --datadir="$work/data" --socket="$sock" --pid-file="$work/run/mysqld.pid" \
-		--skip-networking --user=mysql --innodb-buffer-pool-size=512M \
+		--skip-networking --user=mysql --innodb-buffer-pool-size=512M --tmpdir="$work/tmp" \
 		--log-error="$work/mysqld.err" >/dev/null 2>&1 &
 	srvpid=$!
 	for _ in $(seq 300); do
@@ -155,6 +155,7 @@ main() {
 	done
 	sql() { mariadb --no-defaults -S "$sock" -uroot -N -B "$@"; }
 	sql -e 'SELECT 1' >/dev/null || die "mariadbd did not start (see $work/mysqld.err)"
+	dirty_pct=$(sql -e 'SELECT @@innodb_max_dirty_pages_pct')
 
 	pw=$(head -c 18 /dev/urandom | base64 | tr '+/' 'xy')
 	sql -e "CREATE USER bench@localhost IDENTIFIED BY '$pw'; GRANT ALL ON *.* TO bench@localhost"
@@ -163,6 +164,9 @@ main() {
 	(umask 077 && printf %s "$pw" >"$work/pw")
 
 	export MYSECURE_STORE=$work/store MYSECURE_SOCKET=$work/none.sock MYSECURE_JOB_SOCKET=$work/none-jobs.sock
+	# Temporary files of the tools (mariabackup, mysecure's credential FIFO)
+	# in the work dir too: /tmp is shared and cleaned by others.
+	export TMPDIR=$work/tmp
 	msq() { "$ms" "$@" --keyfile "$work/kf" 2>>"$work/mysecure.err"; }
 	"$ms" init --create-keyfile "$work/kf" >/dev/null 2>>"$work/mysecure.err"
 	msq backup credentials set --user bench --mysql-socket "$sock" --password-file "$work/pw" >/dev/null
@@ -218,26 +222,26 @@ main() {
 		case "$c/$t" in
 		logical*/reference)
 			rm -f "$work/ref/logical.sql.zst"
-			sync
-			"${m[@]}" -- bash -c "$ref_logical" ;;
+			quiesce
+			"${m[@]}" -- bash -o pipefail -c "$ref_logical" ;;
 		logical*/mysecure)
 			drop_backups
-			sync
+			quiesce
 			"${mm[@]}" "$ms" backup --databases bench --keyfile "$work/kf"
 			last_id=$(sed -n 's/^backup \([^ ]*\) complete.*/\1/p' "$work/ms.out") ;;
 		physical/reference)
 			rm -f "$work/ref/physical.xb.zst"
-			sync
-			"${m[@]}" -- bash -c "$ref_physical" ;;
+			quiesce
+			"${m[@]}" -- bash -o pipefail -c "$ref_physical" ;;
 		physical/mysecure)
 			drop_backups physical
-			sync
+			quiesce
 			"${mm[@]}" "$ms" backup --type physical --keyfile "$work/kf" ;;
 		restore/*)
 			sql -e "DROP DATABASE IF EXISTS bench"
-			sync
+			quiesce
 			case "$t" in
-			reference) "${m[@]}" -- bash -c "$ref_restore" ;;
+			reference) "${m[@]}" -- bash -o pipefail -c "$ref_restore" ;;
 			mysecure) "${mm[@]}" "$ms" restore "$keep_id" --keyfile "$work/kf" ;;
 			mysecure-no-verify) "${mm[@]}" "$ms" restore "$keep_id" --no-verify --keyfile "$work/kf" ;;
 			esac
@@ -245,6 +249,21 @@ main() {
 			n=$(counts)
 			[ "$n" = "$total_rows" ] || die "restore $t round $r: $n rows, want $total_rows" ;;
 		esac
+	}
+	# quiesce: let InnoDB flush what earlier runs (a load, a restore, a DROP)
+	# left dirty and purge their undo, then sync, so that every run starts
+	# from the same state instead of paying for the one before it.
+	quiesce() {
+		local dirty hist
+		sql -e "SET GLOBAL innodb_max_dirty_pages_pct=0"
+		for _ in $(seq 600); do
+			dirty=$(sql -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='INNODB_BUFFER_POOL_PAGES_DIRTY'")
+			hist=$(sql -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='INNODB_HISTORY_LIST_LENGTH'")
+			[ "${dirty:-0}" -le 16 ] && [ "${hist:-0}" -le 100 ] && break
+			sleep 0.2
+		done
+		sql -e "SET GLOBAL innodb_max_dirty_pages_pct=$dirty_pct"
+		sync
 	}
 	catalog() { msq backup list --json | "$bb" catalog; }
 	# drop_backups [TYPE]: delete the catalog's backups (of TYPE), but the one kept for restore.
@@ -329,15 +348,16 @@ main() {
 		echo "## Command lines (WORK = the work dir; CNF = WORK/client.cnf: user, password, socket)"
 		echo
 		w() { sed "s#$work/client.cnf#CNF#g; s#$work#WORK#g"; }
-		echo "logical, reference: bash -c '$ref_logical'" | w
+		echo "logical, reference: bash -o pipefail -c '$ref_logical'" | w
 		echo "logical, mysecure:  mysecure backup --databases bench --keyfile WORK/kf"
 		echo "                    (runs mariadb-dump --defaults-extra-file=/dev/fd/3 $dumpargs)"
-		echo "physical, reference: bash -c '$ref_physical'" | w
+		echo "physical, reference: bash -o pipefail -c '$ref_physical'" | w
 		echo "physical, mysecure:  mysecure backup --type physical --keyfile WORK/kf"
 		echo "                     (runs mariabackup --defaults-extra-file=FIFO --backup --stream=xbstream)"
-		echo "restore, reference: bash -c '$ref_restore'   (after DROP DATABASE bench)" | w
+		echo "restore, reference: bash -o pipefail -c '$ref_restore'   (after DROP DATABASE bench)" | w
 		echo "restore, mysecure:  mysecure restore ID [--no-verify] --keyfile WORK/kf   (after DROP DATABASE bench)"
-		echo "mysecure runs with MYSECURE_STORE=WORK/store and no daemon (MYSECURE_SOCKET names no socket)."
+		echo "mysecure runs with MYSECURE_STORE=WORK/store and no daemon (MYSECURE_SOCKET names no socket);"
+		echo "everything runs with TMPDIR=WORK/tmp; mariadbd --no-defaults --skip-networking --innodb-buffer-pool-size=512M --tmpdir=WORK/tmp."
 		echo
 		echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end"
 		echo "elapsed: $(($(date +%s) - start)) s"

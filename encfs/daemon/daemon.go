@@ -28,7 +28,6 @@ import (
 
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/fusefs"
-	"github.com/mysecure/mysecure/encfs/names"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
 
@@ -233,12 +232,7 @@ func MountKeys(vol *volume.Volume, keys *volume.Keys) (map[string]fusefs.Categor
 		if err != nil {
 			return nil, err
 		}
-		nk, err := keys.Subkey(volume.PurposeNames, cat)
-		if err != nil {
-			return nil, err
-		}
-		nc, err := names.New(nk)
-		clear(nk)
+		nc, err := keys.NamesCipher(cat)
 		if err != nil {
 			return nil, err
 		}

@@ -44,12 +44,7 @@ func Open(store, cat string, vol *volume.Volume, keys *volume.Keys) (*Tree, erro
 	if err != nil {
 		return nil, err
 	}
-	nk, err := keys.Subkey(volume.PurposeNames, cat)
-	if err != nil {
-		return nil, err
-	}
-	nc, err := names.New(nk)
-	clear(nk)
+	nc, err := keys.NamesCipher(cat)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/encfs/names"
 )
 
 const masterKeySize = 32
@@ -111,6 +112,19 @@ func (k *Keys) ContentKey(category string) (*content.Key, error) {
 		return nil, err
 	}
 	return content.NewKey(raw, id)
+}
+
+// NamesCipher returns the file-name cipher of category.
+func (k *Keys) NamesCipher(category string) (*names.Cipher, error) {
+	if !slices.Contains(k.cats, category) {
+		return nil, fmt.Errorf("%w @%s", ErrUnknownCategory, category)
+	}
+	raw, err := k.Subkey(PurposeNames, category)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	return names.New(raw)
 }
 
 // Keyring returns the content keys of every category, for decrypting a
