@@ -44,6 +44,7 @@ main() {
 	RESTORE_REPS=${RESTORE_REPS:-3}
 	WORKBASE=${WORKBASE:-/var/tmp}
 	GO=${GO:-go}
+	MSBIN=${MYSECURE_BIN:-}
 	FULL_MIB=$(awk -v g="$GIB" 'BEGIN { printf "%d", g * 1024 }')
 	[ "$FULL_MIB" -gt 0 ] || { echo "backup.sh: error: MYSECURE_BENCH_GIB=$GIB" >&2; exit 1; }
 	if [ "$SMALL_MIB" -ge "$FULL_MIB" ]; then
@@ -112,8 +113,8 @@ main() {
 
 	mkdir -p "$work/bin" "$work/run" "$work/data" "$work/tmp" "$work/store" "$work/ref"
 	chown mysql:mysql "$work/run" "$work/data" "$work/tmp"
-	if [ -n "${MYSECURE_BIN:-}" ]; then
-		cp "$MYSECURE_BIN" "$work/bin/mysecure"
+	if [ -n "$MSBIN" ]; then
+		cp "$MSBIN" "$work/bin/mysecure"
 	else
 		$GO build -o "$work/bin/mysecure" ./cmd/mysecure
 	fi
@@ -127,7 +128,7 @@ main() {
 		echo
 		echo "command: bash bench/backup.sh   (MYSECURE_BENCH_GIB=$GIB MYSECURE_BENCH_SMALL_MIB=$SMALL_MIB REPS=$REPS RESTORE_REPS=$RESTORE_REPS PROFILE=$PROFILE)"
 		echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')${MYSECURE_BIN:+; mysecure binary: $MYSECURE_BIN}"
+		echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')${MSBIN:+; mysecure binary: $MSBIN}"
 		echo "cpu:     $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 		echo "memory:  $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 		echo "disk:    $(findmnt -no SOURCE,FSTYPE -T "$work" | tr -s ' ')"

@@ -165,26 +165,34 @@ func TestHardenMysqld(t *testing.T) {
 	}
 	write("conf.d/10-evil.cnf", "[mariadbd]\nenable-skip-grant-tables=ON\n")
 	inc := write("inc.cnf", "[mysqld]\nloose_skip_grant\n")
+	home := filepath.Join(dir, "home")
+	os.MkdirAll(home, 0o755)
+	os.WriteFile(filepath.Join(home, ".my.cnf"), []byte("[mariadbd]\nskip-grant-tables=TRUE\n"), 0o644)
 	cases := []struct {
 		name     string
 		defaults []string
 		args     []string
+		home     string
 	}{
-		{"argv", nil, []string{"--skip-grant-tables"}},
-		{"argv underscores and value", nil, []string{"--skip_grant_tables=ON"}},
-		{"argv prefix", nil, []string{"--skip-gr"}},
-		{"argv loose enable", nil, []string{"--loose-enable-skip-grant=1"}},
-		{"defaults-file", []string{"--defaults-file=" + write("a.cnf", "[mysqld]\nskip-grant-tables\n")}, nil},
-		{"defaults-extra-file", []string{"--no-defaults=0", "--defaults-extra-file=" + write("b.cnf", "[server]\nSkip_Grant_Tables = TRUE\n")}, nil},
-		{"include", []string{"--defaults-file=" + write("c.cnf", "[mysqld]\n!include "+inc+"\n")}, nil},
-		{"includedir", []string{"--defaults-file=" + write("d.cnf", "!includedir "+filepath.Join(dir, "conf.d")+"\n")}, nil},
-		{"group suffix", []string{"--defaults-file=" + write("e.cnf", "[mysqld]\nport=1\n[mysqld_x]\nskip-grant-tables\n"), "--defaults-group-suffix=_x"}, nil},
+		{"~/.my.cnf and the global files", []string{}, nil, home},
+		{"argv", nil, []string{"--skip-grant-tables"}, ""},
+		{"argv underscores and value", nil, []string{"--skip_grant_tables=ON"}, ""},
+		{"argv prefix", nil, []string{"--skip-gr"}, ""},
+		{"argv loose enable", nil, []string{"--loose-enable-skip-grant=1"}, ""},
+		{"defaults-file", []string{"--defaults-file=" + write("a.cnf", "[mysqld]\nskip-grant-tables\n")}, nil, ""},
+		{"defaults-extra-file", []string{"--no-defaults=0", "--defaults-extra-file=" + write("b.cnf", "[server]\nSkip_Grant_Tables = TRUE\n")}, nil, ""},
+		{"include", []string{"--defaults-file=" + write("c.cnf", "[mysqld]\n!include "+inc+"\n")}, nil, ""},
+		{"includedir", []string{"--defaults-file=" + write("d.cnf", "!includedir "+filepath.Join(dir, "conf.d")+"\n")}, nil, ""},
+		{"group suffix", []string{"--defaults-file=" + write("e.cnf", "[mysqld]\nport=1\n[mysqld_x]\nskip-grant-tables\n"), "--defaults-group-suffix=_x"}, nil, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			defaults := tc.defaults
 			if len(defaults) > 0 && defaults[0] == "--no-defaults=0" {
 				defaults = defaults[1:]
+			}
+			if tc.home != "" {
+				t.Setenv("HOME", tc.home)
 			}
 			before, _ := os.ReadFile(h.audit)
 			s, err := h.start(wrapper, defaults, tc.args...)
