@@ -31,6 +31,8 @@
 #   MYSECURE_BENCH_GIB 1 (the full size, on-disk InnoDB .ibd bytes; fractions allowed)
 #   MYSECURE_BENCH_SMALL_MIB 250 (the small size, for RSS against size)
 #   REPS 5 (rounds of each backup case), RESTORE_REPS 3, PROFILE 1 (when perf exists),
+#   EXTRA_LEVELS 1 (also mysecure backup --level N at the full size and physical, for
+#   information: "mysecure-level-N" rows; empty for none),
 #   WORKBASE /var/tmp, GO go, MYSECURE_BIN (measure this binary instead of building ./cmd/mysecure)
 set -euo pipefail
 shopt -s inherit_errexit
@@ -42,6 +44,7 @@ main() {
 	SMALL_MIB=${MYSECURE_BENCH_SMALL_MIB:-250}
 	REPS=${REPS:-5}
 	RESTORE_REPS=${RESTORE_REPS:-3}
+	EXTRA_LEVELS=${EXTRA_LEVELS-1}
 	WORKBASE=${WORKBASE:-/var/tmp}
 	GO=${GO:-go}
 	MSBIN=${MYSECURE_BIN:-}
@@ -126,7 +129,7 @@ main() {
 	{
 		echo "# mysecure backup benchmark: encrypted backups against plain pipelines"
 		echo
-		echo "command: bash bench/backup.sh   (MYSECURE_BENCH_GIB=$GIB MYSECURE_BENCH_SMALL_MIB=$SMALL_MIB REPS=$REPS RESTORE_REPS=$RESTORE_REPS PROFILE=$PROFILE)"
+		echo "command: bash bench/backup.sh   (MYSECURE_BENCH_GIB=$GIB MYSECURE_BENCH_SMALL_MIB=$SMALL_MIB REPS=$REPS RESTORE_REPS=$RESTORE_REPS EXTRA_LEVELS=$EXTRA_LEVELS PROFILE=$PROFILE)"
 		echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 		echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')${MSBIN:+; mysecure binary: $MSBIN}"
 		echo "cpu:     $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -230,6 +233,10 @@ main() {
 			quiesce
 			"${mm[@]}" "$ms" backup --databases bench --keyfile "$work/kf"
 			last_id=$(sed -n 's/^backup \([^ ]*\) complete.*/\1/p' "$work/ms.out") ;;
+		logical*/mysecure-level-*)
+			quiesce
+			"${mm[@]}" "$ms" backup --databases bench --level "${t#mysecure-level-}" --keyfile "$work/kf"
+			drop_own "$c $t" ;;
 		physical/reference)
 			rm -f "$work/ref/physical.xb.zst"
 			quiesce
@@ -238,6 +245,10 @@ main() {
 			drop_backups physical
 			quiesce
 			"${mm[@]}" "$ms" backup --type physical --keyfile "$work/kf" ;;
+		physical/mysecure-level-*)
+			quiesce
+			"${mm[@]}" "$ms" backup --type physical --level "${t#mysecure-level-}" --keyfile "$work/kf"
+			drop_own "$c $t" ;;
 		restore/*)
 			sql -e "DROP DATABASE IF EXISTS bench"
 			quiesce
@@ -266,6 +277,13 @@ main() {
 		sql -e "SET GLOBAL innodb_max_dirty_pages_pct=$dirty_pct"
 		sync
 	}
+	# drop_own LABEL: note the size of the backup just made and delete it.
+	drop_own() {
+		local id
+		id=$(sed -n 's/^backup \([^ ]*\) complete.*/\1/p' "$work/ms.out")
+		extra_sizes+=("$1: stored $(catalog | awk -v id="$id" '$1 == id { print $4 }' | numfmt --to=iec-i --suffix=B)")
+		msq backup delete "$id" >/dev/null
+	}
 	catalog() { msq backup list --json | "$bb" catalog; }
 	# drop_backups [TYPE]: delete the catalog's backups (of TYPE), but the one kept for restore.
 	drop_backups() {
@@ -291,19 +309,24 @@ main() {
 	echo "runs (case, tool, round: wall, VmHWM of the process, wait4 ru_maxrss):" | tee -a "$log"
 	grow_to "$SMALL_MIB"
 	small_label="logical-$(size_label "$size_mib")"
+	extra=()
+	extra_sizes=()
+	for l in ${EXTRA_LEVELS//,/ }; do
+		extra+=("mysecure-level-$l")
+	done
 	rounds "$small_label" "$REPS" reference mysecure
 	small_plain=$(catalog | awk -v id="$last_id" '$1 == id { print $3 }')
 
 	grow_to "$FULL_MIB"
 	total_rows=$(counts)
 	full_label="logical-$(size_label "$size_mib")"
-	rounds "$full_label" "$REPS" reference mysecure
+	rounds "$full_label" "$REPS" reference mysecure "${extra[@]}"
 	keep_id=$last_id
 	full_plain=$(catalog | awk -v id="$keep_id" '$1 == id { print $3 }')
 	full_stored=$(catalog | awk -v id="$keep_id" '$1 == id { print $4 }')
 	ref_size=$(stat -c %s "$work/ref/logical.sql.zst")
 
-	rounds physical "$REPS" reference mysecure
+	rounds physical "$REPS" reference mysecure "${extra[@]}"
 	phys_ref_size=$(stat -c %s "$work/ref/physical.xb.zst")
 	phys_plain=$(catalog | awk '$2 == "physical" { p = $3 } END { print p + 0 }')
 	phys_stored=$(catalog | awk '$2 == "physical" { p = $4 } END { print p + 0 }')
@@ -345,6 +368,9 @@ main() {
 			"zstd -3 file $(numfmt --to=iec-i --suffix=B "$ref_size");" \
 			"physical: stream $(numfmt --to=iec-i --suffix=B "$phys_plain"), mysecure stored $(numfmt --to=iec-i --suffix=B "$phys_stored")," \
 			"zstd -3 file $(numfmt --to=iec-i --suffix=B "$phys_ref_size")"
+		for e in "${extra_sizes[@]}"; do
+			echo "         $e"
+		done | sort -u
 		echo
 		echo "## Command lines (WORK = the work dir; CNF = WORK/client.cnf: user, password, socket)"
 		echo
