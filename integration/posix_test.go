@@ -39,8 +39,37 @@ var knownDifferences = map[string]string{
 	"O_TMPFILE": "operation not supported",
 }
 
+// asNobody runs a shell command as uid/gid 65534 and returns its error.
+func asNobody(cmd string) error {
+	c := exec.Command("/bin/sh", "-c", cmd)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
 func posixChecks() []posixCheck {
 	return []posixCheck{
+		{"write and O_TRUNC by the owner clear setuid/setgid", func(t *testing.T, dir string) string {
+			os.Chmod(dir, 0o777)
+			var out []string
+			for _, step := range []string{"printf more >> F", ": > F"} {
+				p := filepath.Join(dir, "suid")
+				os.Remove(p)
+				os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755)
+				os.Chown(p, 65534, 65534)
+				os.Chmod(p, 0o6775)
+				err := asNobody(strings.ReplaceAll(step, "F", p))
+				fi, _ := os.Stat(p)
+				if err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+					t.Errorf("%s in %s: %v, mode %v: setuid/setgid must be cleared", step, dir, err, fi.Mode())
+				}
+				out = append(out, fmt.Sprintf("%s: %v %04o", step, err, fi.Mode().Perm()|modeBits(fi.Mode())))
+			}
+			return strings.Join(out, "; ")
+		}},
 		{"fsync fdatasync syncfs", func(t *testing.T, dir string) string {
 			f := mustCreate(t, filepath.Join(dir, "sync"))
 			defer f.Close()
@@ -298,6 +327,10 @@ func TestPOSIX(t *testing.T) {
 	// the program allowed to read and write @mysql.
 	self, _ := os.Executable()
 	m.aclAdd("ALLOW @mysql * " + self)
+	// The shell writes as another user in the setuid check.
+	if sh, err := filepath.EvalSymlinks("/bin/sh"); err == nil {
+		m.aclAdd("ALLOW @mysql * " + sh)
+	}
 	plainRoot := filepath.Join(m.dir, "plain")
 	mountRoot := filepath.Join(m.mnt, "mysql", "posix")
 	os.MkdirAll(plainRoot, 0o755)
@@ -396,4 +429,15 @@ func alignedBuf(n int) []byte {
 		off = 0
 	}
 	return b[off : off+n]
+}
+
+func modeBits(m os.FileMode) os.FileMode {
+	var b os.FileMode
+	if m&os.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	return b
 }

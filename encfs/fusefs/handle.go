@@ -29,6 +29,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.of.killPriv(ctx)
 	h.n.rw.Lock()
 	defer h.n.rw.Unlock()
 	if h.append {
@@ -72,6 +73,7 @@ func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	fd := int(h.of.backing.Fd())
 	if size, ok := in.GetSize(); ok {
+		h.of.killPriv(ctx)
 		h.n.rw.Lock()
 		err := h.of.cf.Truncate(int64(size))
 		h.n.rw.Unlock()
@@ -83,6 +85,7 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 		if err := unix.Fchmod(fd, m); err != nil {
 			return fs.ToErrno(err)
 		}
+		h.of.notePriv(m)
 	}
 	uid, uok := in.GetUID()
 	gid, gok := in.GetGID()

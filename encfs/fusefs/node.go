@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -39,6 +40,42 @@ type openState struct {
 	refs    int
 	backing *os.File
 	cf      *content.File
+	// priv: the file has S_ISUID or S_ISGID, which a write, truncate or
+	// O_TRUNC open by an unprivileged caller must clear (the mount
+	// negotiates HANDLE_KILLPRIV_V2, so the kernel leaves that to us).
+	priv atomic.Bool
+}
+
+// killPriv clears S_ISUID, and S_ISGID when the group may execute, as the
+// kernel does on a write by a caller without CAP_FSETID (root keeps them).
+// A security.capability xattr needs nothing: the daemon's write to the
+// store file makes the kernel drop it there.
+func (of *openState) killPriv(ctx context.Context) {
+	if !of.priv.Load() {
+		return
+	}
+	if c, ok := fuse.FromContext(ctx); ok && c.Uid == 0 {
+		return
+	}
+	fd := int(of.backing.Fd())
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return
+	}
+	m := st.Mode & 0o7777
+	nm := m &^ unix.S_ISUID
+	if m&unix.S_IXGRP != 0 {
+		nm &^= unix.S_ISGID
+	}
+	if nm != m {
+		unix.Fchmod(fd, nm)
+	}
+	of.priv.Store(nm&(unix.S_ISUID|unix.S_ISGID) != 0)
+}
+
+// notePriv records whether mode has the bits killPriv clears.
+func (of *openState) notePriv(mode uint32) {
+	of.priv.Store(mode&(unix.S_ISUID|unix.S_ISGID) != 0)
 }
 
 func (n *node) keys() CategoryKeys { return n.fsys.keys[n.cat] }
@@ -237,6 +274,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		if errno != 0 {
 			return errno
 		}
+		of.killPriv(ctx)
 		n.rw.Lock()
 		err := of.cf.Truncate(int64(size))
 		n.rw.Unlock()
@@ -249,6 +287,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		if err := syscall.Chmod(p, m); err != nil {
 			return fs.ToErrno(err)
 		}
+		n.notePriv(m)
 	}
 	if errno := setOwner(p, in); errno != 0 {
 		return errno
@@ -325,6 +364,9 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 		return nil, toErrno(err)
 	}
 	n.of = &openState{refs: 1, backing: b, cf: cf}
+	if fi, err := b.Stat(); err == nil {
+		n.of.notePriv(uint32(fi.Mode().Perm()) | suidBits(fi.Mode()))
+	}
 	return n.of, 0
 }
 
@@ -345,16 +387,17 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno := n.authorize(ctx, n.relPath(), flags); errno != 0 {
 		return nil, 0, errno
 	}
-	return n.openHandle("", flags)
+	return n.openHandle(ctx, "", flags)
 }
 
 // openHandle returns a handle on an authorized open.
-func (n *node) openHandle(p string, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+func (n *node) openHandle(ctx context.Context, p string, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	of, errno := n.acquirePath(p)
 	if errno != 0 {
 		return nil, 0, errno
 	}
 	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		of.killPriv(ctx)
 		n.rw.Lock()
 		err := of.cf.Truncate(0)
 		n.rw.Unlock()
@@ -400,7 +443,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if !ok {
 		return nil, nil, 0, syscall.EIO
 	}
-	fh, fuseFlags, errno := cn.openHandle(p, flags)
+	fh, fuseFlags, errno := cn.openHandle(ctx, p, flags)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -708,4 +751,24 @@ func toErrno(err error) syscall.Errno {
 		return errno
 	}
 	return fs.ToErrno(err)
+}
+
+// notePriv updates the open state (if any) after a mode change.
+func (n *node) notePriv(mode uint32) {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	if n.of != nil {
+		n.of.notePriv(mode)
+	}
+}
+
+func suidBits(m os.FileMode) uint32 {
+	var b uint32
+	if m&os.ModeSetuid != 0 {
+		b |= unix.S_ISUID
+	}
+	if m&os.ModeSetgid != 0 {
+		b |= unix.S_ISGID
+	}
+	return b
 }
