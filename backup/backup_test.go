@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -272,4 +273,18 @@ func FuzzDumpObserver(f *testing.F) {
 			t.Fatal("unbounded buffers")
 		}
 	})
+}
+
+func TestGroupRestrictions(t *testing.T) {
+	s := testService(t)
+	for _, o := range []Options{{ExtraArgs: []string{"--result-file=/tmp/x"}}, {Job: "nightly"}, {Credentials: "admin"}} {
+		if _, err := s.Do(context.Background(), Request{Op: OpBackup, Backup: &o}, false, nil); !errors.Is(err, ErrDenied) {
+			t.Errorf("%+v as a group member: %v", o, err)
+		}
+	}
+	for _, op := range []string{OpDelete, OpPrune, OpRestore, OpCredentialsSet, OpCredentialsShow, OpCredentialsList, OpCredentialsRemove} {
+		if _, err := s.Do(context.Background(), Request{Op: op}, false, nil); !errors.Is(err, ErrDenied) {
+			t.Errorf("%s as a group member: %v", op, err)
+		}
+	}
 }

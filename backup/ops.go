@@ -75,6 +75,22 @@ func (s *Service) Do(ctx context.Context, req Request, root bool, progress func(
 	if !root && !GroupAllowed(req.Op) {
 		return nil, fmt.Errorf("%w: %q is for root only", ErrDenied, req.Op)
 	}
+	if !root && req.Op == OpBackup && req.Backup != nil {
+		// The tools run as root with stored credentials: a member of the
+		// backup group may choose what to back up, not how (no extra
+		// arguments: --result-file, --plugin-dir, --host would write
+		// plaintext, load code or send the password elsewhere), not
+		// which account, and not a schedule's name.
+		b := req.Backup
+		switch {
+		case len(b.ExtraArgs) > 0:
+			return nil, fmt.Errorf("%w: extra tool arguments are for root only", ErrDenied)
+		case b.Job != "":
+			return nil, fmt.Errorf("%w: scheduled jobs are run by root or the daemon", ErrDenied)
+		case b.Credentials != "" && b.Credentials != DefaultCredentials:
+			return nil, fmt.Errorf("%w: members of the backup group use the %q credentials only", ErrDenied, DefaultCredentials)
+		}
+	}
 	switch req.Op {
 	case OpBackup:
 		if req.Backup == nil {

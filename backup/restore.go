@@ -333,9 +333,10 @@ func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string,
 	}
 	res.Target = target
 	tl := &tail{max: 12}
-	cmd := exec.CommandContext(ctx, mbstream, "-x", "-C", target)
+	name, argv := withUmask("027", mbstream, []string{"-x", "-C", target})
+	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.Stderr = tl
-	cmd.Env = toolEnv()
+	cmd.Env = toolEnv("")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -379,10 +380,11 @@ func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string,
 
 func runPlain(ctx context.Context, tool string, args ...string) error {
 	tl := &tail{max: 12}
-	cmd := exec.CommandContext(ctx, tool, args...)
+	name, argv := withUmask("027", tool, args)
+	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.Stderr = tl
 	cmd.Stdout = tl
-	cmd.Env = toolEnv()
+	cmd.Env = toolEnv("")
 	if err := cmd.Run(); err != nil {
 		return (&toolCmd{name: filepath.Base(tool), stderr: tl}).failure(err)
 	}

@@ -146,6 +146,7 @@ type toolCmd struct {
 	pw     *os.File // pipe write end
 	done   chan struct{}
 	stopc  chan struct{}
+	home   string // an empty HOME: no ~/.my.cnf overrides the stored credentials
 }
 
 // newToolCmd prepares path with the credentials cnf, then args.
@@ -180,10 +181,17 @@ func (t Tools) newToolCmd(ctx context.Context, path string, cnf []byte, mode cre
 		}
 		first = "--defaults-extra-file=" + tc.fifo
 	}
-	cmd := exec.CommandContext(ctx, path, append([]string{first}, args...)...)
+	home, err := os.MkdirTemp(t.RuntimeDir, "mysecure-home-")
+	if err != nil {
+		tc.cleanup()
+		return nil, err
+	}
+	tc.home = home
+	name, argv := withUmask("077", path, append([]string{first}, args...))
+	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.ExtraFiles = extra
 	cmd.Stderr = tc.stderr
-	cmd.Env = toolEnv()
+	cmd.Env = toolEnv(home)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// On cancel: TERM the tool's process group, then KILL.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
@@ -193,21 +201,38 @@ func (t Tools) newToolCmd(ctx context.Context, path string, cnf []byte, mode cre
 }
 
 // toolEnv is the environment without variables that would override or
-// leak credentials.
-func toolEnv() []string {
+// leak credentials. home, when set, replaces HOME: the tools read
+// ~/.my.cnf and ~/.mylogin.cnf after --defaults-extra-file, so a user's own
+// [client] settings would silently win over the stored credentials.
+func toolEnv(home string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "MYSQL_PWD", "MYSQL_HOST", "MYSQL_TCP_PORT", "MYSQL_UNIX_PORT", "MYSQL_TEST_LOGIN_FILE":
+		case "MYSQL_PWD", "MYSQL_HOST", "MYSQL_TCP_PORT", "MYSQL_UNIX_PORT", "MYSQL_TEST_LOGIN_FILE",
+			"MYSQL_HOME", "MARIADB_HOME":
 			continue
+		case "HOME":
+			if home != "" {
+				continue
+			}
 		}
-		if strings.HasPrefix(k, "MYSECURE_") {
+		if strings.HasPrefix(k, "MYSECURE_") || strings.HasPrefix(k, "LD_") {
 			continue
 		}
 		env = append(env, kv)
 	}
+	if home != "" {
+		env = append(env, "HOME="+home)
+	}
 	return env
+}
+
+// withUmask runs path through /bin/sh with umask mask: the daemon runs
+// with umask 0 (the kernel already applied the caller's on the mount), and
+// its children must not create world-writable files.
+func withUmask(mask, path string, args []string) (string, []string) {
+	return "/bin/sh", append([]string{"-c", "umask " + mask + " && exec \"$0\" \"$@\"", path}, args...)
 }
 
 func (tc *toolCmd) Start() error {
@@ -282,14 +307,24 @@ func (tc *toolCmd) cleanup() {
 		}
 	case credFIFO:
 		close(tc.stopc)
-		// Unblock a writer waiting in open.
-		if f, err := os.OpenFile(tc.fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
-			f.Close()
-		}
 		if tc.cmd.Process != nil {
-			<-tc.done
+			// Unblock a writer waiting in open, as often as it takes: it
+			// may reach its next open only after our first reader left.
+			for waiting := true; waiting; {
+				if f, err := os.OpenFile(tc.fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+					f.Close()
+				}
+				select {
+				case <-tc.done:
+					waiting = false
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
 		}
 		os.RemoveAll(tc.dir)
+	}
+	if tc.home != "" {
+		os.RemoveAll(tc.home)
 	}
 }
 

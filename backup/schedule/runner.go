@@ -247,7 +247,8 @@ func (r *Runner) hook(ctx context.Context, job Job, what, command string, rec Re
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	// umask 022: the daemon itself runs with umask 0.
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", "umask 022\n"+command)
 	cmd.Env = append(os.Environ(),
 		"MYSECURE_JOB="+job.Name, "MYSECURE_HOOK="+what, "MYSECURE_STATUS="+rec.Status,
 		"MYSECURE_BACKUP_ID="+rec.BackupID, "MYSECURE_ERROR="+rec.Error)

@@ -11,16 +11,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/hardening"
 )
 
 type hardenOptions struct {
-	creds  credOptions
-	o      hardening.Options
-	DryRun bool
-	Undo   bool
+	creds     credOptions
+	o         hardening.Options
+	DryRun    bool
+	Undo      bool
+	KeepRules bool
 }
 
 func newHardenCommand(g *globalOptions) *cobra.Command {
@@ -69,6 +71,7 @@ binary, datadir, files, units and rules. See docs/harden.md.`,
 	f.StringSliceVar(&ho.o.InitAllow, "allow-init-file", nil, "init files the guard lets the server run (absolute paths; DIR/ for a directory)")
 	f.BoolVar(&ho.DryRun, "dry-run", false, "print the plan, change nothing")
 	f.BoolVar(&ho.Undo, "undo", false, "restore the original setup")
+	f.BoolVar(&ho.KeepRules, "keep-existing-rules", false, "harden even though other rules already open @mysql")
 	ho.creds.AddFlags(f)
 	return cmd
 }
@@ -111,6 +114,21 @@ func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	c := daemon.NewClient(g.cfg.Socket)
 	if _, err := c.Status(ctx); err != nil {
 		return err
+	}
+	// Other rules that open @mysql (a rule for the unencrypted binary's
+	// path, mariabackup, a shell) would let a copy of the binary or another
+	// program read the datadir around the guard.
+	if rl, err := c.ACLList(ctx); err == nil && !ho.KeepRules {
+		var open []string
+		for _, r := range rl.Rules {
+			if r.Rule.Action == acl.Allow && (r.Rule.Category == "mysql" || r.Rule.Category == acl.AllCategories) {
+				open = append(open, fmt.Sprintf("%d: %s", r.Index, r.Text))
+			}
+		}
+		if len(open) > 0 {
+			return withHint(fmt.Errorf("%w: rules already open @mysql to other programs (%s)", inplace.ErrRefused, strings.Join(open, "; ")),
+				"remove them ('mysecure acl del N'): they would let a copy of the server read the datadir around the guard; or pass --keep-existing-rules")
+		}
 	}
 	if pids := runningFrom(plan.Binary); len(pids) > 0 {
 		return withHint(fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)")

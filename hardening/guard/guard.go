@@ -111,9 +111,11 @@ func isInitFile(name string) bool {
 }
 
 // isBootstrap: --bootstrap runs SQL from stdin with no privilege checks.
+// The server takes any unique prefix ("--bo"); the shortest ones are
+// refused too (an ambiguous one would not start the server anyway).
 func isBootstrap(name string) bool {
 	n := normName(name)
-	return len(n) >= len("bootstrap") && strings.HasPrefix("bootstrap", n)
+	return len(n) >= 2 && strings.HasPrefix("bootstrap", n)
 }
 
 func (c *Config) initAllowed(p string) bool {
@@ -139,17 +141,21 @@ func (c *Config) initAllowed(p string) bool {
 var ErrRefused = errors.New("refused")
 
 // Filter returns the arguments to exec (argv without argv[0]) and what it
-// did. The result always ends with --skip-grant-tables=0, which wins over
-// every earlier form on the command line or in option files (the server
-// applies options in order, files first), so even a form this code does not
-// recognize cannot take effect.
+// did. It pins two settings on the command line, right after the leading
+// --defaults/--no-defaults arguments (so that they win over every option
+// file, and no dangling option before them can take them as its value) and
+// again at the end (so that they win over any later argument):
+// --skip-grant-tables=0, and --init-file= with the allowed init file or
+// empty. Even a form this code does not recognize, or an option file it
+// cannot see (a FIFO, $MYSQL_HOME/my.cnf), cannot turn them back.
 func (c *Config) Filter(args []string, home string) ([]string, []Finding, error) {
-	var out []string
+	var body []string
 	var fs []Finding
-	lastInit := "" // the effective init file from argv
-	for _, a := range args {
+	argInit, fileInit := "", ""
+	lead := leadingDefaults(args)
+	for _, a := range args[lead:] {
 		if !strings.HasPrefix(a, "--") {
-			out = append(out, a)
+			body = append(body, a)
 			continue
 		}
 		name, value, hasValue := strings.Cut(a[2:], "=")
@@ -159,40 +165,69 @@ func (c *Config) Filter(args []string, home string) ([]string, []Finding, error)
 			continue
 		case isBootstrap(name):
 			fs = append(fs, Finding{Source: "argv", Option: a, Action: "refused", Reason: "--bootstrap runs SQL with no privilege checks"})
-			return nil, fs, fmt.Errorf("%w: --bootstrap runs SQL with no privilege checks", ErrRefused)
+			return nil, fs, fmt.Errorf("%w: %s runs SQL with no privilege checks", ErrRefused, a)
 		case isInitFile(name):
 			if !hasValue || !c.initAllowed(value) {
 				fs = append(fs, Finding{Source: "argv", Option: a, Action: "removed", Reason: "init file not in the allow-list"})
 				continue
 			}
-			lastInit = value
+			argInit = value
+			continue // pinned below
 		}
-		out = append(out, a)
+		body = append(body, a)
 	}
-	// Option files: find what they set, for the log, and override.
+	// Option files: find what they set, for the log (and to keep an
+	// allowed init file).
 	files, groups := c.optionFiles(args, home)
-	fileInit := ""
 	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && !fi.Mode().IsRegular() {
+			fs = append(fs, Finding{Source: f, Option: "option file", Action: "refused", Reason: "an option file that is not a regular file could show the guard one content and the server another"})
+			return nil, fs, fmt.Errorf("%w: option file %s is not a regular file", ErrRefused, f)
+		}
 		for _, o := range readOptions(f, groups) {
+			src := fmt.Sprintf("%s:%d", o.File, o.Line)
 			switch {
 			case IsSkipGrant(o.Name) && !isFalse(o.Value, o.HasValue):
-				fs = append(fs, Finding{Source: fmt.Sprintf("%s:%d", o.File, o.Line), Option: o.Name, Action: "overridden", Reason: "skip-grant-tables disables all privilege checks"})
+				fs = append(fs, Finding{Source: src, Option: o.Name, Action: "overridden", Reason: "skip-grant-tables disables all privilege checks"})
 			case isBootstrap(o.Name):
-				fs = append(fs, Finding{Source: fmt.Sprintf("%s:%d", o.File, o.Line), Option: o.Name, Action: "refused", Reason: "bootstrap runs SQL with no privilege checks"})
-				return nil, fs, fmt.Errorf("%w: %s:%d sets bootstrap", ErrRefused, o.File, o.Line)
+				fs = append(fs, Finding{Source: src, Option: o.Name, Action: "refused", Reason: "bootstrap runs SQL with no privilege checks"})
+				return nil, fs, fmt.Errorf("%w: %s sets bootstrap", ErrRefused, src)
 			case isInitFile(o.Name):
-				fileInit = o.Value
-				if !c.initAllowed(o.Value) {
-					fs = append(fs, Finding{Source: fmt.Sprintf("%s:%d", o.File, o.Line), Option: o.Name + "=" + o.Value, Action: "overridden", Reason: "init file not in the allow-list"})
+				if c.initAllowed(o.Value) {
+					fileInit = o.Value
+				} else {
+					fileInit = ""
+					fs = append(fs, Finding{Source: src, Option: o.Name + "=" + o.Value, Action: "overridden", Reason: "init file not in the allow-list"})
 				}
 			}
 		}
 	}
-	if lastInit == "" && fileInit != "" && !c.initAllowed(fileInit) {
-		out = append(out, "--init-file=")
+	init := argInit
+	if init == "" {
+		init = fileInit
 	}
-	out = append(out, "--skip-grant-tables=0")
+	pins := []string{"--skip-grant-tables=0", "--init-file=" + init}
+	out := append([]string(nil), args[:lead]...)
+	out = append(out, pins...)
+	out = append(out, body...)
+	out = append(out, pins...)
 	return out, fs, nil
+}
+
+// leadingDefaults counts the leading arguments that choose option files
+// (the server reads them only in front).
+func leadingDefaults(args []string) int {
+	n := 0
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		switch strings.ReplaceAll(strings.ToLower(name), "_", "-") {
+		case "no-defaults", "defaults-file", "defaults-extra-file", "defaults-group-suffix", "print-defaults":
+			n++
+			continue
+		}
+		break
+	}
+	return n
 }
 
 func isFalse(v string, has bool) bool {
@@ -266,6 +301,12 @@ done:
 	}
 	if extraFile != "" && !slices.Contains(files, extraFile) {
 		files = append(files, extraFile)
+	}
+	// The server also reads my.cnf in $MYSQL_HOME (and $MARIADB_HOME).
+	for _, env := range []string{"MARIADB_HOME", "MYSQL_HOME"} {
+		if d := os.Getenv(env); d != "" {
+			files = append(files, filepath.Join(d, "my.cnf"))
+		}
 	}
 	return files, groups
 }

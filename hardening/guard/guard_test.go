@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mysecure/mysecure/internal/testenv"
@@ -59,7 +60,7 @@ func TestArgvForms(t *testing.T) {
 			if len(fs) != 1 || fs[0].Action != "removed" || fs[0].Option != f {
 				t.Fatalf("findings %+v", fs)
 			}
-			if strings.Join(out[:3], " ") != "--no-defaults --port=3307 --user=mysql" {
+			if got := strings.Join(withoutPins(out), " "); got != "--no-defaults --port=3307 --user=mysql" {
 				t.Fatalf("other arguments changed: %v", out)
 			}
 		})
@@ -70,7 +71,7 @@ func TestArgvForms(t *testing.T) {
 			continue
 		}
 		out, fs, _ := c.Filter([]string{f}, "")
-		if len(fs) != 0 || out[0] != f {
+		if len(fs) != 0 || strings.Join(withoutPins(out), " ") != f {
 			t.Errorf("%s: %v %+v", f, out, fs)
 		}
 	}
@@ -167,8 +168,34 @@ func TestInitFileAndBootstrap(t *testing.T) {
 	if _, init := effective(t, out...); init != "" || len(fs) != 1 {
 		t.Fatalf("an init file from an option file survived: %v %q %+v", out, init, fs)
 	}
-	if _, _, err := c.Filter([]string{"--bootstrap"}, ""); !errors.Is(err, ErrRefused) {
-		t.Fatalf("--bootstrap: %v", err)
+	for _, b := range []string{"--bootstrap", "--bo", "--boot", "--loose-bootstr"} {
+		if _, _, err := c.Filter([]string{b}, ""); !errors.Is(err, ErrRefused) {
+			t.Fatalf("%s: %v", b, err)
+		}
+	}
+	// A dangling option that takes a value must not swallow the pins.
+	sg := filepath.Join(dir, "sg.cnf")
+	os.WriteFile(sg, []byte("[mysqld]\nskip-grant-tables\ninit-file=/tmp/evil.sql\n"), 0o644)
+	out, _, _ = c.Filter([]string{"--defaults-extra-file=" + sg, "--init-connect"}, "")
+	if on, init := effective(t, out...); on || init != "" {
+		t.Fatalf("a trailing --init-connect swallowed the override: %v -> skip-grant %v, init %q", out, on, init)
+	}
+	// Files the guard does not read ($MYSQL_HOME/my.cnf) cannot win either.
+	mh := filepath.Join(dir, "mysqlhome")
+	os.MkdirAll(mh, 0o755)
+	os.WriteFile(filepath.Join(mh, "my.cnf"), []byte("[mysqld]\ninit-file=/tmp/evil.sql\nskip-grant-tables\n"), 0o644)
+	t.Setenv("MYSQL_HOME", mh)
+	c2 := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}}
+	out, fs, _ = c2.Filter([]string{"--port=1"}, "")
+	if on, init := effective(t, out...); on || init != "" || len(fs) != 2 {
+		t.Fatalf("$MYSQL_HOME/my.cnf: %v -> skip-grant %v, init %q, findings %+v", out, on, init, fs)
+	}
+	// An option file that is a FIFO is refused (it could show the guard
+	// and the server different contents).
+	fifo := filepath.Join(dir, "fifo.cnf")
+	syscall.Mkfifo(fifo, 0o600)
+	if _, _, err := c.Filter([]string{"--defaults-extra-file=" + fifo}, ""); !errors.Is(err, ErrRefused) {
+		t.Fatalf("FIFO option file: %v", err)
 	}
 }
 
@@ -180,10 +207,10 @@ func FuzzFilter(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if out[len(out)-1] != "--skip-grant-tables=0" {
-			t.Fatalf("the override is not last: %v", out)
+		if out[len(out)-2] != "--skip-grant-tables=0" || !strings.HasPrefix(out[len(out)-1], "--init-file=") {
+			t.Fatalf("the pins are not last: %v", out)
 		}
-		for _, o := range out[:len(out)-1] {
+		for _, o := range withoutPins(out) {
 			if strings.HasPrefix(o, "--") {
 				name, _, _ := strings.Cut(o[2:], "=")
 				if IsSkipGrant(name) {
@@ -192,4 +219,16 @@ func FuzzFilter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withoutPins drops the guard's own --skip-grant-tables=0 and --init-file=.
+func withoutPins(out []string) []string {
+	var r []string
+	for _, o := range out {
+		if o == "--skip-grant-tables=0" || strings.HasPrefix(o, "--init-file=") {
+			continue
+		}
+		r = append(r, o)
+	}
+	return r
 }

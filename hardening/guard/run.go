@@ -50,7 +50,7 @@ func Main(argv []string, stderr io.Writer) int {
 	}
 	// argv[0] stays what the starter used; environment and open file
 	// descriptors are inherited unchanged.
-	err = syscall.Exec(cfg.RealBinary, append([]string{argv[0]}, args...), os.Environ())
+	err = syscall.Exec(cfg.RealBinary, append([]string{argv[0]}, args...), cleanEnv(os.Environ(), stderr, cfg))
 	fmt.Fprintf(stderr, "mysecure-guard: error: cannot run the server %s: %v\n", cfg.RealBinary, err)
 	if err == syscall.EACCES {
 		fmt.Fprintf(stderr, "mysecure-guard: hint: the mount's rules allow only the genuine guard to read the server binary: is this guard modified, or the mount down?\n")
@@ -151,4 +151,21 @@ func onMount(config, binary string) error {
 		return fmt.Errorf("the guard configuration %s is not on the encrypted mount next to %s", config, binary)
 	}
 	return nil
+}
+
+// cleanEnv drops the dynamic loader's variables (LD_PRELOAD, LD_AUDIT,
+// LD_LIBRARY_PATH...): they would run the starter's code inside the real
+// binary, which the rules let open @mysql. (mysqld_safe's --malloc-lib
+// works through LD_PRELOAD: it is dropped too, and logged.)
+func cleanEnv(env []string, stderr io.Writer, c *Config) []string {
+	var out []string
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "LD_") {
+			name, _, _ := strings.Cut(kv, "=")
+			c.log(Finding{Source: "environment", Option: name, Action: "removed", Reason: "the dynamic loader would run other code inside the server"}, stderr)
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
