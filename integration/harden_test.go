@@ -355,6 +355,15 @@ func TestHardenResetRootPassword(t *testing.T) {
 	if rules := h.ms(0, "acl", "list"); strings.Contains(rules, binary) || strings.Count(rules, "@protected") != 2 {
 		t.Fatalf("the temporary rule was not removed:\n%s", rules)
 	}
+	// An account that does not exist: SET PASSWORD fails inside the init
+	// file, the server comes back, and the reset says it did not work.
+	out = h.ms(1, "harden", "reset-root-password", "--user", "nosuch@127.0.0.1", "--password-file", pw, "--state", h.state, "--passphrase-file", filepath.Join(h.dir, "pass"), "--salt-file", filepath.Join(h.dir, "salt"))
+	if !strings.Contains(out, "cannot log in with the new password") {
+		t.Fatalf("reset of a missing account: %s", out)
+	}
+	if err := login(s, "app", `N3w'Pw"\🔐`); err != nil {
+		t.Fatalf("after the failed reset: %v", err)
+	}
 }
 
 // TestGuardSighup: a server started with grants disabled (before the

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/internal/mycnf"
 )
 
 type resetOptions struct {
@@ -173,11 +174,17 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 	if _, err := c.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: rule, Credential: cred}); err != nil {
 		return err
 	}
-	defer func() {
+	ruleGone := false
+	dropRule := func() {
+		if ruleGone {
+			return
+		}
+		ruleGone = true
 		if _, err := c.ACL(context.Background(), daemon.ACLRequest{Op: "del", Rule: rule, Credential: cred}); err != nil {
 			g.p.errorf("could not remove the temporary rule %q: %v (remove it with 'mysecure acl del')", rule, err)
 		}
-	}()
+	}
+	defer dropRule()
 
 	srv := findServer(plan.MountBinary)
 	systemd := false
@@ -236,7 +243,7 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 		f.Close()
 		served <- err
 	}()
-	tmpArgs := append(append([]string(nil), args...), "--init-file="+fifo, "--skip-networking")
+	tmpArgs := append(append([]string(nil), args...), "--init-file="+fifo, "--skip-networking", "--skip-grant-tables=0")
 	tmp := exec.Command(plan.MountBinary, tmpArgs...)
 	if srv != nil {
 		tmp.Env, tmp.Dir = srv.env, srv.dir
@@ -275,10 +282,9 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 	case <-time.After(2 * time.Minute):
 		tmp.Process.Kill()
 	}
-	if strings.Contains(logBuf.String(), "[ERROR] ") && strings.Contains(logBuf.String(), "init") {
-		return fmt.Errorf("the server reported an error running the init file: %s", lastLines(logBuf.String(), 5))
-	}
-	fmt.Fprintf(g.p.out, "password of %s@%s set\n", account, host)
+	// The temporary rule goes before the server starts again, through the
+	// guard.
+	dropRule()
 
 	// Start it again as it was started.
 	switch {
@@ -288,7 +294,8 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 		}
 		fmt.Fprintln(g.p.out, "server started again (systemd)")
 	case srv != nil:
-		re := exec.Command(srv.argv[0], args...)
+		re := exec.Command(plan.Wrapper, args...)
+		re.Args[0] = srv.argv[0]
 		re.Env, re.Dir = srv.env, srv.dir
 		re.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := re.Start(); err != nil {
@@ -302,11 +309,77 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		fmt.Fprintf(g.p.out, "server started again (pid %d, %s)\n", re.Process.Pid, srv.argv[0])
+		fmt.Fprintf(g.p.out, "server started again (pid %d, through %s)\n", re.Process.Pid, plan.Wrapper)
 	default:
-		fmt.Fprintln(g.p.out, "the server was not running: start it as usual")
+		fmt.Fprintf(g.p.out, "init file run for %s@%s; the server was not running: start it as usual and log in to check\n", account, host)
+		return nil
 	}
+	// The init file's errors do not stop the server: prove the result by
+	// logging in with the new password.
+	if err := checkLogin(ctx, account, host, pw, args); err != nil {
+		return withHint(fmt.Errorf("the server is back, but %s@%s cannot log in with the new password: %w", account, host, err),
+			"check that the account exists (SELECT user, host FROM mysql.user) and run the reset again")
+	}
+	fmt.Fprintf(g.p.out, "password of %s@%s set (checked by logging in)\n", account, host)
 	return nil
+}
+
+// checkLogin logs in as account@host with pw through the client, the
+// credentials over a pipe, and retries while the server starts.
+func checkLogin(ctx context.Context, account, host string, pw []byte, serverArgs []string) error {
+	cl := mycnf.Client{User: account, Password: string(pw)}
+	switch host {
+	case "localhost":
+		cl.Socket = argValue(serverArgs, "socket")
+	default:
+		cl.Host = host
+		if host == "%" || strings.ContainsAny(host, "%_") {
+			cl.Host = "127.0.0.1"
+		}
+		if p, err := strconv.Atoi(argValue(serverArgs, "port")); err == nil {
+			cl.Port = p
+		}
+	}
+	cnf, err := cl.Render()
+	if err != nil {
+		return err
+	}
+	defer clear(cnf)
+	client, err := exec.LookPath("mariadb")
+	if err != nil {
+		if client, err = exec.LookPath("mysql"); err != nil {
+			return err
+		}
+	}
+	var last error
+	for i := 0; i < 60; i++ {
+		pr, pwr, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, client, "--defaults-extra-file=/dev/fd/3", "--batch", "-e", "SELECT 1")
+		cmd.ExtraFiles = []*os.File{pr}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			pr.Close()
+			pwr.Close()
+			return err
+		}
+		pr.Close()
+		pwr.Write(cnf)
+		pwr.Close()
+		err = cmd.Wait()
+		if err == nil {
+			return nil
+		}
+		last = fmt.Errorf("%v: %s", err, strings.TrimSpace(out.String()))
+		if strings.Contains(out.String(), "Access denied") {
+			return last
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return last
 }
 
 func parentPid(pid int) int {
