@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,6 +147,26 @@ exec `+dumpBin+` "$@"
 		t.Fatalf("history after a restart: %d records, was %d", len(got), len(recs))
 	}
 
+	// Ctrl-C on a backup the daemon runs stops it there too: nothing is
+	// added, nothing partial is left.
+	before := m.ms(0, "backup", "list", "--json")
+	c := m.cmd("backup", "--databases", "shop")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	c.Process.Signal(syscall.SIGINT)
+	err := c.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 9 {
+		t.Fatalf("interrupted backup: %v, want exit 9", err)
+	}
+	time.Sleep(5 * time.Second) // the slow tool would have finished by now
+	if after := m.ms(0, "backup", "list", "--json"); after != before {
+		t.Fatalf("an interrupted backup reached the catalog:\n%s", after)
+	}
+	// The killed tool could not remove its marker.
+	os.Remove(running)
+
 	// A 3-second job every second: never two at once; skips are recorded.
 	m.ms(0, "schedule", "add", "slow", "--schedule", "@every 1s", "--databases", "shop")
 	waitFor(t, "a slow run and skipped runs", 40*time.Second, func() bool {
@@ -174,7 +196,7 @@ exec `+dumpBin+` "$@"
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	before := m.ms(0, "backup", "list", "--json")
+	before = m.ms(0, "backup", "list", "--json")
 	m.ms(0, "schedule", "add", "failing", "--schedule", "@every 2s", "--credentials", "wrong", "--webhook", hook.URL, "--max-age", "1h")
 	waitFor(t, "the webhook", 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(hooks) > 0 })
 	m.ms(0, "schedule", "remove", "failing")

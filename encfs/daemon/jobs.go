@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Jobs runs the operations of a module (backups) for the control API.
@@ -38,10 +39,7 @@ type JobLine struct {
 	Error  *APIError       `json:"error,omitempty"`
 }
 
-// handleJobs runs a job and streams its events as JSON lines. The job
-// runs on the daemon's context, not the request's: a caller that goes
-// away does not leave a half-written backup behind (the job removes its
-// partial output itself if the daemon stops).
+// handleJobs runs a job and streams its events as JSON lines.
 func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 	if d.cfg.Jobs == nil {
 		writeErr(w, http.StatusNotFound, &APIError{CodeUsage, "this daemon runs no jobs (no backup module configured)"})
@@ -56,13 +54,13 @@ func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 	defer clear(body)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
 	send := func(l JobLine) {
+		// A caller that stops reading does not hold this goroutine.
+		rc.SetWriteDeadline(time.Now().Add(time.Minute))
 		enc.Encode(l)
-		if flusher != nil {
-			flusher.Flush()
-		}
+		rc.Flush()
 	}
 	root := cred != nil && cred.Uid == 0
 	uid := uint32(0)
@@ -71,16 +69,46 @@ func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 		uid, pid = cred.Uid, int(cred.Pid)
 	}
 	d.auditSession("job-start", pid, uid)
-	ctx := d.jobCtx
-	if ctx == nil {
-		ctx = r.Context()
+	// The job stops when the caller goes away (Ctrl-C on `mysecure
+	// restore`) or the daemon stops; either way it removes what it left
+	// half done.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if d.jobCtx != nil {
+		stop := context.AfterFunc(d.jobCtx, cancel)
+		defer stop()
 	}
-	res, err := d.cfg.Jobs.Run(ctx, body, root, func(ev any) {
-		b, err := json.Marshal(ev)
-		if err == nil {
+	// Progress never blocks the job: a caller that does not read gets
+	// the latest event when it does (a slow reader cannot stall a tool
+	// holding its snapshot).
+	latest := make(chan []byte, 1)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for b := range latest {
 			send(JobLine{Event: b})
 		}
+	}()
+	res, err := d.cfg.Jobs.Run(ctx, body, root, func(ev any) {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return
+		}
+		select {
+		case latest <- b:
+		default:
+			select { // replace the pending event with this one
+			case <-latest:
+			default:
+			}
+			select {
+			case latest <- b:
+			default:
+			}
+		}
 	})
+	close(latest)
+	<-writerDone
 	if err != nil {
 		d.log.Warn("job failed", "uid", uid, "pid", pid, "err", err)
 		send(JobLine{Error: &APIError{Code: d.cfg.Jobs.Code(err), Message: err.Error()}})
