@@ -2,6 +2,7 @@ package backup
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mysecure/mysecure/backup/retention"
@@ -52,7 +53,12 @@ func (s *Service) Prune(o PruneOptions) ([]PruneDecision, error) {
 		if o.Job != "" && e.Job != o.Job {
 			continue
 		}
+		// One group per kind of backup: a one-database dump must not
+		// count against (and push out) the full dumps.
 		g := e.Type
+		if len(e.Databases) > 0 {
+			g += "[" + strings.Join(e.Databases, ",") + "]"
+		}
 		if e.Job != "" {
 			g += "/" + e.Job
 		}

@@ -283,11 +283,22 @@ func (f *renameFilter) Close() error {
 	return nil
 }
 
+// emptyOrMissing accepts a directory to restore into: missing, or empty,
+// owned by root and not writable by others (a directory another user
+// controls could see the plaintext or have symlinks swapped in).
 func emptyOrMissing(dir string) error {
-	ents, err := os.ReadDir(dir)
+	fi, err := os.Lstat(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || st.Uid != uint32(os.Geteuid()) || fi.Mode().Perm()&0o022 != 0 {
+		return usageErr("%s must be a missing directory, or an empty one owned by root and not writable by others", dir)
+	}
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}

@@ -269,6 +269,13 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 		}
 		return c
 	}
+	// The credential first: without it nothing below can be completed,
+	// and a half undone setup could not start the server.
+	if plan.Did("rule 1") || plan.Did("encrypt binary") {
+		if _, err := getCred(); err != nil {
+			return err
+		}
+	}
 	undo := func(name string, fn func() error) error {
 		if !plan.Did(name) {
 			return nil

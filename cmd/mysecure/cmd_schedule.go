@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
@@ -56,7 +57,7 @@ func readSchedules(file string) ([]schedule.Job, error) {
 	var c struct {
 		Schedules []schedule.Job `mapstructure:"schedules"`
 	}
-	if err := v.UnmarshalKey("schedules", &c.Schedules); err != nil {
+	if err := v.UnmarshalKey("schedules", &c.Schedules, func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
 	if err := schedule.ValidateAll(c.Schedules); err != nil {
@@ -168,6 +169,10 @@ func newScheduleAddCommand(g *globalOptions) *cobra.Command {
 					if jobNameOf(n) == j.Name {
 						if !replace {
 							return fmt.Errorf("%w: a job named %s exists in %s", os.ErrExist, j.Name, file)
+						}
+						// A job handed to system cron stays there.
+						if old, err := schedule.Find(g.cfg.Schedules, j.Name); err == nil && old.System {
+							j.System = true
 						}
 						seq.Content[i] = jobNode(j)
 						return nil
@@ -500,14 +505,19 @@ credential: --keyfile.`,
 			jobs := g.cfg.Schedules
 			names := map[string]bool{}
 			if len(args) > 0 {
-				jobs = nil
 				for _, n := range args {
-					j, err := schedule.Find(g.cfg.Schedules, n)
-					if err != nil {
+					if _, err := schedule.Find(g.cfg.Schedules, n); err != nil {
 						return withHint(err, "'mysecure schedule list' shows the jobs")
 					}
-					jobs = append(jobs, *j)
 					names[n] = true
+				}
+				// The file is written whole: jobs installed before stay in it.
+				jobs = nil
+				for _, j := range g.cfg.Schedules {
+					if names[j.Name] || j.System {
+						jobs = append(jobs, j)
+						names[j.Name] = true
+					}
 				}
 			}
 			inv, err := o.invocation(g)
