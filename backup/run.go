@@ -12,12 +12,13 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/backup/xbstream"
 )
@@ -184,9 +185,15 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		return nil, fmt.Errorf("failed to start %s: %w", m.Tool.Name, err)
 	}
 
+	// A 1 MiB pipe: with the default 64 KiB the tool stalls whenever this
+	// process is busy compressing (docs/performance-backup.md).
+	if sc, ok := stdout.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			raw.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+		}
+	}
 	counter := &countWriter{w: w}
-	enc, err := zstd.NewWriter(counter, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)),
-		zstd.WithEncoderConcurrency(2), zstd.WithWindowSize(4<<20))
+	enc, err := newParallelZstd(counter, opts.Level, compressWorkers())
 	if err != nil {
 		cancel()
 		tc.Wait()
@@ -430,4 +437,10 @@ func (x xbObserver) finish(m *Manifest) error {
 func (o Options) Validate() error {
 	c := o
 	return c.normalize()
+}
+
+// compressWorkers is how many frames are compressed at once: every core,
+// at least 2 (the tool, mariadbd and this process share them anyway).
+func compressWorkers() int {
+	return max(2, runtime.GOMAXPROCS(0))
 }

@@ -2,16 +2,16 @@
 # backup.sh: encrypted backups side by side with the plain pipelines they
 # replace, in one run; medians and ratios as Markdown.
 #
-#   bash bench/backup.sh                       (from the repo root; needs root;
-#                                               about 25 minutes on 2 CPUs at 1 GiB)
-#   MYSECURE_BENCH_GIB=0.25 REPS=1 bash bench/backup.sh   (a quick try)
+#   bash bench/backup.sh        (from the repo root; needs root; about 18 minutes
+#                                on 2 CPUs at 1 GiB; docs/performance-backup.md)
+#   MYSECURE_BENCH_GIB=0.2 REPS=1 RESTORE_REPS=1 bash bench/backup.sh   (a quick try)
 #
 # Starts a private mariadbd (datadir in a fresh work dir under /var/tmp, the
 # real disk), loads sysbench-like InnoDB tables, and measures, alternating
 # the order every round:
 #
-#   logical-small  mysecure backup --databases bench      vs  mariadb-dump ARGS | zstd -3 -T2 > file
-#   logical        the same at the full size
+#   logical-SIZE   mysecure backup --databases bench      vs  mariadb-dump ARGS | zstd -3 -T2 > file
+#                  (at the small size, then at the full size: RSS against size)
 #   physical       mysecure backup --type physical         vs  mariabackup --backup --stream=xbstream | zstd -3 -T2 > file
 #   restore        mysecure restore ID [--no-verify]       vs  zstd -dc file | mariadb   (database dropped before each run)
 #
@@ -37,8 +37,9 @@
 set -euo pipefail
 shopt -s inherit_errexit
 
-# Everything is in main, which bash reads whole before running it: editing
-# this file during a run does not change the run.
+# Everything is in main, which bash reads whole before running it, and the
+# exit is on the same line as the call: editing this file during a run does
+# not change the run.
 main() {
 	GIB=${MYSECURE_BENCH_GIB:-1}
 	SMALL_MIB=${MYSECURE_BENCH_SMALL_MIB:-250}
@@ -339,7 +340,10 @@ main() {
 		perfrun() { # NAME ARGS...
 			local name=$1
 			shift
-			perf record -q -g -F 499 --no-buildid-cache -o "$prof/$name.data" -- "$@" >/dev/null 2>>"$work/perf.err"
+			if ! perf record -q -g -F 499 --no-buildid-cache -o "$prof/$name.data" -- "$@" >/dev/null 2>>"$work/perf.err"; then
+				echo "backup.sh: perf record $name failed: $(tail -1 "$work/perf.err")" >&2
+				return 0
+			fi
 			perf report -i "$prof/$name.data" --stdio --no-children --sort comm,dso,sym --percent-limit 1 \
 				2>/dev/null | grep -v '^$' | head -150 >"$prof/$name.txt" || true
 			perf report -i "$prof/$name.data" --stdio --no-children --sort comm,dso -g none \
@@ -393,5 +397,4 @@ main() {
 	} | tee -a "$log"
 }
 
-main "$@"
-exit
+main "$@"; exit $?
