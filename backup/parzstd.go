@@ -19,17 +19,17 @@ const frameSize = 4 << 20
 // workers goroutines and writes them to w in order. Memory is bounded:
 // at most 2*workers frames are in flight.
 type parallelZstd struct {
-	enc     *zstd.Encoder
-	w       io.Writer
-	cur     []byte
-	queue   chan chan result
-	jobs    chan job
-	done    chan struct{}
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	err     error
-	pool    sync.Pool
-	closed  bool
+	enc    *zstd.Encoder
+	w      io.Writer
+	cur    []byte
+	queue  chan chan result
+	jobs   chan job
+	done   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
+	pool   sync.Pool
+	closed bool
 }
 
 type job struct {
