@@ -3,6 +3,7 @@ package backup
 import (
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -15,50 +16,60 @@ import (
 // that bounds a physical backup.
 const frameSize = 4 << 20
 
+// frameBound is the most a frame of frameSize can take compressed.
+const frameBound = frameSize + frameSize/128 + 1024
+
+// compressWorkers is how many frames are compressed at once: the cores,
+// at least 2 and at most 4, so that memory stays bounded (each worker
+// holds an input and an output buffer of about 4 MiB).
+func compressWorkers() int {
+	return min(4, max(2, runtime.GOMAXPROCS(0)))
+}
+
+// pair is one frame's input and output buffers; a fixed set of pairs
+// circulates, so memory does not grow with the stream.
+type pair struct {
+	in, out []byte
+	err     error
+	ready   chan struct{}
+}
+
 // parallelZstd compresses a stream as a sequence of independent frames on
-// workers goroutines and writes them to w in order. Memory is bounded:
-// at most 2*workers frames are in flight.
+// workers goroutines and writes them to w in order.
 type parallelZstd struct {
 	enc    *zstd.Encoder
 	w      io.Writer
-	cur    []byte
-	queue  chan chan result
-	jobs   chan job
+	cur    *pair
+	free   chan *pair // pairs ready for new input
+	jobs   chan *pair // to the workers
+	order  chan *pair // to the writer, in stream order
 	done   chan struct{}
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	err    error
-	pool   sync.Pool
 	closed bool
-}
-
-type job struct {
-	in  []byte
-	out chan result
-}
-
-type result struct {
-	frame []byte
-	in    []byte
-	err   error
 }
 
 func newParallelZstd(w io.Writer, level, workers int) (*parallelZstd, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(workers), zstd.WithWindowSize(frameSize), zstd.WithEncoderCRC(true))
+		zstd.WithEncoderConcurrency(workers), zstd.WithWindowSize(frameSize))
 	if err != nil {
 		return nil, err
 	}
-	p := &parallelZstd{enc: enc, w: w, queue: make(chan chan result, workers), jobs: make(chan job), done: make(chan struct{})}
-	p.pool.New = func() any { return make([]byte, 0, frameSize) }
-	p.cur = p.pool.Get().([]byte)[:0]
+	n := workers + 1
+	p := &parallelZstd{enc: enc, w: w, free: make(chan *pair, n), jobs: make(chan *pair, n),
+		order: make(chan *pair, n), done: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		p.free <- &pair{in: make([]byte, 0, frameSize), out: make([]byte, 0, frameBound), ready: make(chan struct{}, 1)}
+	}
+	p.cur = <-p.free
 	for i := 0; i < workers; i++ {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			for j := range p.jobs {
-				frame := p.enc.EncodeAll(j.in, make([]byte, 0, len(j.in)/2+1024))
-				j.out <- result{frame: frame, in: j.in}
+			for f := range p.jobs {
+				f.out = p.enc.EncodeAll(f.in, f.out[:0])
+				f.ready <- struct{}{}
 			}
 		}()
 	}
@@ -80,31 +91,32 @@ func (p *parallelZstd) firstErr() error {
 	return p.err
 }
 
-// writer writes the frames in the order they were cut.
+// writer writes the frames in the order they were cut, and frees their
+// buffers.
 func (p *parallelZstd) writer() {
 	defer close(p.done)
-	for out := range p.queue {
-		r := <-out
+	for f := range p.order {
+		<-f.ready
 		if p.firstErr() == nil {
-			if _, err := p.w.Write(r.frame); err != nil {
+			if _, err := p.w.Write(f.out); err != nil {
 				p.setErr(err)
 			}
 		}
-		p.pool.Put(r.in[:0])
+		f.in = f.in[:0]
+		p.free <- f
 	}
 }
 
 func (p *parallelZstd) dispatch() {
-	if len(p.cur) == 0 {
+	if len(p.cur.in) == 0 {
 		return
 	}
-	out := make(chan result, 1)
-	p.queue <- out // blocks while 'workers' frames wait to be written
-	p.jobs <- job{in: p.cur, out: out}
-	p.cur = p.pool.Get().([]byte)[:0]
+	p.order <- p.cur
+	p.jobs <- p.cur
+	p.cur = <-p.free // waits while every buffer is in flight
 }
 
-// Write buffers p and hands full frames to the workers. It returns the
+// Write buffers b and hands full frames to the workers. It returns the
 // first error of the underlying writer.
 func (p *parallelZstd) Write(b []byte) (int, error) {
 	if p.closed {
@@ -115,10 +127,10 @@ func (p *parallelZstd) Write(b []byte) (int, error) {
 	}
 	n := len(b)
 	for len(b) > 0 {
-		k := min(frameSize-len(p.cur), len(b))
-		p.cur = append(p.cur, b[:k]...)
+		k := min(frameSize-len(p.cur.in), len(b))
+		p.cur.in = append(p.cur.in, b[:k]...)
 		b = b[k:]
-		if len(p.cur) == frameSize {
+		if len(p.cur.in) == frameSize {
 			p.dispatch()
 		}
 	}
@@ -131,10 +143,13 @@ func (p *parallelZstd) Close() error {
 		return p.firstErr()
 	}
 	p.closed = true
-	p.dispatch()
+	if len(p.cur.in) > 0 {
+		p.order <- p.cur
+		p.jobs <- p.cur
+	}
 	close(p.jobs)
 	p.wg.Wait()
-	close(p.queue)
+	close(p.order)
 	<-p.done
 	return p.firstErr()
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"path"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -437,10 +436,4 @@ func (x xbObserver) finish(m *Manifest) error {
 func (o Options) Validate() error {
 	c := o
 	return c.normalize()
-}
-
-// compressWorkers is how many frames are compressed at once: every core,
-// at least 2 (the tool, mariadbd and this process share them anyway).
-func compressWorkers() int {
-	return max(2, runtime.GOMAXPROCS(0))
 }
