@@ -121,7 +121,7 @@ func TestOptions(t *testing.T) {
 		}
 	}
 	o := Options{}
-	if err := o.normalize(); err != nil || o.Type != Logical || o.Level != 3 || o.Credentials != DefaultCredentials {
+	if err := o.normalize(); err != nil || o.Type != Logical || o.Level != 1 || o.Credentials != DefaultCredentials {
 		t.Fatalf("defaults: %+v %v", o, err)
 	}
 }

@@ -331,7 +331,7 @@ it with the volume credential.`,
 	f.StringVar(&o.Type, "type", "logical", "logical (mariadb-dump) or physical (mariabackup)")
 	f.StringSliceVar(&o.Databases, "databases", nil, "logical: back up only these databases (comma separated)")
 	f.StringVar(&o.Creds, "credentials", backup.DefaultCredentials, "stored credentials `NAME` to connect with")
-	f.IntVar(&o.Level, "level", 0, "zstd compression level 1-22 (default: backup-level, 3)")
+	f.IntVar(&o.Level, "level", 0, "zstd compression level 1-22 (default: backup-level, 1)")
 	f.StringVar(&o.Job, "job", "", "run the configured job `NAME` (its options, lock, hooks, retention and history)")
 	f.BoolVar(&o.Scheduled, "scheduled", false, "with --job: called by system cron (applies the job's jitter)")
 	o.exec.AddFlags(f)

@@ -133,7 +133,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	v.SetDefault("log-file", defaultLogFile)
 	v.SetDefault("backup-category", "mysqlbackup")
 	v.SetDefault("job-socket", defaultJobSock)
-	v.SetDefault("backup-level", 3)
+	v.SetDefault("backup-level", 1)
 	// Every key needs a default for MYSECURE_* to reach it.
 	for _, k := range []string{"backup-group", "dump-tool", "physical-tool", "client-tool", "mbstream-tool"} {
 		v.SetDefault(k, "")
@@ -185,7 +185,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	}
 	c.file = file
 	if c.BackupLevel < 1 || c.BackupLevel > 22 {
-		return withHint(usagef(fmt.Sprintf("backup-level %d is out of range", c.BackupLevel)), "zstd levels go from 1 to 22 (3 is the default)")
+		return withHint(usagef(fmt.Sprintf("backup-level %d is out of range", c.BackupLevel)), "zstd levels go from 1 to 22 (1 is the default)")
 	}
 	for name, val := range map[string]string{"store": c.Store, "mount": c.Mount, "socket": c.Socket, "audit-log": c.AuditLog, "backup-category": c.BackupCategory, "job-socket": c.JobSocket} {
 		if val == "" {
