@@ -30,7 +30,6 @@ func compressWorkers() int {
 // circulates, so memory does not grow with the stream.
 type pair struct {
 	in, out []byte
-	err     error
 	ready   chan struct{}
 }
 
