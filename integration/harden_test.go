@@ -124,6 +124,14 @@ func TestHardenMysqld(t *testing.T) {
 		t.Fatal("--dry-run installed the guard")
 	}
 
+	// Another rule that opens @mysql would let a copy of the server around
+	// the guard: refused until it is gone.
+	h.aclAdd("ALLOW @mysql * /usr/bin/cat")
+	if out := h.harden(2); !strings.Contains(out, "rules already open @mysql") {
+		t.Fatalf("harden with a foreign @mysql rule: %s", out)
+	}
+	h.ms(0, append([]string{"acl", "del", "ALLOW @mysql * /usr/bin/cat"}, h.creds()...)...)
+
 	h.harden(0)
 	if fi, _ := os.Lstat(h.bin); fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatal("the binary was not moved into the mount")
