@@ -26,6 +26,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/tree"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/humanize"
 	"github.com/mysecure/mysecure/internal/mycnf"
 )
 
@@ -264,18 +265,7 @@ func (p *progressPrinter) done() {
 	}
 }
 
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func human(n int64) string { return humanize.Bytes(n) }
 
 // signalContext cancels on SIGINT/SIGTERM so that a running backup or
 // restore removes its partial output before the process exits.

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/internal/humanize"
 )
 
 // systemDirs may not be moved themselves (what is below them may): moving
@@ -379,26 +381,13 @@ func checkSpace(dir string, info *treeInfo) error {
 	avail := int64(s.Bavail) * s.Bsize
 	if info.need > avail {
 		return fmt.Errorf("%w: the copy needs about %s but the filesystem of %s has %s available: %w",
-			ErrRefused, humanBytes(info.need), dir, humanBytes(avail), unix.ENOSPC)
+			ErrRefused, humanize.Bytes(info.need), dir, humanize.Bytes(avail), unix.ENOSPC)
 	}
 	if s.Files > 0 && int64(s.Ffree) < info.entries {
 		return fmt.Errorf("%w: the copy needs %d inodes but the filesystem of %s has %d free: %w",
 			ErrRefused, info.entries, dir, s.Ffree, unix.ENOSPC)
 	}
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // checkNameLen refuses a PATH whose name leaves no room for the suffix of
