@@ -390,7 +390,7 @@ func (d *dumpObserver) finish(m *Manifest) error {
 // serverInfo asks the server about itself with the backup's credentials:
 // it fails early, with the server's own message, on wrong credentials.
 func (s *Service) serverInfo(ctx context.Context, cnf []byte) (*ServerInfo, error) {
-	rows, err := s.Tools.runQuery(ctx, cnf, "SELECT @@version, @@log_bin, @@hostname;")
+	rows, err := s.Tools.Query(ctx, cnf, "SELECT @@version, @@log_bin, @@hostname;")
 	if err != nil {
 		var te *ToolError
 		if errors.As(err, &te) && te.AccessDenied {

@@ -328,9 +328,10 @@ func (tc *toolCmd) cleanup() {
 	}
 }
 
-// runQuery runs one SQL statement with the client and returns its rows
+// Query runs one SQL statement with the client, the option file cnf
+// handed over through a pipe (as for every tool), and returns its rows
 // (tab separated, no headers).
-func (t Tools) runQuery(ctx context.Context, cnf []byte, sql string) ([][]string, error) {
+func (t Tools) Query(ctx context.Context, cnf []byte, sql string) ([][]string, error) {
 	client, err := t.client()
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/internal/mycnf"
@@ -345,36 +346,17 @@ func checkLogin(ctx context.Context, account, host string, pw []byte, serverArgs
 		return err
 	}
 	defer clear(cnf)
-	client, err := exec.LookPath("mariadb")
-	if err != nil {
-		if client, err = exec.LookPath("mysql"); err != nil {
-			return err
-		}
-	}
 	var last error
 	for i := 0; i < 60; i++ {
-		pr, pwr, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		cmd := exec.CommandContext(ctx, client, "--defaults-extra-file=/dev/fd/3", "--batch", "-e", "SELECT 1")
-		cmd.ExtraFiles = []*os.File{pr}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			pr.Close()
-			pwr.Close()
-			return err
-		}
-		pr.Close()
-		pwr.Write(cnf)
-		pwr.Close()
-		err = cmd.Wait()
+		_, err := backup.Tools{}.Query(ctx, cnf, "SELECT 1")
 		if err == nil {
 			return nil
 		}
-		last = fmt.Errorf("%v: %s", err, strings.TrimSpace(out.String()))
-		if strings.Contains(out.String(), "Access denied") {
+		// The message only: this is not the backup credentials' refusal
+		// (exit 11), the reset did not take.
+		last = errors.New(err.Error())
+		var te *backup.ToolError
+		if errors.As(err, &te) && te.AccessDenied {
 			return last
 		}
 		time.Sleep(500 * time.Millisecond)
