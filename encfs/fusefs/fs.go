@@ -163,6 +163,7 @@ func (f *FS) Mount(dir string) (*fuse.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	spareProcs() // after the mount: go-fuse has sized its reader pool (sched.go)
 	var st syscall.Stat_t
 	if err := syscall.Stat(dir, &st); err != nil {
 		srv.Unmount()

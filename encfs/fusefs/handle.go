@@ -19,6 +19,7 @@ type handle struct {
 }
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	yield()
 	h.n.rw.RLock()
 	defer h.n.rw.RUnlock()
 	k, err := h.of.cf.ReadAt(dest, off)
@@ -29,6 +30,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	yield()
 	h.of.killPriv(ctx)
 	h.n.rw.Lock()
 	defer h.n.rw.Unlock()
@@ -49,6 +51,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 func (h *handle) Flush(ctx context.Context) syscall.Errno { return 0 }
 
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	yield()
 	fd := int(h.of.backing.Fd())
 	if flags&fsyncDataSync != 0 {
 		return fs.ToErrno(unix.Fdatasync(fd))

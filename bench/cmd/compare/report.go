@@ -263,15 +263,15 @@ func (b *bench) report() {
 	fmt.Println()
 
 	// Every sample.
-	fmt.Printf("## Every timed step\n\n| round | target | workload | value | unit | wall s | server CPU s | workload CPU s | busy cores | others cores |\n|--:|---|---|--:|---|--:|--:|--:|--:|--:|\n")
+	fmt.Printf("## Every timed step\n\n| round | target | workload | value | unit | wall s | server CPU s | workload CPU s | busy cores | others cores | context switches/s | server's/s |\n|--:|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range b.samples {
 		r := fmt.Sprint(s.rep + 1)
 		if s.rep == profRep {
 			r = "prof"
 		}
 		st := stepByName(s.step)
-		fmt.Printf("| %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", r, s.target, s.step, fmtValue(s.value, st.unit), st.unit,
-			s.wall.Seconds(), s.srvCPU.Seconds(), s.wlCPU.Seconds(), s.busy, s.others())
+		fmt.Printf("| %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n", r, s.target, s.step, fmtValue(s.value, st.unit), st.unit,
+			s.wall.Seconds(), s.srvCPU.Seconds(), s.wlCPU.Seconds(), s.busy, s.others(), s.ctxsw, s.srvCS)
 	}
 	fmt.Println()
 	if b.prof != nil && len(b.prof.sections) > 0 {

@@ -30,6 +30,8 @@ type sample struct {
 	wlCPU  time.Duration // CPU time of the workload: its programs (and mariadbd)
 	busy   float64       // busy cores of the machine during the step
 	lat95  float64       // sysbench: 95th percentile latency, ms
+	ctxsw  float64       // context switches per second on the machine
+	srvCS  float64       // context switches per second of the FUSE server's threads
 }
 
 // stepDef describes a step: its unit and whether more is better.
@@ -89,11 +91,13 @@ func (b *bench) step(ctx context.Context, t target, name string, rep int, fn fun
 		}
 	}
 	cpu0, ct0 := procCPU(pid), readCPUTimes()
+	cs0, scs0 := readCtxt(), procCtxSwitches(pid)
 	start := time.Now()
 	res, err := fn()
 	v := res.value
 	wall := time.Since(start)
 	cpu1, ct1 := procCPU(pid), readCPUTimes()
+	cs1, scs1 := readCtxt(), procCtxSwitches(pid)
 	if rec != nil {
 		if perr := rec.stop(); perr != nil && err == nil {
 			err = perr
@@ -120,6 +124,8 @@ func (b *bench) step(ctx context.Context, t target, name string, rep int, fn fun
 		// Jiffies over all CPUs: busy/total*ncpu is busy cores.
 		s.busy = float64(ct1.busy-ct0.busy) / float64(d) * float64(numCPU())
 	}
+	s.ctxsw = float64(cs1-cs0) / wall.Seconds()
+	s.srvCS = float64(scs1-scs0) / wall.Seconds()
 	b.mu.Lock()
 	b.samples = append(b.samples, s)
 	b.mu.Unlock()
@@ -127,8 +133,8 @@ func (b *bench) step(ctx context.Context, t target, name string, rep int, fn fun
 	if rep == profRep {
 		r = "prof"
 	}
-	b.progress("round %s  %-15s %-13s %10.2f %-5s wall %6.2f s  server cpu %6.2f s  workload cpu %6.2f s  busy %.2f cores (others %.2f)",
-		r, t.name(), name, v, def.unit, wall.Seconds(), s.srvCPU.Seconds(), s.wlCPU.Seconds(), s.busy, s.others())
+	b.progress("round %s  %-15s %-13s %10.2f %-5s wall %6.2f s  server cpu %6.2f s  workload cpu %6.2f s  busy %.2f cores (others %.2f)  ctxsw/s %.0f (server %.0f)",
+		r, t.name(), name, v, def.unit, wall.Seconds(), s.srvCPU.Seconds(), s.wlCPU.Seconds(), s.busy, s.others(), s.ctxsw, s.srvCS)
 	if rec != nil {
 		b.prof.report(ctx, rec, s)
 	}
