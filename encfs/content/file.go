@@ -47,6 +47,27 @@ type File struct {
 	hdr    []byte // nil until read from or written to the backing file
 	nonces *nonceSource
 	size   int64 // plaintext size; the File is the backing file's only writer
+	// last is the plaintext of the last block the latest write sealed, so
+	// that the next write into the same block (a log appended in pieces
+	// smaller than a block: InnoDB's redo log, binary logs) merges without
+	// reading and opening it again. Valid only while the backing file holds
+	// exactly that block; guarded like WriteAt.
+	last *lastBlock
+}
+
+// lastBlock is one block's plaintext as last written.
+type lastBlock struct {
+	valid bool
+	blk   int64
+	n     int // plaintext bytes in the block
+	data  [BlockSize]byte
+}
+
+// forget drops the cached block.
+func (f *File) forget() {
+	if f.last != nil {
+		f.last.valid = false
+	}
 }
 
 // Open returns a File over b sealed with key. name is only used in errors.
@@ -268,6 +289,7 @@ func (f *File) writeRange(p []byte, off, size int64) error {
 
 	first := off / BlockSize
 	last := (off + int64(len(p)) - 1) / BlockSize
+	var lastPT []byte // plaintext of the batch's last block
 	for b := first; b <= last; {
 		n := last - b + 1
 		if n > batchBlocks {
@@ -301,7 +323,9 @@ func (f *File) writeRange(p []byte, off, size int64) error {
 			if ws == 0 && we >= oldLen {
 				pt = src
 			} else {
-				if _, err := f.readBlock(merge, sc.stored[:], blk, oldLen, ad); err != nil {
+				if c := f.last; c != nil && c.valid && c.blk == blk && int64(c.n) == oldLen {
+					copy(merge, c.data[:oldLen])
+				} else if _, err := f.readBlock(merge, sc.stored[:], blk, oldLen, ad); err != nil {
 					return err
 				}
 				newLen := oldLen
@@ -315,13 +339,32 @@ func (f *File) writeRange(p []byte, off, size int64) error {
 			dst := out[len(out) : len(out)+len(pt)+BlockOverhead]
 			sealed := f.key.sealBlock(dst, nonces[i*NonceSize:(i+1)*NonceSize], pt, blk, f.hdr, ad)
 			out = out[:len(out)+len(sealed)]
+			lastPT = pt
+		}
+		// The blocks in the cache's range are about to change: forget it
+		// before the write, so that a failed or short write cannot leave
+		// it claiming what the store does not hold.
+		if c := f.last; c != nil && c.valid && c.blk >= b && c.blk < b+n {
+			c.valid = false
 		}
 		if _, err := f.b.WriteAt(out, blockOffset(b)); err != nil {
 			return fmt.Errorf("failed to write %s: %w", f.name, err)
 		}
+		if b+n-1 == last {
+			f.remember(last, lastPT)
+		}
 		b += n
 	}
 	return nil
+}
+
+// remember caches pt as the plaintext of block blk, now in the store.
+func (f *File) remember(blk int64, pt []byte) {
+	if f.last == nil {
+		f.last = new(lastBlock)
+	}
+	c := f.last
+	c.blk, c.n, c.valid = blk, copy(c.data[:], pt), true
 }
 
 // readBlock reads and opens block blk, which holds plainLen bytes, into
@@ -354,6 +397,9 @@ func (f *File) Truncate(newSize int64) error {
 	size, err := f.Size()
 	if err != nil {
 		return err
+	}
+	if newSize != size {
+		f.forget()
 	}
 	switch {
 	case newSize == size:

@@ -353,3 +353,126 @@ func TestHeaderNeverReused(t *testing.T) {
 		t.Fatal("file ID reused after truncate to zero")
 	}
 }
+
+// countingBacking counts reads and can fail the next write.
+type countingBacking struct {
+	*os.File
+	reads     int
+	failWrite bool
+}
+
+func (c *countingBacking) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	return c.File.ReadAt(p, off)
+}
+
+func (c *countingBacking) WriteAt(p []byte, off int64) (int, error) {
+	if c.failWrite {
+		c.failWrite = false
+		return 0, errors.New("injected write failure")
+	}
+	return c.File.WriteAt(p, off)
+}
+
+// A log written in pieces smaller than a block (InnoDB's redo log rewrites
+// the tail of its last block on every commit) merges from the block the
+// previous write left behind: no read of the store, and the store holds
+// exactly what a fresh File reads back.
+func TestLogAppendsMergeWithoutReading(t *testing.T) {
+	key := testKey(t, 5)
+	cb := &countingBacking{File: tempBacking(t)}
+	f, err := Open(cb, key, "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fileSize = 16 * BlockSize
+	model := make([]byte, fileSize)
+	if _, err := f.WriteAt(model, 0); err != nil { // preallocated, like ib_logfile0
+		t.Fatal(err)
+	}
+	rng := mrand.New(mrand.NewPCG(7, 8))
+	off := 0
+	for i := 0; i < 300; i++ {
+		n := 200 + rng.IntN(3000)
+		if off+n > fileSize {
+			off = 0 // wrap around, as a circular log does
+		}
+		data := make([]byte, n)
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		before := cb.reads
+		if _, err := f.WriteAt(data, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		copy(model[off:], data)
+		// The block the write starts in is the one the previous write
+		// ended in: merged from the cache. Only a partly covered end block
+		// in another block (old bytes of the log's previous lap) is read.
+		end := off + n
+		want := 0
+		if end%BlockSize != 0 && end/BlockSize != off/BlockSize {
+			want = 1
+		}
+		if i > 0 && off != 0 && cb.reads-before != want {
+			t.Fatalf("write %d at %d+%d read the store %d times, want %d", i, off, n, cb.reads-before, want)
+		}
+		off += n
+	}
+	g, err := Open(cb.File, key, "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, g); !bytes.Equal(got, model) {
+		t.Fatal("store differs from the model after cached merges")
+	}
+}
+
+// A failed write must not leave the cached block claiming what the store
+// does not hold; a truncate inside the cached block must not resurrect
+// the bytes it cut.
+func TestLastBlockAfterFailureAndTruncate(t *testing.T) {
+	key := testKey(t, 6)
+	cb := &countingBacking{File: tempBacking(t)}
+	f, err := Open(cb, key, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := bytes.Repeat([]byte{'a'}, 100)
+	if _, err := f.WriteAt(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	cb.failWrite = true
+	if _, err := f.WriteAt(bytes.Repeat([]byte{'b'}, 50), 100); err == nil {
+		t.Fatal("injected failure not reported")
+	}
+	if _, err := f.WriteAt([]byte("cc"), 10); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte{}, a...)
+	copy(want[10:], "cc")
+	if got := readAll(t, f); !bytes.Equal(got, want) {
+		t.Fatalf("after a failed write: got %q, want %q", got, want)
+	}
+
+	// Cut inside the cached block, grow again, then merge into it: the cut
+	// bytes must read as zeros.
+	if err := f.Truncate(20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(200); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("dd"), 150); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want[:20:20], make([]byte, 180)...)
+	copy(want[150:], "dd")
+	g, err := Open(cb.File, key, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, g); !bytes.Equal(got, want) {
+		t.Fatalf("after truncate: got %q, want %q", got, want)
+	}
+}
