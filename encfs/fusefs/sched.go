@@ -35,9 +35,9 @@ import (
 //     rather than on every request: a Gosched may wake an idle thread to
 //     look for work, which is itself a context switch.
 //
-// Together they took the daemon from 10-12 to about 7 context switches per
-// sysbench transaction and its CPU per transaction down by about a quarter
-// (docs/performance-mount.md).
+// Together they took the daemon from about 10 to about 7 context switches
+// per sysbench transaction, and its CPU per transaction down in every round
+// of an A/B run (-4 to -22 %, median -17 %; docs/performance-mount.md).
 
 // spareProcs raises GOMAXPROCS so that go-fuse's readers, which may all be
 // blocked in read(2) on /dev/fuse at once, cannot hold every P. go-fuse
