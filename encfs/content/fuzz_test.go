@@ -63,6 +63,15 @@ func FuzzFileOps(f *testing.F) {
 		if got := readAll(t, file); !bytes.Equal(got, model) {
 			t.Fatal("final content differs")
 		}
+		// What the store holds, read by a File that never wrote it (no
+		// cached last block).
+		fresh, err := Open(b, key, "fuzz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, fresh); !bytes.Equal(got, model) {
+			t.Fatal("store differs from the model")
+		}
 	})
 }
 
