@@ -3,10 +3,11 @@ package backup
 import (
 	"errors"
 	"io"
-	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/mysecure/mysecure/internal/procs"
 )
 
 // frameSize is the plaintext of one zstd frame. Frames are independent, so
@@ -21,12 +22,12 @@ const frameBound = frameSize + frameSize/128 + 1024
 
 // compressWorkers is how many frames are compressed at once: the cores,
 // at least 2 and at most 4, so that memory stays bounded (each worker
-// holds an input and an output buffer of about 4 MiB). The cores are the
-// smaller of GOMAXPROCS (which follows a container's CPU limit) and the
-// CPUs: the mount daemon raises its GOMAXPROCS above the CPUs for go-fuse's
-// readers (encfs/fusefs/sched.go), which must not add compressors.
+// holds an input and an output buffer of about 4 MiB). The cores are
+// GOMAXPROCS as the process started with it (which follows a container's
+// CPU limit), not as the mount daemon raised it for go-fuse's readers
+// (encfs/fusefs/sched.go): scheduled backups run inside the daemon.
 func compressWorkers() int {
-	return min(4, max(2, min(runtime.GOMAXPROCS(0), runtime.NumCPU())))
+	return min(4, max(2, procs.Initial()))
 }
 
 // pair is one frame's input and output buffers; a fixed set of pairs

@@ -51,7 +51,11 @@ type File struct {
 	// that the next write into the same block (a log appended in pieces
 	// smaller than a block: InnoDB's redo log, binary logs) merges without
 	// reading and opening it again. Valid only while the backing file holds
-	// exactly that block; guarded like WriteAt.
+	// exactly that block; guarded like WriteAt. A consequence: a block
+	// tampered with in the store after this File wrote it is overwritten
+	// from the authentic plaintext instead of failing the write, as a
+	// write covering a whole block always did; reads still authenticate
+	// every block they return.
 	last *lastBlock
 }
 

@@ -1,9 +1,13 @@
 package fusefs
 
 import (
+	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/procs"
 )
 
 // The Go runtime and go-fuse's request readers.
@@ -30,8 +34,10 @@ import (
 //   - spareProcs: more Ps than readers can hold, so that an idle P always
 //     exists and a reader waiting in the kernel is not taken for starvation;
 //   - yield: the hot handlers (read, write, fsync) pass through the
-//     scheduler at most once a millisecond (runtime.Gosched), so that the
-//     Ps the readers run on never look stuck for 10 ms. Once a millisecond
+//     scheduler at most once a millisecond (runtime.Gosched), so that under
+//     load the Ps the readers run on rarely look stuck for 10 ms (the limit
+//     is shared by the whole process, not kept per P: with a few readers
+//     taking turns each passes through often enough). Once a millisecond
 //     rather than on every request: a Gosched may wake an idle thread to
 //     look for work, which is itself a context switch.
 //
@@ -39,21 +45,34 @@ import (
 // per sysbench transaction, and its CPU per transaction down in every round
 // of an A/B run (-4 to -22 %, median -17 %; docs/performance-mount.md).
 
-// spareProcs raises GOMAXPROCS so that go-fuse's readers, which may all be
-// blocked in read(2) on /dev/fuse at once, cannot hold every P. go-fuse
-// sizes its reader pool from GOMAXPROCS when the server is created (at
-// least 2, at most 16), so call this after the mount: the pool keeps its
-// size and the runtime gets the spare Ps.
+// spareProcs raises GOMAXPROCS, once per process, so that go-fuse's
+// readers, which may all be blocked in read(2) on /dev/fuse at once, cannot
+// hold every P. go-fuse sizes its reader pool from GOMAXPROCS when the
+// server is created (at least 2, at most 16), so call this after the mount:
+// the pool keeps its size and the runtime gets the spare Ps. A GOMAXPROCS
+// set by the operator ($GOMAXPROCS) is left alone.
 func spareProcs() {
-	// Readers (and the one go-fuse adds when all are busy) wait in
-	// read(2) or sit in a handler's fdatasync; twice the pool on top of
-	// the CPUs leaves idle Ps in both cases. 8 on 2 CPUs, measured; 4
-	// still let sysmon retake.
-	readers := min(max(runtime.GOMAXPROCS(0), 2), 16)
-	want := max(8, runtime.NumCPU()+2*readers)
-	if want > runtime.GOMAXPROCS(0) {
-		runtime.GOMAXPROCS(want)
-	}
+	spareOnce.Do(func() {
+		if os.Getenv("GOMAXPROCS") != "" {
+			return
+		}
+		if want := spareProcsFor(procs.Initial()); want > runtime.GOMAXPROCS(0) {
+			runtime.GOMAXPROCS(want)
+		}
+	})
+}
+
+var spareOnce sync.Once
+
+// spareProcsFor is the GOMAXPROCS for a process that started with base
+// (the CPUs or a container's CPU limit). Readers (and the one go-fuse adds
+// when all are busy) wait in read(2) or sit in a handler's fdatasync; twice
+// the pool on top of base usually leaves idle Ps (go-fuse adds readers
+// while all are busy, so this is not a hard bound). At least 8: measured on
+// 2 CPUs, 4 still let sysmon retake.
+func spareProcsFor(base int) int {
+	readers := min(max(base, 2), 16)
+	return max(8, base+2*readers)
 }
 
 // yieldEvery is how often the hot handlers pass through the scheduler at

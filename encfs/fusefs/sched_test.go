@@ -1,28 +1,35 @@
 package fusefs
 
 import (
+	"os"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/procs"
 )
 
-// spareProcs leaves Ps that go-fuse's readers cannot all hold, and never
-// lowers a GOMAXPROCS set higher already.
-func TestSpareProcs(t *testing.T) {
+// spareProcsFor leaves Ps that go-fuse's readers cannot all hold, from the
+// GOMAXPROCS the process started with (not from a raised one).
+func TestSpareProcsFor(t *testing.T) {
+	for _, c := range []struct{ base, want int }{
+		{1, 8}, {2, 8}, {4, 12}, {16, 48}, {64, 96},
+	} {
+		if got := spareProcsFor(c.base); got != c.want {
+			t.Errorf("spareProcsFor(%d) = %d, want %d", c.base, got, c.want)
+		}
+	}
+	// Applying it twice does not raise twice.
 	orig := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(orig)
-
-	runtime.GOMAXPROCS(2)
 	spareProcs()
-	readers := 2 // go-fuse's pool at GOMAXPROCS 2
-	if got := runtime.GOMAXPROCS(0); got < 8 || got < runtime.NumCPU()+2*readers {
-		t.Fatalf("GOMAXPROCS after spareProcs = %d, want at least max(8, %d)", got, runtime.NumCPU()+2*readers)
+	first := runtime.GOMAXPROCS(0)
+	spareProcs()
+	if got := runtime.GOMAXPROCS(0); got != first {
+		t.Fatalf("second spareProcs changed GOMAXPROCS %d -> %d", first, got)
 	}
-
-	runtime.GOMAXPROCS(100)
-	spareProcs()
-	if got := runtime.GOMAXPROCS(0); got != 100 {
-		t.Fatalf("spareProcs lowered GOMAXPROCS from 100 to %d", got)
+	if os.Getenv("GOMAXPROCS") == "" && first < spareProcsFor(procs.Initial()) {
+		t.Fatalf("GOMAXPROCS %d after spareProcs, want at least %d", first, spareProcsFor(procs.Initial()))
 	}
 }
 
