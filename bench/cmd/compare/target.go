@@ -396,6 +396,12 @@ func procStatusKiB(pid int, field string) int64 {
 	if err != nil {
 		return 0
 	}
+	return statusField(b, field)
+}
+
+// statusField is the number after "field:" in a /proc status file (a
+// trailing " kB" ignored), 0 if absent.
+func statusField(b []byte, field string) int64 {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
@@ -431,21 +437,6 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / clockTick
 }
 
-// readCtxt is the machine's context switches since boot (/proc/stat ctxt).
-func readCtxt() int64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "ctxt "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
 // procCtxSwitches sums the voluntary and involuntary context switches of
 // every thread of process pid (0 if unknown).
 func procCtxSwitches(pid int) int64 {
@@ -462,30 +453,23 @@ func procCtxSwitches(pid int) int64 {
 		if err != nil {
 			continue // the thread exited
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			for _, f := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
-				if v, ok := strings.CutPrefix(line, f); ok {
-					k, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-					n += k
-				}
-			}
-		}
+		n += statusField(b, "voluntary_ctxt_switches") + statusField(b, "nonvoluntary_ctxt_switches")
 	}
 	return n
 }
 
-// cpuTimes is the first line of /proc/stat: busy and total jiffies.
-type cpuTimes struct{ busy, total int64 }
+// cpuTimes is what a step needs from /proc/stat: busy and total jiffies
+// (its first line) and the context switches since boot (ctxt).
+type cpuTimes struct{ busy, total, ctxt int64 }
 
 func readCPUTimes() cpuTimes {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return cpuTimes{}
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
+	lines := strings.Split(string(b), "\n")
 	var t cpuTimes
-	for i, s := range f[1:] {
+	for i, s := range strings.Fields(lines[0])[1:] {
 		n, _ := strconv.ParseInt(s, 10, 64)
 		if i >= 8 { // guest times are included in user already
 			break
@@ -493,6 +477,12 @@ func readCPUTimes() cpuTimes {
 		t.total += n
 		if i != 3 && i != 4 { // idle, iowait
 			t.busy += n
+		}
+	}
+	for _, line := range lines[1:] {
+		if v, ok := strings.CutPrefix(line, "ctxt "); ok {
+			t.ctxt, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			break
 		}
 	}
 	return t

@@ -91,13 +91,13 @@ func (b *bench) step(ctx context.Context, t target, name string, rep int, fn fun
 		}
 	}
 	cpu0, ct0 := procCPU(pid), readCPUTimes()
-	cs0, scs0 := readCtxt(), procCtxSwitches(pid)
+	scs0 := procCtxSwitches(pid)
 	start := time.Now()
 	res, err := fn()
 	v := res.value
 	wall := time.Since(start)
 	cpu1, ct1 := procCPU(pid), readCPUTimes()
-	cs1, scs1 := readCtxt(), procCtxSwitches(pid)
+	scs1 := procCtxSwitches(pid)
 	if rec != nil {
 		if perr := rec.stop(); perr != nil && err == nil {
 			err = perr
@@ -124,7 +124,7 @@ func (b *bench) step(ctx context.Context, t target, name string, rep int, fn fun
 		// Jiffies over all CPUs: busy/total*ncpu is busy cores.
 		s.busy = float64(ct1.busy-ct0.busy) / float64(d) * float64(numCPU())
 	}
-	s.ctxsw = float64(cs1-cs0) / wall.Seconds()
+	s.ctxsw = float64(ct1.ctxt-ct0.ctxt) / wall.Seconds()
 	s.srvCS = float64(scs1-scs0) / wall.Seconds()
 	b.mu.Lock()
 	b.samples = append(b.samples, s)
