@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 )
 
@@ -32,5 +31,3 @@ func runShell(env []string, line string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
-
-func fmtInt(n int) string { return strconv.Itoa(n) }

@@ -98,15 +98,13 @@ func login(s *sandbox.Server, user, pw string) error {
 	if pw != "" {
 		dsn += ":" + pw
 	}
-	db, err := sql.Open("mysql", dsn+"@tcp(127.0.0.1:"+itoa(s.Port)+")/")
+	db, err := sql.Open("mysql", dsn+"@tcp(127.0.0.1:"+strconv.Itoa(s.Port)+")/")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	return db.Ping()
 }
-
-func itoa(n int) string { return fmtInt(n) }
 
 func TestHardenMysqld(t *testing.T) {
 	h := newHardenEnv(t)
@@ -230,7 +228,7 @@ func TestHardenMysqld(t *testing.T) {
 			sock := filepath.Join(srvDir, "safe.sock")
 			port := 33000 + os.Getpid()%1000
 			cmd := exec.Command("mysqld_safe", "--defaults-file="+top, "--ledir="+filepath.Dir(h.bin), "--datadir="+h.datadir,
-				"--socket="+sock, "--port="+itoa(port), "--bind-address=127.0.0.1", "--pid-file="+filepath.Join(srvDir, "safe.pid"),
+				"--socket="+sock, "--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--pid-file="+filepath.Join(srvDir, "safe.pid"),
 				"--log-error="+filepath.Join(srvDir, "safe.err"), "--user=mysql", "--skip-grant-tables")
 			cmd.Env = append(os.Environ(), "MYSECURE_GUARD_CONFIG="+h.guardCfg)
 			before, _ := os.ReadFile(h.audit)
@@ -374,14 +372,22 @@ func TestHardenResetRootPassword(t *testing.T) {
 	}
 }
 
-// TestGuardSighup: a server started with grants disabled (before the
-// guard existed) is told to reload them.
-func TestGuardSighup(t *testing.T) {
+// serverTestDir is a temp dir for a test that starts its own mariadbd as
+// mysql, which must traverse it (t.TempDir is 0700).
+func serverTestDir(t *testing.T) string {
+	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	os.Chmod(filepath.Dir(dir), 0o755)
+	return dir
+}
+
+// TestGuardSighup: a server started with grants disabled (before the
+// guard existed) is told to reload them.
+func TestGuardSighup(t *testing.T) {
+	dir := serverTestDir(t)
 	sys, _ := exec.LookPath("mariadbd")
 	bin := filepath.Join(dir, "mariadbd")
 	copyFile(t, sys, bin, 0o755)
@@ -411,11 +417,7 @@ func TestGuardSighup(t *testing.T) {
 // TestHardenAuditCLI: the audit flags misconfigurations seeded into a test
 // server (exit 14) and passes once they are fixed.
 func TestHardenAuditCLI(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	os.Chmod(filepath.Dir(dir), 0o755)
+	dir := serverTestDir(t)
 	cnf := filepath.Join(dir, "my.cnf")
 	os.WriteFile(cnf, []byte("[mysqld]\nloose-enable-skip-grant=1\n"), 0o644)
 	ww := filepath.Join(dir, "ww.cnf")

@@ -30,6 +30,16 @@ func (a *auditor) serverUID() (uint32, error) {
 }
 
 // owner returns the uid owning a file.
+// statOwner stats path (following symlinks) and returns its owner too.
+func statOwner(path string) (fs.FileInfo, uint32, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	uid, err := owner(st)
+	return st, uid, err
+}
+
 func owner(st fs.FileInfo) (uint32, error) {
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -61,13 +71,9 @@ func checkDataDir(ctx context.Context, a *auditor) (outcome, error) {
 		return outcome{}, err
 	}
 	dir = filepath.Clean(dir)
-	st, err := os.Stat(dir)
+	st, uid, err := statOwner(dir)
 	if err != nil {
 		return outcome{}, fmt.Errorf("datadir: %v (the audit must run on the server's host)", err)
-	}
-	uid, err := owner(st)
-	if err != nil {
-		return outcome{}, err
 	}
 	perm := st.Mode().Perm()
 	var fails, warns []string
@@ -105,13 +111,9 @@ func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
-	st, err := os.Stat(path)
+	st, uid, err := statOwner(path)
 	if err != nil {
 		return outcome{}, fmt.Errorf("error log: %v (the audit must run on the server's host)", err)
-	}
-	uid, err := owner(st)
-	if err != nil {
-		return outcome{}, err
 	}
 	perm := st.Mode().Perm()
 	var fails, warns []string
@@ -178,12 +180,7 @@ func (a *auditor) inventory() *inventory {
 // stat records path and returns its index in entries, or -1 if it cannot
 // be stat'ed.
 func (inv *inventory) stat(path string, dir bool) int {
-	st, err := os.Stat(path)
-	if err != nil {
-		inv.errs = append(inv.errs, err.Error())
-		return -1
-	}
-	uid, err := owner(st)
+	st, uid, err := statOwner(path)
 	if err != nil {
 		inv.errs = append(inv.errs, err.Error())
 		return -1
