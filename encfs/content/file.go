@@ -57,6 +57,9 @@ type File struct {
 	// write covering a whole block always did; reads still authenticate
 	// every block they return.
 	last *lastBlock
+	// merges is where writes and truncates read the rest of a block they
+	// change only part of; the backing file unless SetMergeReader.
+	merges io.ReaderAt
 }
 
 // lastBlock is one block's plaintext as last written.
@@ -121,6 +124,14 @@ func Open(b Backing, key *Key, name string) (*File, error) {
 // call). Nothing else may write the backing file while a File is open on
 // it.
 func (f *File) Size() (int64, error) { return f.size, nil }
+
+// SetMergeReader makes the reads a write or truncate needs for itself (the
+// rest of a block it changes only in part) go through r, a reader of the
+// same backing file, instead of the backing file. The daemon passes one
+// that leaves the store file's access time alone: a write is not a read,
+// and every access-time change is an inode update that fdatasync may have
+// to write as well. Set before the first write; r must see every write.
+func (f *File) SetMergeReader(r io.ReaderAt) { f.merges = r }
 
 // blockOffset is where stored block n starts in the backing file.
 func blockOffset(n int64) int64 { return HeaderSize + n*CipherBlockSize }
@@ -379,7 +390,11 @@ func (f *File) readBlock(dst, storedBuf []byte, blk, plainLen int64, ad []byte) 
 		return dst[:0], nil
 	}
 	stored := storedBuf[:plainLen+BlockOverhead]
-	if _, err := f.b.ReadAt(stored, blockOffset(blk)); err != nil {
+	r := f.merges
+	if r == nil {
+		r = f.b
+	}
+	if _, err := r.ReadAt(stored, blockOffset(blk)); err != nil {
 		if err == io.EOF {
 			return nil, corrupt(f.name, blk, "file shorter than its size says")
 		}

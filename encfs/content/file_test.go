@@ -428,6 +428,56 @@ func TestLogAppendsMergeWithoutReading(t *testing.T) {
 	}
 }
 
+// countingReader counts the reads made through it.
+type countingReader struct {
+	r     io.ReaderAt
+	reads int
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	return c.r.ReadAt(p, off)
+}
+
+// The reads a write or truncate makes for itself go through the merge
+// reader, never the backing file: the daemon's merge reader leaves the
+// store file's access time alone.
+func TestMergeReader(t *testing.T) {
+	key := testKey(t, 7)
+	raw := tempBacking(t)
+	w, err := Open(raw, key, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := randBytes(t, 3*BlockSize)
+	if _, err := w.WriteAt(model, 0); err != nil {
+		t.Fatal(err)
+	}
+	cb := &countingBacking{File: raw}
+	f, err := Open(cb, key, "f") // no cached block
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := &countingReader{r: raw}
+	f.SetMergeReader(mr)
+	opened := cb.reads // the header
+	if _, err := f.WriteAt([]byte("partial"), BlockSize+100); err != nil {
+		t.Fatal(err)
+	}
+	copy(model[BlockSize+100:], "partial")
+	if err := f.Truncate(2*BlockSize + 10); err != nil { // inside block 2
+		t.Fatal(err)
+	}
+	model = model[:2*BlockSize+10]
+	if cb.reads != opened || mr.reads != 2 {
+		t.Fatalf("merges read the backing file %d times and the merge reader %d times, want 0 and 2",
+			cb.reads-opened, mr.reads)
+	}
+	if got := readAll(t, f); !bytes.Equal(got, model) {
+		t.Fatal("content differs after merges through the merge reader")
+	}
+}
+
 // A failed write must not leave the cached block claiming what the store
 // does not hold; a truncate inside the cached block must not resurrect
 // the bytes it cut.

@@ -233,7 +233,7 @@ func (f *FS) HashPlain(mountDir, path string, st *unix.Stat_t) (sum string, ok b
 	if err != nil {
 		return "", true, err
 	}
-	b, err := os.Open(cp)
+	b, err := openReadNoatime(cp)
 	if err != nil {
 		return "", true, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -56,6 +58,7 @@ type mounted struct {
 	store, mnt string
 	srv        *fuse.Server
 	auth       *switchAuth
+	fs         *FS
 }
 
 func mount(t *testing.T, store string, keys map[string]CategoryKeys) *mounted {
@@ -74,7 +77,7 @@ func mount(t *testing.T, store string, keys map[string]CategoryKeys) *mounted {
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
-	m := &mounted{store: store, mnt: mnt, srv: srv, auth: auth}
+	m := &mounted{store: store, mnt: mnt, srv: srv, auth: auth, fs: f}
 	t.Cleanup(func() { m.unmount(t) })
 	return m
 }
@@ -273,4 +276,65 @@ func TestMountDenies(t *testing.T) {
 	if b, err := os.ReadFile(p); err != nil || string(b) != "[client]\npassword=x\n" {
 		t.Fatalf("after allowing again: %q %v", b, err)
 	}
+}
+
+// The daemon's own reads (the rest of a block that a write changes in part)
+// leave the store file's access time alone; a read through the mount
+// updates it, as on a plain directory mounted relatime.
+func TestMergeReadsKeepAtime(t *testing.T) {
+	store := t.TempDir()
+	m := mount(t, store, testKeys(t))
+	p := filepath.Join(m.mnt, "mysql", "log")
+	data := bytes.Repeat([]byte{'a'}, 3*content.BlockSize)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := m.fs.CipherPath("mysql", "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh open: nothing cached, so a partial write must read its block.
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// An access time older than the modification time: relatime would
+	// update it on the next read of the store file.
+	old := time.Unix(1_000_000_000, 0)
+	if err := os.Chtimes(cp, old, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("partial"), content.BlockSize+100); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[content.BlockSize+100:], "partial")
+	if at := atimeOf(t, cp); !at.Equal(old) {
+		t.Fatalf("a write through the mount changed the store file's atime to %v", at)
+	}
+	// O_DIRECT: a READ request even where the kernel caches the file.
+	r, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("content differs after the partial write")
+	}
+	if at := atimeOf(t, cp); at.Equal(old) {
+		t.Fatal("a read through the mount did not update the store file's atime")
+	}
+}
+
+func atimeOf(t *testing.T, p string) time.Time {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return time.Unix(st.Atim.Unix())
 }

@@ -39,6 +39,7 @@ type node struct {
 type openState struct {
 	refs    int
 	backing *os.File
+	merges  *mergeReader // the daemon's own reads of backing (noatime.go)
 	cf      *content.File
 	// priv: the file has S_ISUID or S_ISGID, which a write, truncate or
 	// O_TRUNC open by an unprivileged caller must clear (the mount
@@ -363,7 +364,9 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 		b.Close()
 		return nil, toErrno(err)
 	}
-	n.of = &openState{refs: 1, backing: b, cf: cf}
+	mr := &mergeReader{main: b}
+	cf.SetMergeReader(mr)
+	n.of = &openState{refs: 1, backing: b, merges: mr, cf: cf}
 	if fi, err := b.Stat(); err == nil {
 		n.of.notePriv(uint32(fi.Mode().Perm()) | suidBits(fi.Mode()))
 	}
@@ -378,6 +381,7 @@ func (n *node) release() {
 	}
 	n.of.refs--
 	if n.of.refs == 0 {
+		n.of.merges.Close()
 		n.of.backing.Close()
 		n.of = nil
 	}
