@@ -29,6 +29,12 @@
 #   MYSECURE_B_BIN, MYSECURE_B_ENV (target mysecure-b, an A/B in one run: another
 #   binary, e.g. built from a branch, and/or extra environment K=V,...; add
 #   mysecure-b to TARGETS).
+#
+# Reference targets, FUSE servers without encryption (what any FUSE server
+# costs on this machine; add them to TARGETS): gofuse-loopback (go-fuse's own
+# example/loopback, built here from the go-fuse version in go.mod) and bindfs
+# (C, libfuse; Debian package bindfs, installed when missing). E.g.
+#   TARGETS=plain,mysecure,gofuse-loopback,bindfs FILES=0 REPS=5 PROFILE=0 bash bench/compare.sh
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -66,9 +72,19 @@ main() {
 	}
 	[ "$(id -u)" -eq 0 ] || die "must run as root (FUSE mounts, drop_caches, mariadbd as mysql)"
 	[ -c /dev/fuse ] || die "/dev/fuse is missing"
-	for p in gocryptfs fusermount3 dd cp ls find; do
-		command -v "$p" >/dev/null || die "$p is missing (scripts/setup-deps.sh installs gocryptfs)"
+	for p in fusermount3 dd cp ls find; do
+		command -v "$p" >/dev/null || die "$p is missing (scripts/setup-deps.sh installs it)"
 	done
+	case ",$TARGETS," in *,gocryptfs,*)
+		command -v gocryptfs >/dev/null || die "gocryptfs is missing (scripts/setup-deps.sh installs it)"
+		;;
+	esac
+	case ",$TARGETS," in *,bindfs,*)
+		if ! command -v bindfs >/dev/null; then
+			apt-get install -y -q bindfs >/dev/null || die "bindfs is missing and apt-get install bindfs failed (run apt-get update first?)"
+		fi
+		;;
+	esac
 	if [ "$SYSBENCH" = 1 ]; then
 		for p in sysbench mariadb-install-db mariadb; do
 			command -v "$p" >/dev/null || die "$p is missing (scripts/setup-deps.sh installs sysbench and mariadb-server)"
@@ -138,6 +154,10 @@ main() {
 	if [ -n "${MYSECURE_B_BIN:-}" ]; then
 		cp "$MYSECURE_B_BIN" "$work/bin/mysecure-b"
 	fi
+	case ",$TARGETS," in *,gofuse-loopback,*)
+		$GO build -o "$work/bin/gofuse-loopback" github.com/hanwen/go-fuse/v2/example/loopback
+		;;
+	esac
 	if [ -n "$prof" ]; then
 		# Keep the exact daemon binary with its profiles.
 		mkdir -p "$prof"
@@ -172,6 +192,9 @@ main() {
 	fi
 	if [ -n "${MYSECURE_B_ENV:-}" ]; then
 		args+=(-mysecure-b-env "$MYSECURE_B_ENV")
+	fi
+	if [ -x "$work/bin/gofuse-loopback" ]; then
+		args+=(-loopback "$work/bin/gofuse-loopback")
 	fi
 
 	start=$(date +%s)

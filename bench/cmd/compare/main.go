@@ -18,7 +18,13 @@
 //     would-be denial): the file workloads only, to show what the audit
 //     records cost;
 //   - mysecure-b: like mysecure, but another binary (-mysecure-b) and/or
-//     extra environment (-mysecure-b-env): an A/B of a change in one run.
+//     extra environment (-mysecure-b-env): an A/B of a change in one run;
+//   - gofuse-loopback and bindfs, for reference: FUSE servers without
+//     encryption or access control, run in the foreground like gocryptfs.
+//     gofuse-loopback is go-fuse's own example/loopback (-loopback, built
+//     by compare.sh from the go-fuse version mysecure uses), bindfs a C
+//     passthrough over libfuse (Debian). They show what any FUSE server
+//     costs on this machine; the report adds their ratios to plain.
 //
 // One round of the file workloads, per target (targets rotate order from
 // round to round; `sync` before every timed step):
@@ -101,13 +107,18 @@ import (
 )
 
 // allTargets are the known targets, in report order.
-var allTargets = []string{"plain", "mysecure", "gocryptfs", "mysecure-admin", "mysecure-b"}
+var allTargets = []string{"plain", "mysecure", "gocryptfs", "mysecure-admin", "mysecure-b", "gofuse-loopback", "bindfs"}
+
+// refTargets are FUSE servers without encryption, for reference: what any
+// FUSE server costs on this machine.
+var refTargets = []string{"gofuse-loopback", "bindfs"}
 
 type config struct {
 	work     string
 	mysecure string
 	bBin     string   // mysecure-b: another binary (an A/B in one run)
 	bEnv     []string // mysecure-b: extra environment of its commands and daemon
+	loopback string   // gofuse-loopback: go-fuse's example/loopback binary
 	reps     int
 	sizeMiB  int
 	tree     string
@@ -129,6 +140,7 @@ func main() {
 	flag.StringVar(&c.mysecure, "mysecure", "bin/mysecure", "the mysecure binary")
 	flag.StringVar(&c.bBin, "mysecure-b", "", "binary of target mysecure-b (default: -mysecure), for an A/B in one run")
 	flag.StringVar(&bEnv, "mysecure-b-env", "", "extra environment of target mysecure-b: K=V, comma separated")
+	flag.StringVar(&c.loopback, "loopback", "", "binary of go-fuse's example/loopback, for target gofuse-loopback")
 	flag.IntVar(&c.reps, "reps", 3, "rounds of every workload")
 	flag.IntVar(&c.sizeMiB, "size-mib", 512, "size of the sequential file in MiB")
 	flag.StringVar(&c.tree, "tree", "/usr/local/go/src", "tree of small files for cp -a, ls -lR, read, rm")

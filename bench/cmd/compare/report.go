@@ -61,7 +61,15 @@ func (b *bench) printHeader(ctx context.Context) {
 	if b.hasTarget("mysecure-b") {
 		fmt.Printf("- mysecure-b: %s (%s), environment %q, otherwise as mysecure\n", c.bBin, firstLine(ctx, c.bBin, "version"), c.bEnv)
 	}
-	fmt.Printf("- gocryptfs: %s (defaults, -allow_other)\n", firstLine(ctx, "gocryptfs", "-version"))
+	if b.hasTarget("gocryptfs") {
+		fmt.Printf("- gocryptfs: %s (defaults, -allow_other)\n", firstLine(ctx, "gocryptfs", "-version"))
+	}
+	if b.hasTarget("gofuse-loopback") {
+		fmt.Printf("- gofuse-loopback: go-fuse's example/loopback, %s (no encryption; defaults, -allow-other)\n", c.loopback)
+	}
+	if b.hasTarget("bindfs") {
+		fmt.Printf("- bindfs: %s (C, libfuse; no encryption; --multithreaded -o allow_other)\n", firstLine(ctx, "bindfs", "--version"))
+	}
 	if c.sysbench {
 		fmt.Printf("- %s; %s\n", firstLine(ctx, "mariadbd", "--version"), firstLine(ctx, "sysbench", "--version"))
 	}
@@ -204,6 +212,7 @@ func (b *bench) report() {
 	fmt.Println()
 	fmt.Println("Ratios are medians of per-round ratios of the values (throughput for MiB/s and tps, time for s).")
 	fmt.Println()
+	b.reportReferences()
 
 	// Latency of sysbench.
 	if b.cfg.sysbench {
@@ -297,4 +306,69 @@ func fmtRatio(r float64, ok bool) string {
 		return ""
 	}
 	return fmt.Sprintf("%.2f", r)
+}
+
+// reportReferences prints, when a reference server ran (a FUSE server
+// without encryption: refTargets), each one's ratio to plain beside
+// mysecure's, and the server CPU per sysbench transaction: what any FUSE
+// server costs on this machine, against what mysecure costs.
+func (b *bench) reportReferences() {
+	var refs []string
+	for _, t := range refTargets {
+		if b.hasTarget(t) {
+			refs = append(refs, t)
+		}
+	}
+	if len(refs) == 0 || !b.hasTarget("plain") {
+		return
+	}
+	fmt.Printf("## Reference FUSE servers without encryption\n\n")
+	fmt.Printf("Medians of per-round ratios to plain, and of mysecure to each reference.\n\n")
+	head := "| workload | unit | mysecure ÷ plain |"
+	sep := "|---|---|--:|"
+	for _, r := range refs {
+		head += fmt.Sprintf(" %s ÷ plain |", r)
+		sep += "--:|"
+	}
+	for _, r := range refs {
+		head += fmt.Sprintf(" mysecure ÷ %s |", r)
+		sep += "--:|"
+	}
+	fmt.Println(head)
+	fmt.Println(sep)
+	for _, st := range steps {
+		rp, okP := b.ratio(st.name, "mysecure", "plain")
+		cells := []string{fmtRatio(rp, okP)}
+		seen := okP
+		for _, r := range refs {
+			v, ok := b.ratio(st.name, r, "plain")
+			seen = seen || ok
+			cells = append(cells, fmtRatio(v, ok))
+		}
+		for _, r := range refs {
+			cells = append(cells, fmtRatio(b.ratio(st.name, "mysecure", r)))
+		}
+		if seen {
+			fmt.Printf("| %s | %s | %s |\n", st.title, st.unit, strings.Join(cells, " | "))
+		}
+	}
+	fmt.Println()
+	if b.cfg.sysbench {
+		var parts []string
+		for _, t := range allTargets {
+			if t == "plain" || !b.hasTarget(t) {
+				continue
+			}
+			v, n := b.medianOf(t, "sb-tps", func(s sample) float64 {
+				if s.value <= 0 || s.wall <= 0 {
+					return 0
+				}
+				return s.srvCPU.Seconds() * 1000 / (s.value * s.wall.Seconds())
+			})
+			if n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.3f", t, v))
+			}
+		}
+		fmt.Printf("FUSE server CPU per sysbench transaction, ms (median of rounds; server CPU ÷ (tps × wall)): %s\n\n", strings.Join(parts, ", "))
+	}
 }

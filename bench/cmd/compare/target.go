@@ -62,7 +62,14 @@ func newTarget(name string, b *bench) (target, error) {
 		}
 		return &mysecureFS{tname: name, admin: name == "mysecure-admin", bin: bin, dir: dir, extraEnv: env}, nil
 	case "gocryptfs":
-		return &gocryptFS{dir: dir}, nil
+		return newGocryptFS(dir), nil
+	case "gofuse-loopback":
+		if b.cfg.loopback == "" {
+			return nil, errors.New("target gofuse-loopback needs -loopback (go-fuse's example/loopback)")
+		}
+		return newLoopbackFS(dir, b.cfg.loopback), nil
+	case "bindfs":
+		return newBindFS(dir), nil
 	}
 	return nil, fmt.Errorf("unknown target %q", name)
 }
@@ -240,13 +247,22 @@ func (m *mysecureFS) remount(ctx context.Context, drop bool) error {
 
 func (m *mysecureFS) close(ctx context.Context) error { return m.unmount(ctx) }
 
-// ---- gocryptfs ----
+// ---- FUSE servers run in the foreground: gocryptfs, and references ----
 
-// gocryptFS is a gocryptfs file system with its default options, run in
-// the foreground by this program (its pid gives CPU and RSS).
-type gocryptFS struct {
-	dir string
-	rt  rssTracker
+// fgFS is a FUSE file system whose server this program runs in the
+// foreground (its pid gives CPU and RSS): gocryptfs with its default
+// options, and two servers without encryption that show what any FUSE
+// server costs here (gofuse-loopback: go-fuse's own example/loopback, the
+// library mysecure is built on; bindfs: a C passthrough over libfuse, from
+// Debian).
+type fgFS struct {
+	tname string
+	dir   string
+	// init prepares the backing directory (nil: nothing to do).
+	init func(ctx context.Context, backing string) error
+	// command is the server's command line, in the foreground.
+	command func(backing, mnt string) []string
+	rt      rssTracker
 
 	mu   sync.Mutex // mount and unmount: the main goroutine and a signal's cleanup
 	cmd  *exec.Cmd
@@ -256,24 +272,56 @@ type gocryptFS struct {
 	dev  uint32
 }
 
-func (g *gocryptFS) name() string     { return "gocryptfs" }
-func (g *gocryptFS) mnt() string      { return filepath.Join(g.dir, "mnt") }
-func (g *gocryptFS) data() string     { return filepath.Join(g.mnt(), "mysql") }
-func (g *gocryptFS) serverPid() int   { return g.pid }
-func (g *gocryptFS) conn() uint32     { return g.dev }
-func (g *gocryptFS) rss() *rssTracker { return &g.rt }
+func newGocryptFS(dir string) *fgFS {
+	return &fgFS{tname: "gocryptfs", dir: dir,
+		init: func(ctx context.Context, cipher string) error {
+			// -scryptn 10: a cheap KDF, as for mysecure.
+			out, err := exec.CommandContext(ctx, "gocryptfs", "-init", "-q", "-nosyslog", "-extpass", "echo compare-passphrase", "-scryptn", "10", cipher).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("gocryptfs -init: %v: %s", err, out)
+			}
+			return nil
+		},
+		// Defaults, plus -allow_other: mariadbd runs as mysql.
+		command: func(cipher, mnt string) []string {
+			return []string{"gocryptfs", "-fg", "-q", "-nosyslog", "-allow_other", "-extpass", "echo compare-passphrase", cipher, mnt}
+		}}
+}
 
-func (g *gocryptFS) setup(ctx context.Context) error {
-	cipher := filepath.Join(g.dir, "cipher")
-	for _, d := range []string{cipher, g.mnt()} {
+// newLoopbackFS runs bin, go-fuse's example/loopback built by compare.sh,
+// with its defaults plus -allow-other.
+func newLoopbackFS(dir, bin string) *fgFS {
+	return &fgFS{tname: "gofuse-loopback", dir: dir,
+		command: func(orig, mnt string) []string { return []string{bin, "-q", "-allow-other", mnt, orig} }}
+}
+
+// newBindFS runs bindfs multithreaded (its default is one thread), plus
+// allow_other.
+func newBindFS(dir string) *fgFS {
+	return &fgFS{tname: "bindfs", dir: dir,
+		command: func(orig, mnt string) []string {
+			return []string{"bindfs", "-f", "--multithreaded", "-o", "allow_other", orig, mnt}
+		}}
+}
+
+func (g *fgFS) name() string     { return g.tname }
+func (g *fgFS) mnt() string      { return filepath.Join(g.dir, "mnt") }
+func (g *fgFS) backing() string  { return filepath.Join(g.dir, "backing") }
+func (g *fgFS) data() string     { return filepath.Join(g.mnt(), "mysql") }
+func (g *fgFS) serverPid() int   { return g.pid }
+func (g *fgFS) conn() uint32     { return g.dev }
+func (g *fgFS) rss() *rssTracker { return &g.rt }
+
+func (g *fgFS) setup(ctx context.Context) error {
+	for _, d := range []string{g.backing(), g.mnt()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	// -scryptn 10: a cheap KDF, as for mysecure.
-	out, err := exec.CommandContext(ctx, "gocryptfs", "-init", "-q", "-nosyslog", "-extpass", "echo compare-passphrase", "-scryptn", "10", cipher).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("gocryptfs -init: %v: %s", err, out)
+	if g.init != nil {
+		if err := g.init(ctx, g.backing()); err != nil {
+			return err
+		}
 	}
 	if err := g.mount(ctx); err != nil {
 		return err
@@ -281,12 +329,11 @@ func (g *gocryptFS) setup(ctx context.Context) error {
 	return os.MkdirAll(g.data(), 0o755)
 }
 
-func (g *gocryptFS) mount(ctx context.Context) error {
+func (g *fgFS) mount(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	// Defaults, plus -allow_other: mariadbd runs as mysql.
-	g.cmd = exec.Command("gocryptfs", "-fg", "-q", "-nosyslog", "-allow_other",
-		"-extpass", "echo compare-passphrase", filepath.Join(g.dir, "cipher"), g.mnt())
+	argv := g.command(g.backing(), g.mnt())
+	g.cmd = exec.Command(argv[0], argv[1:]...)
 	g.out = &syncBuffer{}
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	// Its own process group: a Ctrl-C reaches this program, which unmounts.
@@ -302,20 +349,20 @@ func (g *gocryptFS) mount(ctx context.Context) error {
 		select {
 		case err := <-g.done:
 			g.pid, g.done = 0, nil
-			return fmt.Errorf("gocryptfs exited before mounting (%v): %s", err, g.out.String())
+			return fmt.Errorf("%s exited before mounting (%v): %s", g.tname, err, g.out.String())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return errors.New("gocryptfs did not mount within 30 s")
+			return fmt.Errorf("%s did not mount within 30 s", g.tname)
 		}
 	}
 	g.dev = mountConn(g.mnt())
 	return nil
 }
 
-func (g *gocryptFS) unmount(ctx context.Context) error {
+func (g *fgFS) unmount(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.pid != 0 {
@@ -343,7 +390,7 @@ func (g *gocryptFS) unmount(ctx context.Context) error {
 	return nil
 }
 
-func (g *gocryptFS) remount(ctx context.Context, drop bool) error {
+func (g *fgFS) remount(ctx context.Context, drop bool) error {
 	if err := g.unmount(ctx); err != nil {
 		return err
 	}
@@ -355,7 +402,7 @@ func (g *gocryptFS) remount(ctx context.Context, drop bool) error {
 	return g.mount(ctx)
 }
 
-func (g *gocryptFS) close(ctx context.Context) error { return g.unmount(ctx) }
+func (g *fgFS) close(ctx context.Context) error { return g.unmount(ctx) }
 
 // ---- /proc helpers ----
 
