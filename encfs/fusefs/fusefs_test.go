@@ -17,6 +17,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
@@ -293,7 +294,8 @@ func TestMergeReadsKeepAtime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A fresh open: nothing cached, so a partial write must read its block.
+	// A partial write into block 1, which no write of this test ended in:
+	// the write must read the rest of the block from the store.
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -324,6 +326,14 @@ func TestMergeReadsKeepAtime(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Fatal("content differs after the partial write")
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(store, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Flags&unix.ST_NOATIME != 0 {
+		t.Logf("the store's file system is mounted noatime: no read updates an atime there")
+		return
 	}
 	if at := atimeOf(t, cp); at.Equal(old) {
 		t.Fatal("a read through the mount did not update the store file's atime")

@@ -21,8 +21,10 @@ import (
 // the file through the mount keep using the main descriptor and update
 // the access time as on a plain directory.
 //
-// Where O_NOATIME is refused (the daemon is neither the store file's
-// owner nor privileged) it reads through the main descriptor.
+// Where the reopen fails (O_NOATIME refused because the daemon is neither
+// the store file's owner nor privileged, /proc missing, no descriptor left)
+// it reads through the main descriptor. The second descriptor counts
+// against RLIMIT_NOFILE like any other: a file that merges holds two.
 type mergeReader struct {
 	main *os.File
 
