@@ -53,6 +53,7 @@ main() {
 	SIZE_MIB=${SIZE_MIB:-512}
 	TREE=${TREE:-/usr/local/go/src}
 	TARGETS=${TARGETS:-plain,mysecure,gocryptfs,mysecure-admin}
+	TARGETS=${TARGETS// /} # "plain, bindfs" as well as "plain,bindfs"
 	FILES=${FILES:-1}
 	SYSBENCH=${SYSBENCH:-1}
 	SB_TIME=${SB_TIME:-20}
