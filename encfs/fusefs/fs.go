@@ -37,6 +37,7 @@ import (
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
+	"github.com/mysecure/mysecure/internal/noatime"
 )
 
 // AccessRequest describes an open of plaintext for the Authorizer.
@@ -233,7 +234,8 @@ func (f *FS) HashPlain(mountDir, path string, st *unix.Stat_t) (sum string, ok b
 	if err != nil {
 		return "", true, err
 	}
-	b, err := openReadNoatime(cp)
+	// The daemon's own read (an access decision), not a user's: no atime.
+	b, err := noatime.Open(cp, os.O_RDONLY)
 	if err != nil {
 		return "", true, err
 	}

@@ -1,7 +1,6 @@
 package fusefs
 
 import (
-	"errors"
 	"os"
 	"strconv"
 	"sync"
@@ -27,66 +26,28 @@ import (
 // against RLIMIT_NOFILE like any other: a file that merges holds two.
 type mergeReader struct {
 	main *os.File
-
-	mu     sync.Mutex
-	opened bool
-	f      *os.File // nil: use main
+	once sync.Once
+	f    *os.File // the second descriptor; nil: read through main
 }
 
+// ReadAt is called with the node's write lock held (content.File merges
+// only in WriteAt and Truncate), as is Close, once the last handle is gone.
 func (r *mergeReader) ReadAt(p []byte, off int64) (int, error) {
-	return r.file().ReadAt(p, off)
-}
-
-func (r *mergeReader) file() *os.File {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.opened {
-		r.opened = true
-		f, err := reopenNoatime(r.main)
-		if err == nil {
-			r.f = f
-		}
-	}
+	r.once.Do(func() {
+		r.f, _ = os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(r.main.Fd())), os.O_RDONLY|unix.O_NOATIME, 0)
+	})
 	if r.f != nil {
-		return r.f
+		return r.f.ReadAt(p, off)
 	}
-	return r.main
+	return r.main.ReadAt(p, off)
 }
 
 // Close closes the second descriptor, if one was opened; not the main one.
+// Reopening through /proc/self/fd gives the same inode even after a rename
+// or unlink of the store path.
 func (r *mergeReader) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.f == nil {
 		return nil
 	}
-	err := r.f.Close()
-	r.f = nil
-	return err
-}
-
-// reopenNoatime opens the file behind f again, read-only, without
-// access-time updates. Through /proc/self/fd: the same inode even after a
-// rename or unlink of its store path.
-func reopenNoatime(f *os.File) (*os.File, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var fd int
-	if err := rc.Control(func(u uintptr) { fd = int(u) }); err != nil {
-		return nil, err
-	}
-	return os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDONLY|unix.O_NOATIME, 0)
-}
-
-// openReadNoatime opens a store file read-only without access-time
-// updates where allowed: the daemon's own reads (hashing a program for an
-// access decision) are not reads by a user.
-func openReadNoatime(p string) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOATIME, 0)
-	if errors.Is(err, unix.EPERM) {
-		f, err = os.Open(p)
-	}
-	return f, err
+	return r.f.Close()
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/internal/noatime"
 )
 
 // eintr retries a system call interrupted by a signal. Calls on a FUSE
@@ -63,11 +65,7 @@ func openNoatime(p string, dir bool) (*os.File, error) {
 	if dir {
 		flag |= unix.O_DIRECTORY
 	}
-	f, err := os.OpenFile(p, flag|unix.O_NOATIME, 0)
-	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
-		f, err = os.OpenFile(p, flag, 0)
-	}
-	return f, err
+	return noatime.Open(p, flag)
 }
 
 // readDirNames lists a directory, sorted, without touching its atime.

@@ -29,7 +29,6 @@ func (a *auditor) serverUID() (uint32, error) {
 	return uint32(uid), nil
 }
 
-// owner returns the uid owning a file.
 // statOwner stats path (following symlinks) and returns its owner too.
 func statOwner(path string) (fs.FileInfo, uint32, error) {
 	st, err := os.Stat(path)
@@ -40,6 +39,7 @@ func statOwner(path string) (fs.FileInfo, uint32, error) {
 	return st, uid, err
 }
 
+// owner returns the uid owning a file.
 func owner(st fs.FileInfo) (uint32, error) {
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
