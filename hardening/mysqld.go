@@ -145,8 +145,17 @@ func Detect(o Options) (*Plan, error) {
 	if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("%s is not an executable file", bin)
 	}
+	if o.Mount == "" {
+		return nil, errors.New("the mount point is not configured")
+	}
+	// The guard checks that its configuration, the real binary and the
+	// datadir are on the mount, reached without symlinks.
+	mount, err := filepath.EvalSymlinks(o.Mount)
+	if err != nil {
+		return nil, fmt.Errorf("the mount %s: %w", o.Mount, err)
+	}
 	p := &Plan{Binary: bin, StatePath: o.StatePath, Created: time.Now().UTC()}
-	p.MountBinary = filepath.Join(o.Mount, "protected", bin)
+	p.MountBinary = filepath.Join(mount, "protected", bin)
 	p.Wrapper = o.Wrapper
 	if p.Wrapper == "" {
 		p.Wrapper = bin + "-guard"
@@ -170,18 +179,26 @@ func Detect(o Options) (*Plan, error) {
 	if p.DataDir, err = filepath.Abs(p.DataDir); err != nil {
 		return nil, err
 	}
-	if real, err := filepath.EvalSymlinks(p.DataDir); err != nil {
+	realDD, err := filepath.EvalSymlinks(p.DataDir)
+	if err != nil {
 		return nil, fmt.Errorf("datadir %s: %w", p.DataDir, err)
-	} else {
-		p.EncryptDataDir = !(o.Mount != "" && strings.HasPrefix(real, filepath.Join(o.Mount, "mysql")+"/"))
+	}
+	p.EncryptDataDir = !strings.HasPrefix(realDD, filepath.Join(mount, "mysql")+"/")
+	mountDD := filepath.Join(mount, "mysql", p.DataDir)
+	if !p.EncryptDataDir {
+		mountDD = realDD
 	}
 	rel := strings.TrimPrefix(bin, "/")
 	p.Rules = []string{
 		fmt.Sprintf("ALLOW @protected %s %s", rel, p.Wrapper),
 		fmt.Sprintf("ALLOW @protected %s %s", strings.TrimPrefix(p.GuardConfig, "/"), p.Wrapper),
-		fmt.Sprintf("ALLOW @mysql * %s", p.MountBinary),
+		// Bound to the datadir: a symlink from elsewhere into @mysql (another
+		// server's datadir, a file moved there by hand) gains nothing.
+		fmt.Sprintf("ALLOW @mysql %s/* %s", strings.TrimPrefix(mountDD, filepath.Join(mount, "mysql")+"/"), p.MountBinary),
 	}
-	p.Guard = guard.Config{RealBinary: p.MountBinary, OriginalBinary: bin, AuditLog: o.AuditLog, InitFileAllow: o.InitAllow, Syslog: true, Version: p.Version}
+	opts := serverOptions(o.OptionFile)
+	p.Guard = guard.Config{RealBinary: p.MountBinary, OriginalBinary: bin, AuditLog: o.AuditLog, InitFileAllow: o.InitAllow, Syslog: true, Version: p.Version,
+		Mount: mount, Pins: pins(p.DataDir, mountDD, opts, compiledDefaults(bin))}
 
 	// How is it started?
 	cnfDir := o.CnfDir
@@ -445,6 +462,11 @@ func (p *Plan) InstallGuard() error {
 	b, err := os.ReadFile(p.GuardBinary)
 	if err != nil {
 		return fmt.Errorf("guard program: %w", err)
+	}
+	// The configuration's path goes into the program itself (see
+	// guard.ConfigPath): the rules then pin it with the fingerprint.
+	if b, err = guard.PatchConfigPath(b, p.GuardConfigInMount(p.Guard.Mount)); err != nil {
+		return fmt.Errorf("guard program %s: %w", p.GuardBinary, err)
 	}
 	tmp := p.Wrapper + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o755); err != nil {

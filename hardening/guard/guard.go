@@ -12,7 +12,6 @@
 package guard
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -45,22 +44,13 @@ type Config struct {
 	// Version is the server's base version for its option groups
 	// (mysqld-10.11); all version groups are checked when empty.
 	Version string `json:"version,omitempty"`
-}
-
-// LoadConfig reads and checks the configuration.
-func LoadConfig(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("guard configuration: %w", err)
-	}
-	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("guard configuration %s: %w", path, err)
-	}
-	if !filepath.IsAbs(c.RealBinary) {
-		return nil, fmt.Errorf("guard configuration %s: real_binary must be an absolute path", path)
-	}
-	return &c, nil
+	// Mount is the mysecure mount point, without symlinks: the real
+	// binary, this configuration and the pinned datadir must be on it.
+	Mount string `json:"mount,omitempty"`
+	// Pins fixes the datadir and every other option that redirects the
+	// server's files or code (see Pin). A configuration written by
+	// 'harden mysqld' always has them; Main refuses one without.
+	Pins *Pins `json:"pins,omitempty"`
 }
 
 // Finding is one attempt the guard acted on.
@@ -141,19 +131,86 @@ func (c *Config) initAllowed(p string) bool {
 var ErrRefused = errors.New("refused")
 
 // Filter returns the arguments to exec (argv without argv[0]) and what it
-// did. It pins two settings on the command line, right after the leading
+// did. It pins settings on the command line, right after the leading
 // --defaults/--no-defaults arguments (so that they win over every option
 // file, and no dangling option before them can take them as its value) and
 // again at the end (so that they win over any later argument):
-// --skip-grant-tables=0, and --init-file= with the allowed init file or
-// empty. Even a form this code does not recognize, or an option file it
-// cannot see (a FIFO, $MYSQL_HOME/my.cnf), cannot turn them back.
+// --skip-grant-tables=0, --init-file= with the allowed init file or
+// empty, and, when the configuration has Pins, every pinned option (the
+// datadir and the other paths the server reads data or code from) and the
+// plugin list. Even a form this code does not recognize, or an option file
+// it cannot see (a FIFO, $MYSQL_HOME/my.cnf), cannot turn them back. A
+// pinned option set to another place in argv or an option file, a plugin
+// outside the list, --chroot and --bootstrap make it refuse to start the
+// server (ErrRefused).
 func (c *Config) Filter(args []string, home string) ([]string, []Finding, error) {
 	var body []string
 	var fs []Finding
 	argInit, fileInit := "", ""
+	refuse := func(src, opt, why string) ([]string, []Finding, error) {
+		fs = append(fs, Finding{Source: src, Option: opt, Action: "refused", Reason: why})
+		return nil, fs, fmt.Errorf("%w: %s (%s): %s", ErrRefused, opt, src, why)
+	}
+	// Option files first: the server reads them before argv.
+	files, groups := c.optionFiles(args, home)
+	var plugins []string
+	pluginsSet := false
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && !fi.Mode().IsRegular() {
+			return refuse(f, "option file", "an option file that is not a regular file could show the guard one content and the server another")
+		}
+		for _, o := range readOptions(f, groups) {
+			src := fmt.Sprintf("%s:%d", o.File, o.Line)
+			switch {
+			case IsSkipGrant(o.Name) && !isFalse(o.Value, o.HasValue):
+				fs = append(fs, Finding{Source: src, Option: o.Name, Action: "overridden", Reason: "skip-grant-tables disables all privilege checks"})
+			case isBootstrap(o.Name):
+				return refuse(src, o.Name, "bootstrap runs SQL with no privilege checks")
+			case isInitFile(o.Name):
+				if c.initAllowed(o.Value) {
+					fileInit = o.Value
+				} else {
+					fileInit = ""
+					fs = append(fs, Finding{Source: src, Option: o.Name + "=" + o.Value, Action: "overridden", Reason: "init file not in the allow-list"})
+				}
+			default:
+				canon, neg := pinnedName(o.Name)
+				if canon == "" || c.Pins == nil && canon != "chroot" {
+					continue
+				}
+				if canon == "plugin-load" || canon == "plugin-load-add" {
+					plugins, pluginsSet = pluginList(plugins, canon, o.Value), true
+					continue
+				}
+				if err := c.Pins.checkPinned(canon, o.Value, o.HasValue, neg); err != nil {
+					return refuse(src, optText(o.Name, o.Value, o.HasValue), err.Error())
+				}
+			}
+		}
+	}
+	filePlugins := append([]string(nil), plugins...)
 	lead := leadingDefaults(args)
-	for _, a := range args[lead:] {
+	rest := args[lead:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if len(a) >= 2 && a[0] == '-' && a[1] != '-' {
+			// Short options: -h DATADIR, -s (symbolic links), -r DIR (chroot).
+			canon := shortName(a[1:2])
+			if canon != "" && c.Pins != nil || canon == "chroot" {
+				value, has := a[2:], len(a) > 2
+				if !has && canon != "symbolic-links" && i+1 < len(rest) {
+					i++
+					value, has = rest[i], true
+					a += " " + value
+				}
+				if err := c.Pins.checkPinned(canon, value, has, false); err != nil {
+					return refuse("argv", a, err.Error())
+				}
+				continue // pinned below
+			}
+			body = append(body, a)
+			continue
+		}
 		if !strings.HasPrefix(a, "--") {
 			body = append(body, a)
 			continue
@@ -164,8 +221,7 @@ func (c *Config) Filter(args []string, home string) ([]string, []Finding, error)
 			fs = append(fs, Finding{Source: "argv", Option: a, Action: "removed", Reason: "skip-grant-tables disables all privilege checks"})
 			continue
 		case isBootstrap(name):
-			fs = append(fs, Finding{Source: "argv", Option: a, Action: "refused", Reason: "--bootstrap runs SQL with no privilege checks"})
-			return nil, fs, fmt.Errorf("%w: %s runs SQL with no privilege checks", ErrRefused, a)
+			return refuse("argv", a, "--bootstrap runs SQL with no privilege checks")
 		case isInitFile(name):
 			if !hasValue || !c.initAllowed(value) {
 				fs = append(fs, Finding{Source: "argv", Option: a, Action: "removed", Reason: "init file not in the allow-list"})
@@ -174,44 +230,64 @@ func (c *Config) Filter(args []string, home string) ([]string, []Finding, error)
 			argInit = value
 			continue // pinned below
 		}
-		body = append(body, a)
+		canon, neg := pinnedName(name)
+		if canon == "" || c.Pins == nil && canon != "chroot" {
+			body = append(body, a)
+			continue
+		}
+		if !hasValue && !isBoolean(canon) && i+1 < len(rest) {
+			// --datadir DIR: the server takes the next argument.
+			i++
+			value, hasValue = rest[i], true
+			a += " " + value
+		}
+		if canon == "plugin-load" || canon == "plugin-load-add" {
+			plugins, pluginsSet = pluginList(plugins, canon, value), true
+			continue // the resulting list is pinned below
+		}
+		if err := c.Pins.checkPinned(canon, value, hasValue, neg); err != nil {
+			return refuse("argv", a, err.Error())
+		}
+		// Same place: the pin below says it.
 	}
-	// Option files: find what they set, for the log (and to keep an
-	// allowed init file).
-	files, groups := c.optionFiles(args, home)
-	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil && !fi.Mode().IsRegular() {
-			fs = append(fs, Finding{Source: f, Option: "option file", Action: "refused", Reason: "an option file that is not a regular file could show the guard one content and the server another"})
-			return nil, fs, fmt.Errorf("%w: option file %s is not a regular file", ErrRefused, f)
+	if c.Pins != nil {
+		if err := c.Pins.checkPlugins(plugins); err != nil {
+			return refuse("argv and option files", "plugin-load", err.Error())
 		}
-		for _, o := range readOptions(f, groups) {
-			src := fmt.Sprintf("%s:%d", o.File, o.Line)
-			switch {
-			case IsSkipGrant(o.Name) && !isFalse(o.Value, o.HasValue):
-				fs = append(fs, Finding{Source: src, Option: o.Name, Action: "overridden", Reason: "skip-grant-tables disables all privilege checks"})
-			case isBootstrap(o.Name):
-				fs = append(fs, Finding{Source: src, Option: o.Name, Action: "refused", Reason: "bootstrap runs SQL with no privilege checks"})
-				return nil, fs, fmt.Errorf("%w: %s sets bootstrap", ErrRefused, src)
-			case isInitFile(o.Name):
-				if c.initAllowed(o.Value) {
-					fileInit = o.Value
-				} else {
-					fileInit = ""
-					fs = append(fs, Finding{Source: src, Option: o.Name + "=" + o.Value, Action: "overridden", Reason: "init file not in the allow-list"})
-				}
-			}
+		if !pluginsSet {
+			plugins = []string{}
 		}
+	} else {
+		plugins, filePlugins = nil, nil
 	}
 	init := argInit
 	if init == "" {
 		init = fileInit
 	}
 	pins := []string{"--skip-grant-tables=0", "--init-file=" + init}
+	front := append(append([]string(nil), pins...), c.Pins.args(nonNil(filePlugins, plugins))...)
+	end := append(append([]string(nil), pins...), c.Pins.args(plugins)...)
 	out := append([]string(nil), args[:lead]...)
-	out = append(out, pins...)
+	out = append(out, front...)
 	out = append(out, body...)
-	out = append(out, pins...)
+	out = append(out, end...)
 	return out, fs, nil
+}
+
+// nonNil returns a, or an empty list when a is nil and b is not (so that
+// the front pins reset the plugin list too).
+func nonNil(a, b []string) []string {
+	if a == nil && b != nil {
+		return []string{}
+	}
+	return a
+}
+
+func optText(name, value string, has bool) string {
+	if has {
+		return name + "=" + value
+	}
+	return name
 }
 
 // leadingDefaults counts the leading arguments that choose option files

@@ -21,23 +21,32 @@ const SighupFlag = "--mysecure-guard-sighup"
 
 // Main is the guard's program: it returns an exit code only when it does
 // not exec the server.
+//
+// The configuration's path is never taken from the environment or the
+// command line: it is the one 'harden mysqld' wrote into this copy of the
+// guard (ConfigPath), whose fingerprint the rules pin. The file is opened
+// once, without following symlinks, and every check runs on that one
+// descriptor before it is read (LoadTrusted).
 func Main(argv []string, stderr io.Writer) int {
-	path := DefaultConfigPath
-	if p := os.Getenv("MYSECURE_GUARD_CONFIG"); p != "" {
-		path = p
-	}
-	cfg, err := LoadConfig(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "mysecure-guard: error: %v; not starting the server\n", err)
-		fmt.Fprintf(stderr, "mysecure-guard: hint: 'mysecure harden mysqld' writes it; 'mysecure harden mysqld --undo' restores the plain setup\n")
-		return 1
-	}
 	if len(argv) == 2 && argv[1] == SighupFlag {
+		// Signalling needs no trusted configuration: it only tells servers
+		// started without grant checks to load them.
+		cfg, err := LoadConfig(ConfigPath())
+		if err != nil {
+			fmt.Fprintf(stderr, "mysecure-guard: error: %v\n", err)
+			return 1
+		}
 		return cfg.sighup(stderr)
 	}
-	if err := onMount(path, cfg.RealBinary); err != nil {
+	cfg, err := LoadTrusted(ConfigPath())
+	if err != nil {
 		fmt.Fprintf(stderr, "mysecure-guard: error: %v; not starting the server\n", err)
-		fmt.Fprintf(stderr, "mysecure-guard: hint: the configuration must be the one 'mysecure harden mysqld' encrypted into @protected\n")
+		fmt.Fprintf(stderr, "mysecure-guard: hint: the configuration must be the one 'mysecure harden mysqld' encrypted into @protected, with the mount up; 'mysecure harden mysqld --undo' restores the plain setup\n")
+		return 1
+	}
+	if err := cfg.checkDataDir(); err != nil {
+		fmt.Fprintf(stderr, "mysecure-guard: error: %v; not starting the server\n", err)
+		fmt.Fprintf(stderr, "mysecure-guard: hint: the datadir must be the hardened one, inside the mount; is the mount up?\n")
 		return 1
 	}
 	args, fs, ferr := cfg.Filter(argv[1:], os.Getenv("HOME"))
@@ -46,10 +55,11 @@ func Main(argv []string, stderr io.Writer) int {
 	}
 	if ferr != nil {
 		fmt.Fprintf(stderr, "mysecure-guard: error: %v; not starting the server\n", ferr)
+		fmt.Fprintf(stderr, "mysecure-guard: hint: the server runs only on the datadir, plugins and paths it was hardened with; to move them, 'mysecure harden mysqld --undo', change the configuration, and harden again\n")
 		return 1
 	}
-	// argv[0] stays what the starter used; environment and open file
-	// descriptors are inherited unchanged.
+	// argv[0] stays what the starter used; the environment is inherited
+	// without the dynamic loader's variables.
 	err = syscall.Exec(cfg.RealBinary, append([]string{argv[0]}, args...), cleanEnv(os.Environ(), stderr, cfg))
 	fmt.Fprintf(stderr, "mysecure-guard: error: cannot run the server %s: %v\n", cfg.RealBinary, err)
 	if err == syscall.EACCES {
@@ -124,33 +134,6 @@ func (c *Config) sighup(stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "mysecure-guard: %d server(s) signalled\n", n)
 	return 0
-}
-
-// fuseMagic is FUSE_SUPER_MAGIC.
-const fuseMagic = 0x65735546
-
-// onMount checks that the configuration is on the same FUSE filesystem as
-// the real binary: on the mysecure mount, only writers named by the
-// rules can change it, while a file elsewhere (a replaced symlink, a file
-// named by MYSECURE_GUARD_CONFIG) could widen the init-file allow-list.
-// A forged configuration on another filesystem can only name a binary that
-// is not the encrypted one, which cannot read @mysql.
-func onMount(config, binary string) error {
-	var cs, bs syscall.Stat_t
-	if err := syscall.Stat(config, &cs); err != nil {
-		return err
-	}
-	if err := syscall.Stat(binary, &bs); err != nil {
-		return fmt.Errorf("the server binary %s: %w", binary, err)
-	}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(config, &fs); err != nil {
-		return err
-	}
-	if fs.Type != fuseMagic || cs.Dev != bs.Dev {
-		return fmt.Errorf("the guard configuration %s is not on the encrypted mount next to %s", config, binary)
-	}
-	return nil
 }
 
 // cleanEnv drops the dynamic loader's variables (LD_PRELOAD, LD_AUDIT,

@@ -1,0 +1,227 @@
+package guard
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// serverValue asks the real server for the value of a variable after the
+// options args.
+func serverValue(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("mariadbd", append(args, "--help", "--verbose")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mariadbd %v: %v\n%s", args, err, out)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `[ \t]+([^\n]*)$`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no %s in the help of mariadbd %v", name, args)
+	}
+	v := strings.TrimSpace(string(m[1]))
+	if strings.HasPrefix(v, "(No default") {
+		return ""
+	}
+	return v
+}
+
+func testPins(dd string) *Pins {
+	return &Pins{
+		Options: []Pin{
+			{Option: "datadir", Value: "/mnt/mysql" + dd, Accept: []string{dd}},
+			{Option: "innodb-data-home-dir", Value: "/mnt/mysql" + dd, Accept: []string{dd}},
+			{Option: "innodb-log-group-home-dir", Value: "/mnt/mysql" + dd, Accept: []string{dd, "./"}},
+			{Option: "innodb-undo-directory", Value: "/mnt/mysql" + dd, Accept: []string{dd}},
+			{Option: "aria-log-dir-path", Value: "/mnt/mysql" + dd, Accept: []string{dd}},
+			{Option: "plugin-dir", Value: "/usr/lib/mysql/plugin"},
+			{Option: "secure-file-priv", Value: "/usr/lib"},
+			{Option: "symbolic-links", Value: "0"},
+		},
+		PluginLoad: []string{"auth_ed25519", "ha_x=ha_x.so"},
+	}
+}
+
+// TestPinnedPrefixes: the shortest unique prefixes the guard recognizes
+// are the server's own (a shorter one is ambiguous or another option).
+func TestPinnedPrefixes(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	out, err := exec.Command("mariadbd", "--no-defaults", "--verbose", "--help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []string
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	re := regexp.MustCompile(`^  (?:-[a-zA-Z], )?--([a-z0-9_-]+)`)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			opts = append(opts, m[1])
+		}
+	}
+	for _, p := range pinnables {
+		n := 0
+		for l := 1; l <= len(p.name); l++ {
+			var match []string
+			for _, o := range opts {
+				if strings.HasPrefix(o, p.name[:l]) {
+					match = append(match, o)
+				}
+			}
+			if len(match) == 1 && match[0] == p.name || l == len(p.name) {
+				n = l
+				break
+			}
+		}
+		if n != p.minPrefix {
+			t.Errorf("%s: shortest unique prefix is %d, the guard uses %d", p.name, n, p.minPrefix)
+		}
+	}
+}
+
+// TestPinsArgv: every form of a pinned option with another value is
+// refused; the pinned place in another spelling is accepted, and the
+// server ends up with the pinned values whatever came before.
+func TestPinsArgv(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: testPins("/var/lib/mysql")}
+	for _, bad := range [][]string{
+		{"--datadir=/forged"}, {"--datadir", "/forged"}, {"-h", "/forged"}, {"-h/forged"}, {"--datad=/forged"}, {"--loose-datadir=/forged"},
+		{"--DATADIR=/forged"}, {"--innodb-data-home-dir=/real"}, {"--innodb_data_home_d=/real"}, {"--innodb-log-group-home-dir", "/real"},
+		{"--innodb-undo-directory=/u"}, {"--aria-log-dir-path=/a"}, {"--plugin-dir=/tmp/plugins"}, {"--plugin_d=/tmp"},
+		{"--secure-file-priv="}, {"--secure-file-priv=/"}, {"--symbolic-links"}, {"-s"}, {"--symbolic-links=1"}, {"--enable-symbolic-links"},
+		{"--plugin-load=evil.so"}, {"--plugin-load-add=evil=evil.so"}, {"--chroot=/tmp/root"}, {"-r", "/tmp/root"}, {"--chr=/x"},
+		{"--datadir"},
+	} {
+		if _, fs, err := c.Filter(append([]string{"--no-defaults"}, bad...), ""); !errors.Is(err, ErrRefused) || len(fs) == 0 || fs[len(fs)-1].Action != "refused" {
+			t.Errorf("%v: not refused: %v %+v", bad, err, fs)
+		}
+	}
+	ok := []string{"--no-defaults", "--datadir=/var/lib/mysql/", "--innodb-log-group-home-dir=./", "--skip-symbolic-links",
+		"--symbolic-links=0", "--plugin-dir=/usr/lib/mysql/plugin/", "--plugin-load-add=auth_ed25519", "--port=3307", "--init-connect"}
+	out, fs, err := c.Filter(ok, "")
+	if err != nil || len(fs) != 0 {
+		t.Fatalf("the hardened values were refused: %v %+v", err, fs)
+	}
+	want := map[string]string{"datadir": "/mnt/mysql/var/lib/mysql/", "innodb-log-group-home-dir": "/mnt/mysql/var/lib/mysql", "symbolic-links": "FALSE",
+		"plugin-dir": "/usr/lib/mysql/plugin/", "secure-file-priv": "/usr/lib/", "aria-log-dir-path": "/mnt/mysql/var/lib/mysql", "port": "3307"}
+	for name, v := range want {
+		if got := serverValue(t, name, out...); got != v {
+			t.Errorf("%s: the server gets %q, want %q (args %v)", name, got, v, out)
+		}
+	}
+	if !strings.Contains(strings.Join(out, " "), "--plugin-load=auth_ed25519 ") && out[len(out)-1] != "--plugin-load=auth_ed25519" {
+		t.Errorf("plugin list not pinned: %v", out)
+	}
+}
+
+// TestPinsOptionFiles: a pinned option set elsewhere in an option file
+// is refused; the hardened values are not; and a file the guard cannot
+// see is overridden by the pins.
+func TestPinsOptionFiles(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	dir := t.TempDir()
+	c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: testPins("/var/lib/mysql")}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	for _, body := range []string{"datadir=/forged", "loose_datadir = /forged", "innodb_data_home_dir=/real", "plugin-load-add=evil.so",
+		"symbolic-links", "secure_file_priv=/tmp", "aria-log-dir-path=/x", "chroot=/x", "datad=/forged"} {
+		f := write("bad.cnf", "[mysqld]\n"+body+"\n")
+		if _, _, err := c.Filter([]string{"--defaults-file=" + f}, ""); !errors.Is(err, ErrRefused) {
+			t.Errorf("%q in an option file: %v", body, err)
+		}
+	}
+	good := write("good.cnf", "[mysqld]\ndatadir=/var/lib/mysql\nskip-symbolic-links\nplugin_load_add = auth_ed25519\nsecure-file-priv=/usr/lib\n")
+	out, _, err := c.Filter([]string{"--defaults-file=" + good}, "")
+	if err != nil {
+		t.Fatalf("hardened values in an option file: %v", err)
+	}
+	if got := serverValue(t, "datadir", out...); got != "/mnt/mysql/var/lib/mysql/" {
+		t.Fatalf("datadir %q", got)
+	}
+	// A file the server reads and the guard does not see (here ~/.my.cnf,
+	// with the guard given no home): the pins win anyway.
+	mh := filepath.Join(dir, "mh")
+	os.MkdirAll(mh, 0o755)
+	os.WriteFile(filepath.Join(mh, ".my.cnf"), []byte("[mysqld]\ndatadir=/forged\nsymbolic-links=1\nplugin-dir=/tmp\n"), 0o644)
+	t.Setenv("HOME", mh)
+	if got := serverValue(t, "datadir"); got != "/forged/" {
+		t.Fatalf("the server does not read %s/.my.cnf: the test proves nothing (%q)", mh, got)
+	}
+	out, _, err = c.Filter([]string{"--port=1"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"datadir": "/mnt/mysql/var/lib/mysql/", "symbolic-links": "FALSE", "plugin-dir": "/usr/lib/mysql/plugin/"} {
+		if got := serverValue(t, name, out...); got != v {
+			t.Errorf("unseen ~/.my.cnf: %s is %q, want %q", name, got, v)
+		}
+	}
+}
+
+func TestConfigSlot(t *testing.T) {
+	if ConfigPath() != DefaultConfigPath {
+		t.Fatalf("unpatched: %s", ConfigPath())
+	}
+	prog := []byte("head" + unpatchedSlot + "tail")
+	out, err := PatchConfigPath(prog, "/mnt/protected/etc/mysecure/mysqld-guard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(out), slotMarker)
+	if got := slotPath(string(out[i : i+len(unpatchedSlot)])); got != "/mnt/protected/etc/mysecure/mysqld-guard.json" {
+		t.Fatalf("patched path %q", got)
+	}
+	if len(out) != len(prog) {
+		t.Fatal("size changed")
+	}
+	if _, err := PatchConfigPath(out, "/x"); err == nil {
+		t.Fatal("patched twice")
+	}
+	if _, err := PatchConfigPath([]byte(unpatchedSlot+unpatchedSlot), "/x"); err == nil {
+		t.Fatal("two slots accepted")
+	}
+	if _, err := PatchConfigPath(prog, "relative"); err == nil {
+		t.Fatal("relative path accepted")
+	}
+	if _, err := PatchConfigPath(prog, "/"+strings.Repeat("a", len(slotFill))); err == nil {
+		t.Fatal("too long a path accepted")
+	}
+}
+
+// TestLoadTrustedRefuses: a symlink (last or inner component), a FIFO and
+// a file off a FUSE mount are refused before anything is read.
+func TestLoadTrustedRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "guard.json")
+	os.WriteFile(cfg, []byte(`{"real_binary":"/usr/sbin/mariadbd"}`), 0o644)
+	if _, err := LoadTrusted(cfg); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "not on the encrypted mount") {
+		t.Errorf("plain file: %v", err)
+	}
+	link := filepath.Join(dir, "link.json")
+	os.Symlink(cfg, link)
+	if _, err := LoadTrusted(link); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("symlink: %v", err)
+	}
+	os.Symlink(dir, filepath.Join(dir, "d"))
+	if _, err := LoadTrusted(filepath.Join(dir, "d", "guard.json")); !errors.Is(err, ErrUntrusted) {
+		t.Errorf("symlink in a parent: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	syscall.Mkfifo(fifo, 0o600)
+	if _, err := LoadTrusted(fifo); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "regular") {
+		t.Errorf("FIFO: %v", err)
+	}
+	if _, err := LoadTrusted("rel.json"); !errors.Is(err, ErrUntrusted) {
+		t.Errorf("relative: %v", err)
+	}
+}
