@@ -29,6 +29,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/fusefs"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/dirs"
 )
 
 // Mode is how access decisions are applied.
@@ -203,7 +204,7 @@ func (d *Daemon) Mount() error {
 			return fmt.Errorf("failed to clear stale mount %s: %w", d.cfg.Mount, err)
 		}
 	}
-	if err := os.MkdirAll(d.cfg.Mount, 0o755); err != nil {
+	if err := dirs.MkdirAll(d.cfg.Mount, 0o755, 0o755); err != nil {
 		return fmt.Errorf("failed to create mount point: %w", err)
 	}
 	srv, err := d.fsys.Mount(d.cfg.Mount)

@@ -22,6 +22,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/dirs"
 )
 
 const (
@@ -253,7 +255,9 @@ func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *K
 		}
 	}
 	keys.slotID = v.Config.Slots[0].ID
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The store is 0700; its parents must stay searchable (0755), or the
+	// default mount point beside it is out of reach of the database server.
+	if err := dirs.MkdirAll(dir, 0o755, 0o700); err != nil {
 		keys.Wipe()
 		return nil, nil, fmt.Errorf("failed to create store dir: %w", err)
 	}
