@@ -21,6 +21,7 @@ import (
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/fds"
 )
 
 type mountOptions struct {
@@ -194,6 +195,9 @@ func (o *credOptions) credentialFromFD(fd int) (volume.Credential, func(), error
 }
 
 func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions) (err error) {
+	// Before anything else: descriptors the starting shell or service
+	// manager left open would reach every program the daemon starts.
+	inherited, ferr := fds.CloseInherited(opts.ReadyFD, opts.CredFD)
 	var ready *os.File
 	if opts.ReadyFD > 0 {
 		ready = os.NewFile(uintptr(opts.ReadyFD), "ready")
@@ -213,6 +217,12 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		}()
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if ferr != nil {
+		return ferr
+	}
+	if len(inherited) > 0 {
+		log.Info("closed inherited descriptors", "fds", inherited)
+	}
 	// The kernel applies the caller's umask before a create reaches us;
 	// ours must not apply a second time.
 	syscall.Umask(0)

@@ -29,6 +29,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/fusefs"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/fds"
 )
 
 // Mode is how access decisions are applied.
@@ -210,6 +211,15 @@ func (d *Daemon) Mount() error {
 	if err != nil {
 		return fmt.Errorf("failed to mount %s: %w", d.cfg.Mount, err)
 	}
+	// go-fuse opens /dev/fuse without close-on-exec: every program the
+	// daemon starts (backup tools, the recovery child) would hold the
+	// connection and could answer the kernel in the daemon's place.
+	marked, err := fds.CloseOnExecAll()
+	if err != nil {
+		srv.Unmount()
+		return fmt.Errorf("failed to keep the daemon's descriptors from its children: %w", err)
+	}
+	d.log.Debug("descriptors marked close-on-exec after mount", "fds", marked)
 	d.srv = srv
 	d.log.Info("mounted", "store", d.cfg.Store, "mount", d.cfg.Mount, "mode", string(d.Mode()))
 	return nil

@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mysecure/mysecure/internal/sandbox"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// inheritedFDs lists the descriptors of pid that survive an exec (those
+// without close-on-exec), with what each points to.
+func inheritedFDs(t *testing.T, pid int) map[int]string {
+	t.Helper()
+	dir := "/proc/" + strconv.Itoa(pid)
+	ents, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]string{}
+	for _, e := range ents {
+		n, _ := strconv.Atoi(e.Name())
+		info, err := os.ReadFile(dir + "/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		var flags int64
+		for _, l := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(l, "flags:"); ok {
+				flags, _ = strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+			}
+		}
+		if flags&0o2000000 != 0 { // O_CLOEXEC
+			continue
+		}
+		target, _ := os.Readlink(dir + "/fd/" + e.Name())
+		out[n] = target
+	}
+	return out
+}
+
+// TestDaemonToolDescriptors: a backup tool the daemon runs gets its
+// stdio and its credential pipe, nothing else: not the daemon's
+// /dev/fuse (whoever holds it can answer FUSE requests in the daemon's
+// place) and not a descriptor the shell that started `mysecure mount`
+// left open.
+func TestDaemonToolDescriptors(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb", "mariadb-dump")
+	realDump, err := execLookPath("mariadb-dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	// The descriptor the launching shell leaks: fd 7 on a marker file.
+	marker := filepath.Join(work, "shell-leaked-fd")
+	leak, err := os.Create(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leak.Close()
+	// The dump tool: a wrapper that reports its pid and waits, so that
+	// the test can list what the real tool will inherit, then execs it.
+	wrapper := filepath.Join(work, "dump-wrapper")
+	script := "#!/bin/sh\n" +
+		"if [ \"$1\" = --version ]; then exec " + realDump + " \"$@\"; fi\n" +
+		"echo $$ > " + work + "/pid.tmp && mv " + work + "/pid.tmp " + work + "/pid\n" +
+		"while [ ! -e " + work + "/go ]; do sleep 0.05; done\n" +
+		"exec " + realDump + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := newMountFiles(t, []*os.File{nil, nil, nil, nil, leak}, "MYSECURE_DUMP_TOOL="+wrapper)
+
+	st := m.ms(0, "status", "--json")
+	var status struct {
+		Pid int `json:"pid"`
+	}
+	mustJSON(t, st, &status)
+	for fd, target := range inheritedFDs(t, status.Pid) {
+		if fd > 2 {
+			t.Errorf("the daemon has fd %d (%s) without close-on-exec", fd, target)
+		}
+	}
+
+	s := startSandbox(t, sandbox.Options{Dir: filepath.Join(m.dir, "srv")})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	password := "Fd-Pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if out, err := s.Client(ctx, "CREATE DATABASE shop; CREATE TABLE shop.t (n INT); INSERT INTO shop.t VALUES (1); SET sql_log_bin=0; CREATE USER 'bk'@'localhost' IDENTIFIED BY '"+password+"'; GRANT ALL ON *.* TO 'bk'@'localhost';"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	pw := filepath.Join(m.dir, "pw")
+	os.WriteFile(pw, []byte(password), 0o600)
+	m.ms(0, "backup", "credentials", "set", "--user", "bk", "--mysql-socket", s.Socket, "--password-file", pw)
+	os.Remove(pw)
+
+	bk := m.cmd("backup", "--databases", "shop")
+	var out strings.Builder
+	bk.Stdout, bk.Stderr = &out, &out
+	if err := bk.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- bk.Wait() }()
+	var pid int
+	for deadline := time.Now().Add(time.Minute); pid == 0; {
+		if b, err := os.ReadFile(filepath.Join(work, "pid")); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("backup ended before the dump tool ran: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dump tool did not start")
+		}
+	}
+	fds := inheritedFDs(t, pid)
+	os.WriteFile(filepath.Join(work, "go"), nil, 0o600)
+	if err := <-done; err != nil {
+		t.Fatalf("backup: %v\n%s", err, out.String())
+	}
+	t.Logf("descriptors the dump tool inherits: %v", fds)
+	for fd, target := range fds {
+		switch {
+		case target == "/dev/fuse":
+			t.Errorf("the dump tool inherits /dev/fuse as fd %d", fd)
+		case target == marker:
+			t.Errorf("the dump tool inherits the launching shell's fd 7 as fd %d", fd)
+		case fd > 3:
+			t.Errorf("the dump tool inherits fd %d (%s)", fd, target)
+		case fd == 3 && !strings.HasPrefix(target, "pipe:"):
+			t.Errorf("fd 3 of the dump tool is %s, want its credential pipe", target)
+		}
+	}
+	for _, fd := range []int{0, 1, 2, 3} {
+		if _, ok := fds[fd]; !ok {
+			t.Errorf("the dump tool has no fd %d: %v", fd, fds)
+		}
+	}
+}
