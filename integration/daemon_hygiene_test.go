@@ -145,3 +145,37 @@ func TestDaemonToolDescriptors(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditLogRotatedAway: logrotate without copytruncate renames the
+// access log (or deletes it); the daemon's next denial is recorded in a
+// new file at the configured path, not in the file that was moved away.
+func TestAuditLogRotatedAway(t *testing.T) {
+	m := newMount(t)
+	deny := func(name string) {
+		t.Helper()
+		// A create with no rules is denied, and recorded.
+		if err := os.WriteFile(filepath.Join(m.mnt, "mysqlbackup", name), []byte("x"), 0o600); err == nil {
+			t.Fatalf("created %s without a rule", name)
+		}
+	}
+	deny("first.cnf")
+	if b, _ := os.ReadFile(m.audit); !strings.Contains(string(b), "first.cnf") {
+		t.Fatalf("no denial in the audit log:\n%s", b)
+	}
+	if err := os.Rename(m.audit, m.audit+".1"); err != nil {
+		t.Fatal(err)
+	}
+	deny("after-rename.cnf")
+	b, err := os.ReadFile(m.audit)
+	if err != nil || !strings.Contains(string(b), "after-rename.cnf") {
+		t.Fatalf("the denial after the rename is not in a new %s: %v\n%s", m.audit, err, b)
+	}
+	if old, _ := os.ReadFile(m.audit + ".1"); strings.Contains(string(old), "after-rename.cnf") {
+		t.Fatalf("the denial went into the renamed file:\n%s", old)
+	}
+	os.Remove(m.audit)
+	deny("after-delete.cnf")
+	if b, err := os.ReadFile(m.audit); err != nil || !strings.Contains(string(b), "after-delete.cnf") {
+		t.Fatalf("the denial after the delete is not in a new %s: %v\n%s", m.audit, err, b)
+	}
+}
