@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -178,4 +179,69 @@ func TestAuditLogRotatedAway(t *testing.T) {
 	if b, err := os.ReadFile(m.audit); err != nil || !strings.Contains(string(b), "after-delete.cnf") {
 		t.Fatalf("the denial after the delete is not in a new %s: %v\n%s", m.audit, err, b)
 	}
+}
+
+// eventually polls cond for up to d.
+func eventually(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func fileHas(p, s string) bool {
+	b, _ := os.ReadFile(p)
+	return strings.Contains(string(b), s)
+}
+
+// TestLazyUnmountAlarm: `umount -l` of the mount under the running daemon
+// is an alarm in the daemon log (error level) and the audit log, raised
+// while a process still holds a file on the detached mount, and not a
+// normal "unmounted"; `mysecure umount` stays a normal unmount.
+func TestLazyUnmountAlarm(t *testing.T) {
+	testenv.RequireCommands(t, "umount")
+	const alarm = "mount point detached while serving (lazy unmount?)"
+
+	t.Run("mysecure umount", func(t *testing.T) {
+		m := newMount(t)
+		m.ms(0, "umount")
+		if !eventually(5*time.Second, func() bool { return fileHas(m.log, `"msg":"unmounted"`) }) {
+			t.Fatal("no 'unmounted' in the daemon log")
+		}
+		if fileHas(m.log, alarm) || fileHas(m.audit, "alarm") {
+			t.Fatal("a normal umount raised the detach alarm")
+		}
+	})
+
+	t.Run("umount -l", func(t *testing.T) {
+		m := newMount(t)
+		// A process holding the mount (as mysqld would) keeps the
+		// FUSE connection up after a lazy unmount.
+		held, err := os.Open(filepath.Join(m.mnt, "mysqlbackup"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		if out, err := exec.Command("umount", "-l", m.mnt).CombinedOutput(); err != nil {
+			t.Fatalf("umount -l: %v %s", err, out)
+		}
+		if !eventually(10*time.Second, func() bool { return fileHas(m.audit, `"decision":"alarm"`) }) {
+			b, _ := os.ReadFile(m.audit)
+			t.Fatalf("no alarm in the audit log while the detached mount is still held:\n%s", b)
+		}
+		if !fileHas(m.log, `"level":"ERROR","msg":"`+alarm+`"`) {
+			b, _ := os.ReadFile(m.log)
+			t.Fatalf("no error-level alarm in the daemon log:\n%s", b)
+		}
+		held.Close()
+		if !eventually(10*time.Second, func() bool { return fileHas(m.log, "mysecure: error: "+alarm) }) {
+			b, _ := os.ReadFile(m.log)
+			t.Fatalf("the daemon did not exit with the alarm:\n%s", b)
+		}
+		if fileHas(m.log, `"msg":"unmounted"`) {
+			t.Fatal("the lazy unmount was logged as a normal 'unmounted'")
+		}
+	})
 }

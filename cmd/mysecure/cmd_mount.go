@@ -352,9 +352,15 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 			}
 		}
 	}()
-	d.Wait()
+	werr := d.Wait()
 	cancel()
 	<-served
+	if werr != nil {
+		// Unmounted from outside (umount -l): the daemon logged and
+		// audited the alarm; exit non-zero so that a service manager
+		// shows it.
+		return withHint(werr, "unmount with 'mysecure umount'; see the audit log")
+	}
 	log.Info("unmounted", "mount", g.cfg.Mount)
 	return nil
 }
