@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,4 +245,60 @@ func TestLazyUnmountAlarm(t *testing.T) {
 			t.Fatal("the lazy unmount was logged as a normal 'unmounted'")
 		}
 	})
+}
+
+// TestSocketDirMode: the daemon creates a missing socket directory
+// root-only, leaves the mode of an existing one alone (it used to chmod
+// a directory shared by the control and job sockets to 0711), and
+// refuses one that group or others can write: whoever can write it can
+// replace the socket that root sends credentials to.
+func TestSocketDirMode(t *testing.T) {
+	backupOSUser(t) // the group the job socket is for
+	base := t.TempDir()
+	os.Chmod(base, 0o755)
+
+	shared := filepath.Join(base, "shared")
+	os.Mkdir(shared, 0o750)
+	os.Chmod(shared, 0o750)
+	m := newMount(t, "MYSECURE_SOCKET="+filepath.Join(shared, "control.sock"),
+		"MYSECURE_BACKUP_GROUP="+bkGroup, "MYSECURE_JOB_SOCKET="+filepath.Join(shared, "jobs.sock"))
+	if fi, err := os.Stat(filepath.Join(shared, "jobs.sock")); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("no job socket: %v", err)
+	}
+	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o750 {
+		t.Fatalf("the daemon changed the existing socket dir's mode from 0750 to %04o", fi.Mode().Perm())
+	}
+	if !fileHas(m.log, "members of the backup group cannot reach the job socket") {
+		b, _ := os.ReadFile(m.log)
+		t.Fatalf("no warning that the group cannot traverse the dir:\n%s", b)
+	}
+	m.ms(0, "umount")
+
+	fresh := filepath.Join(base, "fresh", "run")
+	m2 := newMount(t, "MYSECURE_SOCKET="+filepath.Join(fresh, "control.sock"))
+	if fi, _ := os.Stat(fresh); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("a created socket dir has mode %04o, want 0700", fi.Mode().Perm())
+	}
+	m2.ms(0, "umount")
+
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o770)
+	os.Chmod(open, 0o770)
+	c := m.cmd(append([]string{"mount", "--socket", filepath.Join(open, "control.sock")}, m.creds()...)...)
+	out, err := c.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 || !strings.Contains(string(out), "not writable by group or others") {
+		t.Fatalf("mount with a group-writable socket dir: %v, want exit 7\n%s", err, out)
+	}
+	if fi, _ := os.Stat(open); fi.Mode().Perm() != 0o770 {
+		t.Fatalf("the refused dir's mode changed to %04o", fi.Mode().Perm())
+	}
+	if isMounted(m.mnt) {
+		t.Fatal("the refused mount left the volume mounted")
+	}
+}
+
+func isMounted(dir string) bool {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	return strings.Contains(string(b), " "+dir+" ")
 }
