@@ -302,3 +302,62 @@ func isMounted(dir string) bool {
 	b, _ := os.ReadFile("/proc/self/mountinfo")
 	return strings.Contains(string(b), " "+dir+" ")
 }
+
+// TestStatusWarnsRuleWithoutUser: `mysecure status` warns about ALLOW
+// rules without --user on programs a local non-root user can execute
+// (they can LD_PRELOAD their own code into it), and not about rules with
+// --user or on programs only root can run; --json lists the warnings.
+func TestStatusWarnsRuleWithoutUser(t *testing.T) {
+	m := newMount(t)
+	bin := filepath.Join(m.dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	public := filepath.Join(bin, "public-cat")   // 0755 root:root: anyone runs it
+	group := filepath.Join(bin, "group-cat")     // 0750 root:nogroup: the group runs it
+	private := filepath.Join(bin, "private-cat") // 0700 root:root
+	scoped := filepath.Join(bin, "scoped-cat")   // 0755, but the rule has --user
+	for p, mode := range map[string]os.FileMode{public: 0o755, group: 0o750, private: 0o700, scoped: 0o755} {
+		copyFile(t, "/usr/bin/cat", p, mode)
+		os.Chmod(p, mode)
+	}
+	os.Chown(group, 0, 65534)
+
+	out := m.ms(0, "status")
+	if strings.Contains(out, "warning:") {
+		t.Fatalf("warnings with no rules:\n%s", out)
+	}
+	m.aclAdd("ALLOW @mysqlbackup * " + public)
+	m.aclAdd("ALLOW @mysqlbackup * " + group)
+	m.aclAdd("ALLOW @mysqlbackup * " + private)
+	m.aclAdd("ALLOW @mysqlbackup * " + scoped + " --user=0")
+	m.aclAdd("DENY @mysqlbackup * /usr/bin/cat")
+
+	out = m.ms(0, "status")
+	for _, want := range []string{
+		"mysecure: warning: rule 1 (ALLOW @mysqlbackup * " + public,
+		"mysecure: warning: rule 2 (ALLOW @mysqlbackup * " + group,
+		"LD_PRELOAD",
+		"mysecure: hint: limit the rule to the account the program runs as: add --user=",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status does not say %q:\n%s", want, out)
+		}
+	}
+	for _, not := range []string{private, scoped, "/usr/bin/cat"} {
+		if strings.Contains(out, "has no --user and "+not+" ") {
+			t.Errorf("status warns about %s:\n%s", not, out)
+		}
+	}
+	var st struct {
+		Warnings []struct {
+			Kind    string `json:"kind"`
+			Rule    int    `json:"rule"`
+			Program string `json:"program"`
+			Hint    string `json:"hint"`
+		} `json:"warnings"`
+	}
+	mustJSON(t, m.ms(0, "status", "--json"), &st)
+	if len(st.Warnings) != 2 || st.Warnings[0].Kind != "rule-without-user" || st.Warnings[0].Program != public ||
+		st.Warnings[1].Program != group || st.Warnings[1].Rule != 2 || st.Warnings[0].Hint == "" {
+		t.Fatalf("status --json warnings: %+v", st.Warnings)
+	}
+}

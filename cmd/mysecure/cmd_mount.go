@@ -472,6 +472,12 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintf(g.p.out, "opens:      %d allowed by rules, %d denied (or would be, when not enforcing)\n", s.Allows, s.Denials)
 			fmt.Fprintf(g.p.out, "binaries hashed: %d\n", s.Hashes)
 			fmt.Fprintf(g.p.out, "audit log:  %s\n", s.AuditLog)
+			for _, w := range s.Warnings {
+				fmt.Fprintf(g.p.err, "mysecure: warning: %s\n", w.Message)
+				if w.Hint != "" {
+					g.p.hintf("%s", w.Hint)
+				}
+			}
 			return nil
 		},
 	}

@@ -500,6 +500,9 @@ type Status struct {
 	Hashes      uint64   `json:"binaries_hashed"`
 	AuditLog    string   `json:"audit_log"`
 	RulesLoaded bool     `json:"rules_loaded"`
+	// Warnings are weaknesses of the running setup (ALLOW rules without
+	// --user on programs local users can run).
+	Warnings []Warning `json:"warnings"`
 }
 
 // Status reports the daemon's state.
@@ -515,6 +518,7 @@ func (d *Daemon) Status() Status {
 		Categories: d.vol.Config.Categories, Rules: n, DenyAll: d.denyAllReason(),
 		Denials: d.denials.Load(), Allows: d.allows.Load(), Opens: d.fsys.Opens(), Hashes: d.ident.Hashes(),
 		AuditLog: d.cfg.AuditLog, RulesLoaded: d.denyAllReason() == "",
+		Warnings: d.ruleWarnings(),
 	}
 }
 
