@@ -28,6 +28,14 @@ type mountEnv struct {
 // newMount mounts a fresh volume; extra are more MYSECURE_* settings.
 func newMount(t *testing.T, extra ...string) *mountEnv {
 	t.Helper()
+	return newMountFiles(t, nil, extra...)
+}
+
+// newMountFiles is newMount with files the `mysecure mount` command
+// inherits (files[i] becomes descriptor 3+i, as exec.Cmd.ExtraFiles), as a
+// shell that leaves descriptors open would hand them over.
+func newMountFiles(t *testing.T, files []*os.File, extra ...string) *mountEnv {
+	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireFUSE(t)
 	e := newEnv(t)
@@ -40,7 +48,15 @@ func newMount(t *testing.T, extra ...string) *mountEnv {
 	m.vars = []string{"MYSECURE_STORE=" + e.store, "MYSECURE_MOUNT=" + m.mnt, "MYSECURE_SOCKET=" + m.socket,
 		"MYSECURE_AUDIT_LOG=" + m.audit, "MYSECURE_LOG_FILE=" + m.log}
 	m.vars = append(m.vars, extra...)
-	m.ms(0, append([]string{"mount"}, m.creds()...)...)
+	if files == nil {
+		m.ms(0, append([]string{"mount"}, m.creds()...)...)
+	} else {
+		c := m.cmd(append([]string{"mount"}, m.creds()...)...)
+		c.ExtraFiles = files
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("mysecure mount: %v\n%s", err, out)
+		}
+	}
 	t.Cleanup(func() {
 		if err := m.cmd("umount").Run(); err != nil {
 			exec.Command("umount", "-l", m.mnt).Run()

@@ -21,6 +21,7 @@ import (
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/fds"
 )
 
 type mountOptions struct {
@@ -194,6 +195,9 @@ func (o *credOptions) credentialFromFD(fd int) (volume.Credential, func(), error
 }
 
 func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions) (err error) {
+	// Before anything else: descriptors the starting shell or service
+	// manager left open would reach every program the daemon starts.
+	inherited, ferr := fds.CloseInherited(opts.ReadyFD, opts.CredFD)
 	var ready *os.File
 	if opts.ReadyFD > 0 {
 		ready = os.NewFile(uintptr(opts.ReadyFD), "ready")
@@ -213,6 +217,12 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		}()
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if ferr != nil {
+		return ferr
+	}
+	if len(inherited) > 0 {
+		log.Info("closed inherited descriptors", "fds", inherited)
+	}
 	// The kernel applies the caller's umask before a create reaches us;
 	// ours must not apply a second time.
 	syscall.Umask(0)
@@ -342,9 +352,15 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 			}
 		}
 	}()
-	d.Wait()
+	werr := d.Wait()
 	cancel()
 	<-served
+	if werr != nil {
+		// Unmounted from outside (umount -l): the daemon logged and
+		// audited the alarm; exit non-zero so that a service manager
+		// shows it.
+		return withHint(werr, "unmount with 'mysecure umount'; see the audit log")
+	}
 	log.Info("unmounted", "mount", g.cfg.Mount)
 	return nil
 }
@@ -456,6 +472,12 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintf(g.p.out, "opens:      %d allowed by rules, %d denied (or would be, when not enforcing)\n", s.Allows, s.Denials)
 			fmt.Fprintf(g.p.out, "binaries hashed: %d\n", s.Hashes)
 			fmt.Fprintf(g.p.out, "audit log:  %s\n", s.AuditLog)
+			for _, w := range s.Warnings {
+				fmt.Fprintf(g.p.err, "mysecure: warning: %s\n", w.Message)
+				if w.Hint != "" {
+					g.p.hintf("%s", w.Hint)
+				}
+			}
 			return nil
 		},
 	}

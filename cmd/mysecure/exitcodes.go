@@ -169,6 +169,8 @@ func classify(err error) (code int, hint string) {
 		return exitUsage, "add another key slot first ('mysecure key add')"
 	case errors.Is(err, volume.ErrNoSuchSlot):
 		return exitUsage, "'mysecure key list' shows the slots"
+	case errors.Is(err, daemon.ErrUnsafeSocketDir):
+		return exitPermission, "make the directory root's (chown root, chmod go-w) or choose another --socket / job-socket"
 	case errors.Is(err, volume.ErrInsecureKeyFile):
 		return exitPermission, "chmod 0400 the key file and make sure the caller owns it"
 	case errors.Is(err, syscall.ENOSPC):

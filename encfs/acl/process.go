@@ -118,11 +118,12 @@ func (id *Identifier) cached(pid int) *Process {
 }
 
 func (id *Identifier) remember(pid, dirfd int, link string, exe fileKey, p *Process) {
-	fd, err := unix.Dup(dirfd)
+	// F_DUPFD_CLOEXEC: a dup'd descriptor is inheritable until marked,
+	// and the daemon starts programs (backup tools) concurrently.
+	fd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	unix.CloseOnExec(fd)
 	id.procMu.Lock()
 	defer id.procMu.Unlock()
 	if id.procs == nil {

@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +28,9 @@ type AuditRecord struct {
 }
 
 // auditLog writes JSON lines and rotates by size: path, path.1 ... path.N.
+// A log deleted or renamed away by another tool (logrotate without
+// copytruncate) is noticed at the next write, which goes to a new file at
+// path.
 type auditLog struct {
 	mu       sync.Mutex
 	path     string
@@ -83,6 +89,9 @@ func (a *auditLog) Write(r AuditRecord) error {
 	if a.f == nil {
 		return fmt.Errorf("audit log closed")
 	}
+	if err := a.reopenIfMoved(); err != nil {
+		return err
+	}
 	if a.maxBytes > 0 && a.size+int64(len(line)) > a.maxBytes {
 		if err := a.rotate(); err != nil {
 			return err
@@ -91,6 +100,26 @@ func (a *auditLog) Write(r AuditRecord) error {
 	n, err := a.f.Write(line)
 	a.size += int64(n)
 	return err
+}
+
+// reopenIfMoved opens a new file at path when the open one is no longer
+// there: deleted (no links left) or replaced (path names another file).
+func (a *auditLog) reopenIfMoved() error {
+	cur, err := a.f.Stat()
+	if err != nil {
+		return fmt.Errorf("failed to stat audit log: %w", err)
+	}
+	atPath, err := os.Stat(a.path)
+	if err == nil && os.SameFile(cur, atPath) {
+		if st, ok := cur.Sys().(*syscall.Stat_t); !ok || st.Nlink > 0 {
+			return nil
+		}
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("failed to stat audit log: %w", err)
+	}
+	a.f.Close()
+	a.f = nil
+	return a.open()
 }
 
 func (a *auditLog) Close() error {

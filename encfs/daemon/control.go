@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -115,12 +116,15 @@ type peerKey struct{}
 
 // ServeControl listens on the control socket until ctx ends.
 func (d *Daemon) ServeControl(ctx context.Context) error {
-	// A directory we create is root-only; clients refuse a socket in a
-	// directory others can write (they would send credentials to it).
-	if err := os.MkdirAll(filepath.Dir(d.cfg.Socket), 0o700); err != nil {
-		return fmt.Errorf("failed to create socket dir: %w", err)
+	// A directory we create is root-only (0711 when the job socket
+	// shares it: group members must reach that one); an existing one is
+	// used as it is, unless others could replace the socket in it.
+	// Clients refuse such a directory too (they would send credentials).
+	dirMode := os.FileMode(0o700)
+	if d.jobSocketEnabled() && filepath.Dir(d.cfg.JobSocket) == filepath.Dir(d.cfg.Socket) {
+		dirMode = 0o711
 	}
-	if err := checkSocketDir(filepath.Dir(d.cfg.Socket)); err != nil {
+	if _, err := ensureSocketDir(filepath.Dir(d.cfg.Socket), dirMode); err != nil {
 		return err
 	}
 	if c, err := net.Dial("unix", d.cfg.Socket); err == nil {
@@ -152,7 +156,7 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/jobs", d.handleJobs)
 	d.jobCtx = ctx
 	var jobSrv *http.Server
-	if d.cfg.JobSocket != "" && d.cfg.BackupGroup != "" && d.cfg.Jobs != nil {
+	if d.jobSocketEnabled() {
 		jln, gid, err := d.listenJobs()
 		if err != nil {
 			ln.Close()
@@ -595,6 +599,33 @@ func tgid(tid int) (int, error) {
 	return 0, fmt.Errorf("no Tgid in /proc/%d/status", tid)
 }
 
+// ErrUnsafeSocketDir: the directory of a socket is not root's alone.
+var ErrUnsafeSocketDir = errors.New("unsafe socket directory")
+
+// ensureSocketDir creates dir with mode (parents 0755) when it is missing
+// and reports whether it did. An existing directory keeps its mode: it is
+// checked, not changed (an administrator may have set it on purpose, and
+// a chmod would follow a directory someone else put there).
+func ensureSocketDir(dir string, mode os.FileMode) (created bool, err error) {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return false, fmt.Errorf("failed to create socket dir: %w", err)
+		}
+		if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return false, fmt.Errorf("failed to create socket dir: %w", err)
+		} else if err == nil {
+			created = true
+			// Exactly mode, whatever the umask.
+			if err := os.Chmod(dir, mode); err != nil {
+				return true, fmt.Errorf("failed to set the mode of socket dir %s: %w", dir, err)
+			}
+		}
+	} else if err != nil {
+		return false, fmt.Errorf("failed to stat socket dir: %w", err)
+	}
+	return created, checkSocketDir(dir)
+}
+
 // checkSocketDir refuses a socket directory that is not owned by root or
 // that group or others can write.
 func checkSocketDir(dir string) error {
@@ -603,7 +634,7 @@ func checkSocketDir(dir string) error {
 		return fmt.Errorf("failed to stat socket dir: %w", err)
 	}
 	if st.Uid != 0 || st.Mode&0o022 != 0 {
-		return fmt.Errorf("socket dir %s must be owned by root and not writable by group or others (mode %04o, uid %d)", dir, st.Mode&0o7777, st.Uid)
+		return fmt.Errorf("%w: %s must be owned by root and not writable by group or others, or another user could replace the socket (mode %04o, uid %d)", ErrUnsafeSocketDir, dir, st.Mode&0o7777, st.Uid)
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/fusefs"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/dirs"
+	"github.com/mysecure/mysecure/internal/fds"
 )
 
 // Mode is how access decisions are applied.
@@ -99,6 +100,11 @@ type Daemon struct {
 	denials atomic.Uint64
 	allows  atomic.Uint64
 	denyAll atomic.Value // string: why every open is denied ("" if not)
+
+	mountDev     string      // "major:minor" of the mount, as in mountinfo
+	unmountAsked atomic.Bool // Unmount was called (the control API, a signal)
+	detached     atomic.Bool // the alarm for an unmount from outside was raised
+	served       chan struct{}
 
 	adminMu sync.Mutex // serializes rule and mode changes
 
@@ -211,7 +217,22 @@ func (d *Daemon) Mount() error {
 	if err != nil {
 		return fmt.Errorf("failed to mount %s: %w", d.cfg.Mount, err)
 	}
+	// go-fuse opens /dev/fuse without close-on-exec: every program the
+	// daemon starts (backup tools, the recovery child) would hold the
+	// connection and could answer the kernel in the daemon's place.
+	marked, err := fds.CloseOnExecAll()
+	if err != nil {
+		srv.Unmount()
+		return fmt.Errorf("failed to keep the daemon's descriptors from its children: %w", err)
+	}
+	d.log.Debug("descriptors marked close-on-exec after mount", "fds", marked)
 	d.srv = srv
+	var st syscall.Stat_t
+	if err := syscall.Stat(d.cfg.Mount, &st); err == nil {
+		d.mountDev = fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	}
+	d.served = make(chan struct{})
+	go d.watchMount(time.Second)
 	d.log.Info("mounted", "store", d.cfg.Store, "mount", d.cfg.Mount, "mode", string(d.Mode()))
 	return nil
 }
@@ -299,12 +320,82 @@ func unescapeMountinfo(s string) string {
 	return r.Replace(s)
 }
 
-// Wait blocks until the mount is gone (umount, or the control API).
-func (d *Daemon) Wait() { d.srv.Wait() }
+// ErrDetached: the mount was unmounted from outside the daemon (umount -l,
+// fusermount3 -u -z), not through Unmount.
+var ErrDetached = errors.New("mount point detached while serving (lazy unmount?)")
+
+// Wait blocks until the mount is gone. It returns nil after Unmount (the
+// control API, a signal) and ErrDetached when the mount was unmounted from
+// outside, which it also records as an alarm.
+func (d *Daemon) Wait() error {
+	d.srv.Wait()
+	close(d.served)
+	if d.unmountAsked.Load() {
+		return nil
+	}
+	d.alarmDetached()
+	return fmt.Errorf("%w: %s", ErrDetached, d.cfg.Mount)
+}
+
+// watchMount raises the detach alarm as soon as the mount leaves the
+// mount table while the daemon still serves: after a lazy unmount, open
+// files keep the FUSE connection (and Wait) alive, possibly for long.
+func (d *Daemon) watchMount(every time.Duration) {
+	if d.mountDev == "" {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.served:
+			return
+		case <-t.C:
+		}
+		if d.unmountAsked.Load() {
+			continue
+		}
+		if ok, err := mountedAt(d.cfg.Mount, d.mountDev); err == nil && !ok && !d.unmountAsked.Load() {
+			d.alarmDetached()
+			return
+		}
+	}
+}
+
+// alarmDetached logs, once, that the mount was unmounted from outside:
+// in the daemon log at error level and in the audit log.
+func (d *Daemon) alarmDetached() {
+	if d.detached.Swap(true) {
+		return
+	}
+	msg := ErrDetached.Error()
+	d.log.Error(msg, "mount", d.cfg.Mount, "alarm", true)
+	d.writeAudit(AuditRecord{Time: time.Now().UTC(), Decision: "alarm", Mode: string(d.Mode()),
+		Pid: d.pid, File: d.cfg.Mount, Reason: msg + ": unmounted outside mysecure; processes that still hold files on it keep them"})
+}
+
+// mountedAt reports whether mountinfo lists a mount of device dev
+// ("major:minor") at dir.
+func mountedAt(dir, dev string) (bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	clean := filepath.Clean(dir)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[2] == dev && unescapeMountinfo(f[4]) == clean {
+			return true, nil
+		}
+	}
+	return false, nil
+}
 
 // Unmount unmounts; it fails while files are open on the mount.
 func (d *Daemon) Unmount() error {
+	d.unmountAsked.Store(true)
 	if err := d.srv.Unmount(); err != nil {
+		d.unmountAsked.Store(false)
 		return fmt.Errorf("failed to unmount %s (files still open?): %w", d.cfg.Mount, err)
 	}
 	return nil
@@ -410,6 +501,9 @@ type Status struct {
 	Hashes      uint64   `json:"binaries_hashed"`
 	AuditLog    string   `json:"audit_log"`
 	RulesLoaded bool     `json:"rules_loaded"`
+	// Warnings are weaknesses of the running setup (ALLOW rules without
+	// --user on programs local users can run).
+	Warnings []Warning `json:"warnings"`
 }
 
 // Status reports the daemon's state.
@@ -425,6 +519,7 @@ func (d *Daemon) Status() Status {
 		Categories: d.vol.Config.Categories, Rules: n, DenyAll: d.denyAllReason(),
 		Denials: d.denials.Load(), Allows: d.allows.Load(), Opens: d.fsys.Opens(), Hashes: d.ident.Hashes(),
 		AuditLog: d.cfg.AuditLog, RulesLoaded: d.denyAllReason() == "",
+		Warnings: d.ruleWarnings(),
 	}
 }
 

@@ -131,6 +131,21 @@ func (d *Daemon) backupGID() (int, error) {
 	return strconv.Atoi(g.Gid)
 }
 
+// jobSocketEnabled reports whether the daemon serves the job socket.
+func (d *Daemon) jobSocketEnabled() bool {
+	return d.cfg.JobSocket != "" && d.cfg.BackupGroup != "" && d.cfg.Jobs != nil
+}
+
+// traversableBy reports whether members of gid may search dir: o+x, or
+// g+x with dir's group gid.
+func traversableBy(dir string, gid int) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return false
+	}
+	return st.Mode&0o001 != 0 || (st.Mode&0o010 != 0 && int(st.Gid) == gid)
+}
+
 // inGroup reports whether process pid (uid/gid from SO_PEERCRED) has gid
 // as its primary or a supplementary group.
 func inGroup(pid int, gid uint32, want int) bool {
@@ -176,18 +191,16 @@ func (d *Daemon) listenJobs() (net.Listener, int, error) {
 		return nil, 0, err
 	}
 	dir := filepath.Dir(d.cfg.JobSocket)
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	// Members must traverse the directory: a new one is 0711 (the root
+	// socket in it is 0600, traversing does not open it). An existing
+	// one keeps its mode; if members cannot traverse it, say so.
+	created, err := ensureSocketDir(dir, 0o711)
+	if err != nil {
 		return nil, 0, err
 	}
-	if err := checkSocketDir(dir); err != nil {
-		return nil, 0, err
-	}
-	if filepath.Dir(d.cfg.Socket) == dir {
-		// The root socket is 0600: traversing the directory does not
-		// open it.
-		if err := os.Chmod(dir, 0o711); err != nil {
-			return nil, 0, err
-		}
+	if !created && !traversableBy(dir, gid) {
+		d.log.Warn("members of the backup group cannot reach the job socket: its directory is not searchable by them; its mode is left as it is",
+			"dir", dir, "group", d.cfg.BackupGroup, "hint", "chmod 0711 "+dir)
 	}
 	if fi, err := os.Lstat(d.cfg.JobSocket); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {

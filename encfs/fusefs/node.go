@@ -425,7 +425,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_CREAT|int(flags&syscall.O_EXCL), mode)
+	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC|int(flags&syscall.O_EXCL), mode)
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
@@ -688,7 +688,7 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	if errno != 0 {
 		return errno
 	}
-	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fs.ToErrno(err)
 	}
