@@ -443,6 +443,9 @@ func (d *Daemon) CheckCredential(c volume.Credential) error {
 		return err
 	}
 	defer k.Wipe()
+	if err := k.RequireMaster(); err != nil {
+		return fmt.Errorf("%w: %v", volume.ErrIncorrectCredentials, err)
+	}
 	a, err := k.Subkey(volume.PurposeRules, "")
 	if err != nil {
 		return err

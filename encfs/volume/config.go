@@ -246,6 +246,9 @@ func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *K
 		return nil, nil, fmt.Errorf("failed to generate master key: %w", err)
 	}
 	keys := newKeys(master, &v.Config, 0)
+	// The creator made the master key: whatever slots it wraps it into,
+	// these keys manage the volume.
+	keys.masterCred = true
 	for _, c := range creds {
 		if _, err := v.addSlot(keys, c, now); err != nil {
 			keys.Wipe()
@@ -253,6 +256,7 @@ func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *K
 		}
 	}
 	keys.slotID = v.Config.Slots[0].ID
+	keys.slotType = v.Config.Slots[0].Type
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		keys.Wipe()
 		return nil, nil, fmt.Errorf("failed to create store dir: %w", err)
