@@ -25,7 +25,7 @@ RSA private key. A key file (for unattended mounts) only mounts, verifies and
 decrypts.`,
 	}
 	cmd.AddCommand(newKeyListCommand(g), newKeyVerifyCommand(g), newKeyAddCommand(g),
-		newKeyRemoveCommand(g), newKeyChangeCommand(g))
+		newKeyRemoveCommand(g), newKeyChangeCommand(g), newKeyAcceptRollbackCommand(g))
 	return cmd
 }
 
@@ -55,7 +55,7 @@ func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, err
 // A key file is refused before anything is created or written; the
 // volume package refuses it again in AddSlot, RemoveSlot and ReplaceSlot.
 func unlockMaster(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
-	v, k, err := unlock(g, o)
+	v, k, err := unlockChecked(g, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -141,7 +141,7 @@ func newKeyVerifyCommand(g *globalOptions) *cobra.Command {
 		Short: "Check that a credential opens the volume (exit 0) or not (exit 3)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, k, err := unlock(g, &creds)
+			_, k, err := unlockChecked(g, &creds)
 			if err != nil {
 				return err
 			}
@@ -231,6 +231,9 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 		}
 		return err
 	}
+	if err := observeConfig(g, v); err != nil {
+		return err
+	}
 	fmt.Fprintf(g.p.out, "added key slot %d (%s)\n", id, opts.Type)
 	return nil
 }
@@ -260,6 +263,9 @@ func newKeyRemoveCommand(g *globalOptions) *cobra.Command {
 			}
 			defer k.Wipe()
 			if err := v.RemoveSlot(k, id); err != nil {
+				return err
+			}
+			if err := observeConfig(g, v); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.p.out, "removed key slot %d\n", id)
@@ -296,6 +302,9 @@ slot and remove the old one.`,
 			}
 			defer p.Wipe()
 			if err := v.ReplaceSlot(k, id, p); err != nil {
+				return err
+			}
+			if err := observeConfig(g, v); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.p.out, "changed key slot %d\n", id)

@@ -109,6 +109,9 @@ func classify(err error) (code int, hint string) {
 		}
 		return exitTool, "the tool's last messages are above; nothing was added to the catalog"
 	}
+	if code, hint, ok := classifyRollback(err); ok {
+		return code, hint
+	}
 	var ue *usageError
 	switch {
 	case errors.Is(err, hardening.ErrHardened):
