@@ -155,8 +155,8 @@ exit 0`)
 			t.Fatalf("mount tmpfs: %v %s", err, out)
 		}
 		defer exec.Command("umount", small).Run()
-		s2 := &bkEnv{env: &env{t: t, dir: small, store: filepath.Join(small, "store"), creds: b.creds}, srv: b.srv, password: b.password}
-		s2.vars = []string{"MYSECURE_STORE=" + s2.store, "MYSECURE_SOCKET=" + filepath.Join(small, "none.sock"), "MYSECURE_JOB_SOCKET=" + filepath.Join(small, "none-jobs.sock")}
+		s2 := &bkEnv{env: &env{t: t, dir: small, store: filepath.Join(small, "store"), state: b.state, creds: b.creds}, srv: b.srv, password: b.password}
+		s2.vars = []string{"MYSECURE_STORE=" + s2.store, "MYSECURE_SOCKET=" + filepath.Join(small, "none.sock"), "MYSECURE_JOB_SOCKET=" + filepath.Join(small, "none-jobs.sock"), "MYSECURE_STATE_DIR=" + b.state}
 		s2.env.run(0, nil, nil, append([]string{"--store", s2.store, "init", "--kdf-memory", "8", "--kdf-time", "1"}, b.creds...)[2:]...)
 		s2.setCredentials(t, "default", b.password)
 		var before syscall.Statfs_t

@@ -63,7 +63,7 @@ func newBackupEnv(t *testing.T, extraVars ...string) *bkEnv {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	b.vars = append([]string{"MYSECURE_STORE=" + e.store, "MYSECURE_SOCKET=" + filepath.Join(e.dir, "no-daemon.sock"),
-		"MYSECURE_JOB_SOCKET=" + filepath.Join(e.dir, "no-daemon-jobs.sock")}, extraVars...)
+		"MYSECURE_JOB_SOCKET=" + filepath.Join(e.dir, "no-daemon-jobs.sock"), "MYSECURE_STATE_DIR=" + e.state}, extraVars...)
 	b.setCredentials(t, "default", b.password)
 	return b
 }

@@ -46,7 +46,7 @@ func newMountFiles(t *testing.T, files []*os.File, extra ...string) *mountEnv {
 	m := &mountEnv{env: e, mnt: filepath.Join(e.dir, "mnt"), socket: filepath.Join(e.dir, "ctl.sock"),
 		audit: filepath.Join(e.dir, "access.log"), log: filepath.Join(e.dir, "daemon.log")}
 	m.vars = []string{"MYSECURE_STORE=" + e.store, "MYSECURE_MOUNT=" + m.mnt, "MYSECURE_SOCKET=" + m.socket,
-		"MYSECURE_AUDIT_LOG=" + m.audit, "MYSECURE_LOG_FILE=" + m.log}
+		"MYSECURE_AUDIT_LOG=" + m.audit, "MYSECURE_LOG_FILE=" + m.log, "MYSECURE_STATE_DIR=" + e.state}
 	m.vars = append(m.vars, extra...)
 	if files == nil {
 		m.ms(0, append([]string{"mount"}, m.creds()...)...)

@@ -52,6 +52,7 @@ type env struct {
 	t     *testing.T
 	dir   string
 	store string
+	state string // rollback state dir (MYSECURE_STATE_DIR), private to the test
 	creds []string
 }
 
@@ -59,7 +60,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, store: filepath.Join(dir, "store")}
+	e := &env{t: t, dir: dir, store: filepath.Join(dir, "store"), state: filepath.Join(dir, "state")}
 	os.WriteFile(filepath.Join(dir, "pass"), []byte("integration passphrase\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "salt"), []byte("integration salt\n"), 0o600)
 	e.creds = []string{"--passphrase-file", filepath.Join(dir, "pass"), "--salt-file", filepath.Join(dir, "salt")}
@@ -71,6 +72,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) run(want int, stdin io.Reader, stdout io.Writer, args ...string) string {
 	e.t.Helper()
 	cmd := exec.Command(binary, append([]string{"--store", e.store}, args...)...)
+	cmd.Env = append(os.Environ(), "MYSECURE_STATE_DIR="+e.state)
 	var errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, &errb
 	err := cmd.Run()
@@ -92,7 +94,7 @@ func TestDefaultKDFVolume(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "p"), []byte("p"), 0o600)
 	os.WriteFile(filepath.Join(dir, "s"), []byte("s"), 0o600)
-	e := &env{t: t, dir: dir, store: filepath.Join(dir, "store"), creds: []string{"--passphrase-file", filepath.Join(dir, "p"), "--salt-file", filepath.Join(dir, "s")}}
+	e := &env{t: t, dir: dir, store: filepath.Join(dir, "store"), state: filepath.Join(dir, "state"), creds: []string{"--passphrase-file", filepath.Join(dir, "p"), "--salt-file", filepath.Join(dir, "s")}}
 	e.run(0, nil, nil, append([]string{"init"}, e.creds...)...)
 	var out bytes.Buffer
 	e.run(0, nil, &out, "key", "list", "--json")

@@ -21,7 +21,7 @@ import (
 // mode): passphrase and salt, or the RSA key. Key files do not count.
 func (o *credOptions) masterCredential() (*daemon.Credential, error) {
 	if o.KeyFile != "" {
-		return nil, withHint(usagef("a key file is not a master credential"), "give the passphrase and salt (prompted, or --passphrase-file and --salt-file) or --rsa-private-key")
+		return nil, volume.ErrNotMasterCredential
 	}
 	if o.RSAPrivateKey != "" {
 		pemData, err := os.ReadFile(o.RSAPrivateKey)

@@ -20,10 +20,12 @@ func newKeyCommand(g *globalOptions) *cobra.Command {
 		Short: "Manage the key slots that wrap the master key",
 		Long: `Key slots wrap the volume's master key. Adding, removing or changing a slot
 re-wraps the master key only: data is never re-encrypted. Every change needs a
-credential that opens an existing slot.`,
+master credential that opens an existing slot: the passphrase and salt, or an
+RSA private key. A key file (for unattended mounts) only mounts, verifies and
+decrypts.`,
 	}
 	cmd.AddCommand(newKeyListCommand(g), newKeyVerifyCommand(g), newKeyAddCommand(g),
-		newKeyRemoveCommand(g), newKeyChangeCommand(g))
+		newKeyRemoveCommand(g), newKeyChangeCommand(g), newKeyAcceptRollbackCommand(g))
 	return cmd
 }
 
@@ -44,6 +46,22 @@ func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, err
 	}
 	if !k.ConfigAuthenticated() {
 		fmt.Fprintf(g.p.err, "mysecure: warning: unlocked with RSA key slot %d: an RSA key alone cannot prove that %s is genuine (docs/threat-model.md)\n", k.SlotID(), volume.ConfigPath(v.Dir))
+	}
+	return v, k, nil
+}
+
+// unlockMaster is unlock for commands that change the volume: the
+// credential must be a master credential (passphrase and salt, or RSA).
+// A key file is refused before anything is created or written; the
+// volume package refuses it again in AddSlot, RemoveSlot and ReplaceSlot.
+func unlockMaster(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
+	v, k, err := unlockChecked(g, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := k.RequireMaster(); err != nil {
+		k.Wipe()
+		return nil, nil, err
 	}
 	return v, k, nil
 }
@@ -123,7 +141,7 @@ func newKeyVerifyCommand(g *globalOptions) *cobra.Command {
 		Short: "Check that a credential opens the volume (exit 0) or not (exit 3)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, k, err := unlock(g, &creds)
+			_, k, err := unlockChecked(g, &creds)
 			if err != nil {
 				return err
 			}
@@ -158,7 +176,7 @@ func newKeyAddCommand(g *globalOptions) *cobra.Command {
 		Short: "Add a key slot",
 		Example: `  mysecure key add --type rsa --rsa-public-key ops-pub.pem --passphrase-file P --salt-file S
   mysecure key add --type keyfile --create-keyfile /etc/mysecure/boot.key
-  mysecure key add --type passphrase --new-passphrase-file NP --new-salt-file NS --keyfile /etc/mysecure/boot.key`,
+  mysecure key add --type passphrase --new-passphrase-file NP --new-salt-file NS --rsa-private-key ops.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runKeyAdd(cmd.Context(), opts, g)
@@ -183,7 +201,7 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 	default:
 		return usagef(fmt.Sprintf("unknown slot type %q: want passphrase, rsa or keyfile", opts.Type))
 	}
-	v, k, err := unlock(g, &opts.Creds)
+	v, k, err := unlockMaster(g, &opts.Creds)
 	if err != nil {
 		return err
 	}
@@ -213,6 +231,9 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 		}
 		return err
 	}
+	if err := observeConfig(g, v); err != nil {
+		return err
+	}
 	fmt.Fprintf(g.p.out, "added key slot %d (%s)\n", id, opts.Type)
 	return nil
 }
@@ -236,12 +257,15 @@ func newKeyRemoveCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, k, err := unlock(g, &creds)
+			v, k, err := unlockMaster(g, &creds)
 			if err != nil {
 				return err
 			}
 			defer k.Wipe()
 			if err := v.RemoveSlot(k, id); err != nil {
+				return err
+			}
+			if err := observeConfig(g, v); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.p.out, "removed key slot %d\n", id)
@@ -267,7 +291,7 @@ slot and remove the old one.`,
 			if err != nil {
 				return err
 			}
-			v, k, err := unlock(g, &creds)
+			v, k, err := unlockMaster(g, &creds)
 			if err != nil {
 				return err
 			}
@@ -278,6 +302,9 @@ slot and remove the old one.`,
 			}
 			defer p.Wipe()
 			if err := v.ReplaceSlot(k, id, p); err != nil {
+				return err
+			}
+			if err := observeConfig(g, v); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.p.out, "changed key slot %d\n", id)

@@ -123,7 +123,7 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 		return err
 	}
 	args := []string{"mount", "--foreground", "--ready-fd=3", "--credential-fd=4",
-		"--store", g.cfg.Store, "--mount", g.cfg.Mount, "--socket", g.cfg.Socket,
+		"--store", g.cfg.Store, "--mount", g.cfg.Mount, "--socket", g.cfg.Socket, "--state-dir", g.cfg.StateDir,
 		"--audit-log", g.cfg.AuditLog, "--log-file", g.cfg.LogFile,
 		"--audit-allows=" + strconv.FormatBool(g.cfg.AuditAllows)}
 	if opts.Creds.KeyFile != "" {
@@ -245,6 +245,10 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	if err != nil {
 		return err
 	}
+	if err := observeConfig(g, v); err != nil {
+		keys.Wipe()
+		return err
+	}
 	if !keys.ConfigAuthenticated() {
 		log.Warn("unlocked with an RSA key slot: the volume config cannot be proven genuine by an RSA key alone", "slot", keys.SlotID())
 	}
@@ -261,6 +265,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		Store: g.cfg.Store, Mount: g.cfg.Mount, Socket: g.cfg.Socket,
 		AuditLog: g.cfg.AuditLog, AuditAllows: g.cfg.AuditAllows, Logger: log,
 		Jobs: jobs, JobSocket: g.cfg.JobSocket, BackupGroup: g.cfg.BackupGroup,
+		Rollback: rollbackDir(g),
 	}, v, keys)
 	if err != nil {
 		keys.Wipe()

@@ -55,6 +55,10 @@ func withHint(err error, hint string) error { return &hinted{err: err, hint: hin
 
 var errInterrupted = errors.New("interrupted")
 
+// hintNotMaster is the hint for a key file given where a master
+// credential is needed.
+const hintNotMaster = "a key file only mounts, verifies and decrypts: give the passphrase and salt (prompted, or --passphrase-file and --salt-file) or --rsa-private-key"
+
 // classify maps an error to its exit code and a hint for the user.
 func classify(err error) (code int, hint string) {
 	var h *hinted
@@ -104,6 +108,9 @@ func classify(err error) (code int, hint string) {
 			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
 		}
 		return exitTool, "the tool's last messages are above; nothing was added to the catalog"
+	}
+	if code, hint, ok := classifyRollback(err); ok {
+		return code, hint
 	}
 	var ue *usageError
 	switch {
@@ -165,6 +172,8 @@ func classify(err error) (code int, hint string) {
 		return exitData, "the encrypted file is damaged or was modified; restore it from a copy"
 	case errors.Is(err, volume.ErrUnknownCategory):
 		return exitUsage, "'mysecure key list' shows the volume's categories"
+	case errors.Is(err, volume.ErrNotMasterCredential):
+		return exitUsage, hintNotMaster
 	case errors.Is(err, volume.ErrLastSlot):
 		return exitUsage, "add another key slot first ('mysecure key add')"
 	case errors.Is(err, volume.ErrNoSuchSlot):

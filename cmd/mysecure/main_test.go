@@ -39,6 +39,8 @@ func TestScripts(t *testing.T) {
 			}
 			e.Setenv("FIXTURE", wd+"/../../testdata/volume-v1")
 			e.Setenv("MYSECURE_STORE", e.WorkDir+"/store")
+			// Rollback state private to the script, never /var/lib/mysecure.
+			e.Setenv("MYSECURE_STATE_DIR", e.WorkDir+"/state")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -32,6 +32,9 @@ const (
 	defaultAuditLog = "/var/log/mysecure/access.log"
 	defaultLogFile  = "/var/log/mysecure/mysecure.log"
 	defaultJobSock  = "/run/mysecure/jobs.sock"
+	// defaultStateDir holds the last generation seen of each volume's
+	// config and rule file (docs/configuration.md: why not in the store).
+	defaultStateDir = "/var/lib/mysecure/state"
 )
 
 // globalOptions are the flags every command has, plus the resolved config.
@@ -89,6 +92,7 @@ type Config struct {
 	Store       string `mapstructure:"store"`
 	Mount       string `mapstructure:"mount"`
 	Socket      string `mapstructure:"socket"`
+	StateDir    string `mapstructure:"state-dir"`
 	AuditLog    string `mapstructure:"audit-log"`
 	AuditAllows bool   `mapstructure:"audit-allows"`
 	LogFile     string `mapstructure:"log-file"`
@@ -118,6 +122,7 @@ func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Store, "store", "", "the volume's store `DIR` (default "+defaultStore+"; env MYSECURE_STORE)")
 	f.String("mount", "", "the mount point `DIR` (default "+defaultMount+"; env MYSECURE_MOUNT)")
 	f.String("socket", "", "the daemon's control socket `PATH` (default "+defaultSocket+")")
+	f.String("state-dir", "", "root-only `DIR` keeping the last generation seen of each volume's config and rules (default "+defaultStateDir+")")
 	f.BoolVar(&g.Debug, "debug", false, "print full error details")
 }
 
@@ -128,6 +133,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	v.SetDefault("store", defaultStore)
 	v.SetDefault("mount", defaultMount)
 	v.SetDefault("socket", defaultSocket)
+	v.SetDefault("state-dir", defaultStateDir)
 	v.SetDefault("audit-log", defaultAuditLog)
 	v.SetDefault("audit-allows", false)
 	v.SetDefault("log-file", defaultLogFile)
@@ -187,13 +193,13 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	if c.BackupLevel < 1 || c.BackupLevel > 22 {
 		return withHint(usagef(fmt.Sprintf("backup-level %d is out of range", c.BackupLevel)), "zstd levels go from 1 to 22 (1 is the default)")
 	}
-	for name, val := range map[string]string{"store": c.Store, "mount": c.Mount, "socket": c.Socket, "audit-log": c.AuditLog, "backup-category": c.BackupCategory, "job-socket": c.JobSocket} {
+	for name, val := range map[string]string{"store": c.Store, "mount": c.Mount, "socket": c.Socket, "state-dir": c.StateDir, "audit-log": c.AuditLog, "backup-category": c.BackupCategory, "job-socket": c.JobSocket} {
 		if val == "" {
 			return usagef(name + " must not be empty")
 		}
 	}
 	// Paths are used by a daemon whose working directory is /.
-	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.AuditLog, &c.LogFile, &c.JobSocket, &c.MetricsTextfile} {
+	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.StateDir, &c.AuditLog, &c.LogFile, &c.JobSocket, &c.MetricsTextfile} {
 		if *p != "" {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
@@ -205,7 +211,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 }
 
 var knownConfigKeys = map[string]bool{
-	"store": true, "mount": true, "socket": true, "audit-log": true, "audit-allows": true, "log-file": true,
+	"store": true, "mount": true, "socket": true, "state-dir": true, "audit-log": true, "audit-allows": true, "log-file": true,
 	"backup-category": true, "backup-group": true, "job-socket": true, "backup-level": true,
 	"dump-tool": true, "dump-args": true, "physical-tool": true, "physical-args": true,
 	"client-tool": true, "mbstream-tool": true, "schedules": true, "metrics-textfile": true,

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,14 +15,15 @@ import (
 	"path/filepath"
 )
 
-// Rule file format, version 1 (for docs/format.md).
+// Rule file format, version 2 (for docs/format.md; version 1 below).
 //
 // The rules are stored in one JSON file, mode 0600, written atomically
 // (temp file in the same directory, fsync, rename, fsync of the directory):
 //
 //	{
 //	  "format": "mysecure-rules",
-//	  "version": 1,
+//	  "version": 2,
+//	  "generation": 7,
 //	  "rules": [
 //	    {"action": "ALLOW", "category": "mysqlbackup", "pattern": "*",
 //	     "exe": {"path": "/usr/bin/mysqldump", "sha256": "64 hex digits"}},
@@ -42,13 +44,28 @@ import (
 // Order matters only for the rule numbers shown to users: a DENY rule
 // always wins over an ALLOW rule.
 //
+// generation counts the saves of the rule file; the caller sets it (one
+// more than the last one seen) and keeps the last seen outside the store
+// (encfs/rollback), so an older copy put back is recognised.
+//
 // mac is HMAC-SHA256, keyed with the volume's rules subkey (HKDF purpose
-// "rules"), over the "rules" array as stored with insignificant white space
-// removed (json.Compact: key order and string escapes stay exactly as
-// written). It covers the rules and their fingerprints, not "format" or
-// "version" (those only select the parser). A mismatch means the file was
-// changed outside mysecure (ErrTampered); the daemon then denies all
-// access until the rules are saved again with the master credential.
+// "rules"), over
+//
+//	"mysecure-rules v2" || 0x00 || generation (uint64 big endian) || rules
+//
+// where rules is the "rules" array as stored with insignificant white
+// space removed (json.Compact: key order and string escapes stay exactly
+// as written). It covers the generation, the rules and their
+// fingerprints, not "format" or "version" (those only select the parser;
+// the prefix keeps a version 2 MAC from passing as a version 1 one). A
+// mismatch means the file was changed outside mysecure (ErrTampered); the
+// daemon then denies all access until the rules are saved again with the
+// master credential.
+//
+// Version 1 had no "generation" and its mac covered the compacted "rules"
+// array alone. It still opens, as generation 0 (a "generation" field in a
+// version 1 file is not authenticated and is ignored); saving writes
+// version 2.
 //
 // Reading order: parse the outer object, check format and version (a newer
 // version is ErrUnsupported, not corrupt), check the MAC, then decode the
@@ -58,7 +75,7 @@ const (
 	RulesFormat = "mysecure-rules"
 	// RulesVersion is the rule file version this build writes and the
 	// newest it reads.
-	RulesVersion = 1
+	RulesVersion = 2
 
 	// maxRulesFile bounds what LoadRules reads, so a planted huge file
 	// cannot exhaust the daemon's memory.
@@ -79,6 +96,9 @@ var (
 // 1-based indexes into Rules.
 type RuleSet struct {
 	Rules []Rule `json:"rules"`
+	// Generation is the file's save counter (0 for a version 1 file or
+	// no file). SaveRules writes it as it is: the caller chooses it.
+	Generation uint64 `json:"-"`
 }
 
 // Clone returns a deep copy of rs (nil for nil).
@@ -86,7 +106,7 @@ func (rs *RuleSet) Clone() *RuleSet {
 	if rs == nil {
 		return nil
 	}
-	c := &RuleSet{Rules: make([]Rule, len(rs.Rules))}
+	c := &RuleSet{Rules: make([]Rule, len(rs.Rules)), Generation: rs.Generation}
 	for i, r := range rs.Rules {
 		c.Rules[i] = r.clone()
 	}
@@ -107,10 +127,11 @@ func (rs *RuleSet) Find(r Rule) int {
 }
 
 type rulesFile struct {
-	Format  string          `json:"format"`
-	Version int             `json:"version"`
-	Rules   json.RawMessage `json:"rules"`
-	MAC     string          `json:"mac"`
+	Format     string          `json:"format"`
+	Version    int             `json:"version"`
+	Generation uint64          `json:"generation,omitempty"`
+	Rules      json.RawMessage `json:"rules"`
+	MAC        string          `json:"mac"`
 }
 
 // LoadRules reads and authenticates the rule file at path with macKey. A
@@ -162,7 +183,13 @@ func parseRules(data, macKey []byte) (*RuleSet, error) {
 	if err := json.Compact(&body, rf.Rules); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if !hmac.Equal(rulesMAC(macKey, body.Bytes()), mac) {
+	gen := rf.Generation
+	want := rulesMACv2(macKey, gen, body.Bytes())
+	if rf.Version == 1 {
+		gen = 0
+		want = rulesMAC(macKey, body.Bytes())
+	}
+	if !hmac.Equal(want, mac) {
 		return nil, ErrTampered
 	}
 	var rules []Rule
@@ -179,17 +206,29 @@ func parseRules(data, macKey []byte) (*RuleSet, error) {
 			return nil, fmt.Errorf("%w: rule %d: %v", ErrCorrupt, i+1, err)
 		}
 	}
-	return &RuleSet{Rules: rules}, nil
+	return &RuleSet{Rules: rules, Generation: gen}, nil
 }
 
+// rulesMAC is the version 1 MAC: the rules array alone.
 func rulesMAC(key, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write(body)
 	return m.Sum(nil)
 }
 
-// SaveRules validates rs, authenticates it with macKey and writes it to
-// path atomically with mode 0600. A nil rs is saved as an empty set.
+// rulesMACv2 is the version 2 MAC: a prefix, the generation and the
+// rules array.
+func rulesMACv2(key []byte, gen uint64, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("mysecure-rules v2\x00"))
+	m.Write(binary.BigEndian.AppendUint64(nil, gen))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// SaveRules validates rs, authenticates it and its Generation with
+// macKey and writes it to path atomically with mode 0600, as version 2. A
+// nil rs is saved as an empty set with generation 0.
 func SaveRules(path string, rs *RuleSet, macKey []byte) error {
 	if len(macKey) == 0 {
 		return errors.New("failed to save rules: empty MAC key")
@@ -207,11 +246,16 @@ func SaveRules(path string, rs *RuleSet, macKey []byte) error {
 	if err != nil {
 		return fmt.Errorf("failed to encode rules: %w", err)
 	}
+	var gen uint64
+	if rs != nil {
+		gen = rs.Generation
+	}
 	data, err := json.MarshalIndent(rulesFile{
-		Format:  RulesFormat,
-		Version: RulesVersion,
-		Rules:   body,
-		MAC:     base64.StdEncoding.EncodeToString(rulesMAC(macKey, body)),
+		Format:     RulesFormat,
+		Version:    RulesVersion,
+		Generation: gen,
+		Rules:      body,
+		MAC:        base64.StdEncoding.EncodeToString(rulesMACv2(macKey, gen, body)),
 	}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("failed to encode rule file: %w", err)

@@ -190,7 +190,7 @@ func TestLoadRulesCorrupt(t *testing.T) {
 		{"not JSON", []byte("ALLOW @mysql * /x\n"), ErrCorrupt},
 		{"truncated", good[:len(good)/2], ErrCorrupt},
 		{"wrong format", bytes.Replace(good, []byte(RulesFormat), []byte("mysecure-other"), 1), ErrCorrupt},
-		{"newer version", bytes.Replace(good, []byte(`"version": 1`), []byte(`"version": 2`), 1), ErrUnsupported},
+		{"newer version", bytes.Replace(good, []byte(`"version": 2`), []byte(`"version": 3`), 1), ErrUnsupported},
 		{"no rules", []byte(`{"format":"mysecure-rules","version":1,"mac":"AAAA"}`), ErrCorrupt},
 		{"bad mac", bytes.Replace(good, []byte(`"mac": "`), []byte(`"mac": "!`), 1), ErrCorrupt},
 		{"rules not an array", signed(`{"a":1}`), ErrCorrupt},

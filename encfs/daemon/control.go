@@ -414,6 +414,17 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 	default:
 		return nil, &APIError{CodeUsage, fmt.Sprintf("unknown acl op %q", req.Op)}
 	}
+	// One more than the highest generation known: the rules in force,
+	// or the last one seen on this host (higher after refused rules).
+	gen := rs.Generation
+	if d.cfg.Rollback != nil {
+		last, err := d.cfg.Rollback.Last(d.vol.Config.VolumeID, RulesFile)
+		if err != nil {
+			return nil, err
+		}
+		gen = max(gen, last)
+	}
+	rs.Generation = gen + 1
 	key, err := d.rulesKey()
 	if err != nil {
 		return nil, err
@@ -421,6 +432,13 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 	defer clear(key)
 	if err := acl.SaveRules(d.rulesPath(), rs, key); err != nil {
 		return nil, err
+	}
+	if d.cfg.Rollback != nil {
+		// After the save: a failure here leaves the protection one
+		// generation behind, never a false alarm at the next mount.
+		if err := d.cfg.Rollback.Observe(d.vol.Config.VolumeID, d.rulesPath(), rs.Generation); err != nil {
+			d.log.Error("rule generation not recorded", "error", err.Error(), "generation", rs.Generation)
+		}
 	}
 	d.setRules(rs)
 	d.log.Info("rules changed", "op", req.Op, "changes", strings.Join(changes, "; "))

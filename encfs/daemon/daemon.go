@@ -28,6 +28,7 @@ import (
 
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/fusefs"
+	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/dirs"
 	"github.com/mysecure/mysecure/internal/fds"
@@ -72,6 +73,12 @@ type Config struct {
 	// the jobs Jobs admits for them.
 	JobSocket   string
 	BackupGroup string
+
+	// Rollback, when set, holds the last rule file generation seen on
+	// this host: an older rules.json is refused (New fails; a reload
+	// denies every open) and every save records its generation. Nil
+	// turns the check off (tests, benchmarks).
+	Rollback *rollback.Dir
 }
 
 // File names inside the store, besides categories (which cannot contain
@@ -140,7 +147,7 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 		HashInMount: func(path string, st *unix.Stat_t) (string, bool, error) { return fsys.HashPlain(cfg.Mount, path, st) },
 	})
 	d.engine = acl.NewEngine(d.ident)
-	if err := d.loadRules(); err != nil {
+	if err := d.loadRules(true); err != nil {
 		return nil, err
 	}
 	audit, err := openAuditLog(cfg.AuditLog, 10<<20, 5)
@@ -156,14 +163,22 @@ func (d *Daemon) rulesPath() string { return filepath.Join(d.cfg.Store, RulesFil
 func (d *Daemon) rulesKey() ([]byte, error) { return d.keys.Subkey(volume.PurposeRules, "") }
 
 // loadRules reads the rule file. A tampered or corrupt file makes the
-// engine deny everything, and says why in the log and in status.
-func (d *Daemon) loadRules() error {
+// engine deny everything, and says why in the log and in status. A file
+// older than the last one seen (rollback) is an error when atStart (the
+// mount is refused), and deny-all on a reload.
+func (d *Daemon) loadRules(atStart bool) error {
 	key, err := d.rulesKey()
 	if err != nil {
 		return err
 	}
 	defer clear(key)
 	rs, err := acl.LoadRules(d.rulesPath(), key)
+	if err == nil && d.cfg.Rollback != nil {
+		err = d.cfg.Rollback.Observe(d.vol.Config.VolumeID, d.rulesPath(), rs.Generation)
+		if err != nil && atStart {
+			return err
+		}
+	}
 	if err != nil {
 		reason := fmt.Sprintf("rule file %s refused: %v; denying every open until the rules are restored or re-added", d.rulesPath(), err)
 		d.log.Error("rules tampered: deny all", "error", err.Error(), "file", d.rulesPath())
@@ -242,7 +257,7 @@ func (d *Daemon) Mount() error {
 func (d *Daemon) ReloadRules() error {
 	d.adminMu.Lock()
 	defer d.adminMu.Unlock()
-	return d.loadRules()
+	return d.loadRules(false)
 }
 
 // MountKeys derives the FUSE frontend's keys from an unlocked volume: the
@@ -539,6 +554,9 @@ func (d *Daemon) CheckCredential(c volume.Credential) error {
 		return err
 	}
 	defer k.Wipe()
+	if err := k.RequireMaster(); err != nil {
+		return fmt.Errorf("%w: %v", volume.ErrIncorrectCredentials, err)
+	}
 	a, err := k.Subkey(volume.PurposeRules, "")
 	if err != nil {
 		return err

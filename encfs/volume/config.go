@@ -34,8 +34,9 @@ const (
 	FormatName = "mysecure-volume"
 
 	// ConfigVersion is the config format version this build writes and the
-	// newest it reads.
-	ConfigVersion = 1
+	// newest it reads. Version 2 added "generation"; a version 1 config
+	// reads as generation 0 and is written back as version 2.
+	ConfigVersion = 2
 )
 
 // Feature flags written into new volumes. A volume naming a feature this
@@ -63,10 +64,14 @@ func ValidCategory(name string) bool { return categoryRE.MatchString(name) }
 // Config is the content of the volume config file, authenticated as a
 // whole by an HMAC with a key derived from the master key.
 type Config struct {
-	Format     string   `json:"format"`
-	Version    int      `json:"version"`
-	VolumeID   string   `json:"volume_id"`
-	Created    string   `json:"created"`
+	Format   string `json:"format"`
+	Version  int    `json:"version"`
+	VolumeID string `json:"volume_id"`
+	Created  string `json:"created"`
+	// Generation counts the writes of the config (version 2; 0 when
+	// absent). It is under the MAC, so an older copy put back into the
+	// store shows a lower number than the last one seen (encfs/rollback).
+	Generation uint64   `json:"generation,omitempty"`
 	Features   []string `json:"features"`
 	Categories []string `json:"categories"`
 	Slots      []Slot   `json:"slots"`
@@ -248,6 +253,9 @@ func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *K
 		return nil, nil, fmt.Errorf("failed to generate master key: %w", err)
 	}
 	keys := newKeys(master, &v.Config, 0)
+	// The creator made the master key: whatever slots it wraps it into,
+	// these keys manage the volume.
+	keys.masterCred = true
 	for _, c := range creds {
 		if _, err := v.addSlot(keys, c, now); err != nil {
 			keys.Wipe()
@@ -255,6 +263,7 @@ func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *K
 		}
 	}
 	keys.slotID = v.Config.Slots[0].ID
+	keys.slotType = v.Config.Slots[0].Type
 	// The store is 0700; its parents must stay searchable (0755), or the
 	// default mount point beside it is out of reach of the database server.
 	if err := dirs.MkdirAll(dir, 0o755, 0o700); err != nil {
@@ -271,7 +280,17 @@ func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *K
 // save writes the config with a fresh MAC, atomically: a temp file in the
 // same dir, fsync, rename, fsync of the dir. A crash leaves the old or the
 // new config, never a mix.
-func (v *Volume) save(k *Keys) error {
+//
+// Every save bumps the generation and writes the current format version.
+func (v *Volume) save(k *Keys) (err error) {
+	oldGen, oldVersion := v.Config.Generation, v.Config.Version
+	v.Config.Generation++
+	v.Config.Version = ConfigVersion
+	defer func() {
+		if err != nil {
+			v.Config.Generation, v.Config.Version = oldGen, oldVersion
+		}
+	}()
 	body, err := json.Marshal(&v.Config)
 	if err != nil {
 		return fmt.Errorf("failed to encode volume config: %w", err)

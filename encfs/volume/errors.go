@@ -33,6 +33,13 @@ var (
 	// ErrUnknownCategory: the volume has no category of that name.
 	ErrUnknownCategory = errors.New("unknown category")
 
+	// ErrNotMasterCredential: the volume was unlocked with a credential
+	// that may open it (mount, decrypt, verify) but not manage it: a key
+	// file. Adding, changing or removing key slots (and, in the daemon,
+	// changing rules, modes and moves, or accepting a rollback) needs a
+	// master credential: passphrase and salt, or an RSA private key.
+	ErrNotMasterCredential = errors.New("a key file is not a master credential")
+
 	// ErrInsecureKeyFile: a key file others can read is refused.
 	ErrInsecureKeyFile = errors.New("key file is readable by others")
 )

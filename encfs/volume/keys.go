@@ -36,6 +36,10 @@ type Keys struct {
 	cats     []string
 	slotID   int
 	slotType SlotType
+	// masterCred: the keys were opened by a master credential (passphrase
+	// and salt, RSA private key) or made by Create. Only then may they
+	// change key slots.
+	masterCred bool
 }
 
 func newKeys(master []byte, c *Config, slotID int) *Keys {
@@ -53,6 +57,24 @@ func (k *Keys) SlotID() int { return k.slotID }
 // config of their own, so after an RSA unlock a forged store is possible
 // (docs/threat-model.md).
 func (k *Keys) ConfigAuthenticated() bool { return k.slotType != SlotRSA }
+
+// IsMaster reports whether the keys were opened with a master credential
+// (passphrase and salt, or an RSA private key) or made by Create. Keys
+// opened with a key file are not: a key file exists to mount unattended,
+// and must not mint, change or remove the credentials that outrank it.
+func (k *Keys) IsMaster() bool { return k.masterCred }
+
+// RequireMaster returns nil for master keys and an error wrapping
+// ErrNotMasterCredential (naming the slot that opened them) otherwise.
+func (k *Keys) RequireMaster() error {
+	if k.masterCred {
+		return nil
+	}
+	return fmt.Errorf("%w: key slot %d (%s) may mount and decrypt, not manage key slots, rules or modes", ErrNotMasterCredential, k.slotID, k.slotType)
+}
+
+// isMasterSlot reports whether a slot of type t is a master credential.
+func isMasterSlot(t SlotType) bool { return t == SlotPassphrase || t == SlotRSA }
 
 var knownPurposes = []string{PurposeContent, PurposeNames, PurposeKeyID, PurposeConfigMAC, PurposeRules, PurposeCatalog}
 

@@ -375,6 +375,7 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 		}
 		k := newKeys(master, &v.Config, s.ID)
 		k.slotType = s.Type
+		k.masterCred = isMasterSlot(s.Type)
 		if err := v.verifyMAC(k); err != nil {
 			k.Wipe()
 			return nil, err
@@ -388,8 +389,12 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 }
 
 // AddSlot wraps the unlocked master key with c into a new slot and saves
-// the config. It returns the new slot's ID.
+// the config. It returns the new slot's ID. k must come from a master
+// credential (ErrNotMasterCredential otherwise).
 func (v *Volume) AddSlot(k *Keys, c NewCredential, label string) (int, error) {
+	if err := k.RequireMaster(); err != nil {
+		return 0, err
+	}
 	id, err := v.addSlot(k, c, time.Now())
 	if err != nil {
 		return 0, err
@@ -428,14 +433,29 @@ func (v *Volume) addSlot(k *Keys, c NewCredential, now time.Time) (int, error) {
 }
 
 // RemoveSlot deletes slot id and saves the config. The last slot cannot be
-// removed.
+// removed. k must come from a master credential (ErrNotMasterCredential
+// otherwise).
 func (v *Volume) RemoveSlot(k *Keys, id int) error {
+	if err := k.RequireMaster(); err != nil {
+		return err
+	}
 	i := v.slotIndex(id)
 	if i < 0 {
 		return fmt.Errorf("%w: %d", ErrNoSuchSlot, id)
 	}
 	if len(v.Config.Slots) == 1 {
 		return ErrLastSlot
+	}
+	if isMasterSlot(v.Config.Slots[i].Type) {
+		masters := 0
+		for _, s := range v.Config.Slots {
+			if isMasterSlot(s.Type) {
+				masters++
+			}
+		}
+		if masters == 1 {
+			return fmt.Errorf("%w with a master credential (slot %d): what remains could mount but never manage the volume", ErrLastSlot, id)
+		}
 	}
 	old := v.Config.Slots
 	v.Config.Slots = append(append([]Slot(nil), old[:i]...), old[i+1:]...)
@@ -447,8 +467,12 @@ func (v *Volume) RemoveSlot(k *Keys, id int) error {
 }
 
 // ReplaceSlot re-wraps slot id with c (of the same type), keeping its ID
-// and label: how a passphrase is changed. Data is never re-encrypted.
+// and label: how a passphrase is changed. Data is never re-encrypted. k
+// must come from a master credential (ErrNotMasterCredential otherwise).
 func (v *Volume) ReplaceSlot(k *Keys, id int, c NewCredential) error {
+	if err := k.RequireMaster(); err != nil {
+		return err
+	}
 	i := v.slotIndex(id)
 	if i < 0 {
 		return fmt.Errorf("%w: %d", ErrNoSuchSlot, id)
