@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/internal/dirs"
 )
 
 // ErrRollback: a file's generation is lower than the last one seen.
@@ -146,7 +148,9 @@ func (d Dir) ensureDir() error {
 	if d.Path == "" {
 		return errors.New("no rollback state directory configured")
 	}
-	if err := os.MkdirAll(d.Path, 0o700); err != nil {
+	// Parents 0755: /var/lib/mysecure also holds the mount point, which
+	// the database server must reach.
+	if err := dirs.MkdirAll(d.Path, 0o755, 0o700); err != nil {
 		return fmt.Errorf("failed to create rollback state directory: %w", err)
 	}
 	return checkOwner(d.Path, true)
