@@ -169,6 +169,12 @@ func runACLChange(ctx context.Context, g *globalOptions, creds *credOptions, req
 		fmt.Fprintln(g.p.out, ch)
 	}
 	fmt.Fprintf(g.p.out, "%d rule(s) in force\n", len(r.Rules))
+	if req.Op == "add" {
+		for _, w := range reachWarnings(g.cfg.Mount, r.Rules) {
+			fmt.Fprintf(g.p.err, "mysecure: warning: %s\n", w.Message)
+			g.p.hintf("%s", w.Hint)
+		}
+	}
 	return nil
 }
 

@@ -160,6 +160,7 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	}
 	fmt.Fprintf(g.p.out, "mounted %s on %s (daemon pid %d)\n", g.cfg.Store, g.cfg.Mount, child.Process.Pid)
 	child.Process.Release()
+	printReach(ctx, g, daemon.NewClient(g.cfg.Socket))
 	return nil
 }
 
@@ -463,6 +464,9 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 					return withHint(err, "mount it with 'mysecure mount'")
 				}
 				return err
+			}
+			if rl, err := daemon.NewClient(g.cfg.Socket).ACLList(cmd.Context()); err == nil {
+				s.Warnings = append(s.Warnings, reachWarnings(s.Mount, rl.Rules)...)
 			}
 			if asJSON {
 				return g.p.json(s)
