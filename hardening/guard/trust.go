@@ -62,7 +62,7 @@ func PatchConfigPath(prog []byte, path string) ([]byte, error) {
 	if i < 0 {
 		return nil, errors.New("the guard program has no unpatched configuration slot (not a mysqld-guard build, or installed already)")
 	}
-	if bytes.Index(prog[i+len(slot):], slot) >= 0 {
+	if bytes.Contains(prog[i+len(slot):], slot) {
 		return nil, errors.New("the guard program has more than one configuration slot")
 	}
 	out := bytes.Clone(prog)
