@@ -467,6 +467,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			}
 			if rl, err := daemon.NewClient(g.cfg.Socket).ACLList(cmd.Context()); err == nil {
 				s.Warnings = append(s.Warnings, reachWarnings(s.Mount, rl.Rules)...)
+				s.Warnings = append(s.Warnings, filePrivWarnings(cmd.Context(), s.Mount, rl.Rules)...)
 			}
 			if asJSON {
 				return g.p.json(s)
