@@ -29,6 +29,9 @@ type State struct {
 	Updated time.Time `json:"updated"`
 	Applied []string  `json:"applied"`
 	Error   string    `json:"error,omitempty"`
+	// Params are the caller's parameters of the run (a policy's values),
+	// so that a later check compares the host with the same plan.
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // ErrPending: the state file records an unfinished run of another plan.
@@ -39,6 +42,8 @@ var ErrPending = errors.New("an unfinished run of another plan is recorded")
 type Runner struct {
 	StatePath string
 	Report    func(Event)
+	// Params are recorded in the state file.
+	Params map[string]string
 }
 
 // Result is what an apply changed.
@@ -121,7 +126,7 @@ func (r *Runner) Apply(ctx context.Context, name string, steps []Step) (*Result,
 		return nil, err
 	}
 	res := &Result{}
-	st := &State{Plan: name, Status: StatusRunning, Started: time.Now().UTC()}
+	st := &State{Plan: name, Status: StatusRunning, Started: time.Now().UTC(), Params: r.Params}
 	if r.StatePath != "" {
 		old, err := LoadState(r.StatePath)
 		if err != nil {
