@@ -326,8 +326,16 @@ func TestMountErrors(t *testing.T) {
 		t.Fatalf("wrong credential: %s", out)
 	}
 	m.ms(2, append([]string{"encrypt", "@nosuch", m.dir}, m.creds()...)...)
-	// Mounting twice is refused.
+	// Mounting again: the detached mount says it is done already and
+	// exits 0 without asking for a credential; another mount point on the
+	// same socket is a conflict; the daemon itself (--foreground) refuses.
 	m.ms(0, "status")
+	if out := m.ms(0, "mount"); !strings.Contains(out, "already mounted: "+m.store+" on "+m.mnt) {
+		t.Fatalf("mount of a mounted volume: %s", out)
+	}
+	if out := m.ms(6, "mount", "--mount", filepath.Join(m.dir, "other")); !strings.Contains(out, "already mounted") {
+		t.Fatalf("mount on another mount point: %s", out)
+	}
 	if out := m.ms(6, append([]string{"mount", "--foreground"}, m.creds()...)...); !strings.Contains(out, "already") {
 		t.Fatalf("second mount: %s", out)
 	}

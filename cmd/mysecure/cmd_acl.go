@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/encfs/volume"
@@ -293,38 +294,18 @@ func runMove(ctx context.Context, g *globalOptions, creds *credOptions, encrypt 
 	if err != nil {
 		return err
 	}
-	sess, err := c.BeginMove(ctx, daemon.MoveBeginRequest{Credential: cred})
-	cred.Wipe()
-	if err != nil {
-		return err
-	}
-	defer c.EndMove(context.Background())
-	known := false
-	for _, k := range sess.Categories {
-		known = known || k == cat
-	}
-	if !known {
-		return fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, cat, strings.Join(sess.Categories, ", @"))
-	}
-	opts := inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store, Force: force}
-	if err := recoverMoves(g, opts); err != nil {
-		return err
-	}
-	for _, p := range paths {
-		dst := filepath.Join(sess.Mount, cat, p)
-		if encrypt {
-			if err := inplace.Encrypt(ctx, p, dst, opts); err != nil {
-				return err
+	defer cred.Wipe()
+	return admin.Move(ctx, admin.Conn{Client: c, Cred: cred}, encrypt, cat, paths, admin.MoveOptions{
+		Force:     force,
+		Recovered: func(r string) { g.p.noticef("recovered an interrupted move: %s", r) },
+		Moved: func(p, dst string) {
+			if encrypt {
+				fmt.Fprintf(g.p.out, "encrypted %s -> %s\n", p, dst)
+			} else {
+				fmt.Fprintf(g.p.out, "decrypted %s\n", p)
 			}
-			fmt.Fprintf(g.p.out, "encrypted %s -> %s\n", p, dst)
-		} else {
-			if err := inplace.Decrypt(ctx, p, dst, opts); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.p.out, "decrypted %s\n", p)
-		}
-	}
-	return nil
+		},
+	})
 }
 
 func recoverMoves(g *globalOptions, opts inplace.Options) error {

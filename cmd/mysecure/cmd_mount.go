@@ -93,6 +93,16 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	if _, err := volume.Load(g.cfg.Store); err != nil {
 		return err
 	}
+	// Mounting what is mounted is done already (a boot script, a retry):
+	// say so and succeed, before asking for a credential. A daemon with
+	// another store or mount point on this socket is a conflict.
+	if s, err := daemon.NewClient(g.cfg.Socket).Status(ctx); err == nil && s.Mounted {
+		if s.Store == g.cfg.Store && s.Mount == g.cfg.Mount {
+			fmt.Fprintf(g.p.out, "already mounted: %s on %s (daemon pid %d); nothing to do\n", s.Store, s.Mount, s.Pid)
+			return nil
+		}
+		return withHint(fmt.Errorf("%w: the daemon on %s serves %s on %s", daemon.ErrAlreadyMounted, g.cfg.Socket, s.Store, s.Mount), "'mysecure status' shows it; use another --socket for a second volume")
+	}
 	var cc childCredential
 	defer func() { clear(cc.Passphrase); clear(cc.Salt); clear(cc.RSAPEM); clear(cc.RSAPassword) }()
 	if opts.Creds.KeyFile == "" {

@@ -164,9 +164,9 @@ func newScheduleAddCommand(g *globalOptions) *cobra.Command {
 				return withHint(usagef(oneLine(err)), `a schedule is 5 cron fields ("30 2 * * *") or @hourly, @daily, @weekly, @monthly, @every 6h`)
 			}
 			file := g.configFileForEdit()
-			err := editSchedules(file, func(seq *yaml.Node) error {
+			err := schedule.EditConfig(file, func(seq *yaml.Node) error {
 				for i, n := range seq.Content {
-					if jobNameOf(n) == j.Name {
+					if schedule.JobNameOf(n) == j.Name {
 						if !replace {
 							return fmt.Errorf("%w: a job named %s exists in %s", os.ErrExist, j.Name, file)
 						}
@@ -174,11 +174,11 @@ func newScheduleAddCommand(g *globalOptions) *cobra.Command {
 						if old, err := schedule.Find(g.cfg.Schedules, j.Name); err == nil && old.System {
 							j.System = true
 						}
-						seq.Content[i] = jobNode(j)
+						seq.Content[i] = schedule.JobNode(j)
 						return nil
 					}
 				}
-				seq.Content = append(seq.Content, jobNode(j))
+				seq.Content = append(seq.Content, schedule.JobNode(j))
 				return nil
 			})
 			if err != nil {
@@ -226,9 +226,9 @@ func newScheduleRemoveCommand(g *globalOptions) *cobra.Command {
 				return withHint(err, "'mysecure schedule list' shows the jobs")
 			}
 			file := g.configFileForEdit()
-			err := editSchedules(file, func(seq *yaml.Node) error {
+			err := schedule.EditConfig(file, func(seq *yaml.Node) error {
 				for i, n := range seq.Content {
-					if jobNameOf(n) == args[0] {
+					if schedule.JobNameOf(n) == args[0] {
 						seq.Content = append(seq.Content[:i], seq.Content[i+1:]...)
 						return nil
 					}
@@ -526,7 +526,7 @@ credential: --keyfile.`,
 			}
 			// After the files are written: the daemon leaves these jobs to cron.
 			mark := func() error {
-				if err := editSchedules(g.cfg.file, func(seq *yaml.Node) error { setSystemFlag(seq, names, true); return nil }); err != nil {
+				if err := schedule.EditConfig(g.cfg.file, func(seq *yaml.Node) error { schedule.SetSystemFlag(seq, names, true); return nil }); err != nil {
 					return fmt.Errorf("wrote the files, but could not mark the jobs 'system: true' in %s: %w", g.cfg.file, err)
 				}
 				notifyDaemon(cmd.Context(), g)
@@ -614,7 +614,7 @@ func newScheduleUninstallCommand(g *globalOptions) *cobra.Command {
 				g.p.noticef("run: systemctl daemon-reload (and stop the removed timers)")
 			}
 			if g.cfg.file != "" {
-				if err := editSchedules(g.cfg.file, func(seq *yaml.Node) error { setSystemFlag(seq, nil, false); return nil }); err != nil {
+				if err := schedule.EditConfig(g.cfg.file, func(seq *yaml.Node) error { schedule.SetSystemFlag(seq, nil, false); return nil }); err != nil {
 					return err
 				}
 				notifyDaemon(cmd.Context(), g)

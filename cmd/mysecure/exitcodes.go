@@ -8,6 +8,7 @@ import (
 
 	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/backup/schedule"
+	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
@@ -33,6 +34,7 @@ const (
 	exitBusy        = 12 // another run of the same job holds its lock
 	exitStale       = 13 // schedule status: a job's last success is older than its max-age
 	exitAudit       = 14 // harden audit: a check failed
+	exitDrift       = 15 // policy check: the host drifted from a policy
 )
 
 // usageError marks errors in how the command was called.
@@ -116,6 +118,12 @@ func classify(err error) (code int, hint string) {
 	switch {
 	case errors.Is(err, hardening.ErrHardened):
 		return exitFile, "'mysecure harden mysqld --undo' restores the plain setup"
+	case errors.Is(err, errDrift):
+		return exitDrift, ""
+	case errors.Is(err, admin.ErrFingerprintChanged):
+		return exitDrift, "review the new binary; 'mysecure acl update' trusts it"
+	case errors.Is(err, hardening.ErrNotHardened):
+		return exitDrift, "'mysecure harden mysqld' installs the guard"
 	case errors.Is(err, errAuditFailed):
 		return exitAudit, "the findings above say why each matters and how to fix it"
 	case errors.Is(err, errStale):

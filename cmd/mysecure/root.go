@@ -252,6 +252,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newRestoreCommand(g),
 		newScheduleCommand(g),
 		newHardenCommand(g),
+		newPolicyCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,189 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mysecure/mysecure/internal/sandbox"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// TestPolicyDatadir applies mysql-datadir to a real MariaDB datadir on a
+// private path: the datadir moves into @mysql, the rule is added, the
+// server runs as mysql from the mount; a second apply changes nothing;
+// check passes, and fails naming the rule once it is deleted.
+func TestPolicyDatadir(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
+	m := newMount(t)
+	bin, err := exec.LookPath("mariadbd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := filepath.EvalSymlinks(bin); err == nil {
+		bin = r
+	}
+	datadir := filepath.Join(m.dir, "srv", "mysql")
+	if err := os.MkdirAll(filepath.Dir(datadir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := sandbox.Options{Dir: filepath.Join(m.dir, "run"), DataDir: datadir}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := sandbox.Init(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	sets := []string{"--set", "datadir=" + datadir, "--set", "mysqld=" + bin}
+
+	dry := m.ms(0, append([]string{"policy", "apply", "mysql-datadir", "--dry-run"}, sets...)...)
+	for _, want := range []string{"encrypt " + datadir + " into @mysql", "dry run: 2 step(s) would change"} {
+		if !strings.Contains(dry, want) {
+			t.Fatalf("dry run lacks %q:\n%s", want, dry)
+		}
+	}
+	if fi, err := os.Lstat(datadir); err != nil || !fi.IsDir() {
+		t.Fatalf("the dry run changed the datadir: %v", err)
+	}
+
+	out := m.ms(0, append(append([]string{"policy", "apply", "mysql-datadir"}, sets...), m.creds()...)...)
+	rule := "ALLOW @mysql " + strings.TrimPrefix(datadir, "/") + "/* " + bin + " --user=mysql"
+	for _, want := range []string{"plan for mysql-datadir", "done:      encrypt " + datadir, "done:      add rule: " + rule, "2 step(s) changed, 1 in place already"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("apply output lacks %q:\n%s", want, out)
+		}
+	}
+	target, err := os.Readlink(datadir)
+	if err != nil || target != filepath.Join(m.mnt, "mysql", datadir) {
+		t.Fatalf("datadir not a symlink into @mysql: %q %v", target, err)
+	}
+	if acl := m.ms(0, "acl", "list"); !strings.Contains(acl, strings.TrimSuffix(rule, "mysql")) {
+		t.Fatalf("rule not in force:\n%s", acl)
+	}
+
+	// The server runs as mysql with its datadir on the mount.
+	s := startSandbox(t, o)
+	if got, err := s.Client(ctx, "CREATE DATABASE pol; CREATE TABLE pol.t (v INT); INSERT INTO pol.t VALUES (42); SELECT v FROM pol.t;"); err != nil || !strings.Contains(got, "42") {
+		t.Fatalf("server on the mount: %v %s\n%s", err, got, s.ErrorLog())
+	}
+	if u := procUser(t, s.Pid()); u != "mysql" {
+		t.Fatalf("server runs as %q, want mysql", u)
+	}
+	// Others are denied the plaintext.
+	if b, err := read("cat", filepath.Join(datadir, "pol", "db.opt")); err == nil {
+		t.Fatalf("cat read the datadir: %s", b)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	again := m.ms(0, append([]string{"policy", "apply", "mysql-datadir"}, sets...)...)
+	if !strings.Contains(again, "nothing to change") {
+		t.Fatalf("second apply:\n%s", again)
+	}
+	// check uses the values of the apply.
+	chk := m.ms(0, "policy", "check")
+	if strings.Contains(chk, "drift") || !strings.Contains(chk, "mysql-datadir: ok:    add rule: "+rule) {
+		t.Fatalf("check after apply:\n%s", chk)
+	}
+	js := m.ms(0, "policy", "check", "mysql-datadir", "--json")
+	var reports []struct {
+		Bundle string `json:"bundle"`
+		OK     bool   `json:"ok"`
+	}
+	mustJSON(t, js, &reports)
+	if len(reports) != 1 || !reports[0].OK {
+		t.Fatalf("check --json: %s", js)
+	}
+
+	m.ms(0, append([]string{"acl", "del", rule}, m.creds()...)...)
+	drift := m.ms(15, "policy", "check")
+	if !strings.Contains(drift, "mysql-datadir: drift: rule missing: "+rule) || !strings.Contains(drift, "mysecure: error: drift: 1 step(s)") {
+		t.Fatalf("check after the rule was deleted:\n%s", drift)
+	}
+	// apply puts it back.
+	fix := m.ms(0, append([]string{"policy", "apply", "mysql-datadir"}, m.creds()...)...)
+	if !strings.Contains(fix, "1 step(s) changed") {
+		t.Fatalf("apply after drift:\n%s", fix)
+	}
+	m.ms(0, "policy", "check", "mysql-datadir")
+}
+
+func procUser(t *testing.T, pid int) string {
+	t.Helper()
+	out, err := exec.Command("ps", "-o", "user=", "-p", strconv.Itoa(pid)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestPolicyRollback: a custom bundle whose second move fails (its path
+// does not exist) rolls back the first; a bundle with a typo is a usage
+// error naming the line.
+func TestPolicyRollback(t *testing.T) {
+	m := newMount(t)
+	a := filepath.Join(m.dir, "data-a")
+	os.MkdirAll(a, 0o755)
+	os.WriteFile(filepath.Join(a, "f"), []byte("secret-a"), 0o644)
+	missing := filepath.Join(m.dir, "no-such-dir")
+	cfg := filepath.Join(m.dir, "mysecure.yaml")
+	bundle := filepath.Join(m.dir, "two.yaml")
+	os.WriteFile(bundle, []byte(`name: two
+params:
+  a: {default: `+a+`}
+  b: {default: `+missing+`}
+categories: [protected]
+encrypt:
+  - category: protected
+    path: ${a}
+  - category: protected
+    path: ${b}
+schedules:
+  - name: two-daily
+    schedule: "@daily"
+`), 0o644)
+	m.vars = append(m.vars, "MYSECURE_CONFIG="+cfg)
+	os.WriteFile(cfg, []byte("# mine\nschedules: []\n"), 0o600)
+	out := m.ms(6, append([]string{"policy", "apply", bundle}, m.creds()...)...)
+	for _, want := range []string{"done:      encrypt " + a, "failed:    encrypt " + missing, "undone:    encrypt " + a, "rolled back 1 step(s)", "the host is as it was before the apply"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("failed apply lacks %q:\n%s", want, out)
+		}
+	}
+	if fi, err := os.Lstat(a); err != nil || !fi.IsDir() {
+		t.Fatalf("%s not moved back: %v", a, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(a, "f")); err != nil || string(b) != "secret-a" {
+		t.Fatalf("content after rollback: %q %v", b, err)
+	}
+	if b, _ := os.ReadFile(cfg); strings.Contains(string(b), "two-daily") {
+		t.Fatalf("schedule written by a failed apply:\n%s", b)
+	}
+
+	// Fixed, it applies, and the schedule lands in the config file.
+	os.MkdirAll(missing, 0o755)
+	m.ms(0, append([]string{"policy", "apply", bundle}, m.creds()...)...)
+	if b, _ := os.ReadFile(cfg); !strings.Contains(string(b), "name: two-daily") || !strings.Contains(string(b), "# mine") {
+		t.Fatalf("config file after apply:\n%s", b)
+	}
+	m.ms(0, "policy", "check", bundle)
+	m.ms(0, "schedule", "list")
+
+	typo := filepath.Join(m.dir, "typo.yaml")
+	os.WriteFile(typo, []byte("name: typo\nparams:\n  d: {default: /x}\nencrypt:\n  - category: mysql\n    paht: ${d}\n"), 0o644)
+	bad := m.ms(2, "policy", "apply", typo, "--dry-run")
+	if !strings.Contains(bad, "mysecure: error: ") || !strings.Contains(bad, "line 6: field paht not found") || !strings.Contains(bad, "mysecure: hint: docs/policies.md") {
+		t.Fatalf("typo:\n%s", bad)
+	}
+	if got := m.ms(2, "policy", "apply", "mysql-datadir", "--set", "datadri=/x", "--dry-run"); !strings.Contains(got, "has no parameter datadri") {
+		t.Fatalf("unknown --set:\n%s", got)
+	}
+	if got := m.ms(2, "policy", "show", "no-such"); !strings.Contains(got, "policy list") {
+		t.Fatalf("unknown bundle:\n%s", got)
+	}
+}

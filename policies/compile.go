@@ -1,0 +1,177 @@
+package policies
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/mysecure/mysecure/backup/schedule"
+	"github.com/mysecure/mysecure/encfs/admin"
+	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/internal/plan"
+)
+
+// Env is the host a plan is made for.
+type Env struct {
+	// Conn reaches the daemon, with the credential for changes.
+	Conn admin.Conn
+	// ConfigFile is where schedules are written.
+	ConfigFile string
+	// Harden is the base of the guard's options (mount, audit log,
+	// guard program); binary, datadir and state come from the bundle.
+	Harden hardening.Options
+}
+
+// ParseSets parses --set NAME=VALUE arguments.
+func ParseSets(args []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%w: --set %q: want NAME=VALUE", ErrInvalid, a)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// Values resolves the parameters of b: --set, else the default, else the
+// first executable of find on the host ("" when none is). An unknown
+// --set name is an error.
+func (b *Bundle) Values(sets map[string]string) (map[string]string, error) {
+	params := b.AllParams()
+	var unknown []string
+	for k := range sets {
+		if _, ok := params[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("%w: %s has no parameter %s (it has: %s)", ErrInvalid, b.Name, strings.Join(unknown, ", "), strings.Join(b.ParamNames(), ", "))
+	}
+	out := map[string]string{}
+	for k, p := range params {
+		switch v, ok := sets[k]; {
+		case ok:
+			out[k] = v
+		case len(p.Find) > 0:
+			out[k] = findExecutable(p.Find)
+		default:
+			out[k] = p.Default
+		}
+	}
+	return out, nil
+}
+
+func findExecutable(cands []string) string {
+	for _, c := range cands {
+		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return c
+		}
+	}
+	return ""
+}
+
+// expander substitutes ${NAME} and ${NAME_rel} (the value without its
+// leading '/': a path's place in its category).
+type expander struct {
+	b    *Bundle
+	vals map[string]string
+	err  error
+}
+
+func (e *expander) s(in string) string {
+	return refRE.ReplaceAllStringFunc(in, func(m string) string {
+		ref := m[2 : len(m)-1]
+		name := refName(ref)
+		v, ok := e.vals[name]
+		switch {
+		case !ok:
+			e.fail(fmt.Errorf("%w: %s: unknown parameter ${%s}", ErrInvalid, e.b.Source, ref))
+		case v == "" && len(e.b.AllParams()[name].Find) > 0:
+			e.fail(fmt.Errorf("%w: parameter %s: none of %s is on this host: pass --set %s=PATH", ErrInvalid, name, strings.Join(e.b.AllParams()[name].Find, ", "), name))
+		case v == "":
+			e.fail(fmt.Errorf("%w: parameter %s is empty: pass --set %s=VALUE", ErrInvalid, name, name))
+		}
+		if ref != name {
+			return strings.TrimPrefix(filepath.Clean(v), "/")
+		}
+		return v
+	})
+}
+
+func (e *expander) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+func (e *expander) path(in string) string {
+	p := e.s(in)
+	if e.err == nil && !filepath.IsAbs(p) {
+		e.fail(fmt.Errorf("%w: %s: path %q is not absolute", ErrInvalid, e.b.Source, p))
+	}
+	return filepath.Clean(p)
+}
+
+// Compile turns b (with its includes) into a plan for env: the categories
+// it needs, then the moves, the guard, the rules and the schedules. A
+// step that two included bundles share appears once.
+func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
+	vals, err := b.Values(sets)
+	if err != nil {
+		return nil, err
+	}
+	e := &expander{b: b, vals: vals}
+	var cats, moves, guards, rules, scheds []plan.Step
+	var walk func(x *Bundle)
+	walk = func(x *Bundle) {
+		for _, inc := range x.included {
+			walk(inc)
+		}
+		for _, c := range x.Categories {
+			cats = append(cats, &admin.CategoryStep{Conn: env.Conn, Category: strings.TrimPrefix(e.s(c), "@")})
+		}
+		for _, m := range x.Encrypt {
+			moves = append(moves, &admin.EncryptStep{Conn: env.Conn, Category: strings.TrimPrefix(e.s(m.Category), "@"), Path: e.path(m.Path)})
+		}
+		for _, h := range x.Harden {
+			o := env.Harden
+			o.Binary, o.DataDir, o.StatePath = e.path(h.Binary), e.path(h.DataDir), e.path(h.State)
+			guards = append(guards, &hardening.GuardStep{Options: o, Client: env.Conn.Client})
+		}
+		for _, r := range x.Rules {
+			rules = append(rules, &admin.RuleStep{Conn: env.Conn, Rule: e.s(r)})
+		}
+		for _, j := range x.Schedules {
+			j.Name, j.Schedule, j.Type, j.Credentials = e.s(j.Name), e.s(j.Schedule), e.s(j.Type), e.s(j.Credentials)
+			j.Timezone, j.PreHook, j.PostHook, j.Webhook = e.s(j.Timezone), e.s(j.PreHook), e.s(j.PostHook), e.s(j.Webhook)
+			j.Databases = append([]string(nil), j.Databases...)
+			for i := range j.Databases {
+				j.Databases[i] = e.s(j.Databases[i])
+			}
+			if err := j.Validate(); err != nil && e.err == nil {
+				e.fail(fmt.Errorf("%w: %s: %v", ErrInvalid, x.Source, err))
+			}
+			scheds = append(scheds, &schedule.Step{ConfigFile: env.ConfigFile, Job: j})
+		}
+	}
+	walk(b)
+	if e.err != nil {
+		return nil, e.err
+	}
+	var out []plan.Step
+	seen := map[string]bool{}
+	for _, group := range [][]plan.Step{cats, moves, guards, rules, scheds} {
+		for _, s := range group {
+			if !seen[s.ID()] {
+				seen[s.ID()] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,201 @@
+package policies
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mysecure/mysecure/backup/schedule"
+	"github.com/mysecure/mysecure/encfs/admin"
+	"github.com/mysecure/mysecure/hardening"
+)
+
+// hostSets names a binary for every find parameter, so that the plans
+// compile on a host without MariaDB.
+func hostSets(t *testing.T, b *Bundle) map[string]string {
+	t.Helper()
+	sets := map[string]string{}
+	for name, p := range b.AllParams() {
+		if len(p.Find) > 0 {
+			sets[name] = "/bin/sh"
+		}
+	}
+	return sets
+}
+
+func TestBuiltinsCompile(t *testing.T) {
+	bs, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range bs {
+		names = append(names, b.Name)
+	}
+	if got := strings.Join(names, " "); got != "mariabackup-weekly mysql-datadir mysql-host mysqldump-nightly skip-grant-guard" {
+		t.Fatalf("built-in bundles: %s", got)
+	}
+	for _, b := range bs {
+		t.Run(b.Name, func(t *testing.T) {
+			if b.Description == "" {
+				t.Error("no description")
+			}
+			steps, err := b.Compile(hostSets(t, b), Env{ConfigFile: "/nonexistent/mysecure.yaml"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(steps) == 0 {
+				t.Fatal("empty plan")
+			}
+		})
+	}
+}
+
+func TestDatadirPlan(t *testing.T) {
+	b, err := Load("mysql-datadir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := b.Compile(map[string]string{"datadir": "/srv/mysql/", "mysqld": "/usr/local/bin/mariadbd"}, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		got = append(got, s.Describe())
+	}
+	want := []string{
+		"the volume has the category @mysql",
+		"encrypt /srv/mysql into @mysql",
+		"add rule: ALLOW @mysql srv/mysql/* /usr/local/bin/mariadbd --user=mysql",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// mysql-host includes three bundles: shared steps appear once, in the
+// order categories, moves, guard, rules, schedules.
+func TestHostPlan(t *testing.T) {
+	b, err := Load("mysql-host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := b.Compile(hostSets(t, b), Env{ConfigFile: "/etc/x.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := ""
+	for _, s := range steps {
+		switch s.(type) {
+		case *admin.CategoryStep:
+			kinds += "c"
+		case *admin.EncryptStep:
+			kinds += "e"
+		case *hardening.GuardStep:
+			kinds += "g"
+		case *admin.RuleStep:
+			kinds += "r"
+		case *schedule.Step:
+			kinds += "s"
+		}
+	}
+	if kinds != "cccegrrss" {
+		t.Fatalf("step kinds %q", kinds)
+	}
+}
+
+func TestStrict(t *testing.T) {
+	cases := []struct {
+		name, text, want string
+	}{
+		{"typo", "name: x\nparams:\n  datadir:\n    default: /a\nrulez:\n  - ALLOW @mysql * /bin/sh\n", "line 5: field rulez not found"},
+		{"nested typo", "name: x\nencrypt:\n  - category: mysql\n    pth: /a\n", "line 4: field pth not found"},
+		{"schedule typo", "name: x\nschedules:\n  - name: n\n    schedule: '@daily'\n    retention: {keep-dayly: 3}\n", "line 5: field keep-dayly not found"},
+		{"unknown ref", "name: x\nparams:\n  datadir: {default: /a}\nencrypt:\n  - category: mysql\n    path: ${datadri}\n", "line 6: unknown parameter ${datadri}"},
+		{"bad name", "name: X y\n", `name "X y"`},
+		{"default and find", "name: x\nparams:\n  p: {default: /a, find: [/b]}\n", "both default and find"},
+		{"bad guard", "name: x\nharden:\n  - guard: nginx\n", `guard "nginx"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(c.text))
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSets(t *testing.T) {
+	b, err := Load("mysql-datadir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Compile(map[string]string{"datadri": "/x"}, Env{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no parameter datadri") {
+		t.Fatalf("unknown --set: %v", err)
+	}
+	if _, err := b.Compile(map[string]string{"datadir": "relative/path", "mysqld": "/bin/sh"}, Env{}); err == nil || !strings.Contains(err.Error(), "not absolute") {
+		t.Fatalf("relative path: %v", err)
+	}
+	if _, err := ParseSets([]string{"novalue"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("--set without '=': %v", err)
+	}
+	b.Params["mysqld"] = Param{Find: []string{"/nonexistent/mariadbd"}}
+	if _, err := b.Compile(nil, Env{}); err == nil || !strings.Contains(err.Error(), "--set mysqld=PATH") {
+		t.Fatalf("binary not found: %v", err)
+	}
+}
+
+func TestCustomExample(t *testing.T) {
+	p := filepath.Join("..", "examples", "policies", "custom.yaml")
+	if !IsFile(p) {
+		t.Fatal("not recognized as a file")
+	}
+	b, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := b.Compile(map[string]string{"mysqld": "/bin/sh", "datadir": "/srv/db2"}, Env{ConfigFile: "/etc/x.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		got = append(got, s.Describe())
+	}
+	all := strings.Join(got, "\n")
+	for _, w := range []string{"encrypt /srv/db2 into @mysql", "encrypt /etc/mysql/instance2.cnf into @protected",
+		"add rule: ALLOW @mysql srv/db2/* /bin/sh --user=mysql", "add rule: ALLOW @protected etc/mysql/instance2.cnf /bin/sh", "add schedule shop-hourly"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("plan lacks %q:\n%s", w, all)
+		}
+	}
+}
+
+func TestIncludeLoop(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "a.yaml")
+	os.WriteFile(f, []byte("name: a\ninclude: [./a.yaml]\n"), 0o644)
+	if _, err := Load(f); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("include of a file: %v", err)
+	}
+	if _, err := Load("no-such-bundle"); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("unknown bundle: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	bs, _ := List()
+	for _, b := range bs {
+		f.Add([]byte(b.Text))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := Parse("fuzz", data)
+		if err == nil && b.Name == "" {
+			t.Fatal("a bundle without a name parsed")
+		}
+	})
+}
