@@ -126,9 +126,6 @@ func checkAcked(t *testing.T, db *sql.DB, acked *sync.Map) int {
 // checks every acknowledged row; then kills the mysecure daemon under the
 // same workload, remounts, restarts the server and checks again.
 func TestMariaDBOnMount(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long: a MariaDB crash test")
-	}
 	m := newMount(t)
 	o := mariadbOnMount(t, m)
 

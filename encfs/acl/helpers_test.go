@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/testenv"
 )
 
 // realPath returns the resolved path of a program on PATH, as
@@ -19,7 +21,7 @@ func realPath(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("skipping: %s not on PATH", name)
+		testenv.Missing(t, name, "not on PATH")
 	}
 	r, err := filepath.EvalSymlinks(p)
 	if err != nil {

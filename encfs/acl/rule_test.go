@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mysecure/mysecure/internal/testenv"
 )
 
 // lookupTestUID returns the uid of a user every Debian system has.
@@ -13,7 +15,7 @@ func lookupTestUID(t testing.TB, name string) uint32 {
 	t.Helper()
 	u, err := user.Lookup(name)
 	if err != nil {
-		t.Skipf("skipping: no user %q on this system: %v", name, err)
+		testenv.Missing(t, "user "+name, err.Error())
 	}
 	n, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {

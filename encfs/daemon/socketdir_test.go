@@ -5,15 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mysecure/mysecure/internal/testenv"
 )
 
 // TestEnsureSocketDir: a missing directory is created with the mode
 // asked for; an existing one keeps its mode, and one that group or others
 // can write is refused.
 func TestEnsureSocketDir(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: socket directories must be owned by root")
-	}
+	testenv.RequireRoot(t)
 	base := t.TempDir()
 
 	fresh := filepath.Join(base, "run", "mysecure")

@@ -125,10 +125,10 @@ func TestCrashRecovery(t *testing.T) {
 	for _, k := range kinds {
 		for _, op := range ops {
 			for _, sc := range op.steps {
+				if sc.dirOnly && !k.dir {
+					continue // a file replaces the symlink in one rename: no such step
+				}
 				t.Run(k.name+"/"+sc.step, func(t *testing.T) {
-					if sc.dirOnly && !k.dir {
-						t.Skip("a file replaces the symlink in one rename")
-					}
 					// Independent trees and journals; the parent never sets
 					// testHookStep here.
 					t.Parallel()
