@@ -82,7 +82,7 @@ type FS struct {
 	keys   atomic.Pointer[map[string]CategoryKeys]
 	keysMu sync.Mutex
 	auth   Authorizer
-	root  *rootNode
+	root   *rootNode
 
 	// Counters for status.
 	opens atomic.Uint64

@@ -94,12 +94,27 @@ func (v *Volume) RemoveCategory(k *Keys, name string, refs []string) error {
 		return err
 	}
 	k.setCategories(v.Config.Categories)
-	// Best effort: a leftover directory holds no data, and a category
-	// added again under this name uses it as it is.
-	dir := v.CategoryDir(name)
-	_ = os.Remove(names.DirIVPath(dir))
-	_ = os.Remove(dir)
+	removeCategoryDir(v.CategoryDir(name))
 	return nil
+}
+
+// removeCategoryDir removes an empty category directory, best effort: a
+// leftover one holds no data, and a category added again under its name
+// uses it as it is. Should an entry appear after the emptiness check (an
+// operation of a mount already under way), the name IV is put back, so
+// that adding the category again shows the entry under its name.
+func removeCategoryDir(dir string) {
+	iv, err := names.ReadDirIV(dir)
+	if err != nil {
+		_ = os.Remove(dir) // no IV: nothing can be named in it
+		return
+	}
+	if err := os.Remove(names.DirIVPath(dir)); err != nil {
+		return
+	}
+	if err := os.Remove(dir); err != nil {
+		_ = names.WriteDirIV(dir, iv)
+	}
 }
 
 func entries(n int, dir string) string {
