@@ -113,6 +113,12 @@ func daemonForStore(ctx context.Context, g *globalOptions) (*daemon.Client, erro
 
 func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInfo, bool, error) {
 	c, err := daemonForStore(ctx, g)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		// The daemon serves another store: list this one from disk (a
+		// listing changes nothing, unlike add and remove).
+		c, err = nil, nil
+	}
 	if err != nil {
 		return nil, false, err
 	}
