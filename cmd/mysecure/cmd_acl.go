@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
@@ -163,6 +166,12 @@ func runACLChange(ctx context.Context, g *globalOptions, creds *credOptions, req
 	defer cred.Wipe()
 	req.Credential = cred
 	r, err := c.ACL(ctx, req)
+	var ae *daemon.APIError
+	if errors.As(err, &ae) && ae.Code == daemon.CodeUnknownCategory {
+		if rule, perr := acl.ParseRule(req.Rule); perr == nil {
+			return withHint(err, "create it with 'mysecure category add "+rule.Category+"' (needs the master credential)")
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -290,6 +299,14 @@ symlink with it, and remove it from the mount. Journaled like encrypt.`
 // needs the master credential (or admin mode), like a rule change.
 func runMove(ctx context.Context, g *globalOptions, creds *credOptions, encrypt bool, cat string, paths []string, force bool) error {
 	c := daemon.NewClient(g.cfg.Socket)
+	// An unknown category is refused before the credential is asked for.
+	s, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(s.Categories, cat) {
+		return unknownCategory(cat, s.Categories)
+	}
 	cred, err := adminCredential(ctx, c, creds)
 	if err != nil {
 		return err

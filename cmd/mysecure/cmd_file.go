@@ -103,7 +103,7 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 	}
 	defer k.Wipe()
 	if cat != "" && !v.Config.HasCategory(cat) {
-		return fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, cat, strings.Join(v.Config.Categories, ", @"))
+		return unknownCategory(cat, v.Config.Categories)
 	}
 
 	dst, err := newOutput(out, g.p.out)

@@ -85,6 +85,12 @@ func classify(err error) (code int, hint string) {
 			return exitFile, "stop the program using it (mysqld) first, or pass --force"
 		case daemon.CodeConflict:
 			return exitFile, ""
+		case daemon.CodeUnknownCategory:
+			return exitUsage, "'mysecure category list' shows the categories; 'mysecure category add NAME' makes one"
+		case daemon.CodeCategoryInUse:
+			return exitFile, "move its data out first ('mysecure decrypt') and delete the rules that name it ('mysecure acl del N')"
+		case daemon.CodeRollback:
+			return exitVolume, hintRollback
 		case codeNotFound:
 			return exitFile, "'mysecure backup list' shows the backups; 'mysecure backup credentials list' the credentials"
 		case codeCorrupt:
@@ -179,7 +185,15 @@ func classify(err error) (code int, hint string) {
 	case errors.Is(err, content.ErrCorrupt):
 		return exitData, "the encrypted file is damaged or was modified; restore it from a copy"
 	case errors.Is(err, volume.ErrUnknownCategory):
-		return exitUsage, "'mysecure key list' shows the volume's categories"
+		return exitUsage, "'mysecure category list' shows the categories; 'mysecure category add NAME' makes one"
+	case errors.Is(err, volume.ErrBadCategoryName):
+		return exitUsage, "a category name is a lower-case letter, then up to 31 of a-z 0-9 _ -"
+	case errors.Is(err, volume.ErrCategoryExists):
+		return exitFile, "'mysecure category list' shows the categories"
+	case errors.Is(err, volume.ErrCategoryInUse):
+		return exitFile, "move its data out first ('mysecure decrypt') and delete the rules that name it ('mysecure acl del N')"
+	case errors.Is(err, volume.ErrLastCategory):
+		return exitUsage, "add another category first ('mysecure category add NAME')"
 	case errors.Is(err, volume.ErrNotMasterCredential):
 		return exitUsage, hintNotMaster
 	case errors.Is(err, volume.ErrLastSlot):

@@ -127,6 +127,20 @@ func (c *Client) SetMode(ctx context.Context, req ModeRequest) (string, error) {
 	return r["previous"], err
 }
 
+// Categories lists the categories.
+func (c *Client) Categories(ctx context.Context) (CategoryResponse, error) {
+	var r CategoryResponse
+	err := c.do(ctx, http.MethodGet, "/v1/categories", nil, &r)
+	return r, err
+}
+
+// Category adds or removes a category.
+func (c *Client) Category(ctx context.Context, req CategoryRequest) (CategoryResponse, error) {
+	var r CategoryResponse
+	err := c.do(ctx, http.MethodPost, "/v1/categories", req, &r)
+	return r, err
+}
+
 // BeginMove starts a move session for the calling process.
 func (c *Client) BeginMove(ctx context.Context, req MoveBeginRequest) (MoveSession, error) {
 	var r MoveSession

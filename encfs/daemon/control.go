@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mysecure/mysecure/encfs/acl"
+	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
 
@@ -75,6 +77,15 @@ const (
 	CodeInUse       = "in_use"
 	CodeConflict    = "conflict"
 	CodeInternal    = "internal"
+	// CodeUnknownCategory: the request names a category the volume does
+	// not have ('mysecure category add' makes one).
+	CodeUnknownCategory = "unknown_category"
+	// CodeCategoryInUse: a category that still holds data or that a
+	// rule names cannot be removed.
+	CodeCategoryInUse = "category_in_use"
+	// CodeRollback: the config on disk is older than the last one this
+	// host saw.
+	CodeRollback = "rollback"
 )
 
 // APIError is an error response.
@@ -151,6 +162,8 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 	mux.HandleFunc("GET /v1/acl", d.handleACLList)
 	mux.HandleFunc("POST /v1/acl", d.handleACL)
 	mux.HandleFunc("POST /v1/mode", d.handleMode)
+	mux.HandleFunc("GET /v1/categories", d.handleCategoryList)
+	mux.HandleFunc("POST /v1/categories", d.handleCategory)
 	mux.HandleFunc("POST /v1/move/begin", d.handleMoveBegin)
 	mux.HandleFunc("POST /v1/move/end", d.handleMoveEnd)
 	mux.HandleFunc("POST /v1/jobs", d.handleJobs)
@@ -261,7 +274,17 @@ func apiError(err error) (int, *APIError) {
 		return http.StatusUnauthorized, &APIError{CodeCredentials, err.Error()}
 	case errors.Is(err, os.ErrExist):
 		return http.StatusConflict, &APIError{CodeConflict, err.Error()}
-	case errors.Is(err, volume.ErrUnknownCategory), errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, volume.ErrUnknownCategory):
+		return http.StatusBadRequest, &APIError{CodeUnknownCategory, err.Error()}
+	case errors.Is(err, volume.ErrCategoryInUse):
+		return http.StatusConflict, &APIError{CodeCategoryInUse, err.Error()}
+	case errors.Is(err, volume.ErrCategoryExists):
+		return http.StatusConflict, &APIError{CodeConflict, err.Error()}
+	case errors.Is(err, volume.ErrBadCategoryName), errors.Is(err, volume.ErrLastCategory):
+		return http.StatusBadRequest, &APIError{CodeUsage, err.Error()}
+	case errors.Is(err, rollback.ErrRollback):
+		return http.StatusConflict, &APIError{CodeRollback, err.Error()}
+	case errors.Is(err, os.ErrNotExist):
 		return http.StatusBadRequest, &APIError{CodeUsage, err.Error()}
 	}
 	return http.StatusInternalServerError, &APIError{CodeInternal, err.Error()}
@@ -360,8 +383,8 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 		if err != nil {
 			return nil, &APIError{CodeUsage, err.Error()}
 		}
-		if rule.Category != "*" && !d.vol.Config.HasCategory(rule.Category) {
-			return nil, &APIError{CodeUsage, fmt.Sprintf("unknown category @%s (the volume has @%s)", rule.Category, strings.Join(d.vol.Config.Categories, ", @"))}
+		if cats := d.fsys.Categories(); rule.Category != "*" && !slices.Contains(cats, rule.Category) {
+			return nil, &APIError{CodeUnknownCategory, fmt.Sprintf("%v @%s (the volume has @%s)", volume.ErrUnknownCategory, rule.Category, strings.Join(cats, ", @"))}
 		}
 		if err := d.ident.FillRule(&rule); err != nil {
 			return nil, &APIError{CodeUsage, err.Error()}
@@ -570,7 +593,7 @@ func (d *Daemon) handleMoveBegin(w http.ResponseWriter, r *http.Request) {
 	d.log.Info("move session started", "pid", cred.Pid)
 	d.auditSession("move-session-begin", int(cred.Pid), cred.Uid)
 	writeJSON(w, http.StatusOK, MoveSession{Mount: d.cfg.Mount, Store: d.cfg.Store,
-		JournalDir: filepath.Join(d.cfg.Store, JournalDir), Categories: d.vol.Config.Categories})
+		JournalDir: filepath.Join(d.cfg.Store, JournalDir), Categories: d.fsys.Categories()})
 }
 
 func (d *Daemon) handleMoveEnd(w http.ResponseWriter, r *http.Request) {

@@ -90,8 +90,11 @@ const (
 
 // Daemon is a running mount.
 type Daemon struct {
-	cfg    Config
-	log    *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// vol is the config as read at start: its volume ID and store dir.
+	// The categories served now are d.fsys.Categories() (they change
+	// with 'category add/remove').
 	vol    *volume.Volume
 	keys   *volume.Keys
 	fsys   *fusefs.FS
@@ -531,7 +534,7 @@ func (d *Daemon) Status() Status {
 	return Status{
 		Mounted: true, Store: d.cfg.Store, Mount: d.cfg.Mount, Mode: d.Mode(), Pid: d.pid,
 		Started: d.started.UTC().Format(time.RFC3339), VolumeID: d.vol.Config.VolumeID,
-		Categories: d.vol.Config.Categories, Rules: n, DenyAll: d.denyAllReason(),
+		Categories: d.fsys.Categories(), Rules: n, DenyAll: d.denyAllReason(),
 		Denials: d.denials.Load(), Allows: d.allows.Load(), Opens: d.fsys.Opens(), Hashes: d.ident.Hashes(),
 		AuditLog: d.cfg.AuditLog, RulesLoaded: d.denyAllReason() == "",
 		Warnings: d.ruleWarnings(),
@@ -542,35 +545,50 @@ func (d *Daemon) Status() Status {
 // volume: it must unlock the config on disk to the same master key. Key
 // files are not master credentials (they exist for unattended start).
 func (d *Daemon) CheckCredential(c volume.Credential) error {
+	_, k, err := d.unlockMaster(c)
+	if err != nil {
+		return err
+	}
+	k.Wipe()
+	return nil
+}
+
+// unlockMaster loads the config on disk and unlocks it with the master
+// credential c, which must open it to the master key the daemon runs
+// with. The caller wipes the keys.
+func (d *Daemon) unlockMaster(c volume.Credential) (*volume.Volume, *volume.Keys, error) {
 	if c.SlotType() == volume.SlotKeyFile {
-		return fmt.Errorf("%w: a key file is not a master credential; give the passphrase and salt or the RSA key", volume.ErrIncorrectCredentials)
+		return nil, nil, fmt.Errorf("%w: a key file is not a master credential; give the passphrase and salt or the RSA key", volume.ErrIncorrectCredentials)
 	}
 	v, err := volume.Load(d.cfg.Store)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	k, err := v.Unlock(c)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer k.Wipe()
 	if err := k.RequireMaster(); err != nil {
-		return fmt.Errorf("%w: %v", volume.ErrIncorrectCredentials, err)
+		k.Wipe()
+		return nil, nil, fmt.Errorf("%w: %v", volume.ErrIncorrectCredentials, err)
 	}
 	a, err := k.Subkey(volume.PurposeRules, "")
 	if err != nil {
-		return err
+		k.Wipe()
+		return nil, nil, err
 	}
 	defer clear(a)
 	b, err := d.keys.Subkey(volume.PurposeRules, "")
 	if err != nil {
-		return err
+		k.Wipe()
+		return nil, nil, err
 	}
 	defer clear(b)
 	if subtle.ConstantTimeCompare(a, b) != 1 {
-		return volume.ErrIncorrectCredentials
+		k.Wipe()
+		return nil, nil, volume.ErrIncorrectCredentials
 	}
-	return nil
+	return v, k, nil
 }
 
 // lazyUnmount is the fallback of `mysecure umount` when no daemon answers.

@@ -24,6 +24,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,9 +76,13 @@ type Options struct {
 // FS is a mounted (or mountable) plaintext view of a store.
 type FS struct {
 	store string
-	keys  map[string]CategoryKeys
-	auth  Authorizer
-	root  *rootNode
+	// keys maps category names to their keys. Every operation reads it;
+	// AddCategory and HideCategory replace the whole map (copy on
+	// write, under keysMu), never change one in place.
+	keys   atomic.Pointer[map[string]CategoryKeys]
+	keysMu sync.Mutex
+	auth   Authorizer
+	root   *rootNode
 
 	// Counters for status.
 	opens atomic.Uint64
@@ -100,18 +105,121 @@ func New(o Options) (*FS, error) {
 	if o.Auth == nil {
 		return nil, errors.New("fusefs: no authorizer")
 	}
-	f := &FS{store: o.Store, keys: o.Keys, auth: o.Auth}
-	for cat := range o.Keys {
-		dir := filepath.Join(o.Store, cat)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("failed to create category dir: %w", err)
-		}
-		if _, err := names.ReadOrCreateDirIV(dir); err != nil {
+	f := &FS{store: o.Store, auth: o.Auth}
+	keys := make(map[string]CategoryKeys, len(o.Keys))
+	for cat, ck := range o.Keys {
+		if err := f.makeCategoryDir(cat); err != nil {
 			return nil, err
 		}
+		keys[cat] = ck
 	}
+	f.keys.Store(&keys)
 	f.root = &rootNode{fsys: f}
 	return f, nil
+}
+
+// makeCategoryDir creates the store directory of category cat and its
+// name IV when missing.
+func (f *FS) makeCategoryDir(cat string) error {
+	dir := filepath.Join(f.store, cat)
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("failed to create category dir: %w", err)
+	}
+	if _, err := names.ReadOrCreateDirIV(dir); err != nil {
+		return err
+	}
+	return nil
+}
+
+// categoryKeys returns the keys of category cat; ok is false for a
+// category the mount does not serve (never had, or hidden).
+func (f *FS) categoryKeys(cat string) (CategoryKeys, bool) {
+	ck, ok := (*f.keys.Load())[cat]
+	return ck, ok
+}
+
+// Categories returns the categories the mount serves, sorted.
+func (f *FS) Categories() []string {
+	m := *f.keys.Load()
+	cats := make([]string, 0, len(m))
+	for c := range m {
+		cats = append(cats, c)
+	}
+	sort.Strings(cats)
+	return cats
+}
+
+// AddCategory makes the mount serve category cat with keys ck at once:
+// its store directory and name IV are created as New does, then the
+// category appears in the root listing. Adding a category the mount
+// serves already is an error.
+func (f *FS) AddCategory(cat string, ck CategoryKeys) error {
+	if ck.Content == nil || ck.Names == nil {
+		return fmt.Errorf("fusefs: incomplete keys for category %q", cat)
+	}
+	f.keysMu.Lock()
+	defer f.keysMu.Unlock()
+	old := *f.keys.Load()
+	if _, ok := old[cat]; ok {
+		return fmt.Errorf("fusefs: category %q is served already", cat)
+	}
+	if err := f.makeCategoryDir(cat); err != nil {
+		return err
+	}
+	m := make(map[string]CategoryKeys, len(old)+1)
+	for c, k := range old {
+		m[c] = k
+	}
+	m[cat] = ck
+	f.keys.Store(&m)
+	f.invalidateRootEntry(cat)
+	return nil
+}
+
+// HideCategory stops serving category cat: the root no longer lists or
+// finds it, and operations on inodes of it the kernel still holds fail
+// with ENOENT from then on. restore undoes it (when the removal it
+// prepares is refused). Hiding a category the mount does not serve is an
+// error.
+func (f *FS) HideCategory(cat string) (restore func(), err error) {
+	f.keysMu.Lock()
+	defer f.keysMu.Unlock()
+	old := *f.keys.Load()
+	ck, ok := old[cat]
+	if !ok {
+		return nil, fmt.Errorf("fusefs: category %q is not served", cat)
+	}
+	m := make(map[string]CategoryKeys, len(old))
+	for c, k := range old {
+		if c != cat {
+			m[c] = k
+		}
+	}
+	f.keys.Store(&m)
+	f.invalidateRootEntry(cat)
+	return func() {
+		f.keysMu.Lock()
+		defer f.keysMu.Unlock()
+		cur := *f.keys.Load()
+		m := make(map[string]CategoryKeys, len(cur)+1)
+		for c, k := range cur {
+			m[c] = k
+		}
+		m[cat] = ck
+		f.keys.Store(&m)
+		f.invalidateRootEntry(cat)
+	}, nil
+}
+
+// invalidateRootEntry drops what the kernel and go-fuse cache of the root
+// entry cat, so the next lookup asks us. Only while mounted (go-fuse has
+// no server to notify before).
+func (f *FS) invalidateRootEntry(cat string) {
+	if f.mountDev.Load() == 0 {
+		return
+	}
+	f.root.RmChild(cat)
+	_ = f.root.NotifyEntry(cat)
 }
 
 // Opens is the number of successful opens of plaintext since start.
@@ -193,7 +301,7 @@ func setReadAhead(dev uint64, kib int) {
 // the category) by reading name IVs from the store directly. Used to hash
 // executables that live on the mount without going through the kernel.
 func (f *FS) CipherPath(cat, rel string) (string, error) {
-	ck, ok := f.keys[cat]
+	ck, ok := f.categoryKeys(cat)
 	if !ok {
 		return "", fmt.Errorf("unknown category %q", cat)
 	}
@@ -256,7 +364,11 @@ func (f *FS) HashPlain(mountDir, path string, st *unix.Stat_t) (sum string, ok b
 		return sum, true, nil
 	}
 	f.hashMu.Unlock()
-	cf, err := content.Open(b, f.keys[cat].Content, cp)
+	ck, ok := f.categoryKeys(cat)
+	if !ok {
+		return "", true, fmt.Errorf("unknown category %q", cat)
+	}
+	cf, err := content.Open(b, ck.Content, cp)
 	if err != nil {
 		return "", true, err
 	}

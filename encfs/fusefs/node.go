@@ -79,7 +79,16 @@ func (of *openState) notePriv(mode uint32) {
 	of.priv.Store(mode&(unix.S_ISUID|unix.S_ISGID) != 0)
 }
 
-func (n *node) keys() CategoryKeys { return n.fsys.keys[n.cat] }
+// keys returns the keys of the node's category, or ENOENT once the
+// category is no longer served (removed while the kernel still held the
+// inode).
+func (n *node) keys() (CategoryKeys, syscall.Errno) {
+	ck, ok := n.fsys.categoryKeys(n.cat)
+	if !ok {
+		return CategoryKeys{}, syscall.ENOENT
+	}
+	return ck, 0
+}
 
 // parentNode returns the node's parent directory and its name in it.
 func (n *node) parentNode() (string, *node, syscall.Errno) {
@@ -140,7 +149,11 @@ func (n *node) stored(name string) (string, string, syscall.Errno) {
 	if errno != 0 {
 		return "", "", errno
 	}
-	s, long, err := n.keys().Names.StoredName(iv, name)
+	ck, errno := n.keys()
+	if errno != 0 {
+		return "", "", errno
+	}
+	s, long, err := ck.Names.StoredName(iv, name)
 	if err != nil {
 		return "", "", syscall.ENAMETOOLONG
 	}
@@ -355,11 +368,15 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 			return nil, errno
 		}
 	}
+	ck, errno := n.keys()
+	if errno != 0 {
+		return nil, errno
+	}
 	b, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fs.ToErrno(err)
 	}
-	cf, err := content.Open(b, n.keys().Content, p)
+	cf, err := content.Open(b, ck.Content, p)
 	if err != nil {
 		b.Close()
 		return nil, toErrno(err)
@@ -610,7 +627,11 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	sealed, err := sealSymlink(n.keys().Content, target)
+	ck, errno := n.keys()
+	if errno != 0 {
+		return nil, errno
+	}
+	sealed, err := sealSymlink(ck.Content, target)
 	if err != nil {
 		return nil, syscall.EIO
 	}
@@ -635,7 +656,11 @@ func (n *node) readlink(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return openSymlink(n.keys().Content, string(buf[:k]), p)
+	ck, errno := n.keys()
+	if errno != 0 {
+		return "", errno
+	}
+	return openSymlink(ck.Content, string(buf[:k]), p)
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
@@ -663,13 +688,17 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, fs.ToErrno(err)
 	}
+	ck, errno := n.keys()
+	if errno != 0 {
+		return nil, errno
+	}
 	out := make([]fuse.DirEntry, 0, len(ents))
 	for _, e := range ents {
 		stored := e.Name()
 		if names.IsInternal(stored) {
 			continue
 		}
-		name, err := n.keys().Names.DecryptStored(p, iv, stored)
+		name, err := ck.Names.DecryptStored(p, iv, stored)
 		if err != nil {
 			continue // not ours, or damaged: not shown
 		}

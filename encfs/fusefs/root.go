@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"path/filepath"
-	"sort"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -30,7 +29,7 @@ func (r *rootNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 }
 
 func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	if _, ok := r.fsys.keys[name]; !ok {
+	if _, ok := r.fsys.categoryKeys(name); !ok {
 		return nil, syscall.ENOENT
 	}
 	p := filepath.Join(r.fsys.store, name)
@@ -44,11 +43,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 }
 
 func (r *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	cats := make([]string, 0, len(r.fsys.keys))
-	for c := range r.fsys.keys {
-		cats = append(cats, c)
-	}
-	sort.Strings(cats)
+	cats := r.fsys.Categories()
 	ents := make([]fuse.DirEntry, 0, len(cats))
 	for _, c := range cats {
 		ents = append(ents, fuse.DirEntry{Name: c, Mode: syscall.S_IFDIR})

@@ -3,8 +3,10 @@
 // with Argon2id, RSA-OAEP, key file) and the HKDF subkeys derived from it.
 //
 // It must not print, prompt or read terminals: callers hand it credentials
-// as bytes. It knows categories only as names; what lives in them is the
-// business of the mount and the modules above.
+// as bytes. It knows categories as names (added and removed with the
+// master credential) and looks into a category's store directory only to
+// tell whether it is empty; what lives in them is the business of the
+// mount and the modules above.
 package volume
 
 import (

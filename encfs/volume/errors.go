@@ -33,6 +33,21 @@ var (
 	// ErrUnknownCategory: the volume has no category of that name.
 	ErrUnknownCategory = errors.New("unknown category")
 
+	// ErrBadCategoryName: not a lower-case letter then up to 31 of
+	// a-z 0-9 _ -.
+	ErrBadCategoryName = errors.New("bad category name")
+
+	// ErrCategoryExists: AddCategory of a name the volume already has.
+	ErrCategoryExists = errors.New("category exists already")
+
+	// ErrCategoryInUse: RemoveCategory of a category that still holds
+	// files in the store or that an access rule names.
+	ErrCategoryInUse = errors.New("category is in use")
+
+	// ErrLastCategory: removing the only category would leave a volume
+	// with nowhere to put data (and one that no build opens).
+	ErrLastCategory = errors.New("refusing to remove the last category")
+
 	// ErrNotMasterCredential: the volume was unlocked with a credential
 	// that may open it (mount, decrypt, verify) but not manage it: a key
 	// file. Adding, changing or removing key slots (and, in the daemon,

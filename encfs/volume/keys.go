@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
@@ -33,7 +34,10 @@ const (
 type Keys struct {
 	master   []byte
 	volumeID []byte
-	cats     []string
+	// cats are the categories of the config the keys were opened with,
+	// replaced (never changed in place) when a category is added or
+	// removed: a running daemon derives keys while that happens.
+	cats     atomic.Pointer[[]string]
 	slotID   int
 	slotType SlotType
 	// masterCred: the keys were opened by a master credential (passphrase
@@ -43,7 +47,20 @@ type Keys struct {
 }
 
 func newKeys(master []byte, c *Config, slotID int) *Keys {
-	return &Keys{master: master, volumeID: c.volumeID(), cats: c.Categories, slotID: slotID}
+	k := &Keys{master: master, volumeID: c.volumeID(), slotID: slotID}
+	k.setCategories(c.Categories)
+	return k
+}
+
+func (k *Keys) setCategories(cats []string) {
+	c := slices.Clone(cats)
+	k.cats.Store(&c)
+}
+
+// hasCategory reports whether the keys' config has category name.
+func (k *Keys) hasCategory(name string) bool {
+	c := k.cats.Load()
+	return c != nil && slices.Contains(*c, name)
 }
 
 // SlotID is the key slot that unlocked the volume (0 for a new volume
@@ -121,7 +138,7 @@ func (k *Keys) KeyID(category string) ([content.KeyIDSize]byte, error) {
 
 // ContentKey returns the content key of category.
 func (k *Keys) ContentKey(category string) (*content.Key, error) {
-	if !slices.Contains(k.cats, category) {
+	if !k.hasCategory(category) {
 		return nil, fmt.Errorf("%w @%s", ErrUnknownCategory, category)
 	}
 	raw, err := k.Subkey(PurposeContent, category)
@@ -138,7 +155,7 @@ func (k *Keys) ContentKey(category string) (*content.Key, error) {
 
 // NamesCipher returns the file-name cipher of category.
 func (k *Keys) NamesCipher(category string) (*names.Cipher, error) {
-	if !slices.Contains(k.cats, category) {
+	if !k.hasCategory(category) {
 		return nil, fmt.Errorf("%w @%s", ErrUnknownCategory, category)
 	}
 	raw, err := k.Subkey(PurposeNames, category)
@@ -153,7 +170,7 @@ func (k *Keys) NamesCipher(category string) (*names.Cipher, error) {
 // file whose category is known only from its header.
 func (k *Keys) Keyring() (Keyring, error) {
 	r := Keyring{}
-	for _, c := range k.cats {
+	for _, c := range *k.cats.Load() {
 		key, err := k.ContentKey(c)
 		if err != nil {
 			return nil, err

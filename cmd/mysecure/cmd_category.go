@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mysecure/mysecure/encfs/acl"
+	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+func newCategoryCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "category",
+		Short: "Add, list and remove the volume's categories",
+		Long: `Categories group data that shares keys and access rules (@mysql,
+@mysqlbackup, @ndbdata, @protected by default). 'category add NAME' makes a new
+one, with keys derived from the master key as at init; 'category remove NAME'
+removes an empty one that no rule names. Both need the master credential
+(passphrase and salt, or the RSA key; never a key file), also in admin mode.
+
+With the volume mounted the daemon makes the change and the mount shows the
+new category at once; without a daemon the volume config is changed directly
+and the next mount creates the category's directory.`,
+	}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the categories, whether each is empty and how many rules name it (no credential)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cats, online, err := listCategories(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return g.p.json(cats)
+			}
+			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CATEGORY\tCONTENT\tRULES")
+			for _, c := range cats {
+				content := "empty"
+				if !c.Empty {
+					content = entriesText(c.Entries)
+				}
+				fmt.Fprintf(tw, "@%s\t%s\t%d\n", c.Name, content, c.Rules)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if !online {
+				g.p.noticef("not mounted: rule counts read from %s without checking its MAC", filepath.Join(g.cfg.Store, daemon.RulesFile))
+			}
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var addCreds, rmCreds credOptions
+	add := &cobra.Command{
+		Use:     "add NAME",
+		Short:   "Add a category (master credential)",
+		Example: "  mysecure category add appdata\n  mysecure encrypt @appdata /srv/appdata",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCategoryChange(cmd.Context(), g, &addCreds, "add", args[0])
+		},
+	}
+	addCreds.AddFlags(add.Flags())
+	rm := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove an empty category that no rule names (master credential)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCategoryChange(cmd.Context(), g, &rmCreds, "remove", args[0])
+		},
+	}
+	rmCreds.AddFlags(rm.Flags())
+	cmd.AddCommand(list, add, rm)
+	return cmd
+}
+
+func entriesText(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
+}
+
+// daemonForStore returns a client of the daemon serving this store, or
+// nil when none runs (the offline path).
+func daemonForStore(ctx context.Context, g *globalOptions) (*daemon.Client, error) {
+	c := daemon.NewClient(g.cfg.Socket)
+	s, err := c.Status(ctx)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Clean(s.Store) != filepath.Clean(g.cfg.Store) {
+		return nil, withHint(usagef(fmt.Sprintf("the daemon on %s serves the store %s, not %s", g.cfg.Socket, s.Store, g.cfg.Store)),
+			"point --store at the mounted store, or --socket at the daemon that serves this one")
+	}
+	return c, nil
+}
+
+func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInfo, bool, error) {
+	c, err := daemonForStore(ctx, g)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		// The daemon serves another store: list this one from disk (a
+		// listing changes nothing, unlike add and remove).
+		c, err = nil, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if c != nil {
+		r, err := c.Categories(ctx)
+		return r.Categories, true, err
+	}
+	v, err := volume.Load(g.cfg.Store)
+	if err != nil {
+		return nil, false, err
+	}
+	counts, err := acl.UnverifiedCategoryCounts(filepath.Join(g.cfg.Store, daemon.RulesFile))
+	if err != nil {
+		return nil, false, err
+	}
+	out := []daemon.CategoryInfo{}
+	cats := slices.Clone(v.Config.Categories)
+	slices.Sort(cats)
+	for _, name := range cats {
+		n, err := v.CategoryEntries(name)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, daemon.CategoryInfo{Name: name, Entries: n, Empty: n == 0, Rules: counts[name]})
+	}
+	return out, false, nil
+}
+
+// parseCategoryName accepts NAME or @NAME.
+func parseCategoryName(arg string) (string, error) {
+	name := strings.TrimPrefix(arg, "@")
+	if !volume.ValidCategory(name) {
+		return "", withHint(fmt.Errorf("%w %q", volume.ErrBadCategoryName, arg),
+			"a category name is a lower-case letter, then up to 31 of a-z 0-9 _ - (no dot)")
+	}
+	return name, nil
+}
+
+func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions, op, arg string) error {
+	name, err := parseCategoryName(arg)
+	if err != nil {
+		return err
+	}
+	c, err := daemonForStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		return runCategoryOffline(g, creds, op, name)
+	}
+	// Always the master credential, admin mode or not: this rewrites the
+	// volume config.
+	cred, err := creds.masterCredential()
+	if err != nil {
+		return err
+	}
+	defer cred.Wipe()
+	r, err := c.Category(ctx, daemon.CategoryRequest{Op: op, Name: name, Credential: cred})
+	if err != nil {
+		return categoryError(err, op, name)
+	}
+	if op == "add" {
+		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d): %s\n", name, r.Generation, filepath.Join(g.cfg.Mount, name))
+		g.p.hintf("rules decide who reads it: mysecure acl add \"ALLOW @%s * /path/to/program\"", name)
+	} else {
+		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, r.Generation)
+	}
+	return nil
+}
+
+func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) error {
+	v, k, err := unlockMaster(g, creds)
+	if err != nil {
+		return err
+	}
+	defer k.Wipe()
+	switch op {
+	case "add":
+		err = v.AddCategory(k, name)
+	default:
+		var refs []string
+		if v.Config.HasCategory(name) {
+			refs, err = ruleRefs(v, k, name)
+			if err != nil {
+				return err
+			}
+		}
+		err = v.RemoveCategory(k, name, refs)
+	}
+	if err != nil {
+		return categoryError(err, op, name)
+	}
+	if err := observeConfig(g, v); err != nil {
+		return err
+	}
+	if op == "add" {
+		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d)\n", name, v.Config.Generation)
+		g.p.hintf("the next 'mysecure mount' creates its directory %s", filepath.Join(g.cfg.Mount, name))
+	} else {
+		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, v.Config.Generation)
+	}
+	return nil
+}
+
+// ruleRefs reads the rule file, authenticated with the volume's keys, and
+// describes the rules that name category name.
+func ruleRefs(v *volume.Volume, k *volume.Keys, name string) ([]string, error) {
+	key, err := k.Subkey(volume.PurposeRules, "")
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	path := filepath.Join(v.Dir, daemon.RulesFile)
+	rs, err := acl.LoadRules(path, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rs.CategoryRefs(name), nil
+}
+
+// categoryError adds the hint that fits a refused category change.
+func categoryError(err error, op, name string) error {
+	var ae *daemon.APIError
+	inUse := errors.Is(err, volume.ErrCategoryInUse) || (errors.As(err, &ae) && ae.Code == daemon.CodeCategoryInUse)
+	unknown := errors.Is(err, volume.ErrUnknownCategory) || (errors.As(err, &ae) && ae.Code == daemon.CodeUnknownCategory)
+	switch {
+	case inUse:
+		return withHint(err, fmt.Sprintf("move its data out first ('mysecure decrypt @%s PATH') and delete the rules that name it ('mysecure acl del N')", name))
+	case unknown && op == "remove":
+		return withHint(err, "'mysecure category list' shows the categories")
+	}
+	return err
+}
+
+// unknownCategory is the error for a category the volume does not have,
+// with the hint that makes it.
+func unknownCategory(cat string, have []string) error {
+	err := fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, cat, strings.Join(have, ", @"))
+	if !volume.ValidCategory(cat) {
+		return withHint(err, "a category name is a lower-case letter, then up to 31 of a-z 0-9 _ -; 'mysecure category list' shows the categories")
+	}
+	return withHint(err, "create it with 'mysecure category add "+cat+"' (needs the master credential)")
+}
