@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,9 +260,25 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 }
 
 // run executes the CLI and returns the exit code.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// executeRoot runs the command tree (a variable so that a test can make
+// it panic).
+var executeRoot = func(root *cobra.Command) error { return root.ExecuteContext(context.Background()) }
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	hardenProcess()
 	g := &globalOptions{p: &printer{out: stdout, err: stderr}, in: stdin}
+	// A panic is a bug: partial outputs are removed, the user is told to
+	// report it, and the exit code is 1 (2 stays "usage").
+	defer func() {
+		if r := recover(); r != nil {
+			g.cleanups.run()
+			g.p.errorf("internal error, please report: %v", r)
+			if g.Debug {
+				fmt.Fprintf(stderr, "mysecure: debug: %s\n", debug.Stack())
+			}
+			code = exitError
+		}
+	}()
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -283,7 +300,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		g.p.errorf("interrupted by %v; partial output removed", s)
 		os.Exit(exitInterrupted)
 	}()
-	err := root.ExecuteContext(context.Background())
+	err := executeRoot(root)
 	if err == nil {
 		return exitOK
 	}
