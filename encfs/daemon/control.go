@@ -81,6 +81,9 @@ const (
 type APIError struct {
 	Code    string `json:"code"`
 	Message string `json:"error"`
+	// Hint, when set, says what to do (the rule to add for a tool the
+	// rules denied).
+	Hint string `json:"hint,omitempty"`
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -154,6 +157,7 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/move/begin", d.handleMoveBegin)
 	mux.HandleFunc("POST /v1/move/end", d.handleMoveEnd)
 	mux.HandleFunc("POST /v1/jobs", d.handleJobs)
+	mux.HandleFunc("GET /v1/denials", d.handleDenials)
 	d.jobCtx = ctx
 	var jobSrv *http.Server
 	if d.jobSocketEnabled() {
@@ -236,7 +240,7 @@ func (d *Daemon) requireRoot(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred, ok := r.Context().Value(peerKey{}).(*syscall.Ucred)
 		if !ok || cred.Uid != 0 {
-			writeErr(w, http.StatusForbidden, &APIError{CodeDenied, "the control API is for root only"})
+			writeErr(w, http.StatusForbidden, &APIError{Code: CodeDenied, Message: "the control API is for root only"})
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -258,20 +262,20 @@ func apiError(err error) (int, *APIError) {
 	case errors.As(err, &ae):
 		return http.StatusBadRequest, ae
 	case errors.Is(err, volume.ErrIncorrectCredentials):
-		return http.StatusUnauthorized, &APIError{CodeCredentials, err.Error()}
+		return http.StatusUnauthorized, &APIError{Code: CodeCredentials, Message: err.Error()}
 	case errors.Is(err, os.ErrExist):
-		return http.StatusConflict, &APIError{CodeConflict, err.Error()}
+		return http.StatusConflict, &APIError{Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, volume.ErrUnknownCategory), errors.Is(err, os.ErrNotExist):
-		return http.StatusBadRequest, &APIError{CodeUsage, err.Error()}
+		return http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()}
 	}
-	return http.StatusInternalServerError, &APIError{CodeInternal, err.Error()}
+	return http.StatusInternalServerError, &APIError{Code: CodeInternal, Message: err.Error()}
 }
 
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &APIError{CodeUsage, "bad request: " + err.Error()}
+		return &APIError{Code: CodeUsage, Message: "bad request: " + err.Error()}
 	}
 	return nil
 }
@@ -280,9 +284,41 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.Status())
 }
 
+// DenialsResponse lists recent denials and their groups.
+type DenialsResponse struct {
+	Denials []Denial      `json:"denials"`
+	Groups  []DenialGroup `json:"groups"`
+}
+
+// handleDenials answers GET /v1/denials?since=RFC3339NANO&pgid=N&limit=N.
+func (d *Daemon) handleDenials(w http.ResponseWriter, r *http.Request) {
+	var q DenialQuery
+	v := r.URL.Query()
+	if s := v.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: "bad since: " + err.Error()})
+			return
+		}
+		q.Since = t
+	}
+	for name, p := range map[string]*int{"pgid": &q.Pgid, "limit": &q.Limit} {
+		if s := v.Get(name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: "bad " + name + ": " + s})
+				return
+			}
+			*p = n
+		}
+	}
+	ds := d.Denials(q)
+	writeJSON(w, http.StatusOK, DenialsResponse{Denials: ds, Groups: d.DenialGroups(ds)})
+}
+
 func (d *Daemon) handleUmount(w http.ResponseWriter, r *http.Request) {
 	if err := d.Unmount(); err != nil {
-		writeErr(w, http.StatusConflict, &APIError{CodeInUse, err.Error()})
+		writeErr(w, http.StatusConflict, &APIError{Code: CodeInUse, Message: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"unmounted": d.cfg.Mount})
@@ -308,7 +344,7 @@ func (d *Daemon) authorizeAdmin(c *Credential) error {
 		return nil
 	}
 	if c == nil {
-		return &APIError{CodeCredentials, "this change needs the master credential (passphrase and salt, or the RSA key)"}
+		return &APIError{Code: CodeCredentials, Message: "this change needs the master credential (passphrase and salt, or the RSA key)"}
 	}
 	vc, err := c.VolumeCredential()
 	if err != nil {
@@ -358,17 +394,17 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 	case "add":
 		rule, err := acl.ParseRule(req.Rule)
 		if err != nil {
-			return nil, &APIError{CodeUsage, err.Error()}
+			return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 		}
 		if rule.Category != "*" && !d.vol.Config.HasCategory(rule.Category) {
-			return nil, &APIError{CodeUsage, fmt.Sprintf("unknown category @%s (the volume has @%s)", rule.Category, strings.Join(d.vol.Config.Categories, ", @"))}
+			return nil, &APIError{Code: CodeUsage, Message: fmt.Sprintf("unknown category @%s (the volume has @%s)", rule.Category, strings.Join(d.vol.Config.Categories, ", @"))}
 		}
 		if err := d.ident.FillRule(&rule); err != nil {
-			return nil, &APIError{CodeUsage, err.Error()}
+			return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 		}
 		for _, r := range rs.Rules {
 			if r.Equal(rule) {
-				return nil, &APIError{CodeConflict, "rule exists already: " + rule.String()}
+				return nil, &APIError{Code: CodeConflict, Message: "rule exists already: " + rule.String()}
 			}
 		}
 		rs.Rules = append(rs.Rules, rule)
@@ -380,7 +416,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 		} else {
 			rule, err := acl.ParseRule(req.Rule)
 			if err != nil {
-				return nil, &APIError{CodeUsage, err.Error()}
+				return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 			}
 			for i, r := range rs.Rules {
 				if r.Equal(rule) || sameResolved(d.ident, r, rule) {
@@ -390,7 +426,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 			}
 		}
 		if idx < 0 || idx >= len(rs.Rules) {
-			return nil, &APIError{CodeUsage, "no such rule ('mysecure acl list' shows them)"}
+			return nil, &APIError{Code: CodeUsage, Message: "no such rule ('mysecure acl list' shows them)"}
 		}
 		changes = append(changes, "deleted: "+rs.Rules[idx].String())
 		rs.Rules = append(rs.Rules[:idx:idx], rs.Rules[idx+1:]...)
@@ -400,7 +436,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 			for _, p := range r.Programs() {
 				sum, err := d.ident.Fingerprint(p.Path)
 				if err != nil {
-					return nil, &APIError{CodeUsage, fmt.Sprintf("rule %d: %v", i+1, err)}
+					return nil, &APIError{Code: CodeUsage, Message: fmt.Sprintf("rule %d: %v", i+1, err)}
 				}
 				if sum != p.SHA256 {
 					changes = append(changes, fmt.Sprintf("rule %d: %s sha256 %s -> %s", i+1, p.Path, p.SHA256, sum))
@@ -412,7 +448,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 			changes = append(changes, "no fingerprint changed")
 		}
 	default:
-		return nil, &APIError{CodeUsage, fmt.Sprintf("unknown acl op %q", req.Op)}
+		return nil, &APIError{Code: CodeUsage, Message: fmt.Sprintf("unknown acl op %q", req.Op)}
 	}
 	// One more than the highest generation known: the rules in force,
 	// or the last one seen on this host (higher after refused rules).
@@ -463,7 +499,7 @@ func (d *Daemon) handleMode(w http.ResponseWriter, r *http.Request) {
 	defer req.Credential.Wipe()
 	m, err := ParseMode(req.Mode)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, &APIError{CodeUsage, err.Error()})
+		writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()})
 		return
 	}
 	d.adminMu.Lock()
