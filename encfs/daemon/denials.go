@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"os"
-	"os/user"
 	"path"
 	"slices"
 	"sort"
@@ -240,13 +239,10 @@ func suggestRule(g *DenialGroup, paths []string, rules []acl.Rule) (string, stri
 	}
 	rule := fmt.Sprintf("ALLOW @%s %s %s", g.Category, pattern, g.Program)
 	if len(g.Uids) > 0 {
+		// As uids: the form 'acl list' shows the rule in.
 		var us []string
 		for _, u := range g.Uids {
-			if pu, err := user.LookupId(strconv.Itoa(int(u))); err == nil {
-				us = append(us, pu.Username)
-			} else {
-				us = append(us, strconv.Itoa(int(u)))
-			}
+			us = append(us, strconv.Itoa(int(u)))
 		}
 		rule += " --user=" + strings.Join(us, ",")
 	}

@@ -63,10 +63,10 @@ func TestGroupDenialsSuggestsNarrowRule(t *testing.T) {
 		t.Fatalf("newest group first: %s", gs[0].Program)
 	}
 	mb := byProg["/usr/bin/mariadb-backup"]
-	if mb.Count != 2 || mb.Rule != "ALLOW @mysql var/lib/mysql/* /usr/bin/mariadb-backup --user=root" || len(mb.Files) != 2 || mb.Files[0] != "/m/mysql/var/lib/mysql/shop/t.ibd" {
+	if mb.Count != 2 || mb.Rule != "ALLOW @mysql var/lib/mysql/* /usr/bin/mariadb-backup --user=0" || len(mb.Files) != 2 || mb.Files[0] != "/m/mysql/var/lib/mysql/shop/t.ibd" {
 		t.Fatalf("mariadb-backup group: %+v", mb)
 	}
-	if c := byProg["/usr/bin/cat"]; c.Rule != "ALLOW @mysql other/* /usr/bin/cat --user=root" {
+	if c := byProg["/usr/bin/cat"]; c.Rule != "ALLOW @mysql other/* /usr/bin/cat --user=0" {
 		t.Fatalf("common directory: %+v", c)
 	}
 	if md := byProg["/usr/bin/mysqldump"]; md.Rule != "" || md.Hint == "" {
