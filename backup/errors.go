@@ -1,9 +1,12 @@
 package backup
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Errors a caller branches on (the CLI maps them to exit codes).
@@ -32,15 +35,59 @@ type ToolError struct {
 	Stderr []string
 	// AccessDenied is set when the server refused the credentials.
 	AccessDenied bool
+	// Denied are the opens of the encrypted mount that the access rules
+	// refused the tool (and its children) while it ran: most often why
+	// it failed.
+	Denied []Denied
 }
 
 func (e *ToolError) Error() string {
 	msg := fmt.Sprintf("%s failed (%s)", e.Tool, e.Status)
+	for _, d := range e.Denied {
+		msg += ": denied: " + d.String()
+	}
 	if len(e.Stderr) > 0 {
 		msg += ": " + strings.Join(e.Stderr, " | ")
 	}
 	return msg
 }
+
+// Hint is what to do about the failure: the rule to add when the access
+// rules denied the tool, else "".
+func (e *ToolError) Hint() string {
+	var hs []string
+	for _, d := range e.Denied {
+		if d.Hint != "" && !slices.Contains(hs, d.Hint) {
+			hs = append(hs, d.Hint)
+		}
+	}
+	return strings.Join(hs, "; ")
+}
+
+// Denied is what the mount's access rules refused one program.
+type Denied struct {
+	Program string   `json:"program"` // the executable, resolved ("" if unidentified)
+	Files   []string `json:"files"`   // the latest files it was refused (a few)
+	Count   int      `json:"count"`
+	Rule    string   `json:"rule,omitempty"` // the narrowest rule that allows it, if a rule helps
+	Hint    string   `json:"hint,omitempty"`
+}
+
+func (d Denied) String() string {
+	prog := d.Program
+	if prog == "" {
+		prog = "an unidentified process"
+	}
+	s := prog + " opening " + strings.Join(d.Files, ", ")
+	if more := d.Count - len(d.Files); more > 0 {
+		s += fmt.Sprintf(" (%d more)", more)
+	}
+	return s
+}
+
+// DenialSource returns what the access rules denied the processes of
+// group pgid since a time (nil when no daemon can tell).
+type DenialSource func(ctx context.Context, since time.Time, pgid int) []Denied
 
 func usageErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))

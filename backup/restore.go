@@ -348,6 +348,9 @@ func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string,
 	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.Stderr = tl
 	cmd.Env = toolEnv("")
+	// Its own process group: a failure names what the rules denied it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	started := time.Now()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -363,15 +366,15 @@ func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string,
 		return fmt.Errorf("extraction into %s stopped part way: %w", target, err)
 	}
 	if werr != nil {
-		return (&toolCmd{name: filepath.Base(mbstream), stderr: tl}).failure(werr)
+		return (&toolCmd{name: filepath.Base(mbstream), stderr: tl, cmd: cmd, denials: s.Tools.Denials, started: started}).failure(werr)
 	}
-	if err := runPlain(ctx, physical, "--prepare", "--target-dir="+target); err != nil {
+	if err := s.Tools.runPlain(ctx, physical, "--prepare", "--target-dir="+target); err != nil {
 		return fmt.Errorf("the files were extracted into %s but could not be prepared: %w", target, err)
 	}
 	if copyBack == "" {
 		return nil
 	}
-	if err := runPlain(ctx, physical, "--copy-back", "--target-dir="+target, "--datadir="+copyBack); err != nil {
+	if err := s.Tools.runPlain(ctx, physical, "--copy-back", "--target-dir="+target, "--datadir="+copyBack); err != nil {
 		return fmt.Errorf("copy-back into %s failed: %w", copyBack, err)
 	}
 	owner := o.Owner
@@ -389,15 +392,19 @@ func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string,
 	return nil
 }
 
-func runPlain(ctx context.Context, tool string, args ...string) error {
+// runPlain runs a tool that needs no credentials, in its own process
+// group (a failure names what the access rules denied it).
+func (t Tools) runPlain(ctx context.Context, tool string, args ...string) error {
 	tl := &tail{max: 12}
 	name, argv := withUmask("027", tool, args)
 	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.Stderr = tl
 	cmd.Stdout = tl
 	cmd.Env = toolEnv("")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	started := time.Now()
 	if err := cmd.Run(); err != nil {
-		return (&toolCmd{name: filepath.Base(tool), stderr: tl}).failure(err)
+		return (&toolCmd{name: filepath.Base(tool), stderr: tl, cmd: cmd, denials: t.Denials, started: started}).failure(err)
 	}
 	return nil
 }

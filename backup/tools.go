@@ -28,6 +28,9 @@ type Tools struct {
 	// tools that read their option files more than once (mariabackup).
 	// Default: os.TempDir().
 	RuntimeDir string
+	// Denials, when set, tells a failed tool's error what the mount's
+	// access rules denied it (the daemon's recent denials).
+	Denials DenialSource
 }
 
 func findTool(configured string, defaults ...string) (string, error) {
@@ -147,11 +150,14 @@ type toolCmd struct {
 	done   chan struct{}
 	stopc  chan struct{}
 	home   string // an empty HOME: no ~/.my.cnf overrides the stored credentials
+
+	denials DenialSource
+	started time.Time
 }
 
 // newToolCmd prepares path with the credentials cnf, then args.
 func (t Tools) newToolCmd(ctx context.Context, path string, cnf []byte, mode credMode, args ...string) (*toolCmd, error) {
-	tc := &toolCmd{name: filepath.Base(path), stderr: &tail{max: 12}, cnf: cnf, mode: mode, done: make(chan struct{}), stopc: make(chan struct{})}
+	tc := &toolCmd{name: filepath.Base(path), stderr: &tail{max: 12}, cnf: cnf, mode: mode, done: make(chan struct{}), stopc: make(chan struct{}), denials: t.Denials}
 	var first string
 	var extra []*os.File
 	switch mode {
@@ -236,6 +242,7 @@ func withUmask(mask, path string, args []string) (string, []string) {
 }
 
 func (tc *toolCmd) Start() error {
+	tc.started = time.Now()
 	if err := tc.cmd.Start(); err != nil {
 		tc.cleanup()
 		return err
@@ -294,6 +301,16 @@ func (tc *toolCmd) failure(err error) error {
 	for _, l := range te.Stderr {
 		if strings.Contains(l, "Access denied") || strings.Contains(l, "1045") {
 			te.AccessDenied = true
+		}
+	}
+	// The tool runs in its own process group (Setpgid): the denials of
+	// that group since it started are its own and its children's.
+	if tc.denials != nil && tc.cmd.Process != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		te.Denied = tc.denials(ctx, tc.started, tc.cmd.Process.Pid)
+		cancel()
+		if len(te.Denied) > 0 {
+			te.AccessDenied = false // the rules, not the server, refused it
 		}
 	}
 	return te

@@ -48,6 +48,10 @@ type Options struct {
 	InitAllow   []string // init files the guard lets through
 	Mount       string   // the mount point
 	AuditLog    string
+	// BackupTool, when set, is the physical backup tool (mariadb-backup,
+	// xtrabackup) that keeps a rule to read the datadir (see
+	// backuptool.go); "" adds none.
+	BackupTool string
 }
 
 // DropIn is a systemd drop-in that starts the wrapper.
@@ -78,6 +82,14 @@ type Plan struct {
 	// run).
 	Done    []string  `json:"done"`
 	Created time.Time `json:"created"`
+
+	// BackupTool is the backup tool's resolved path, BackupRule the rule
+	// that lets it read the datadir: in Rules when harden adds it (and
+	// --undo removes it), else BackupRuleKept names the existing rule
+	// harden left in place.
+	BackupTool     string `json:"backup_tool,omitempty"`
+	BackupRule     string `json:"backup_rule,omitempty"`
+	BackupRuleKept string `json:"backup_rule_kept,omitempty"`
 }
 
 // Steps describes the plan for --dry-run.
@@ -95,6 +107,7 @@ func (p *Plan) Steps() []string {
 	for _, r := range p.Rules {
 		s = append(s, "add rule: "+r)
 	}
+	s = append(s, p.backupToolStep())
 	if p.CnfFile != "" {
 		s = append(s, fmt.Sprintf("write %s: mysqld_safe and mysqld_multi start %s", p.CnfFile, p.Wrapper))
 	}
@@ -195,6 +208,9 @@ func Detect(o Options) (*Plan, error) {
 		// Bound to the datadir: a symlink from elsewhere into @mysql (another
 		// server's datadir, a file moved there by hand) gains nothing.
 		fmt.Sprintf("ALLOW @mysql %s/* %s", strings.TrimPrefix(mountDD, filepath.Join(mount, "mysql")+"/"), p.MountBinary),
+	}
+	if err := p.addBackupRule(o.BackupTool, mountDD, mount); err != nil {
+		return nil, err
 	}
 	opts := serverOptions(o.OptionFile)
 	p.Guard = guard.Config{RealBinary: p.MountBinary, OriginalBinary: bin, AuditLog: o.AuditLog, InitFileAllow: o.InitAllow, Syslog: true, Version: p.Version,

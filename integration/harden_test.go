@@ -132,6 +132,19 @@ func TestHardenMysqld(t *testing.T) {
 	if out := h.harden(2); !strings.Contains(out, "rules already open @mysql") {
 		t.Fatalf("harden with a foreign @mysql rule: %s", out)
 	}
+	// The dry run shows every refusal the real run would hit, after the
+	// plan, and fails like it: the foreign rule and a running server.
+	running, err := h.start(h.bin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = h.harden(2, "--dry-run")
+	if !regexp.MustCompile(`(?s)encrypt the server binary.*\nrefused: .*rules already open @mysql.*/usr/bin/cat.*\nrefused: .*the server is running`).MatchString(out) {
+		t.Fatalf("dry run with a foreign rule and the server running: %s", out)
+	}
+	if err := running.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	h.ms(0, append([]string{"acl", "del", "ALLOW @mysql * /usr/bin/cat"}, h.creds()...)...)
 
 	h.harden(0)

@@ -79,6 +79,15 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 		keys.Wipe()
 		return nil, err
 	}
+	// The tools run here, but the daemon (if one serves the mount) saw
+	// what its rules denied them.
+	svc.Tools.Denials = func(ctx context.Context, since time.Time, pgid int) []backup.Denied {
+		r, err := daemon.NewClient(g.cfg.Socket).Denials(ctx, daemon.DenialQuery{Since: since, Pgid: pgid})
+		if err != nil {
+			return nil
+		}
+		return deniedOf(r.Groups)
+	}
 	o.svc, o.keys = svc, keys
 	return svc, nil
 }
@@ -140,6 +149,25 @@ func (j jobRunner) Run(ctx context.Context, raw json.RawMessage, root bool, emit
 	}
 	defer req.Credentials.Wipe()
 	return j.svc.Do(ctx, req, root, func(p backup.Progress) { emit(p) })
+}
+
+// Hint implements daemon.JobHinter: the rule to add for a tool the
+// access rules denied.
+func (jobRunner) Hint(err error) string {
+	var te *backup.ToolError
+	if errors.As(err, &te) {
+		return te.Hint()
+	}
+	return ""
+}
+
+// deniedOf converts the daemon's denial groups for a tool's error.
+func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
+	var out []backup.Denied
+	for _, g := range gs {
+		out = append(out, backup.Denied{Program: g.Program, Files: g.Files, Count: g.Count, Rule: g.Rule, Hint: g.Hint})
+	}
+	return out
 }
 
 // API error codes of backup jobs (mapped to exit codes in classify).

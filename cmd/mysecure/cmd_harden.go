@@ -23,6 +23,10 @@ type hardenOptions struct {
 	DryRun    bool
 	Undo      bool
 	KeepRules bool
+	// BackupTool: "auto" (the configured physical-tool, else
+	// mariadb-backup, mariabackup or xtrabackup on PATH), a path, or
+	// "none".
+	BackupTool string
 }
 
 func newHardenCommand(g *globalOptions) *cobra.Command {
@@ -72,6 +76,8 @@ binary, datadir, files, units and rules. See docs/harden.md.`,
 	f.BoolVar(&ho.DryRun, "dry-run", false, "print the plan, change nothing")
 	f.BoolVar(&ho.Undo, "undo", false, "restore the original setup")
 	f.BoolVar(&ho.KeepRules, "keep-existing-rules", false, "harden even though other rules already open @mysql")
+	f.StringVar(&ho.BackupTool, "allow-backup-tool", "auto", "let the physical backup tool `PATH` read the datadir (as root): auto finds mariadb-backup or xtrabackup, none adds no rule")
+	f.Lookup("allow-backup-tool").NoOptDefVal = "auto"
 	ho.creds.AddFlags(f)
 	return cmd
 }
@@ -95,8 +101,12 @@ func guardBinary(configured string) string {
 
 func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	o := ho.o
+	var err error
 	o.Mount, o.AuditLog = g.cfg.Mount, g.cfg.AuditLog
 	o.GuardBinary = guardBinary(o.GuardBinary)
+	if o.BackupTool, err = backupTool(g, ho.BackupTool); err != nil {
+		return err
+	}
 	plan, err := hardening.Detect(o)
 	if err != nil {
 		if errors.Is(err, hardening.ErrHardened) {
@@ -104,34 +114,23 @@ func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 		}
 		return withHint(err, "")
 	}
+	c := daemon.NewClient(g.cfg.Socket)
+	refusals := hardenRefusals(ctx, c, plan, ho.KeepRules)
 	if ho.DryRun {
 		fmt.Fprintf(g.p.out, "plan (nothing changed; started by: %s):\n", strings.Join(plan.StartedBy, ", "))
 		for i, s := range plan.Steps() {
 			fmt.Fprintf(g.p.out, "%2d. %s\n", i+1, s)
 		}
+		// Every refusal the real run would hit, not only the first.
+		for _, r := range refusals {
+			fmt.Fprintf(g.p.out, "refused: %v\n", r)
+		}
+	}
+	if len(refusals) > 0 {
+		return refusals[0]
+	}
+	if ho.DryRun {
 		return nil
-	}
-	c := daemon.NewClient(g.cfg.Socket)
-	if _, err := c.Status(ctx); err != nil {
-		return err
-	}
-	// Other rules that open @mysql (a rule for the unencrypted binary's
-	// path, mariabackup, a shell) would let a copy of the binary or another
-	// program read the datadir around the guard.
-	if rl, err := c.ACLList(ctx); err == nil && !ho.KeepRules {
-		var open []string
-		for _, r := range rl.Rules {
-			if r.Rule.Action == acl.Allow && (r.Rule.Category == "mysql" || r.Rule.Category == acl.AllCategories) {
-				open = append(open, fmt.Sprintf("%d: %s", r.Index, r.Text))
-			}
-		}
-		if len(open) > 0 {
-			return withHint(fmt.Errorf("%w: rules already open @mysql to other programs (%s)", inplace.ErrRefused, strings.Join(open, "; ")),
-				"remove them ('mysecure acl del N'): they would let a copy of the server read the datadir around the guard; or pass --keep-existing-rules")
-		}
-	}
-	if pids := runningFrom(plan.Binary); len(pids) > 0 {
-		return withHint(fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)")
 	}
 	cred, err := adminCredential(ctx, c, &ho.creds)
 	if err != nil {
@@ -201,6 +200,74 @@ func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	}
 	fmt.Fprintf(g.p.out, "hardened %s: start the server as before (%s); it now runs through %s\n", plan.Binary, strings.Join(plan.StartedBy, ", "), plan.Wrapper)
 	return nil
+}
+
+// hardenRefusals lists every reason the real run refuses to harden
+// (after Detect: the state file exists): no daemon, rules that open
+// @mysql to other programs, the server running. A rule for the backup
+// tool alone is kept, not refused (the plan records it).
+func hardenRefusals(ctx context.Context, c *daemon.Client, plan *hardening.Plan, keepRules bool) []error {
+	var out []error
+	if _, err := c.Status(ctx); err != nil {
+		out = append(out, withHint(err, "mount the volume first ('mysecure mount')"))
+	} else if rl, err := c.ACLList(ctx); err != nil {
+		out = append(out, err)
+	} else {
+		// Other rules that open @mysql (a rule for the unencrypted
+		// binary's path, a shell, a broad rule for every category) would
+		// let a copy of the binary or another program read the datadir
+		// around the guard.
+		var open []string
+		for _, r := range rl.Rules {
+			if r.Rule.Action != acl.Allow || (r.Rule.Category != "mysql" && r.Rule.Category != acl.AllCategories) {
+				continue
+			}
+			if plan.IsBackupToolRule(r.Rule) {
+				if plan.BackupRuleKept == "" {
+					plan.KeepBackupRule(r.Text)
+				}
+				continue
+			}
+			open = append(open, fmt.Sprintf("%d: %s", r.Index, r.Text))
+		}
+		if len(open) > 0 && !keepRules {
+			out = append(out, withHint(fmt.Errorf("%w: rules already open @mysql to other programs (%s)", inplace.ErrRefused, strings.Join(open, "; ")),
+				"remove them ('mysecure acl del N'): they would let a copy of the server read the datadir around the guard (a rule for the backup tool alone is kept); or pass --keep-existing-rules"))
+		}
+	}
+	if pids := runningFrom(plan.Binary); len(pids) > 0 {
+		out = append(out, withHint(fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)"))
+	}
+	return out
+}
+
+// backupTool resolves --allow-backup-tool: auto is the configured
+// physical-tool, else the first of mariadb-backup, mariabackup and
+// xtrabackup found ("" when none is installed); none is "".
+func backupTool(g *globalOptions, flag string) (string, error) {
+	switch strings.ToLower(flag) {
+	case "none", "no", "false", "off", "0", "":
+		return "", nil
+	case "auto", "yes", "true", "on", "1":
+		names := []string{"mariadb-backup", "mariabackup", "xtrabackup"}
+		if g.cfg.PhysicalTool != "" {
+			names = []string{g.cfg.PhysicalTool}
+		}
+		for _, n := range names {
+			if p, err := exec.LookPath(n); err == nil {
+				return filepath.Abs(p)
+			}
+		}
+		return "", nil
+	}
+	if !filepath.IsAbs(flag) {
+		p, err := exec.LookPath(flag)
+		if err != nil {
+			return "", withHint(usagef(fmt.Sprintf("--allow-backup-tool %s: %v", flag, err)), "give the tool's absolute path, auto or none")
+		}
+		return filepath.Abs(p)
+	}
+	return flag, nil
 }
 
 // runningFrom returns the pids of processes executing bin.

@@ -12,12 +12,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
@@ -283,6 +285,12 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		return err
 	}
 	defer d.Close()
+	if svc != nil {
+		// A failed tool's error names what the rules denied it.
+		svc.Tools.Denials = func(_ context.Context, since time.Time, pgid int) []backup.Denied {
+			return deniedOf(d.DenialGroups(d.Denials(daemon.DenialQuery{Since: since, Pgid: pgid})))
+		}
+	}
 	if err := d.Mount(); err != nil {
 		if errors.Is(err, daemon.ErrAlreadyMounted) {
 			return withHint(err, "it is mounted already: 'mysecure status'")
@@ -492,6 +500,21 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintf(g.p.out, "opens:      %d allowed by rules, %d denied (or would be, when not enforcing)\n", s.Allows, s.Denials)
 			fmt.Fprintf(g.p.out, "binaries hashed: %d\n", s.Hashes)
 			fmt.Fprintf(g.p.out, "audit log:  %s\n", s.AuditLog)
+			if len(s.RecentDenials) > 0 {
+				fmt.Fprintln(g.p.out, "recent denials, by program (newest first):")
+				for _, d := range s.RecentDenials {
+					prog := d.Program
+					if prog == "" {
+						prog = "(unidentified)"
+					}
+					fmt.Fprintf(g.p.out, "  %s  @%s  %d denied, last %s: %s\n", prog, d.Category, d.Count, d.Last.Local().Format(time.RFC3339), strings.Join(d.Files, ", "))
+					if d.Rule != "" {
+						fmt.Fprintf(g.p.out, "    to allow it: mysecure acl add '%s'\n", d.Rule)
+					} else if d.Hint != "" {
+						fmt.Fprintf(g.p.out, "    %s\n", d.Hint)
+					}
+				}
+			}
 			for _, w := range s.Warnings {
 				fmt.Fprintf(g.p.err, "mysecure: warning: %s\n", w.Message)
 				if w.Hint != "" {

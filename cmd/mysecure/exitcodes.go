@@ -96,7 +96,10 @@ func classify(err error) (code int, hint string) {
 		case codeCorrupt:
 			return exitData, "the backup is damaged or was modified: restore from another one ('mysecure backup list')"
 		case codeToolFailed:
-			return exitTool, "the tool's last messages are above; nothing was added to the catalog"
+			if ae.Hint != "" {
+				return exitTool, ae.Hint
+			}
+			return exitTool, "the error ends with the tool's last messages; nothing was added to the catalog"
 		case codeMySQLCreds:
 			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
 		case codeToolMissing:
@@ -115,7 +118,10 @@ func classify(err error) (code int, hint string) {
 		if te.AccessDenied {
 			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
 		}
-		return exitTool, "the tool's last messages are above; nothing was added to the catalog"
+		if h := te.Hint(); h != "" {
+			return exitTool, h
+		}
+		return exitTool, "the error ends with the tool's last messages; nothing was added to the catalog"
 	}
 	if code, hint, ok := classifyRollback(err); ok {
 		return code, hint

@@ -87,14 +87,14 @@ func (d *Daemon) handleCategory(w http.ResponseWriter, r *http.Request) {
 // config on disk, in the daemon's keys and in the mount, at once.
 func (d *Daemon) changeCategory(req CategoryRequest) (uint64, error) {
 	if req.Op != "add" && req.Op != "remove" {
-		return 0, &APIError{CodeUsage, fmt.Sprintf("unknown category op %q", req.Op)}
+		return 0, &APIError{Code: CodeUsage, Message: fmt.Sprintf("unknown category op %q", req.Op)}
 	}
 	name := strings.TrimPrefix(req.Name, "@")
 	if !volume.ValidCategory(name) {
-		return 0, &APIError{CodeUsage, fmt.Sprintf("%v %q: want a lower-case letter, then up to 31 of a-z 0-9 _ -", volume.ErrBadCategoryName, name)}
+		return 0, &APIError{Code: CodeUsage, Message: fmt.Sprintf("%v %q: want a lower-case letter, then up to 31 of a-z 0-9 _ -", volume.ErrBadCategoryName, name)}
 	}
 	if req.Credential == nil {
-		return 0, &APIError{CodeCredentials, "adding or removing a category needs the master credential (passphrase and salt, or the RSA key), in admin mode too"}
+		return 0, &APIError{Code: CodeCredentials, Message: "adding or removing a category needs the master credential (passphrase and salt, or the RSA key), in admin mode too"}
 	}
 	vc, err := req.Credential.VolumeCredential()
 	if err != nil {
@@ -159,7 +159,7 @@ func (d *Daemon) removeCategory(v *volume.Volume, k *volume.Keys, name string) e
 		return fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, name, strings.Join(v.Config.Categories, ", @"))
 	}
 	if reason := d.denyAllReason(); reason != "" {
-		return &APIError{CodeConflict, "the rules in force are not known (" + reason + "): cannot tell whether a rule names @" + name}
+		return &APIError{Code: CodeConflict, Message: "the rules in force are not known (" + reason + "): cannot tell whether a rule names @" + name}
 	}
 	var refs []string
 	if rs := d.engine.Rules(); rs != nil {

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -99,6 +101,23 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
 	return s, err
+}
+
+// Denials asks for the recent denials q selects, grouped by program.
+func (c *Client) Denials(ctx context.Context, q DenialQuery) (DenialsResponse, error) {
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Pgid > 0 {
+		v.Set("pgid", strconv.Itoa(q.Pgid))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var r DenialsResponse
+	err := c.do(ctx, http.MethodGet, "/v1/denials?"+v.Encode(), nil, &r)
+	return r, err
 }
 
 // Umount asks the daemon to unmount and exit.

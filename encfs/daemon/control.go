@@ -92,6 +92,9 @@ const (
 type APIError struct {
 	Code    string `json:"code"`
 	Message string `json:"error"`
+	// Hint, when set, says what to do (the rule to add for a tool the
+	// rules denied).
+	Hint string `json:"hint,omitempty"`
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -167,6 +170,7 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 	mux.HandleFunc("POST /v1/move/begin", d.handleMoveBegin)
 	mux.HandleFunc("POST /v1/move/end", d.handleMoveEnd)
 	mux.HandleFunc("POST /v1/jobs", d.handleJobs)
+	mux.HandleFunc("GET /v1/denials", d.handleDenials)
 	d.jobCtx = ctx
 	var jobSrv *http.Server
 	if d.jobSocketEnabled() {
@@ -249,7 +253,7 @@ func (d *Daemon) requireRoot(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred, ok := r.Context().Value(peerKey{}).(*syscall.Ucred)
 		if !ok || cred.Uid != 0 {
-			writeErr(w, http.StatusForbidden, &APIError{CodeDenied, "the control API is for root only"})
+			writeErr(w, http.StatusForbidden, &APIError{Code: CodeDenied, Message: "the control API is for root only"})
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -271,30 +275,30 @@ func apiError(err error) (int, *APIError) {
 	case errors.As(err, &ae):
 		return http.StatusBadRequest, ae
 	case errors.Is(err, volume.ErrIncorrectCredentials):
-		return http.StatusUnauthorized, &APIError{CodeCredentials, err.Error()}
+		return http.StatusUnauthorized, &APIError{Code: CodeCredentials, Message: err.Error()}
 	case errors.Is(err, os.ErrExist):
-		return http.StatusConflict, &APIError{CodeConflict, err.Error()}
+		return http.StatusConflict, &APIError{Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, volume.ErrUnknownCategory):
-		return http.StatusBadRequest, &APIError{CodeUnknownCategory, err.Error()}
+		return http.StatusBadRequest, &APIError{Code: CodeUnknownCategory, Message: err.Error()}
 	case errors.Is(err, volume.ErrCategoryInUse):
-		return http.StatusConflict, &APIError{CodeCategoryInUse, err.Error()}
+		return http.StatusConflict, &APIError{Code: CodeCategoryInUse, Message: err.Error()}
 	case errors.Is(err, volume.ErrCategoryExists):
-		return http.StatusConflict, &APIError{CodeConflict, err.Error()}
+		return http.StatusConflict, &APIError{Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, volume.ErrBadCategoryName), errors.Is(err, volume.ErrLastCategory):
-		return http.StatusBadRequest, &APIError{CodeUsage, err.Error()}
+		return http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()}
 	case errors.Is(err, rollback.ErrRollback):
-		return http.StatusConflict, &APIError{CodeRollback, err.Error()}
+		return http.StatusConflict, &APIError{Code: CodeRollback, Message: err.Error()}
 	case errors.Is(err, os.ErrNotExist):
-		return http.StatusBadRequest, &APIError{CodeUsage, err.Error()}
+		return http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()}
 	}
-	return http.StatusInternalServerError, &APIError{CodeInternal, err.Error()}
+	return http.StatusInternalServerError, &APIError{Code: CodeInternal, Message: err.Error()}
 }
 
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &APIError{CodeUsage, "bad request: " + err.Error()}
+		return &APIError{Code: CodeUsage, Message: "bad request: " + err.Error()}
 	}
 	return nil
 }
@@ -303,9 +307,41 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.Status())
 }
 
+// DenialsResponse lists recent denials and their groups.
+type DenialsResponse struct {
+	Denials []Denial      `json:"denials"`
+	Groups  []DenialGroup `json:"groups"`
+}
+
+// handleDenials answers GET /v1/denials?since=RFC3339NANO&pgid=N&limit=N.
+func (d *Daemon) handleDenials(w http.ResponseWriter, r *http.Request) {
+	var q DenialQuery
+	v := r.URL.Query()
+	if s := v.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: "bad since: " + err.Error()})
+			return
+		}
+		q.Since = t
+	}
+	for name, p := range map[string]*int{"pgid": &q.Pgid, "limit": &q.Limit} {
+		if s := v.Get(name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: "bad " + name + ": " + s})
+				return
+			}
+			*p = n
+		}
+	}
+	ds := d.Denials(q)
+	writeJSON(w, http.StatusOK, DenialsResponse{Denials: ds, Groups: d.DenialGroups(ds)})
+}
+
 func (d *Daemon) handleUmount(w http.ResponseWriter, r *http.Request) {
 	if err := d.Unmount(); err != nil {
-		writeErr(w, http.StatusConflict, &APIError{CodeInUse, err.Error()})
+		writeErr(w, http.StatusConflict, &APIError{Code: CodeInUse, Message: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"unmounted": d.cfg.Mount})
@@ -331,7 +367,7 @@ func (d *Daemon) authorizeAdmin(c *Credential) error {
 		return nil
 	}
 	if c == nil {
-		return &APIError{CodeCredentials, "this change needs the master credential (passphrase and salt, or the RSA key)"}
+		return &APIError{Code: CodeCredentials, Message: "this change needs the master credential (passphrase and salt, or the RSA key)"}
 	}
 	vc, err := c.VolumeCredential()
 	if err != nil {
@@ -381,17 +417,17 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 	case "add":
 		rule, err := acl.ParseRule(req.Rule)
 		if err != nil {
-			return nil, &APIError{CodeUsage, err.Error()}
+			return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 		}
 		if cats := d.fsys.Categories(); rule.Category != "*" && !slices.Contains(cats, rule.Category) {
-			return nil, &APIError{CodeUnknownCategory, fmt.Sprintf("%v @%s (the volume has @%s)", volume.ErrUnknownCategory, rule.Category, strings.Join(cats, ", @"))}
+			return nil, &APIError{Code: CodeUnknownCategory, Message: fmt.Sprintf("%v @%s (the volume has @%s)", volume.ErrUnknownCategory, rule.Category, strings.Join(cats, ", @"))}
 		}
 		if err := d.ident.FillRule(&rule); err != nil {
-			return nil, &APIError{CodeUsage, err.Error()}
+			return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 		}
 		for _, r := range rs.Rules {
 			if r.Equal(rule) {
-				return nil, &APIError{CodeConflict, "rule exists already: " + rule.String()}
+				return nil, &APIError{Code: CodeConflict, Message: "rule exists already: " + rule.String()}
 			}
 		}
 		rs.Rules = append(rs.Rules, rule)
@@ -403,7 +439,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 		} else {
 			rule, err := acl.ParseRule(req.Rule)
 			if err != nil {
-				return nil, &APIError{CodeUsage, err.Error()}
+				return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 			}
 			for i, r := range rs.Rules {
 				if r.Equal(rule) || sameResolved(d.ident, r, rule) {
@@ -413,7 +449,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 			}
 		}
 		if idx < 0 || idx >= len(rs.Rules) {
-			return nil, &APIError{CodeUsage, "no such rule ('mysecure acl list' shows them)"}
+			return nil, &APIError{Code: CodeUsage, Message: "no such rule ('mysecure acl list' shows them)"}
 		}
 		changes = append(changes, "deleted: "+rs.Rules[idx].String())
 		rs.Rules = append(rs.Rules[:idx:idx], rs.Rules[idx+1:]...)
@@ -423,7 +459,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 			for _, p := range r.Programs() {
 				sum, err := d.ident.Fingerprint(p.Path)
 				if err != nil {
-					return nil, &APIError{CodeUsage, fmt.Sprintf("rule %d: %v", i+1, err)}
+					return nil, &APIError{Code: CodeUsage, Message: fmt.Sprintf("rule %d: %v", i+1, err)}
 				}
 				if sum != p.SHA256 {
 					changes = append(changes, fmt.Sprintf("rule %d: %s sha256 %s -> %s", i+1, p.Path, p.SHA256, sum))
@@ -435,7 +471,7 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 			changes = append(changes, "no fingerprint changed")
 		}
 	default:
-		return nil, &APIError{CodeUsage, fmt.Sprintf("unknown acl op %q", req.Op)}
+		return nil, &APIError{Code: CodeUsage, Message: fmt.Sprintf("unknown acl op %q", req.Op)}
 	}
 	// One more than the highest generation known: the rules in force,
 	// or the last one seen on this host (higher after refused rules).
@@ -486,7 +522,7 @@ func (d *Daemon) handleMode(w http.ResponseWriter, r *http.Request) {
 	defer req.Credential.Wipe()
 	m, err := ParseMode(req.Mode)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, &APIError{CodeUsage, err.Error()})
+		writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()})
 		return
 	}
 	d.adminMu.Lock()

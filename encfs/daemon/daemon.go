@@ -109,6 +109,7 @@ type Daemon struct {
 
 	denials atomic.Uint64
 	allows  atomic.Uint64
+	denied  denialRing   // the most recent denials, for status and failed jobs
 	denyAll atomic.Value // string: why every open is denied ("" if not)
 
 	mountDev     string      // "major:minor" of the mount, as in mountinfo
@@ -488,10 +489,12 @@ func (d *Daemon) Authorize(ctx context.Context, req fusefs.AccessRequest) syscal
 	if mode != Enforcing {
 		rec.Decision = "would-deny"
 		d.writeAudit(rec)
+		d.recordDenial(req.Pid, rec)
 		return 0
 	}
 	rec.Decision = "deny"
 	d.writeAudit(rec)
+	d.recordDenial(req.Pid, rec)
 	return syscall.EACCES
 }
 
@@ -522,7 +525,14 @@ type Status struct {
 	// Warnings are weaknesses of the running setup (ALLOW rules without
 	// --user on programs local users can run).
 	Warnings []Warning `json:"warnings"`
+	// RecentDenials groups the last denials (at most
+	// statusDenials) by program, newest first, each with the rule that
+	// would allow it.
+	RecentDenials []DenialGroup `json:"recent_denials"`
 }
+
+// statusDenials is how many of the latest denials status groups.
+const statusDenials = 200
 
 // Status reports the daemon's state.
 func (d *Daemon) Status() Status {
@@ -537,7 +547,8 @@ func (d *Daemon) Status() Status {
 		Categories: d.fsys.Categories(), Rules: n, DenyAll: d.denyAllReason(),
 		Denials: d.denials.Load(), Allows: d.allows.Load(), Opens: d.fsys.Opens(), Hashes: d.ident.Hashes(),
 		AuditLog: d.cfg.AuditLog, RulesLoaded: d.denyAllReason() == "",
-		Warnings: d.ruleWarnings(),
+		Warnings:      d.ruleWarnings(),
+		RecentDenials: d.DenialGroups(d.Denials(DenialQuery{Limit: statusDenials})),
 	}
 }
 

@@ -31,6 +31,13 @@ type Jobs interface {
 	Code(err error) string
 }
 
+// JobHinter is implemented by Jobs that can say what to do about an
+// error of Run (the rule to add for a tool the access rules denied); the
+// hint travels in APIError.Hint.
+type JobHinter interface {
+	Hint(err error) string
+}
+
 // JobLine is one line of a job's streamed answer: an event, the result,
 // or the error that ended it.
 type JobLine struct {
@@ -42,13 +49,13 @@ type JobLine struct {
 // handleJobs runs a job and streams its events as JSON lines.
 func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 	if d.cfg.Jobs == nil {
-		writeErr(w, http.StatusNotFound, &APIError{CodeUsage, "this daemon runs no jobs (no backup module configured)"})
+		writeErr(w, http.StatusNotFound, &APIError{Code: CodeUsage, Message: "this daemon runs no jobs (no backup module configured)"})
 		return
 	}
 	cred, _ := r.Context().Value(peerKey{}).(*syscall.Ucred)
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, &APIError{CodeUsage, "bad request: " + err.Error()})
+		writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: "bad request: " + err.Error()})
 		return
 	}
 	defer clear(body)
@@ -111,12 +118,16 @@ func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 	<-writerDone
 	if err != nil {
 		d.log.Warn("job failed", "uid", uid, "pid", pid, "err", err)
-		send(JobLine{Error: &APIError{Code: d.cfg.Jobs.Code(err), Message: err.Error()}})
+		ae := &APIError{Code: d.cfg.Jobs.Code(err), Message: err.Error()}
+		if h, ok := d.cfg.Jobs.(JobHinter); ok {
+			ae.Hint = h.Hint(err)
+		}
+		send(JobLine{Error: ae})
 		return
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
-		send(JobLine{Error: &APIError{CodeInternal, err.Error()}})
+		send(JobLine{Error: &APIError{Code: CodeInternal, Message: err.Error()}})
 		return
 	}
 	send(JobLine{Result: b})
@@ -176,7 +187,7 @@ func (d *Daemon) requireJobCaller(gid int, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cred, ok := r.Context().Value(peerKey{}).(*syscall.Ucred)
 		if !ok || (cred.Uid != 0 && !inGroup(int(cred.Pid), cred.Gid, gid)) {
-			writeErr(w, http.StatusForbidden, &APIError{CodeDenied, fmt.Sprintf("only root and members of group %s may start jobs", d.cfg.BackupGroup)})
+			writeErr(w, http.StatusForbidden, &APIError{Code: CodeDenied, Message: fmt.Sprintf("only root and members of group %s may start jobs", d.cfg.BackupGroup)})
 			return
 		}
 		h.ServeHTTP(w, r)
