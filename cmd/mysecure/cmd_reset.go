@@ -227,4 +227,3 @@ func checkLogin(ctx context.Context, account, host string, pw []byte, serverArgs
 	}
 	return last
 }
-
