@@ -287,7 +287,9 @@ func TestHardenMysqld(t *testing.T) {
 	os.WriteFile(wrapper, orig, 0o755)
 
 	// --undo: a plain setup that starts and serves the same data.
-	h.harden(0, "--undo")
+	if out := h.harden(0, "--undo"); !strings.Contains(out, "the datadir "+h.datadir+" is decrypted") {
+		t.Fatalf("undo: %s", out)
+	}
 	for _, p := range []string{wrapper, h.guardCfg, h.state, filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d", "99-mysecure-guard.cnf"), filepath.Join(h.root, "etc", "systemd", "system", "mariadb.service.d")} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("left after --undo: %s", p)
