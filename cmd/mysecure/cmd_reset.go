@@ -38,8 +38,10 @@ so a lost root password is reset this way, and only with the volume's master
 credential: mysecure adds a temporary rule that lets itself start the real
 server binary, stops the server, starts it once with an init file that runs
 SET PASSWORD (the file is a FIFO: the statement never rests on disk), stops it,
-removes the rule and starts the server again as it was started (systemd, or
-the same command line). A wrong credential changes nothing.`,
+removes the rule and starts the server again as it was started (systemd,
+mysqld_safe, or the same command line, environment and output). On any
+failure after the stop the server is started again as before and the error
+says so. A wrong credential changes nothing. See docs/harden.md.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signalContext(g, cmd.Context())
