@@ -22,7 +22,6 @@ type safeServer struct {
 	t                     *testing.T
 	sock, pidFile, errLog string
 	port                  int
-	srv                   *sandbox.Server
 }
 
 func (h *hardenEnv) startSafe(t *testing.T) *safeServer {
