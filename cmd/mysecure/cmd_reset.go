@@ -158,6 +158,8 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 	switch {
 	case errors.Is(err, hardening.ErrInitDir):
 		return withHint(err, "nothing was changed and the server keeps running: pass --init-dir with a directory of root's that the server user can enter (mode 0755)")
+	case errors.As(err, &re) && re.Restarted && srv.Launch == nil:
+		return withHint(re.Err, "the password was not changed; the server was not running and stays stopped")
 	case errors.As(err, &re) && re.Restarted:
 		return withHint(err, "the server runs as before; read the message above, fix the cause and run the reset again")
 	case errors.As(err, &re):
