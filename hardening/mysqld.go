@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mysecure/mysecure/hardening/guard"
@@ -515,4 +516,24 @@ func (p *Plan) RemoveGuard() error {
 		}
 	}
 	return nil
+}
+
+// PlainServerRule is the rule an unhardened server needs when its datadir
+// was in @mysql before hardening and stays there after --undo: the
+// original binary, bound to the datadir and to the datadir owner's uid
+// (the server's user).
+func PlainServerRule(p *Plan) (string, error) {
+	if len(p.Rules) == 0 {
+		return "", errors.New("the harden state has no rules")
+	}
+	f := strings.Fields(p.Rules[len(p.Rules)-1])
+	if len(f) < 4 || f[1] != "@mysql" {
+		return "", fmt.Errorf("the harden state's last rule is not the datadir's: %q", p.Rules[len(p.Rules)-1])
+	}
+	r := fmt.Sprintf("ALLOW @mysql %s %s", f[2], p.Binary)
+	var st syscall.Stat_t
+	if err := syscall.Stat(p.DataDir, &st); err == nil {
+		r += fmt.Sprintf(" --user=%d", st.Uid)
+	}
+	return r, nil
 }

@@ -336,8 +336,12 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 		}
 		return c
 	}
-	// The credential first: without it nothing below can be completed,
-	// and a half undone setup could not start the server.
+	// A running server first, then the credential: without either nothing
+	// below can be completed, and a half undone setup could not start the
+	// server.
+	if pids := append(runningFrom(plan.MountBinary), runningFrom(plan.Binary)...); len(pids) > 0 {
+		return withHint(fmt.Errorf("%w: the server is running (pid %v); nothing was changed", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)")
+	}
 	if plan.Did("rule 1") || plan.Did("encrypt binary") {
 		if _, err := getCred(); err != nil {
 			return err
@@ -348,7 +352,7 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 			return nil
 		}
 		if err := fn(); err != nil {
-			return fmt.Errorf("undo %s: %w", name, err)
+			return fmt.Errorf("undo %s: %w (the undo stopped there; what is left is recorded in %s: run --undo again)", name, err, plan.StatePath)
 		}
 		fmt.Fprintf(g.p.out, "reverted: %s\n", name)
 		return plan.Unmark(name)
@@ -381,9 +385,6 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 		}
 	}
 	if plan.Did("encrypt datadir") || plan.Did("encrypt binary") || plan.Did("encrypt guard config") {
-		if pids := runningFrom(plan.MountBinary); len(pids) > 0 {
-			return withHint(fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), "stop it first")
-		}
 		cr, err := getCred()
 		if err != nil {
 			return err
@@ -411,13 +412,41 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 			return err
 		}
 	}
+	// A datadir that was in @mysql before hardening stays there: the
+	// original binary, back in its place, gets the rule it needs, bound
+	// to the datadir (harden asked for other @mysql rules to go).
+	plainRule := ""
+	if !plan.EncryptDataDir {
+		if plainRule, err = hardening.PlainServerRule(plan); err != nil {
+			return err
+		}
+		if !plan.Did("plain server rule") {
+			cr, err := getCred()
+			if err != nil {
+				return err
+			}
+			_, err = c.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: plainRule, Credential: adminOrNil(cr)})
+			var ae *daemon.APIError
+			if err != nil && !(errors.As(err, &ae) && ae.Code == daemon.CodeConflict) {
+				return fmt.Errorf("add the rule the plain server needs (%s): %w (the undo stopped there: run --undo again)", plainRule, err)
+			}
+			fmt.Fprintf(g.p.out, "added: %s (the datadir stays in @mysql)\n", plainRule)
+			if err := plan.Mark("plain server rule"); err != nil {
+				return err
+			}
+		}
+	}
 	if err := undo("install guard", plan.RemoveGuard); err != nil {
 		return err
 	}
 	if err := os.Remove(plan.StatePath); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.p.out, "restored the plain setup of %s\n", plan.Binary)
+	if plan.EncryptDataDir {
+		fmt.Fprintf(g.p.out, "restored the plain setup of %s: the datadir %s is decrypted\n", plan.Binary, plan.DataDir)
+	} else {
+		fmt.Fprintf(g.p.out, "restored the plain setup of %s; the datadir %s stays in @mysql as before hardening, open to %s by the rule: %s\n", plan.Binary, plan.DataDir, plan.Binary, plainRule)
+	}
 	return nil
 }
 

@@ -152,6 +152,8 @@ func classify(err error) (code int, hint string) {
 		return exitBusy, "another run holds the lock; wait for it"
 	case errors.Is(err, backup.ErrDenied):
 		return exitPermission, "run as root"
+	case errors.Is(err, hardening.ErrInitDir):
+		return exitPermission, "pass --init-dir with a directory of root's that the server user can enter"
 	case errors.Is(err, backup.ErrUsage):
 		return exitUsage, "see 'mysecure help backup'"
 	case errors.Is(err, backup.ErrExists):
