@@ -292,6 +292,34 @@ func posixChecks() []posixCheck {
 			}
 			return out
 		}},
+		{"create with mode 0, 0640 and 0777 under umask 022", func(t *testing.T, dir string) string {
+			var out []string
+			for _, mode := range []uint32{0, 0o640, 0o777} {
+				p := filepath.Join(dir, fmt.Sprintf("mode%o", mode))
+				fd, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, mode)
+				if err != nil {
+					out = append(out, "open: "+errnoText(err))
+					continue
+				}
+				_, werr := unix.Write(fd, []byte("zero"))
+				unix.Close(fd)
+				var st unix.Stat_t
+				unix.Stat(p, &st)
+				// Root reads a mode 0 file (CAP_DAC_OVERRIDE), on the mount too.
+				b, rerr := os.ReadFile(p)
+				out = append(out, fmt.Sprintf("%04o %s %q %s", st.Mode&0o7777, errnoText(werr), b, errnoText(rerr)))
+			}
+			fi, _ := os.Stat(filepath.Join(dir, "mode0"))
+			if fi != nil && fi.Mode().Perm() != 0 {
+				t.Errorf("open(O_CREAT, 0) in %s made mode %v, want 0", dir, fi.Mode())
+			}
+			// mkdir with mode 0, and chmod of an open file to 0.
+			d := filepath.Join(dir, "dir0")
+			e1 := unix.Mkdir(d, 0)
+			fi, _ = os.Stat(d)
+			out = append(out, fmt.Sprint(errnoText(e1), " ", fi.Mode()))
+			return strings.Join(out, "; ")
+		}},
 		{"1000 files open at once", func(t *testing.T, dir string) string {
 			var files []*os.File
 			defer func() {

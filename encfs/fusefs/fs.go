@@ -155,6 +155,11 @@ func MountOptions(store string) *fs.Options {
 		// should show up quickly.
 		EntryTimeout: &entry,
 		AttrTimeout:  &attr,
+		// Report modes as stored: without this go-fuse shows a file
+		// created with mode 0 as 0644 (and a directory as 0755), which
+		// the kernel then enforces. The daemon reaches its own store
+		// entries as root whatever their mode.
+		NullPermissions: true,
 	}
 }
 
