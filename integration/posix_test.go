@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +39,9 @@ var knownDifferences = map[string]string{
 	"fallocate PUNCH_HOLE": "operation not supported",
 	// O_TMPFILE needs an unnamed inode the store cannot give a name IV.
 	"O_TMPFILE": "operation not supported",
+	// The mount is nodev: a device node on it cannot be opened (the open
+	// would never reach the daemon's rules).
+	"open a device node": "permission denied",
 }
 
 // asNobody runs a shell command as uid/gid 65534 and returns its error.
@@ -319,6 +324,86 @@ func posixChecks() []posixCheck {
 			fi, _ = os.Stat(d)
 			out = append(out, fmt.Sprint(errnoText(e1), " ", fi.Mode()))
 			return strings.Join(out, "; ")
+		}},
+		{"mkfifo", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "fifo")
+			if err := unix.Mkfifo(p, 0o640); err != nil {
+				return "mkfifo: " + errnoText(err)
+			}
+			var st unix.Stat_t
+			unix.Lstat(p, &st)
+			// Data passes through the kernel pipe: open both ends.
+			fd, err := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK, 0)
+			if err != nil {
+				return fmt.Sprintf("%o open: %s", st.Mode, errnoText(err))
+			}
+			defer unix.Close(fd)
+			unix.Write(fd, []byte("through the pipe"))
+			buf := make([]byte, 64)
+			n, _ := unix.Read(fd, buf)
+			ents, _ := os.ReadDir(dir)
+			typ := ""
+			for _, e := range ents {
+				typ += e.Name() + ":" + e.Type().String() + " "
+			}
+			os.Rename(p, p+"2")
+			e2 := os.Remove(p + "2")
+			return fmt.Sprintf("%o %q %s %v", st.Mode, buf[:max(n, 0)], typ, e2)
+		}},
+		{"mknod character and block devices", func(t *testing.T, dir string) string {
+			var out []string
+			for _, d := range []struct {
+				name string
+				mode uint32
+				dev  uint64
+			}{{"null", unix.S_IFCHR | 0o620, unix.Mkdev(1, 3)}, {"loop", unix.S_IFBLK | 0o600, unix.Mkdev(7, 200)}} {
+				p := filepath.Join(dir, d.name)
+				if err := unix.Mknod(p, d.mode, int(d.dev)); err != nil {
+					out = append(out, d.name+": "+errnoText(err))
+					continue
+				}
+				var st unix.Stat_t
+				unix.Lstat(p, &st)
+				out = append(out, fmt.Sprintf("%s %o %d:%d", d.name, st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+				out = append(out, errnoText(os.Remove(p)))
+			}
+			return strings.Join(out, "; ")
+		}},
+		{"open a device node", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "null")
+			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+				return "mknod: " + errnoText(err)
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				return errnoText(err)
+			}
+			f.Close()
+			return "opened"
+		}},
+		{"unix domain socket bind and connect", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "sock")
+			l, err := net.Listen("unix", p)
+			if err != nil {
+				return "listen: " + errnoText(err)
+			}
+			defer l.Close()
+			go func() {
+				c, err := l.Accept()
+				if err == nil {
+					c.Write([]byte("hello over the socket"))
+					c.Close()
+				}
+			}()
+			var st unix.Stat_t
+			unix.Lstat(p, &st)
+			c, err := net.Dial("unix", p)
+			if err != nil {
+				return fmt.Sprintf("%o dial: %s", st.Mode&unix.S_IFMT, errnoText(err))
+			}
+			b, _ := io.ReadAll(c)
+			c.Close()
+			return fmt.Sprintf("%o %q", st.Mode&unix.S_IFMT, b)
 		}},
 		{"1000 files open at once", func(t *testing.T, dir string) string {
 			var files []*os.File

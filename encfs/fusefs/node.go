@@ -454,6 +454,47 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return ch, fh, fuseFlags, 0
 }
 
+// Mknod creates a FIFO, a unix domain socket (bind(2) arrives here) or a
+// device node. None of them has content to encrypt: the store holds the
+// node itself under its encrypted name, as gocryptfs does. Opens of these
+// nodes never reach the daemon (the kernel serves FIFOs and sockets
+// itself), so rules cannot apply to them; device nodes cannot be opened
+// through the mount at all (it is mounted nodev). Creating one changes
+// the namespace: the same rule as unlink or symlink (docs/limitations.md).
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+	case syscall.S_IFREG, 0:
+		// mknod(2) of a regular file: an empty file in the content format.
+		mode = syscall.S_IFREG | mode&07777
+	default:
+		return nil, syscall.EINVAL
+	}
+	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
+		return nil, errno
+	}
+	p, long, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	if err := syscall.Mknod(p, mode, int(dev)); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	if err := names.WriteLongName(p, long); err != nil {
+		syscall.Unlink(p)
+		return nil, fs.ToErrno(err)
+	}
+	// Owner first, then the exact mode (chown clears setuid/setgid).
+	chownCaller(ctx, p)
+	_ = syscall.Chmod(p, mode&07777)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	return n.newChild(ctx, &st), 0
+}
+
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	p, long, errno := n.childPath(name)
 	if errno != 0 {
