@@ -33,10 +33,6 @@ type posixCheck struct {
 // knownDifferences: check name -> what the mount answers instead (the
 // plain directory's answer is whatever the backing filesystem says).
 var knownDifferences = map[string]string{
-	// Holes are stored as sealed zero blocks: no hole is ever found.
-	"sparse SEEK_HOLE": "data to EOF (no holes)",
-	// fallocate modes other than 0 and KEEP_SIZE.
-	"fallocate PUNCH_HOLE": "operation not supported",
 	// O_TMPFILE needs an unnamed inode the store cannot give a name IV.
 	"O_TMPFILE": "operation not supported",
 	// The mount is nodev: a device node on it cannot be opened (the open
@@ -404,6 +400,65 @@ func posixChecks() []posixCheck {
 			b, _ := io.ReadAll(c)
 			c.Close()
 			return fmt.Sprintf("%o %q", st.Mode&unix.S_IFMT, b)
+		}},
+		{"sparse file takes no space for its hole", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "bighole")
+			f := mustCreate(t, p)
+			defer f.Close()
+			f.Write([]byte("start"))
+			e1 := f.Truncate(1 << 30)
+			f.WriteAt([]byte("end"), 2<<30)
+			var st unix.Stat_t
+			unix.Fstat(int(f.Fd()), &st)
+			b := make([]byte, 8)
+			f.ReadAt(b, 1<<30-4)
+			// Much less than the 2 GiB of zeros (blocks of 512 bytes).
+			return fmt.Sprint(errnoText(e1), " ", st.Size, " ", st.Blocks*512 < 1<<20, " ", b)
+		}},
+		{"truncate to 999999999999999", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "huge")
+			os.WriteFile(p, []byte("data"), 0o644)
+			done := make(chan error, 1)
+			go func() { done <- os.Truncate(p, 999999999999999) }()
+			select {
+			case err := <-done:
+				b, _ := os.ReadFile(p)
+				return fmt.Sprint(errnoText(err), " ", fileSize(t, p), " ", string(b))
+			case <-time.After(10 * time.Second):
+				// A correctness bound, not a performance measurement: the
+				// call must not fill the gap with zeros.
+				t.Errorf("truncate to 999999999999999 did not return in 10 s")
+				<-done
+				return "took more than 10 s"
+			}
+		}},
+		{"SEEK_DATA and SEEK_HOLE around a 3 MiB hole", func(t *testing.T, dir string) string {
+			f := mustCreate(t, filepath.Join(dir, "seek2"))
+			defer f.Close()
+			f.Write(bytes.Repeat([]byte("d"), 1<<20))
+			f.WriteAt(bytes.Repeat([]byte("e"), 1<<20), 4<<20)
+			fd := int(f.Fd())
+			h0, e0 := unix.Seek(fd, 0, unix.SEEK_HOLE)
+			d1, e1 := unix.Seek(fd, 2<<20, unix.SEEK_DATA)
+			h2, e2 := unix.Seek(fd, 4<<20, unix.SEEK_HOLE)
+			_, e3 := unix.Seek(fd, 5<<20, unix.SEEK_DATA)
+			return fmt.Sprint(h0, errnoText(e0), d1, errnoText(e1), h2, errnoText(e2), errnoText(e3))
+		}},
+		{"fallocate PUNCH_HOLE frees space and reads zeros", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "punch2")
+			f := mustCreate(t, p)
+			defer f.Close()
+			f.Write(bytes.Repeat([]byte("p"), 4<<20))
+			var before, after unix.Stat_t
+			unix.Fstat(int(f.Fd()), &before)
+			// Unaligned on purpose: partial 4 KiB blocks at both ends.
+			err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 1000, 3<<20)
+			unix.Fstat(int(f.Fd()), &after)
+			b, _ := os.ReadFile(p)
+			zeros := bytes.Count(b, []byte{0})
+			ps := bytes.Count(b, []byte("p"))
+			hole, _ := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
+			return fmt.Sprint(errnoText(err), " ", len(b), zeros, ps, " freed>2MiB=", (before.Blocks-after.Blocks)*512 > 2<<20, " hole<1MiB=", hole < 1<<20)
 		}},
 		{"1000 files open at once", func(t *testing.T, dir string) string {
 			var files []*os.File

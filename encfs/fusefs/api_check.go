@@ -38,4 +38,5 @@ var (
 	_ fs.FileGetattrer = (*handle)(nil)
 	_ fs.FileSetattrer = (*handle)(nil)
 	_ fs.FileAllocater = (*handle)(nil)
+	_ fs.FileLseeker   = (*handle)(nil)
 )
