@@ -460,6 +460,36 @@ func posixChecks() []posixCheck {
 			hole, _ := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
 			return fmt.Sprint(errnoText(err), " ", len(b), zeros, ps, " freed>2MiB=", (before.Blocks-after.Blocks)*512 > 2<<20, " hole<1MiB=", hole < 1<<20)
 		}},
+		{"deep path of long names near PATH_MAX", func(t *testing.T, dir string) string {
+			// Components of 170 bytes up to 3800 bytes in all: legal in
+			// plaintext; encrypted (235 bytes each, still short names) the
+			// store path is longer than PATH_MAX.
+			cur := dir
+			for i := 0; len(cur)+171 < 3800; i++ {
+				cur = filepath.Join(cur, strings.Repeat(string(rune('a'+i%26)), 170))
+				if err := os.Mkdir(cur, 0o755); err != nil {
+					return fmt.Sprintf("mkdir at depth %d (%d bytes): %s", i, len(cur), errnoText(err))
+				}
+			}
+			f := filepath.Join(cur, "file")
+			var out []string
+			out = append(out, errnoText(os.WriteFile(f, []byte("deep"), 0o644)))
+			_, err := os.Stat(f)
+			out = append(out, errnoText(err))
+			out = append(out, errnoText(os.Truncate(f, 2)))
+			out = append(out, errnoText(os.Rename(f, f+"2")))
+			b, err := os.ReadFile(f + "2")
+			out = append(out, string(b)+errnoText(err))
+			out = append(out, errnoText(os.Symlink("file2", f+"l")))
+			l, err := os.Readlink(f + "l")
+			out = append(out, l+errnoText(err))
+			out = append(out, errnoText(unix.Setxattr(f+"2", "user.deep", []byte("x"), 0)))
+			out = append(out, errnoText(os.Remove(f+"2")), errnoText(os.Remove(f+"l")))
+			ents, err := os.ReadDir(cur)
+			out = append(out, fmt.Sprint(len(ents), errnoText(err)))
+			out = append(out, errnoText(os.RemoveAll(filepath.Join(dir, strings.Repeat("a", 170)))))
+			return strings.Join(out, " ")
+		}},
 		{"1000 files open at once", func(t *testing.T, dir string) string {
 			var files []*os.File
 			defer func() {
