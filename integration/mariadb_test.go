@@ -181,6 +181,49 @@ func TestMariaDBOnMount(t *testing.T) {
 	}
 }
 
+// TestMariaDBSocketInDatadir runs mariadbd with its unix socket in its
+// encrypted datadir, as Red Hat style layouts
+// do (/var/lib/mysql/mysql.sock), and connects a client through it.
+func TestMariaDBSocketInDatadir(t *testing.T) {
+	m := newMount(t)
+	o := mariadbOnMount(t, m)
+	o.Socket = filepath.Join(o.DataDir, "mysql.sock")
+	s, db := startServer(t, o)
+	if _, err := db.Exec("INSERT INTO t VALUES (1, 'over the socket in the datadir')"); err != nil {
+		t.Fatal(err)
+	}
+	// The command-line client too (another process, another connect).
+	out, err := s.Client(context.Background(), "SELECT pad FROM crash.t WHERE id = 1;")
+	if err != nil || strings.TrimSpace(out) != "over the socket in the datadir" {
+		t.Fatalf("client over %s: %v %q", o.Socket, err, out)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(o.Socket, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		t.Fatalf("socket on the mount: %v mode %o", err, st.Mode)
+	}
+	// In the store: a socket node under an encrypted name, nothing named
+	// in plaintext.
+	scanStore(t, m.store, "mysql.sock")
+	socks := 0
+	filepath.WalkDir(m.store, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type()&os.ModeSocket != 0 {
+			socks++
+		}
+		return nil
+	})
+	if socks != 1 {
+		t.Fatalf("store holds %d socket nodes, want 1", socks)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// A clean stop removes the socket; a restart binds it again.
+	s, _ = startServer(t, o)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitCount(t *testing.T, c *atomic.Int64, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,12 +33,11 @@ type posixCheck struct {
 // knownDifferences: check name -> what the mount answers instead (the
 // plain directory's answer is whatever the backing filesystem says).
 var knownDifferences = map[string]string{
-	// Holes are stored as sealed zero blocks: no hole is ever found.
-	"sparse SEEK_HOLE": "data to EOF (no holes)",
-	// fallocate modes other than 0 and KEEP_SIZE.
-	"fallocate PUNCH_HOLE": "operation not supported",
 	// O_TMPFILE needs an unnamed inode the store cannot give a name IV.
 	"O_TMPFILE": "operation not supported",
+	// The mount is nodev: a device node on it cannot be opened (the open
+	// would never reach the daemon's rules).
+	"open a device node": "permission denied",
 }
 
 // asNobody runs a shell command as uid/gid 65534 and returns its error.
@@ -291,6 +292,203 @@ func posixChecks() []posixCheck {
 				out += fmt.Sprint(bytes.Count(b[w<<20:w<<20+n], []byte{byte('a' + w)}) == n, " ")
 			}
 			return out
+		}},
+		{"create with mode 0, 0640 and 0777 under umask 022", func(t *testing.T, dir string) string {
+			var out []string
+			for _, mode := range []uint32{0, 0o640, 0o777} {
+				p := filepath.Join(dir, fmt.Sprintf("mode%o", mode))
+				fd, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, mode)
+				if err != nil {
+					out = append(out, "open: "+errnoText(err))
+					continue
+				}
+				_, werr := unix.Write(fd, []byte("zero"))
+				unix.Close(fd)
+				var st unix.Stat_t
+				unix.Stat(p, &st)
+				// Root reads a mode 0 file (CAP_DAC_OVERRIDE), on the mount too.
+				b, rerr := os.ReadFile(p)
+				out = append(out, fmt.Sprintf("%04o %s %q %s", st.Mode&0o7777, errnoText(werr), b, errnoText(rerr)))
+			}
+			fi, _ := os.Stat(filepath.Join(dir, "mode0"))
+			if fi != nil && fi.Mode().Perm() != 0 {
+				t.Errorf("open(O_CREAT, 0) in %s made mode %v, want 0", dir, fi.Mode())
+			}
+			// mkdir with mode 0, and chmod of an open file to 0.
+			d := filepath.Join(dir, "dir0")
+			e1 := unix.Mkdir(d, 0)
+			fi, _ = os.Stat(d)
+			out = append(out, fmt.Sprint(errnoText(e1), " ", fi.Mode()))
+			return strings.Join(out, "; ")
+		}},
+		{"mkfifo", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "fifo")
+			if err := unix.Mkfifo(p, 0o640); err != nil {
+				return "mkfifo: " + errnoText(err)
+			}
+			var st unix.Stat_t
+			unix.Lstat(p, &st)
+			// Data passes through the kernel pipe: open both ends.
+			fd, err := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK, 0)
+			if err != nil {
+				return fmt.Sprintf("%o open: %s", st.Mode, errnoText(err))
+			}
+			defer unix.Close(fd)
+			unix.Write(fd, []byte("through the pipe"))
+			buf := make([]byte, 64)
+			n, _ := unix.Read(fd, buf)
+			ents, _ := os.ReadDir(dir)
+			typ := ""
+			for _, e := range ents {
+				typ += e.Name() + ":" + e.Type().String() + " "
+			}
+			os.Rename(p, p+"2")
+			e2 := os.Remove(p + "2")
+			return fmt.Sprintf("%o %q %s %v", st.Mode, buf[:max(n, 0)], typ, e2)
+		}},
+		{"mknod character and block devices", func(t *testing.T, dir string) string {
+			var out []string
+			for _, d := range []struct {
+				name string
+				mode uint32
+				dev  uint64
+			}{{"null", unix.S_IFCHR | 0o620, unix.Mkdev(1, 3)}, {"loop", unix.S_IFBLK | 0o600, unix.Mkdev(7, 200)}} {
+				p := filepath.Join(dir, d.name)
+				if err := unix.Mknod(p, d.mode, int(d.dev)); err != nil {
+					out = append(out, d.name+": "+errnoText(err))
+					continue
+				}
+				var st unix.Stat_t
+				unix.Lstat(p, &st)
+				out = append(out, fmt.Sprintf("%s %o %d:%d", d.name, st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev)))
+				out = append(out, errnoText(os.Remove(p)))
+			}
+			return strings.Join(out, "; ")
+		}},
+		{"open a device node", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "null")
+			if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+				return "mknod: " + errnoText(err)
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				return errnoText(err)
+			}
+			f.Close()
+			return "opened"
+		}},
+		{"unix domain socket bind and connect", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "sock")
+			l, err := net.Listen("unix", p)
+			if err != nil {
+				return "listen: " + errnoText(err)
+			}
+			defer l.Close()
+			go func() {
+				c, err := l.Accept()
+				if err == nil {
+					c.Write([]byte("hello over the socket"))
+					c.Close()
+				}
+			}()
+			var st unix.Stat_t
+			unix.Lstat(p, &st)
+			c, err := net.Dial("unix", p)
+			if err != nil {
+				return fmt.Sprintf("%o dial: %s", st.Mode&unix.S_IFMT, errnoText(err))
+			}
+			b, _ := io.ReadAll(c)
+			c.Close()
+			return fmt.Sprintf("%o %q", st.Mode&unix.S_IFMT, b)
+		}},
+		{"sparse file takes no space for its hole", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "bighole")
+			f := mustCreate(t, p)
+			defer f.Close()
+			f.Write([]byte("start"))
+			e1 := f.Truncate(1 << 30)
+			f.WriteAt([]byte("end"), 2<<30)
+			var st unix.Stat_t
+			unix.Fstat(int(f.Fd()), &st)
+			b := make([]byte, 8)
+			f.ReadAt(b, 1<<30-4)
+			// Much less than the 2 GiB of zeros (blocks of 512 bytes).
+			return fmt.Sprint(errnoText(e1), " ", st.Size, " ", st.Blocks*512 < 1<<20, " ", b)
+		}},
+		{"truncate to 999999999999999", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "huge")
+			os.WriteFile(p, []byte("data"), 0o644)
+			done := make(chan error, 1)
+			go func() { done <- os.Truncate(p, 999999999999999) }()
+			select {
+			case err := <-done:
+				b, _ := os.ReadFile(p)
+				return fmt.Sprint(errnoText(err), " ", fileSize(t, p), " ", string(b))
+			case <-time.After(10 * time.Second):
+				// A correctness bound, not a performance measurement: the
+				// call must not fill the gap with zeros.
+				t.Errorf("truncate to 999999999999999 did not return in 10 s")
+				<-done
+				return "took more than 10 s"
+			}
+		}},
+		{"SEEK_DATA and SEEK_HOLE around a 3 MiB hole", func(t *testing.T, dir string) string {
+			f := mustCreate(t, filepath.Join(dir, "seek2"))
+			defer f.Close()
+			f.Write(bytes.Repeat([]byte("d"), 1<<20))
+			f.WriteAt(bytes.Repeat([]byte("e"), 1<<20), 4<<20)
+			fd := int(f.Fd())
+			h0, e0 := unix.Seek(fd, 0, unix.SEEK_HOLE)
+			d1, e1 := unix.Seek(fd, 2<<20, unix.SEEK_DATA)
+			h2, e2 := unix.Seek(fd, 4<<20, unix.SEEK_HOLE)
+			_, e3 := unix.Seek(fd, 5<<20, unix.SEEK_DATA)
+			return fmt.Sprint(h0, errnoText(e0), d1, errnoText(e1), h2, errnoText(e2), errnoText(e3))
+		}},
+		{"fallocate PUNCH_HOLE frees space and reads zeros", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "punch2")
+			f := mustCreate(t, p)
+			defer f.Close()
+			f.Write(bytes.Repeat([]byte("p"), 4<<20))
+			var before, after unix.Stat_t
+			unix.Fstat(int(f.Fd()), &before)
+			// Unaligned on purpose: partial 4 KiB blocks at both ends.
+			err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 1000, 3<<20)
+			unix.Fstat(int(f.Fd()), &after)
+			b, _ := os.ReadFile(p)
+			zeros := bytes.Count(b, []byte{0})
+			ps := bytes.Count(b, []byte("p"))
+			hole, _ := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
+			return fmt.Sprint(errnoText(err), " ", len(b), zeros, ps, " freed>2MiB=", (before.Blocks-after.Blocks)*512 > 2<<20, " hole<1MiB=", hole < 1<<20)
+		}},
+		{"deep path of long names near PATH_MAX", func(t *testing.T, dir string) string {
+			// Components of 170 bytes up to 3800 bytes in all: legal in
+			// plaintext; encrypted (235 bytes each, still short names) the
+			// store path is longer than PATH_MAX.
+			cur := dir
+			for i := 0; len(cur)+171 < 3800; i++ {
+				cur = filepath.Join(cur, strings.Repeat(string(rune('a'+i%26)), 170))
+				if err := os.Mkdir(cur, 0o755); err != nil {
+					return fmt.Sprintf("mkdir at depth %d (%d bytes): %s", i, len(cur), errnoText(err))
+				}
+			}
+			f := filepath.Join(cur, "file")
+			var out []string
+			out = append(out, errnoText(os.WriteFile(f, []byte("deep"), 0o644)))
+			_, err := os.Stat(f)
+			out = append(out, errnoText(err))
+			out = append(out, errnoText(os.Truncate(f, 2)))
+			out = append(out, errnoText(os.Rename(f, f+"2")))
+			b, err := os.ReadFile(f + "2")
+			out = append(out, string(b)+errnoText(err))
+			out = append(out, errnoText(os.Symlink("file2", f+"l")))
+			l, err := os.Readlink(f + "l")
+			out = append(out, l+errnoText(err))
+			out = append(out, errnoText(unix.Setxattr(f+"2", "user.deep", []byte("x"), 0)))
+			out = append(out, errnoText(os.Remove(f+"2")), errnoText(os.Remove(f+"l")))
+			ents, err := os.ReadDir(cur)
+			out = append(out, fmt.Sprint(len(ents), errnoText(err)))
+			out = append(out, errnoText(os.RemoveAll(filepath.Join(dir, strings.Repeat("a", 170)))))
+			return strings.Join(out, " ")
 		}},
 		{"1000 files open at once", func(t *testing.T, dir string) string {
 			var files []*os.File

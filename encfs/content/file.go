@@ -5,6 +5,9 @@ import (
 	"io"
 	"io/fs"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Backing is the ciphertext file under a File: an *os.File satisfies it.
@@ -36,8 +39,9 @@ var scratchPool = sync.Pool{New: func() any {
 
 // File gives random-access plaintext reads and writes over an encrypted
 // backing file. Reads beyond what was written return zeros only where the
-// file was extended (holes are stored as sealed zero blocks, so they are
-// authenticated like any data). ReadAt and Size may run concurrently with
+// file was extended: in a version 2 file the blocks in between are holes
+// in the store (all-zero stored blocks, read as zeros); in a version 1
+// file they are sealed zero blocks. ReadAt and Size may run concurrently with
 // each other; WriteAt and Truncate need exclusive use (a sync.RWMutex in
 // the caller). Keep one File per backing file.
 type File struct {
@@ -236,14 +240,24 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if off > MaxSize-int64(len(p)) {
+		return 0, f.tooLarge(off + int64(len(p)))
+	}
 	if err := f.ensureHeader(); err != nil {
 		return 0, err
 	}
 	if off > size {
-		if err := f.fillZeros(size, off); err != nil {
+		// Zeros up to off: sealed in a file without holes; in one with
+		// holes only the rest of the current last block, the blocks
+		// between stay unwritten (holes) in the store.
+		end := off
+		if f.holes() {
+			end = min(off, roundUp(size))
+		}
+		if err := f.fillZeros(size, end); err != nil {
 			return 0, err
 		}
-		size = off
+		size = end
 	}
 	if err := f.writeRange(p, off, size); err != nil {
 		return 0, err
@@ -424,10 +438,34 @@ func (f *File) Truncate(newSize int64) error {
 	case newSize == size:
 		return nil
 	case newSize > size:
+		if newSize > MaxSize {
+			return f.tooLarge(newSize)
+		}
 		if err := f.ensureHeader(); err != nil {
 			return err
 		}
-		return f.fillZeros(size, newSize)
+		if newSize <= roundUp(size) {
+			// Growing inside the last block: re-seal it longer.
+			return f.fillZeros(size, newSize)
+		}
+		// Set the stored size first: it fails at once (EFBIG) where the
+		// store's filesystem cannot hold the file, before anything
+		// changed. Then seal the zeros that complete the old last block;
+		// a crash in between leaves that block failing authentication (an
+		// error), never wrong plaintext. Everything after it is a hole
+		// (or, in a version 1 file, zeros sealed block by block).
+		if err := f.truncBacking(CipherSize(newSize)); err != nil {
+			return err
+		}
+		end := roundUp(size)
+		if !f.holes() {
+			end = newSize
+		}
+		if err := f.fillZeros(size, end); err != nil {
+			return err
+		}
+		f.size = newSize
+		return nil
 	}
 	if newSize == 0 {
 		// Drop the header too: the next write starts a new file ID, so
@@ -483,4 +521,193 @@ func (f *File) truncBacking(n int64) error {
 		return fmt.Errorf("failed to truncate %s: %w", f.name, err)
 	}
 	return nil
+}
+
+// holes reports whether the file may hold holes: its header is version 2
+// or later (a file without a header yet gets one).
+func (f *File) holes() bool { return f.hdr == nil || holesAllowed(f.hdr) }
+
+// roundUp is size rounded up to a whole block.
+func roundUp(size int64) int64 { return (size + BlockSize - 1) / BlockSize * BlockSize }
+
+func (f *File) tooLarge(size int64) error {
+	return fmt.Errorf("%s: size %d is beyond the format's maximum of %d bytes: %w", f.name, size, int64(MaxSize), syscall.EFBIG)
+}
+
+// fder is a backing file with a descriptor (an *os.File), for hole
+// punching and SEEK_DATA/SEEK_HOLE.
+type fder interface{ Fd() uintptr }
+
+// PunchHole makes the plaintext range [off, off+n) read as zeros without
+// changing the size, as fallocate(PUNCH_HOLE|KEEP_SIZE). Blocks the range
+// covers whole become holes in the store (the store's own hole punching,
+// or zero bytes where the store's filesystem has none); the parts of
+// blocks at either end are sealed zeros. In a version 1 file (no holes)
+// the whole range is sealed zeros.
+func (f *File) PunchHole(off, n int64) error {
+	if off < 0 || n <= 0 {
+		return fmt.Errorf("%s: invalid range: %w", f.name, syscall.EINVAL)
+	}
+	end := min(off+n, f.size)
+	if off >= end || f.hdr == nil {
+		return nil
+	}
+	if !f.holes() {
+		return f.zeroRange(off, end)
+	}
+	first := roundUp(off) / BlockSize // first block covered whole
+	last := end / BlockSize           // blocks before it are covered whole...
+	if end == f.size {
+		last = roundUp(end) / BlockSize // ...and the file's short last block too
+	}
+	if first >= last {
+		return f.zeroRange(off, end)
+	}
+	if err := f.zeroRange(off, first*BlockSize); err != nil {
+		return err
+	}
+	if err := f.zeroRange(min(last*BlockSize, end), end); err != nil {
+		return err
+	}
+	if c := f.last; c != nil && c.valid && c.blk >= first && c.blk < last {
+		c.valid = false
+	}
+	from, to := blockOffset(first), min(blockOffset(last), CipherSize(f.size))
+	if b, ok := f.b.(fder); ok {
+		err := unix.Fallocate(int(b.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, from, to-from)
+		if err == nil {
+			return nil
+		}
+		if err != unix.EOPNOTSUPP {
+			return fmt.Errorf("failed to punch a hole in %s: %w", f.name, err)
+		}
+	}
+	// No hole punching in the store: zero bytes read as a hole as well.
+	for from < to {
+		k := min(to-from, int64(len(zeroBytes)))
+		if _, err := f.b.WriteAt(zeroBytes[:k], from); err != nil {
+			return fmt.Errorf("failed to write %s: %w", f.name, err)
+		}
+		from += k
+	}
+	return nil
+}
+
+var zeroBytes = make([]byte, batchBlocks*CipherBlockSize)
+
+// zeroRange seals zeros over [off, end), inside the file.
+func (f *File) zeroRange(off, end int64) error {
+	for off < end {
+		k := min(end-off, int64(len(zeroChunk)))
+		if err := f.writeRange(zeroChunk[:k], off, f.size); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
+}
+
+// SeekData returns the first offset at or after off that holds data, as
+// lseek(SEEK_DATA); io.EOF (ENXIO) when there is none. SeekHole returns
+// the first offset at or after off where a hole starts, the size if no
+// hole follows. Holes are found in the store (its SEEK_HOLE), at block
+// granularity; a block counts as a hole only if all its stored bytes
+// are zero, so a hole is never reported over data (data may be reported
+// over zeros, as POSIX allows).
+func (f *File) SeekData(off int64) (int64, error) { return f.seek(off, unix.SEEK_DATA) }
+
+// SeekHole: see SeekData.
+func (f *File) SeekHole(off int64) (int64, error) { return f.seek(off, unix.SEEK_HOLE) }
+
+func (f *File) seek(off int64, whence int) (int64, error) {
+	size := f.size
+	if off < 0 || off >= size {
+		return 0, syscall.ENXIO
+	}
+	b, ok := f.b.(fder)
+	if !ok || !f.holes() {
+		if whence == unix.SEEK_DATA {
+			return off, nil
+		}
+		return size, nil
+	}
+	fd := int(b.Fd())
+	nblocks := roundUp(size) / BlockSize
+	blk := off / BlockSize
+	at := func(c int64) int64 { return max(off, c*BlockSize) }
+	for blk < nblocks {
+		if whence == unix.SEEK_DATA {
+			d, err := unix.Seek(fd, blockOffset(blk), unix.SEEK_DATA)
+			if err == unix.ENXIO {
+				return 0, syscall.ENXIO
+			}
+			if err != nil {
+				return 0, err
+			}
+			c := max(blk, blockOf(d))
+			if c >= nblocks {
+				return 0, syscall.ENXIO
+			}
+			if z, err := f.storedZero(c); err != nil || !z {
+				return at(c), err
+			}
+			blk = c + 1
+			continue
+		}
+		h, err := unix.Seek(fd, blockOffset(blk), unix.SEEK_HOLE)
+		if err != nil {
+			return 0, err
+		}
+		if h >= CipherSize(size) {
+			return size, nil
+		}
+		// The block where the store's hole starts (it may start in
+		// allocated bytes, or end in data): a hole only if all its
+		// stored bytes are zero.
+		c := max(blk, blockOf(h))
+		if z, err := f.storedZero(c); err != nil {
+			return 0, err
+		} else if !z {
+			blk = c + 1
+			continue
+		}
+		// The store's hole may begin inside an earlier block of zeros.
+		for c > blk {
+			z, err := f.storedZero(c - 1)
+			if err != nil || !z {
+				break
+			}
+			c--
+		}
+		return at(c), nil
+	}
+	if whence == unix.SEEK_DATA {
+		return 0, syscall.ENXIO
+	}
+	return size, nil
+}
+
+// blockOf is the block whose stored bytes include offset c.
+func blockOf(c int64) int64 {
+	if c < HeaderSize {
+		return 0
+	}
+	return (c - HeaderSize) / CipherBlockSize
+}
+
+// storedZero reports whether block c is a hole: all its stored bytes zero.
+func (f *File) storedZero(c int64) (bool, error) {
+	n := min(int64(BlockSize), f.size-c*BlockSize) + BlockOverhead
+	if n <= BlockOverhead {
+		return false, nil
+	}
+	buf := make([]byte, n)
+	r := f.merges
+	if r == nil {
+		r = f.b
+	}
+	if _, err := r.ReadAt(buf, blockOffset(c)); err != nil {
+		return false, fmt.Errorf("failed to read %s: %w", f.name, err)
+	}
+	return allZero(buf), nil
 }

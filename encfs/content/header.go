@@ -16,11 +16,19 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 const (
-	// Version is the content format version this package writes.
-	Version = 1
+	// Version is the newest content format version, the one File writes:
+	// version 2 files may hold holes (an all-zero stored block reads as a
+	// block of zeros, docs/format.md). Version 1 files never do; the
+	// stream Writer, which never leaves holes, still writes version 1 so
+	// that older builds read its output.
+	Version = 2
+
+	// VersionNoHoles is the first content format version: no holes.
+	VersionNoHoles = 1
 
 	// HeaderSize is the size of the file header in bytes.
 	HeaderSize = 32
@@ -65,7 +73,11 @@ type Header struct {
 
 // NewHeader returns a header for a new file sealed with key ID keyID.
 func NewHeader(keyID [KeyIDSize]byte) (Header, error) {
-	h := Header{Version: Version, KeyID: keyID}
+	return newHeader(Version, keyID)
+}
+
+func newHeader(version uint16, keyID [KeyIDSize]byte) (Header, error) {
+	h := Header{Version: version, KeyID: keyID}
 	if _, err := rand.Read(h.FileID[:]); err != nil {
 		return Header{}, fmt.Errorf("failed to generate file ID: %w", err)
 	}
@@ -94,12 +106,24 @@ func ParseHeader(b []byte) (Header, error) {
 	}
 	var h Header
 	h.Version = binary.BigEndian.Uint16(b[6:8])
-	if h.Version != Version {
-		return Header{}, fmt.Errorf("unsupported content format version %d (this build reads %d)", h.Version, Version)
+	if h.Version < VersionNoHoles || h.Version > Version {
+		return Header{}, fmt.Errorf("unsupported content format version %d (this build reads %d to %d)", h.Version, VersionNoHoles, Version)
 	}
 	copy(h.FileID[:], b[8:24])
 	copy(h.KeyID[:], b[24:32])
 	return h, nil
+}
+
+// MaxSize is the largest plaintext size the format can describe: its
+// stored size still fits a signed 64-bit offset. Larger sizes are EFBIG;
+// the store's filesystem usually allows less (16 TiB on ext4 with 4 KiB
+// blocks) and answers EFBIG itself.
+const MaxSize = (math.MaxInt64 - HeaderSize) / CipherBlockSize * BlockSize
+
+// holesAllowed reports whether the file with header bytes hdr may hold
+// holes (version 2 and later).
+func holesAllowed(hdr []byte) bool {
+	return len(hdr) >= 8 && binary.BigEndian.Uint16(hdr[6:8]) >= 2
 }
 
 // PlainSize returns the plaintext size of an encrypted file of cipherSize

@@ -77,5 +77,29 @@ func (k *Key) openBlock(dst, stored []byte, n int64, hdr []byte, adBuf []byte) (
 		return nil, fmt.Errorf("block is %d bytes, too short", len(stored))
 	}
 	nonce := stored[:NonceSize]
-	return k.aead.Open(dst[:0], nonce, stored[NonceSize:], blockAD(adBuf, n, hdr))
+	pt, err := k.aead.Open(dst[:0], nonce, stored[NonceSize:], blockAD(adBuf, n, hdr))
+	if err != nil && holesAllowed(hdr) && allZero(stored) {
+		// A hole (docs/format.md: an all-zero stored block, which no
+		// sealing produces but for a 2^-128 chance, reads as zeros).
+		pt = dst[:len(stored)-BlockOverhead]
+		clear(pt)
+		return pt, nil
+	}
+	return pt, err
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

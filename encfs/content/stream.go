@@ -30,7 +30,7 @@ type Writer struct {
 
 // NewWriter writes a new header to w and returns a Writer sealing with key.
 func NewWriter(w io.Writer, key *Key) (*Writer, error) {
-	h, err := NewHeader(key.id)
+	h, err := newHeader(VersionNoHoles, key.id)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ var (
 	_ fs.NodeOpener        = (*node)(nil)
 	_ fs.NodeCreater       = (*node)(nil)
 	_ fs.NodeMkdirer       = (*node)(nil)
+	_ fs.NodeMknoder       = (*node)(nil)
 	_ fs.NodeRmdirer       = (*node)(nil)
 	_ fs.NodeUnlinker      = (*node)(nil)
 	_ fs.NodeRenamer       = (*node)(nil)
@@ -37,4 +38,5 @@ var (
 	_ fs.FileGetattrer = (*handle)(nil)
 	_ fs.FileSetattrer = (*handle)(nil)
 	_ fs.FileAllocater = (*handle)(nil)
+	_ fs.FileLseeker   = (*handle)(nil)
 )

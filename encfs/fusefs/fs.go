@@ -238,7 +238,11 @@ func MountOptions(store string) *fs.Options {
 			// filesystem; mysecure's process rules come on top.
 			// "suid": an encrypted mysqld in @protected keeps its
 			// mode bits meaningful; exec is allowed (no noexec).
-			Options: []string{"default_permissions", "suid"},
+			// "nodev": device nodes on the mount cannot be opened (an
+			// open of one never reaches the daemon, so no rule could
+			// govern it); go-fuse sets it by default, said here on
+			// purpose (docs/limitations.md).
+			Options: []string{"default_permissions", "suid", "nodev"},
 			// Fewer, larger write requests: whole blocks sealed at
 			// once and less per-request overhead.
 			MaxWrite: 1 << 20,
@@ -263,6 +267,11 @@ func MountOptions(store string) *fs.Options {
 		// should show up quickly.
 		EntryTimeout: &entry,
 		AttrTimeout:  &attr,
+		// Report modes as stored: without this go-fuse shows a file
+		// created with mode 0 as 0644 (and a directory as 0755), which
+		// the kernel then enforces. The daemon reaches its own store
+		// entries as root whatever their mode.
+		NullPermissions: true,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/encfs/content"
 )
 
 // handle is an open file. Its existence is the access decision: it was
@@ -121,26 +123,70 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 	return h.Getattr(ctx, out)
 }
 
-// Allocate supports mode 0 (extend with zeros) and FALLOC_FL_KEEP_SIZE
-// (nothing to reserve in advance for sealed blocks: succeeds). Other modes
-// (punch hole, zero range, collapse) are EOPNOTSUPP.
+// Allocate supports mode 0 (extend with zeros), FALLOC_FL_KEEP_SIZE and
+// FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE (InnoDB page compression).
+// Growing leaves a hole; the store's space for the range is reserved with
+// fallocate on the store file where its filesystem can. Other modes (zero
+// range, collapse, insert) are EOPNOTSUPP.
 func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
+	end := int64(off + size)
+	if end < 0 || int64(off) < 0 {
+		return syscall.EFBIG
+	}
 	switch mode {
-	case 0:
+	case 0, unix.FALLOC_FL_KEEP_SIZE:
 		h.n.rw.Lock()
 		defer h.n.rw.Unlock()
 		cur, err := h.of.cf.Size()
 		if err != nil {
 			return toErrno(err)
 		}
-		if end := int64(off + size); end > cur {
-			return toErrno(h.of.cf.Truncate(end))
+		if mode == 0 && end > cur {
+			if err := h.of.cf.Truncate(end); err != nil {
+				return toErrno(err)
+			}
 		}
+		h.reserve(int64(off), end, mode)
 		return 0
-	case unix.FALLOC_FL_KEEP_SIZE:
-		return 0
+	case unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE:
+		h.of.killPriv(ctx)
+		h.n.rw.Lock()
+		defer h.n.rw.Unlock()
+		return toErrno(h.of.cf.PunchHole(int64(off), int64(size)))
 	}
 	return syscall.EOPNOTSUPP
+}
+
+// reserve asks the store's filesystem for the space of plaintext range
+// [off, end) (best effort: not every filesystem can, and the data is
+// right either way). Reserved, unwritten space reads as zeros: a hole.
+func (h *handle) reserve(off, end int64, mode uint32) {
+	from := content.CipherSize(off / content.BlockSize * content.BlockSize)
+	to := content.CipherSize(end)
+	if to > from {
+		_ = unix.Fallocate(int(h.of.backing.Fd()), mode, from, to-from)
+	}
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE from the holes in the store; the
+// kernel handles the other whences itself.
+func (h *handle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	h.n.rw.RLock()
+	defer h.n.rw.RUnlock()
+	var r int64
+	var err error
+	switch whence {
+	case unix.SEEK_DATA:
+		r, err = h.of.cf.SeekData(int64(off))
+	case unix.SEEK_HOLE:
+		r, err = h.of.cf.SeekHole(int64(off))
+	default:
+		return 0, syscall.EINVAL
+	}
+	if err != nil {
+		return 0, toErrno(err)
+	}
+	return uint64(r), 0
 }
 
 func itoa(n int) string {

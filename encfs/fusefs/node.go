@@ -103,24 +103,60 @@ func (n *node) parentNode() (string, *node, syscall.Errno) {
 	return name, pn, 0
 }
 
-// cipherPath returns the node's path in the store.
-func (n *node) cipherPath() (string, syscall.Errno) {
+// Store paths are reached through descriptors: the daemon walks the
+// store from the category directory one component at a time with openat
+// (O_NOFOLLOW, so a symlink swapped into the store is never followed) and
+// names an entry as /proc/self/fd/<parent descriptor>/<stored name>.
+// Such a path stays short whatever the depth, so every plaintext path
+// that is legal (components up to 255 bytes, under PATH_MAX) works,
+// though encrypted names are longer than plaintext ones.
+
+// openStoreDir opens directory n in the store (O_PATH) by walking it from
+// the category directory; the caller closes the descriptor.
+func (n *node) openStoreDir() (int, syscall.Errno) {
 	if n.catRoot {
-		return filepath.Join(n.fsys.store, n.cat), 0
+		fd, err := unix.Open(filepath.Join(n.fsys.store, n.cat), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return fd, fs.ToErrno(err)
 	}
 	name, pn, errno := n.parentNode()
 	if errno != 0 {
-		return "", errno
+		return -1, errno
 	}
-	dir, errno := pn.cipherPath()
+	pfd, errno := pn.openStoreDir()
 	if errno != 0 {
-		return "", errno
+		return -1, errno
 	}
+	defer unix.Close(pfd)
 	stored, _, errno := pn.stored(name)
 	if errno != 0 {
-		return "", errno
+		return -1, errno
 	}
-	return filepath.Join(dir, stored), 0
+	fd, err := unix.Openat(pfd, stored, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fs.ToErrno(err)
+	}
+	return fd, 0
+}
+
+// fdPath names entry name of the directory open as fd.
+func fdPath(fd int, name string) string {
+	return "/proc/self/fd/" + itoa(fd) + "/" + name
+}
+
+func noop() {}
+
+// cipherPath returns a path of the node in the store and a function to
+// call when done with it (it closes the parent's descriptor).
+func (n *node) cipherPath() (string, func(), syscall.Errno) {
+	if n.catRoot {
+		return filepath.Join(n.fsys.store, n.cat), noop, 0
+	}
+	name, pn, errno := n.parentNode()
+	if errno != 0 {
+		return "", noop, errno
+	}
+	p, _, done, errno := pn.childPath(name)
+	return p, done, errno
 }
 
 // dirIV returns the name IV of directory n.
@@ -130,10 +166,11 @@ func (n *node) dirIV() ([]byte, syscall.Errno) {
 	if n.iv != nil {
 		return n.iv, 0
 	}
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return nil, errno
 	}
+	defer doneP()
 	iv, err := names.ReadDirIV(p)
 	if err != nil {
 		return nil, fs.ToErrno(err)
@@ -160,18 +197,19 @@ func (n *node) stored(name string) (string, string, syscall.Errno) {
 	return s, long, 0
 }
 
-// childPath returns the store path of child name and its long-name side
-// file content ("" for short names).
-func (n *node) childPath(name string) (string, string, syscall.Errno) {
-	dir, errno := n.cipherPath()
-	if errno != 0 {
-		return "", "", errno
-	}
+// childPath returns a store path of child name, its long-name side file
+// content ("" for short names) and a function to call when done with the
+// path.
+func (n *node) childPath(name string) (string, string, func(), syscall.Errno) {
 	s, long, errno := n.stored(name)
 	if errno != 0 {
-		return "", "", errno
+		return "", "", noop, errno
 	}
-	return filepath.Join(dir, s), long, 0
+	fd, errno := n.openStoreDir()
+	if errno != 0 {
+		return "", "", noop, errno
+	}
+	return fdPath(fd, s), long, func() { unix.Close(fd) }, 0
 }
 
 func removeLongName(p, long string) {
@@ -242,10 +280,11 @@ func (n *node) newChild(ctx context.Context, st *syscall.Stat_t) *fs.Inode {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	p, _, errno := n.childPath(name)
+	p, _, doneP, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
 	}
+	defer doneP()
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
 		return nil, fs.ToErrno(err)
@@ -258,10 +297,11 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 	if h, ok := fh.(*handle); ok {
 		return h.Getattr(ctx, out)
 	}
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return errno
 	}
+	defer doneP()
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
 		return fs.ToErrno(err)
@@ -274,10 +314,11 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if h, ok := fh.(*handle); ok {
 		return h.Setattr(ctx, in, out)
 	}
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return errno
 	}
+	defer doneP()
 	if size, ok := in.GetSize(); ok {
 		// truncate(2) by path changes plaintext: the same rule as open
 		// for writing.
@@ -364,9 +405,11 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 	}
 	if p == "" {
 		var errno syscall.Errno
-		if p, errno = n.cipherPath(); errno != 0 {
+		var done func()
+		if p, done, errno = n.cipherPath(); errno != 0 {
 			return nil, errno
 		}
+		defer done()
 	}
 	ck, errno := n.keys()
 	if errno != 0 {
@@ -438,10 +481,11 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno := n.authorize(ctx, n.childRel(name), flags|syscall.O_CREAT); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	p, long, errno := n.childPath(name)
+	p, long, doneP, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
+	defer doneP()
 	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC|int(flags&syscall.O_EXCL), mode)
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
@@ -471,11 +515,54 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	return ch, fh, fuseFlags, 0
 }
 
-func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	p, long, errno := n.childPath(name)
+// Mknod creates a FIFO, a unix domain socket (bind(2) arrives here) or a
+// device node. None of them has content to encrypt: the store holds the
+// node itself under its encrypted name, as gocryptfs does. Opens of these
+// nodes never reach the daemon (the kernel serves FIFOs and sockets
+// itself), so rules cannot apply to them; device nodes cannot be opened
+// through the mount at all (it is mounted nodev). Creating one changes
+// the namespace: the same rule as unlink or symlink (docs/limitations.md).
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+	case syscall.S_IFREG, 0:
+		// mknod(2) of a regular file: an empty file in the content format.
+		mode = syscall.S_IFREG | mode&07777
+	default:
+		return nil, syscall.EINVAL
+	}
+	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
+		return nil, errno
+	}
+	p, long, doneP, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
 	}
+	defer doneP()
+	if err := syscall.Mknod(p, mode, int(dev)); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	if err := names.WriteLongName(p, long); err != nil {
+		syscall.Unlink(p)
+		return nil, fs.ToErrno(err)
+	}
+	// Owner first, then the exact mode (chown clears setuid/setgid).
+	chownCaller(ctx, p)
+	_ = syscall.Chmod(p, mode&07777)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return nil, fs.ToErrno(err)
+	}
+	n.fillAttr(p, &st, &out.Attr)
+	return n.newChild(ctx, &st), 0
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	p, long, doneP, errno := n.childPath(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	defer doneP()
 	if err := syscall.Mkdir(p, mode); err != nil {
 		return nil, fs.ToErrno(err)
 	}
@@ -507,10 +594,11 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	p, long, errno := n.childPath(name)
+	p, long, doneP, errno := n.childPath(name)
 	if errno != 0 {
 		return errno
 	}
+	defer doneP()
 	d, err := os.Open(p)
 	if err != nil {
 		return fs.ToErrno(err)
@@ -543,10 +631,11 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
 		return errno
 	}
-	p, long, errno := n.childPath(name)
+	p, long, doneP, errno := n.childPath(name)
 	if errno != 0 {
 		return errno
 	}
+	defer doneP()
 	if err := syscall.Unlink(p); err != nil {
 		return fs.ToErrno(err)
 	}
@@ -566,14 +655,16 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if errno := np.authorizeChange(ctx, np.childRel(newName)); errno != 0 {
 		return errno
 	}
-	p1, long1, errno := n.childPath(name)
+	p1, long1, doneP1, errno := n.childPath(name)
 	if errno != 0 {
 		return errno
 	}
-	p2, long2, errno := np.childPath(newName)
+	defer doneP1()
+	p2, long2, doneP2, errno := np.childPath(newName)
 	if errno != 0 {
 		return errno
 	}
+	defer doneP2()
 	if err := names.WriteLongName(p2, long2); err != nil {
 		return fs.ToErrno(err)
 	}
@@ -597,14 +688,16 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
 		return nil, errno
 	}
-	tp, errno := tn.cipherPath()
+	tp, doneTp, errno := tn.cipherPath()
 	if errno != 0 {
 		return nil, errno
 	}
-	p, long, errno := n.childPath(name)
+	defer doneTp()
+	p, long, doneP, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
 	}
+	defer doneP()
 	if err := syscall.Link(tp, p); err != nil {
 		return nil, fs.ToErrno(err)
 	}
@@ -623,10 +716,11 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno := n.authorizeChange(ctx, n.childRel(name)); errno != 0 {
 		return nil, errno
 	}
-	p, long, errno := n.childPath(name)
+	p, long, doneP, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
 	}
+	defer doneP()
 	ck, errno := n.keys()
 	if errno != 0 {
 		return nil, errno
@@ -664,10 +758,11 @@ func (n *node) readlink(p string) (string, error) {
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return nil, errno
 	}
+	defer doneP()
 	t, err := n.readlink(p)
 	if err != nil {
 		return nil, toErrno(err)
@@ -676,10 +771,11 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return nil, errno
 	}
+	defer doneP()
 	iv, errno := n.dirIV()
 	if errno != 0 {
 		return nil, errno
@@ -713,10 +809,11 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	if h, ok := fh.(*handle); ok {
 		return h.Fsync(ctx, flags)
 	}
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return errno
 	}
+	defer doneP()
 	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fs.ToErrno(err)
@@ -738,35 +835,39 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 // values are not encrypted: docs/limitations.md).
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return 0, errno
 	}
+	defer doneP()
 	sz, err := unix.Lgetxattr(p, attr, dest)
 	return uint32(sz), fs.ToErrno(err)
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return errno
 	}
+	defer doneP()
 	return fs.ToErrno(unix.Lsetxattr(p, attr, data, int(flags)))
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return errno
 	}
+	defer doneP()
 	return fs.ToErrno(unix.Lremovexattr(p, attr))
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	p, errno := n.cipherPath()
+	p, doneP, errno := n.cipherPath()
 	if errno != 0 {
 		return 0, errno
 	}
+	defer doneP()
 	sz, err := unix.Llistxattr(p, dest)
 	return uint32(sz), fs.ToErrno(err)
 }

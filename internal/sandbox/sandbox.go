@@ -32,6 +32,9 @@ type Options struct {
 	// Binary is the server program (default: mariadbd, else mysqld, on
 	// PATH or in /usr/sbin).
 	Binary string
+	// Socket is the server's unix socket (default Dir/mysqld.sock); it
+	// may be in the datadir, as on Red Hat style layouts.
+	Socket string
 	// User runs the server (default "mysql").
 	User string
 	// Args are extra server options (e.g. "--innodb-flush-log-at-trx-commit=1").
@@ -158,7 +161,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, Socket: filepath.Join(o.Dir, "mysqld.sock"), Port: port, exited: make(chan error, 1)}
+	sock := o.Socket
+	if sock == "" {
+		sock = filepath.Join(o.Dir, "mysqld.sock")
+	}
+	s := &Server{opts: o, Socket: sock, Port: port, exited: make(chan error, 1)}
 	tmp := filepath.Join(o.Dir, "tmp")
 	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return nil, err
