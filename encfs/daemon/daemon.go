@@ -110,6 +110,7 @@ type Daemon struct {
 	denials atomic.Uint64
 	allows  atomic.Uint64
 	denied  denialRing   // the most recent denials, for status and failed jobs
+	jobs    jobGate      // running jobs: Close waits for them before wiping the keys
 	denyAll atomic.Value // string: why every open is denied ("" if not)
 
 	mountDev     string      // "major:minor" of the mount, as in mountinfo
@@ -420,8 +421,11 @@ func (d *Daemon) Unmount() error {
 	return nil
 }
 
-// Close releases the keys and the audit log.
+// Close waits for running jobs (cancelled when the control server's
+// context ended, they remove what they left half done), then releases the
+// keys and the audit log.
 func (d *Daemon) Close() {
+	d.jobs.closeAndWait()
 	d.audit.Close()
 	d.keys.Wipe()
 }

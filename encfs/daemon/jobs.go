@@ -52,6 +52,11 @@ func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, &APIError{Code: CodeUsage, Message: "this daemon runs no jobs (no backup module configured)"})
 		return
 	}
+	if !d.jobs.enter() {
+		writeErr(w, http.StatusServiceUnavailable, &APIError{Code: CodeInternal, Message: "the daemon is shutting down"})
+		return
+	}
+	defer d.jobs.leave()
 	cred, _ := r.Context().Value(peerKey{}).(*syscall.Ucred)
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
 	if err != nil {
