@@ -33,6 +33,8 @@ const (
 	exitBusy        = 12 // another run of the same job holds its lock
 	exitStale       = 13 // schedule status: a job's last success is older than its max-age
 	exitAudit       = 14 // harden audit: a check failed
+	exitSSH         = 15 // an SSH host could not be reached, refused the keys, or its host key is not trusted
+	exitRemote      = 16 // remote exec: the remote command failed
 )
 
 // usageError marks errors in how the command was called.
@@ -69,6 +71,9 @@ func classify(err error) (code int, hint string) {
 	var ce *childError
 	if errors.As(err, &ce) {
 		return ce.code, ce.hint
+	}
+	if code, hint, ok := classifySSH(err); ok {
+		return code, hint
 	}
 	var ae *daemon.APIError
 	if errors.As(err, &ae) {

@@ -3,6 +3,7 @@ package sshclient
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -131,4 +132,20 @@ func FuzzParseTarget(f *testing.F) {
 			t.Fatalf("ParseTarget(%q) accepted host %q", s, h.Host)
 		}
 	})
+}
+
+func TestPrefixWriter(t *testing.T) {
+	var out strings.Builder
+	var mu sync.Mutex
+	a := &PrefixWriter{W: &out, Prefix: "db1: ", Mu: &mu}
+	b := &PrefixWriter{W: &out, Prefix: "db2: ", Mu: &mu}
+	a.Write([]byte("one\ntw"))
+	b.Write([]byte("x\n"))
+	a.Write([]byte("o\nthree"))
+	a.Flush()
+	b.Flush()
+	want := "db1: one\ndb2: x\ndb1: two\ndb1: three\n"
+	if out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
 }

@@ -27,6 +27,10 @@ func (e *ExitError) Error() string {
 
 // Process is a remote command started with Start.
 type Process struct {
+	// Stdout is the command's output when Start was given no stdout
+	// writer (read it to EOF before Wait).
+	Stdout io.Reader
+
 	c    *Client
 	sess *ssh.Session
 	done chan struct{}
@@ -35,7 +39,8 @@ type Process struct {
 
 // Start runs command on the remote host (through the user's login shell,
 // as sshd does). stdin, when not nil, is copied to the command and then
-// closed (EOF); stdout and stderr receive its output. Secrets go in stdin:
+// closed (EOF); stdout and stderr receive its output (a nil stdout: read
+// Process.Stdout instead). Secrets go in stdin:
 // the command line is visible in the remote process list and in sshd's
 // debug log. When ctx ends, the command gets SIGKILL and the channel is
 // closed.
@@ -45,11 +50,18 @@ func (c *Client) Start(ctx context.Context, command string, stdin io.Reader, std
 		return nil, fmt.Errorf("%w: %s: cannot open a session: %v", ErrConnect, c.target.Label(), err)
 	}
 	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
+	var out io.Reader
+	if stdout == nil {
+		if out, err = sess.StdoutPipe(); err != nil {
+			sess.Close()
+			return nil, err
+		}
+	}
 	if err := sess.Start(command); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("%w: %s: cannot start the remote command: %v", ErrConnect, c.target.Label(), err)
 	}
-	p := &Process{c: c, sess: sess, done: make(chan struct{})}
+	p := &Process{Stdout: out, c: c, sess: sess, done: make(chan struct{})}
 	p.stop = context.AfterFunc(ctx, func() {
 		sess.Signal(ssh.SIGKILL)
 		sess.Close()
