@@ -236,4 +236,3 @@ func yesNo(b bool) string {
 	}
 	return "no"
 }
-
