@@ -197,7 +197,14 @@ func newSSHBackupEnv(t *testing.T, extraYAML string) *sshBackupEnv {
       user: root
       identity: [%s]
       known-hosts: [%s]
-%s`, s.port, s.userKey, s.knownHosts, b.srv.Port, s.port, s.userKey, s.knownHosts, extraYAML)
+    - name: db3
+      host: 127.0.0.1
+      port: %d
+      user: root
+      identity: [%s]
+      known-hosts: [%s]
+      jump: db1
+%s`, s.port, s.userKey, s.knownHosts, b.srv.Port, s.port, s.userKey, s.knownHosts, s.port, s.userKey, s.knownHosts, extraYAML)
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -345,6 +352,15 @@ func TestSSHRefusals(t *testing.T) {
 	os.WriteFile(pp, []byte("kéy pass\n"), 0o600)
 	e.ms(t, 0, "backup", "--ssh", "db1", "--databases", "shop", "--ssh-key-passphrase-file", pp)
 	os.WriteFile(e.config, cfg, 0o600)
+	n++
+
+	// The remote server's unix socket (direct-streamlocal), through a
+	// jump host.
+	m := e.backup(t, "--ssh", "db3", "--ssh-mysql-socket", e.srv.Socket, "--databases", "shop")
+	show, _ := e.ms(t, 0, "backup", "show", m.ID, "--json")
+	if !strings.Contains(show, `"server": "unix `+e.srv.Socket+`"`) || !strings.Contains(show, `"ssh_host": "db3"`) {
+		t.Fatalf("socket backup manifest: %s", show)
+	}
 	n++
 
 	// No MySQL server behind the forwarded port: a clear error.
