@@ -37,6 +37,8 @@ type Service struct {
 	// lock). Normally STORE/ms.locks.
 	LockDir string
 	Log     *slog.Logger
+	// SSH connects to the hosts of remote backups (nil: none).
+	SSH SSHDialer
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
 }

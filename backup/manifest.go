@@ -43,6 +43,8 @@ type Manifest struct {
 	Trailer string `json:"trailer,omitempty"`
 	// Stream summarizes a physical backup's xbstream.
 	Stream *StreamInfo `json:"stream,omitempty"`
+	// Remote is set for a backup of a server on another host (over SSH).
+	Remote *RemoteInfo `json:"remote,omitempty"`
 }
 
 // ToolInfo is the program that produced the stream.

@@ -89,6 +89,10 @@ func (s *Service) Do(ctx context.Context, req Request, root bool, progress func(
 			return nil, fmt.Errorf("%w: scheduled jobs are run by root or the daemon", ErrDenied)
 		case b.Credentials != "" && b.Credentials != DefaultCredentials:
 			return nil, fmt.Errorf("%w: members of the backup group use the %q credentials only", ErrDenied, DefaultCredentials)
+		case b.SSH != nil:
+			// The daemon's SSH keys and the stored password would go to
+			// a host the caller picks.
+			return nil, fmt.Errorf("%w: backups over SSH are for root only", ErrDenied)
 		}
 	}
 	switch req.Op {

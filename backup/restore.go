@@ -42,6 +42,10 @@ type RestoreOptions struct {
 	// server's, empty or missing), owned by Owner.
 	CopyBack string `json:"copy_back,omitempty"`
 	Owner    string `json:"owner,omitempty"` // default "mysql" when that user exists
+
+	// Logical: restore into a server on another host, through an SSH
+	// tunnel (docs/ssh.md).
+	SSH *SSHOptions `json:"ssh,omitempty"`
 }
 
 // RestoreResult says what a restore did.
@@ -117,6 +121,12 @@ func (s *Service) restoreLogical(ctx context.Context, t *tree.Tree, dir string, 
 	if o.Target != "" || o.CopyBack != "" {
 		return usageErr("--target and --copy-back are for physical backups")
 	}
+	if o.SSH != nil && o.SSH.RemoteDump {
+		return usageErr("--remote-dump is for backups; a restore over SSH goes through the tunnel")
+	}
+	if err := o.SSH.validate(Logical); err != nil {
+		return err
+	}
 	credName := o.Credentials
 	if credName == "" {
 		credName = m.Credentials
@@ -130,7 +140,12 @@ func (s *Service) restoreLogical(ctx context.Context, t *tree.Tree, dir string, 
 	if err != nil {
 		return err
 	}
-	var args []string
+	rc, err := s.connect(ctx, o.SSH)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	args := rc.args
 	var filter func(io.Writer) io.WriteCloser
 	if o.RenameTo != "" {
 		if len(m.Databases) != 1 {
@@ -311,6 +326,9 @@ func emptyOrMissing(dir string) error {
 func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string, m *Manifest, o RestoreOptions, res *RestoreResult, report func(int64)) error {
 	if o.RenameTo != "" {
 		return usageErr("--rename-to is for logical backups")
+	}
+	if o.SSH != nil {
+		return usageErr("a physical backup is restored on the host whose datadir it fills: copy the backup there and restore with --from-dir")
 	}
 	if o.Target == "" {
 		return usageErr("a physical restore needs --target DIR (an empty directory to extract and prepare into)")

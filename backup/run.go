@@ -30,6 +30,8 @@ type Options struct {
 	Level       int      `json:"level,omitempty"`       // zstd level 1-22; 0: 3
 	ExtraArgs   []string `json:"extra_args,omitempty"`  // added after the configured ones
 	Job         string   `json:"job,omitempty"`         // the schedule that started it
+	// SSH backs up a server on another host (docs/ssh.md).
+	SSH *SSHOptions `json:"ssh,omitempty"`
 }
 
 // Progress is reported about once a second while a backup runs.
@@ -70,6 +72,9 @@ func (o *Options) normalize() error {
 	if o.Level < 1 || o.Level > 22 {
 		return usageErr("compression level %d: want 1 to 22", o.Level)
 	}
+	if err := o.SSH.validate(o.Type); err != nil {
+		return err
+	}
 	for _, a := range o.ExtraArgs {
 		if strings.HasPrefix(a, "--defaults") || strings.HasPrefix(a, "--password") || strings.HasPrefix(a, "-p") {
 			return usageErr("extra argument %q: credentials come from the stored option file only", a)
@@ -89,16 +94,22 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		return nil, err
 	}
 	defer clear(cnf)
-	var tool string
+	rc, err := s.connect(ctx, opts.SSH)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var tool, version string
 	if opts.Type == Logical {
-		tool, err = s.Tools.dump()
+		tool, version, err = s.findDump(ctx, rc)
 	} else {
 		tool, err = s.Tools.physical()
+		version = toolVersion(ctx, tool)
 	}
 	if err != nil {
 		return nil, err
 	}
-	server, err := s.serverInfo(ctx, cnf)
+	server, err := s.serverInfo(ctx, rc, cnf)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +123,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		FormatVersion: ManifestVersion, ID: newID(start), Type: opts.Type, Job: opts.Job,
 		Credentials: opts.Credentials, Databases: opts.Databases, Server: *server,
 		Started: start, Compression: "zstd", Level: opts.Level,
-		Tool: ToolInfo{Name: path.Base(tool), Path: tool, Version: toolVersion(ctx, tool)},
+		Tool: ToolInfo{Name: path.Base(tool), Path: tool, Version: version}, Remote: rc.info,
 	}
 	runLock, err := s.tryLock("run-" + m.ID)
 	if err != nil {
@@ -137,10 +148,10 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	log := s.log().With("id", m.ID, "type", m.Type)
 	log.Info("backup started", "tool", m.Tool.Path, "server", server.Version)
 
-	var args []string
+	args := append([]string(nil), rc.args...)
 	mode := credPipe
 	if opts.Type == Logical {
-		args = []string{"--single-transaction", "--routines", "--events", "--triggers", "--hex-blob"}
+		args = append(args, "--single-transaction", "--routines", "--events", "--triggers", "--hex-blob")
 		if server.LogBin {
 			args = append(args, "--master-data=2")
 			if strings.Contains(strings.ToLower(server.Version), "mariadb") {
@@ -157,7 +168,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		}
 	} else {
 		mode = credFIFO
-		args = []string{"--backup", "--stream=xbstream"}
+		args = append(args, "--backup", "--stream=xbstream")
 		args = append(args, s.Tools.PhysicalArgs...)
 		args = append(args, opts.ExtraArgs...)
 	}
@@ -165,11 +176,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tc, err := s.Tools.newToolCmd(runCtx, tool, cnf, mode, args...)
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := tc.cmd.StdoutPipe()
+	tc, stdout, err := s.prepareTool(runCtx, rc, tool, cnf, mode, args)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +251,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	id := w.FileID()
 	m.DataFileID = hex.EncodeToString(id[:])
 	if err := obs.finish(m); err != nil {
-		return nil, &ToolError{Tool: m.Tool.Name, Status: "exit status 0, but " + err.Error(), Stderr: tc.stderr.Lines()}
+		return nil, &ToolError{Tool: m.Tool.Name, Status: "exit status 0, but " + err.Error(), Stderr: tc.Lines()}
 	}
 	m.Finished = s.now()
 	mb, err := json.MarshalIndent(m, "", "  ")
@@ -389,8 +396,8 @@ func (d *dumpObserver) finish(m *Manifest) error {
 
 // serverInfo asks the server about itself with the backup's credentials:
 // it fails early, with the server's own message, on wrong credentials.
-func (s *Service) serverInfo(ctx context.Context, cnf []byte) (*ServerInfo, error) {
-	rows, err := s.Tools.Query(ctx, cnf, "SELECT @@version, @@log_bin, @@hostname;")
+func (s *Service) serverInfo(ctx context.Context, rc *remoteConn, cnf []byte) (*ServerInfo, error) {
+	rows, err := s.query(ctx, rc, cnf, "SELECT @@version, @@log_bin, @@hostname;")
 	if err != nil {
 		var te *ToolError
 		if errors.As(err, &te) && te.AccessDenied {

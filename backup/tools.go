@@ -349,11 +349,16 @@ func (tc *toolCmd) cleanup() {
 // handed over through a pipe (as for every tool), and returns its rows
 // (tab separated, no headers).
 func (t Tools) Query(ctx context.Context, cnf []byte, sql string) ([][]string, error) {
+	return t.query(ctx, cnf, nil, sql)
+}
+
+// query is Query with connection arguments (an SSH tunnel's) first.
+func (t Tools) query(ctx context.Context, cnf []byte, conn []string, sql string) ([][]string, error) {
 	client, err := t.client()
 	if err != nil {
 		return nil, err
 	}
-	tc, err := t.newToolCmd(ctx, client, cnf, credPipe, "--batch", "--skip-column-names", "--raw")
+	tc, err := t.newToolCmd(ctx, client, cnf, credPipe, append(append([]string(nil), conn...), "--batch", "--skip-column-names", "--raw")...)
 	if err != nil {
 		return nil, err
 	}

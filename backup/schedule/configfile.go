@@ -134,6 +134,8 @@ func JobNode(j Job) *yaml.Node {
 	str("post-hook", j.PostHook)
 	str("webhook", j.Webhook)
 	boolean("webhook-on-success", j.WebhookOnSuccess)
+	str("ssh", j.SSH)
+	boolean("remote-dump", j.RemoteDump)
 	boolean("system", j.System)
 	return m
 }

@@ -54,6 +54,12 @@ type Job struct {
 	Webhook          string `mapstructure:"webhook" yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	WebhookOnSuccess bool   `mapstructure:"webhook-on-success" yaml:"webhook-on-success,omitempty" json:"webhook_on_success,omitempty"`
 
+	// SSH backs up the server of this ssh: host (a name of the ssh:
+	// section, or user@host[:port]); RemoteDump runs the dump tool there
+	// (docs/ssh.md).
+	SSH        string `mapstructure:"ssh" yaml:"ssh,omitempty" json:"ssh,omitempty"`
+	RemoteDump bool   `mapstructure:"remote-dump" yaml:"remote-dump,omitempty" json:"remote_dump,omitempty"`
+
 	// System is set by `schedule install`: system cron or a systemd timer
 	// runs the job, and the daemon's scheduler leaves it alone.
 	System bool `mapstructure:"system" yaml:"system,omitempty" json:"system,omitempty"`
@@ -129,6 +135,9 @@ func (j *Job) Validate() error {
 	if j.Credentials != "" && !backup.ValidCredentialsName(j.Credentials) {
 		return fmt.Errorf("%w: job %s: credentials name %q", ErrInvalid, j.Name, j.Credentials)
 	}
+	if j.RemoteDump && j.SSH == "" {
+		return fmt.Errorf("%w: job %s: remote-dump needs ssh: HOST", ErrInvalid, j.Name)
+	}
 	switch j.Overlap {
 	case "", "skip", "queue":
 	default:
@@ -150,7 +159,11 @@ func (j *Job) Validate() error {
 
 // Options are the backup options of one run.
 func (j *Job) Options() backup.Options {
-	return backup.Options{Type: j.Type, Databases: j.Databases, Credentials: j.Credentials, Level: j.Level, Job: j.Name}
+	o := backup.Options{Type: j.Type, Databases: j.Databases, Credentials: j.Credentials, Level: j.Level, Job: j.Name}
+	if j.SSH != "" {
+		o.SSH = &backup.SSHOptions{Host: j.SSH, RemoteDump: j.RemoteDump}
+	}
+	return o
 }
 
 // ValidateAll checks a set of jobs, names included.

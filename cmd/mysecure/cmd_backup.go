@@ -43,6 +43,8 @@ type execOptions struct {
 	svc  *backup.Service
 	keys *volume.Keys
 	keep bool // keep svc unlocked across runOp calls (the caller closes)
+	// sshPassFile is --ssh-key-passphrase-file (for runs in this process).
+	sshPassFile string
 }
 
 // close wipes the keys of a local service.
@@ -88,6 +90,7 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 		}
 		return deniedOf(r.Groups)
 	}
+	svc.SSH = sshDialer(g, true, o.sshPassFile, slog.New(slog.DiscardHandler))
 	o.svc, o.keys = svc, keys
 	return svc, nil
 }
@@ -117,6 +120,7 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 		},
 		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
 		Log:     log,
+		SSH:     sshDialer(g, false, "", log),
 	}, nil
 }
 
@@ -183,6 +187,9 @@ const (
 )
 
 func (jobRunner) Code(err error) string {
+	if c := sshCode(err); c != "" {
+		return c
+	}
 	var te *backup.ToolError
 	switch {
 	case errors.As(err, &te) && te.AccessDenied:
@@ -310,6 +317,7 @@ type backupOptions struct {
 	Level     int
 	Job       string
 	Scheduled bool
+	ssh       sshFlags
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -331,7 +339,7 @@ it with the volume credential.`,
 			ctx, stop := signalContext(g, cmd.Context())
 			defer stop()
 			if o.Job != "" {
-				for _, f := range []string{"type", "databases", "credentials", "level"} {
+				for _, f := range []string{"type", "databases", "credentials", "level", "ssh", "remote-dump"} {
 					if cmd.Flags().Changed(f) {
 						return withHint(usagef("--"+f+" cannot be combined with --job"), "a job takes its options from its schedule in the config file")
 					}
@@ -352,6 +360,7 @@ it with the volume credential.`,
 	f.IntVar(&o.Level, "level", 0, "zstd compression level 1-22 (default: backup-level, 1)")
 	f.StringVar(&o.Job, "job", "", "run the configured job `NAME` (its options, lock, hooks, retention and history)")
 	f.BoolVar(&o.Scheduled, "scheduled", false, "with --job: called by system cron (applies the job's jitter)")
+	o.ssh.AddFlags(f, true)
 	o.exec.AddFlags(f)
 	cmd.AddCommand(newCredentialsCommand(g), newBackupListCommand(g), newBackupShowCommand(g),
 		newBackupVerifyCommand(g), newBackupDeleteCommand(g), newBackupPruneCommand(g))
@@ -363,8 +372,13 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions) error {
 	if level == 0 {
 		level = g.cfg.BackupLevel
 	}
+	ssh, err := o.ssh.options()
+	if err != nil {
+		return err
+	}
+	o.exec.sshPassFile = o.ssh.PassphraseFile
 	req := backup.Request{Op: backup.OpBackup, Backup: &backup.Options{
-		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level,
+		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, SSH: ssh,
 	}}
 	var m backup.Manifest
 	if err := runOp(ctx, g, &o.exec, req, &m); err != nil {
@@ -567,6 +581,7 @@ least one --keep option is required. --dry-run only shows the decisions.`,
 type restoreOptions struct {
 	exec execOptions
 	o    backup.RestoreOptions
+	ssh  sshFlags
 }
 
 func newRestoreCommand(g *globalOptions) *cobra.Command {
@@ -612,6 +627,11 @@ volume credential).`,
 					*p = abs
 				}
 			}
+			ssh, err := ro.ssh.options()
+			if err != nil {
+				return err
+			}
+			ro.o.SSH, ro.exec.sshPassFile = ssh, ro.ssh.PassphraseFile
 			ctx, stop := signalContext(g, cmd.Context())
 			defer stop()
 			var res backup.RestoreResult
@@ -642,6 +662,7 @@ volume credential).`,
 	f.StringVar(&ro.o.Owner, "owner", "", "physical: owner of the copied files (default mysql)")
 	f.StringVar(&ro.o.FromDir, "from-dir", "", "restore the backup directory at `DIR`, copied out of a store")
 	f.BoolVar(&ro.o.NoVerify, "no-verify", false, "skip the verification pass before restoring")
+	ro.ssh.AddFlags(f, false)
 	ro.exec.AddFlags(f)
 	return cmd
 }

@@ -35,6 +35,8 @@ const (
 	exitStale       = 13 // schedule status: a job's last success is older than its max-age
 	exitAudit       = 14 // harden audit: a check failed
 	exitDrift       = 15 // policy check: the host drifted from a policy
+	exitSSH         = 16 // an SSH host could not be reached, refused the keys, or its host key is not trusted
+	exitRemote      = 17 // remote exec: the remote command failed
 )
 
 // usageError marks errors in how the command was called.
@@ -71,6 +73,9 @@ func classify(err error) (code int, hint string) {
 	var ce *childError
 	if errors.As(err, &ce) {
 		return ce.code, ce.hint
+	}
+	if code, hint, ok := classifySSH(err); ok {
+		return code, hint
 	}
 	var ae *daemon.APIError
 	if errors.As(err, &ae) {

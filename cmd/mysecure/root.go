@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/mysecure/mysecure/backup/schedule"
+	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
 // defaultConfigFile is read when it exists; --config names another one,
@@ -114,6 +115,9 @@ type Config struct {
 	Schedules       []schedule.Job `mapstructure:"schedules"`
 	MetricsTextfile string         `mapstructure:"metrics-textfile"`
 
+	// SSH hosts of remote backups and commands (docs/ssh.md).
+	SSH sshclient.Settings `mapstructure:"ssh"`
+
 	// file is the config file read ("" for none).
 	file string
 }
@@ -190,6 +194,9 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	if err := schedule.ValidateAll(c.Schedules); err != nil {
 		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "fix the schedule in the config file; 'mysecure schedule list' shows the jobs")
 	}
+	if err := validateSSHConfig(&c); err != nil {
+		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "docs/ssh.md describes the ssh: section")
+	}
 	c.file = file
 	if c.BackupLevel < 1 || c.BackupLevel > 22 {
 		return withHint(usagef(fmt.Sprintf("backup-level %d is out of range", c.BackupLevel)), "zstd levels go from 1 to 22 (1 is the default)")
@@ -216,6 +223,7 @@ var knownConfigKeys = map[string]bool{
 	"backup-category": true, "backup-group": true, "job-socket": true, "backup-level": true,
 	"dump-tool": true, "dump-args": true, "physical-tool": true, "physical-args": true,
 	"client-tool": true, "mbstream-tool": true, "schedules": true, "metrics-textfile": true,
+	"ssh.hosts": true, "ssh.known-hosts": true, "ssh.identity": true,
 }
 
 func oneLine(err error) string {
@@ -255,6 +263,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newScheduleCommand(g),
 		newHardenCommand(g),
 		newPolicyCommand(g),
+		newRemoteCommand(g),
 	)
 	return root
 }

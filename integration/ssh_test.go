@@ -1,0 +1,521 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mysecure/mysecure/internal/sshclient"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// sshd is an OpenSSH server of the test's own on a loopback port, with
+// generated host and user keys and its own sshd_config (LogLevel DEBUG3:
+// the tests scan its log for the MySQL password).
+type sshd struct {
+	dir, config, log string
+	port             int
+	hostKey, userKey string // private key files
+	knownHosts       string // trusts hostKey for [127.0.0.1]:port
+	cmd              *exec.Cmd
+}
+
+func keygen(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mysecure-test", "-f", path).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+}
+
+func startSSHD(t *testing.T) *sshd {
+	t.Helper()
+	testenv.RequireRoot(t)
+	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+		testenv.Missing(t, "sshd", "/usr/sbin/sshd (Debian openssh-server)")
+	}
+	testenv.RequireCommands(t, "ssh-keygen")
+	os.MkdirAll("/run/sshd", 0o755)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	s := &sshd{dir: dir, config: filepath.Join(dir, "sshd_config"), log: filepath.Join(dir, "sshd.log"),
+		hostKey: filepath.Join(dir, "host_ed25519"), userKey: filepath.Join(dir, "id_ed25519"), knownHosts: filepath.Join(dir, "known_hosts")}
+	keygen(t, s.hostKey)
+	keygen(t, s.userKey)
+	pub, err := os.ReadFile(s.userKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	hostPub, err := os.ReadFile(s.hostKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(hostPub))
+	os.WriteFile(s.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s %s\n", s.port, f[0], f[1])), 0o600)
+	conf := fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s
+PidFile %s/sshd.pid
+AuthorizedKeysFile %s/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+AllowTcpForwarding yes
+AllowStreamLocalForwarding yes
+LogLevel DEBUG3
+SetEnv PATH=%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+`, s.port, s.hostKey, dir, dir, filepath.Dir(binary))
+	os.WriteFile(s.config, []byte(conf), 0o600)
+	s.start(t)
+	return s
+}
+
+func (s *sshd) start(t *testing.T) {
+	t.Helper()
+	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-f", s.config, "-E", s.log)
+	var errb bytes.Buffer
+	s.cmd.Stderr = &errb
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.kill() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(s.log)
+			t.Fatalf("sshd did not start: %s\n%s", errb.String(), log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill ends this sshd and the per-connection sshd processes it forked
+// (by pid: only processes of this test).
+func (s *sshd) kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	pids := descendants(s.cmd.Process.Pid)
+	s.cmd.Process.Kill()
+	for _, p := range pids {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// descendants are the processes below pid, from /proc.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
+		children[ppid] = append(children[ppid], p)
+	}
+	var out []int
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			out = append(out, c)
+			walk(c)
+		}
+	}
+	walk(pid)
+	return out
+}
+
+// sshBackupEnv is a backup environment whose server is reached over the
+// test's sshd, with a config file naming the ssh host "db1".
+type sshBackupEnv struct {
+	*bkEnv
+	sshd   *sshd
+	config string
+}
+
+func newSSHBackupEnv(t *testing.T, extraYAML string) *sshBackupEnv {
+	t.Helper()
+	s := startSSHD(t)
+	b := newBackupEnv(t)
+	// The tunnel arrives over TCP from 127.0.0.1 (the sandbox skips name
+	// resolution): the same user and password for that address.
+	lit := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(b.password)
+	if out, err := b.srv.Client(context.Background(), fmt.Sprintf("SET sql_log_bin=0; CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'; GRANT ALL ON *.* TO '%s'@'127.0.0.1';", bkUser, lit, bkUser)); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	config := filepath.Join(b.dir, "mysecure.yaml")
+	yaml := fmt.Sprintf(`ssh:
+  hosts:
+    - name: db1
+      host: 127.0.0.1
+      port: %d
+      user: root
+      identity: [%s]
+      known-hosts: [%s]
+      mysql-port: %d
+      keepalive: 5s
+    - name: db2
+      host: 127.0.0.1
+      port: %d
+      user: root
+      identity: [%s]
+      known-hosts: [%s]
+    - name: db3
+      host: 127.0.0.1
+      port: %d
+      user: root
+      identity: [%s]
+      known-hosts: [%s]
+      jump: db1
+%s`, s.port, s.userKey, s.knownHosts, b.srv.Port, s.port, s.userKey, s.knownHosts, s.port, s.userKey, s.knownHosts, extraYAML)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.vars = append(b.vars, "MYSECURE_CONFIG="+config)
+	return &sshBackupEnv{bkEnv: b, sshd: s, config: config}
+}
+
+func TestSSHBackupRestore(t *testing.T) {
+	e := newSSHBackupEnv(t, `schedules:
+  - name: nightly-db1
+    schedule: "0 2 * * *"
+    ssh: db1
+    remote-dump: true
+    databases: [shop]
+`)
+	before := dbState(t, e.srv)
+	checkFixtureState(t, before)
+	ctx := context.Background()
+
+	w := watchProcs(e.password)
+	// Tunnel: the dump tool runs here against a forwarded port.
+	m := e.backup(t, "--ssh", "db1", "--databases", "shop,crm-2")
+	if !strings.HasPrefix(m.Trailer, "-- Dump completed") {
+		t.Fatalf("tunnel backup: %+v", m)
+	}
+	show, _ := e.ms(t, 0, "backup", "show", m.ID, "--json")
+	if !strings.Contains(show, `"ssh_host": "db1"`) || !strings.Contains(show, `"mode": "tunnel"`) {
+		t.Fatalf("manifest does not record the ssh host: %s", show)
+	}
+	if out, err := e.srv.Client(ctx, "DROP DATABASE shop; DROP DATABASE `crm-2`;"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	e.ms(t, 0, "restore", m.ID, "--ssh", "db1")
+	sameState(t, "state after a restore through the tunnel", before, dbState(t, e.srv))
+
+	// Remote dump: the dump tool runs on the "remote" host, its output
+	// comes back over the channel.
+	r := e.backup(t, "--ssh", "db1", "--remote-dump", "--databases", "shop,crm-2")
+	show, _ = e.ms(t, 0, "backup", "show", r.ID, "--json")
+	if !strings.Contains(show, `"mode": "remote-dump"`) || !strings.HasPrefix(r.Trailer, "-- Dump completed") {
+		t.Fatalf("remote dump manifest: %s", show)
+	}
+	if out, err := e.srv.Client(ctx, "DROP DATABASE shop; DROP DATABASE `crm-2`;"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	e.ms(t, 0, "restore", r.ID, "--ssh", "db1")
+	sameState(t, "state after restoring a remote dump", before, dbState(t, e.srv))
+
+	// A scheduled job over SSH (as system cron runs it) lands in the
+	// catalog and the history.
+	n := len(e.catalog(t))
+	out, _ := e.ms(t, 0, "backup", "--job", "nightly-db1", "--json")
+	var rec struct {
+		Status   string `json:"status"`
+		BackupID string `json:"backup_id"`
+	}
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || rec.Status != "success" || rec.BackupID == "" {
+		t.Fatalf("job: %v %s", err, out)
+	}
+	cat := e.catalog(t)
+	if len(cat) != n+1 || cat[len(cat)-1].ID != rec.BackupID && cat[0].ID != rec.BackupID {
+		t.Fatalf("job's backup %s not in the catalog: %s", rec.BackupID, ids(cat))
+	}
+	hist, _ := e.msPlain(t, 0, "schedule", "history", "nightly-db1", "--json")
+	if !strings.Contains(hist, rec.BackupID) || !strings.Contains(hist, `"success"`) {
+		t.Fatalf("history: %s", hist)
+	}
+	w.finish(t, "mariadb-dump", "sshd")
+
+	// The password is nowhere: not in a command line or environment (the
+	// watch above saw the remote shell and tool too: same machine), not
+	// in sshd's DEBUG3 log, not in files.
+	logb, err := os.ReadFile(e.sshd.log)
+	if err != nil || !bytes.Contains(logb, []byte("debug3:")) || !bytes.Contains(logb, []byte("req exec")) {
+		t.Fatalf("sshd log does not show the remote command (LogLevel DEBUG3?): %v", err)
+	}
+	if bytes.Contains(logb, []byte(e.password)) {
+		t.Fatal("the MySQL password is in sshd's log")
+	}
+	scanFiles(t, e.dir, e.password)
+	scanFiles(t, e.sshd.dir, e.password)
+	scanFiles(t, os.TempDir(), e.password)
+}
+
+func TestSSHRefusals(t *testing.T) {
+	e := newSSHBackupEnv(t, "")
+	n := len(e.catalog(t))
+
+	// Unknown host key: refused, showing the offered fingerprint and the
+	// line to add.
+	good, _ := os.ReadFile(e.sshd.knownHosts)
+	os.WriteFile(e.sshd.knownHosts, nil, 0o600)
+	_, stderr := e.ms(t, 16, "backup", "--ssh", "db1")
+	fp, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", e.sshd.hostKey+".pub").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Fields(string(fp))[1]
+	if !strings.HasPrefix(want, "SHA256:") || !strings.Contains(stderr, want) || !strings.Contains(stderr, strings.TrimSpace(string(good))) {
+		t.Fatalf("unknown host key: stderr does not show %s and the line to add:\n%s", want, stderr)
+	}
+	if !strings.Contains(stderr, "mysecure: hint:") {
+		t.Fatalf("no hint: %s", stderr)
+	}
+
+	// A changed host key is refused too.
+	other := filepath.Join(e.dir, "other_host")
+	keygen(t, other)
+	op, _ := os.ReadFile(other + ".pub")
+	f := strings.Fields(string(op))
+	os.WriteFile(e.sshd.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s %s\n", e.sshd.port, f[0], f[1])), 0o600)
+	_, stderr = e.ms(t, 16, "backup", "--ssh", "db1")
+	if !strings.Contains(stderr, "CHANGED") {
+		t.Fatalf("changed host key: %s", stderr)
+	}
+	os.WriteFile(e.sshd.knownHosts, good, 0o600)
+
+	// A user key the server does not know is refused.
+	wrong := filepath.Join(e.dir, "wrong_id")
+	keygen(t, wrong)
+	cfg, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, bytes.ReplaceAll(cfg, []byte(e.sshd.userKey), []byte(wrong)), 0o600)
+	_, stderr = e.ms(t, 16, "backup", "--ssh", "db1")
+	if !strings.Contains(stderr, "accepted none of the keys") {
+		t.Fatalf("wrong user key: %s", stderr)
+	}
+	os.WriteFile(e.config, cfg, 0o600)
+
+	// An encrypted key without a passphrase and no terminal: refused
+	// with the reason; with --ssh-key-passphrase-file it works.
+	enc := filepath.Join(e.dir, "enc_id")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "kéy pass", "-f", enc).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	pub, _ := os.ReadFile(enc + ".pub")
+	ak := filepath.Join(e.sshd.dir, "authorized_keys")
+	akb, _ := os.ReadFile(ak)
+	os.WriteFile(ak, append(akb, pub...), 0o600)
+	os.WriteFile(e.config, bytes.ReplaceAll(cfg, []byte(e.sshd.userKey), []byte(enc)), 0o600)
+	_, stderr = e.ms(t, 16, "backup", "--ssh", "db1", "--databases", "shop")
+	if !strings.Contains(stderr, "no terminal") {
+		t.Fatalf("encrypted key, no passphrase: %s", stderr)
+	}
+	pp := filepath.Join(e.dir, "pp")
+	os.WriteFile(pp, []byte("kéy pass\n"), 0o600)
+	e.ms(t, 0, "backup", "--ssh", "db1", "--databases", "shop", "--ssh-key-passphrase-file", pp)
+	os.WriteFile(e.config, cfg, 0o600)
+	n++
+
+	// The remote server's unix socket (direct-streamlocal), through a
+	// jump host.
+	m := e.backup(t, "--ssh", "db3", "--ssh-mysql-socket", e.srv.Socket, "--databases", "shop")
+	show, _ := e.ms(t, 0, "backup", "show", m.ID, "--json")
+	if !strings.Contains(show, `"server": "unix `+e.srv.Socket+`"`) || !strings.Contains(show, `"ssh_host": "db3"`) {
+		t.Fatalf("socket backup manifest: %s", show)
+	}
+	n++
+
+	// No MySQL server behind the forwarded port: a clear error.
+	_, stderr = e.ms(t, 16, "backup", "--ssh", "db1", "--ssh-mysql-port", "1")
+	if !strings.Contains(stderr, "forwarding to tcp 127.0.0.1:1") {
+		t.Fatalf("no server: %s", stderr)
+	}
+	if got := len(e.catalog(t)); got != n {
+		t.Fatalf("catalog has %d backups, want %d", got, n)
+	}
+
+	// remote exec and status; several hosts are prefixed.
+	out, _ := e.msPlain(t, 0, "remote", "exec", "db1", "--", "echo", "it's here")
+	if out != "it's here\n" {
+		t.Fatalf("remote exec: %q", out)
+	}
+	out, _ = e.msPlain(t, 0, "remote", "exec", "db1", "db2", "--", "echo", "hi")
+	if !strings.Contains(out, "db1: hi\n") || !strings.Contains(out, "db2: hi\n") {
+		t.Fatalf("remote exec on two hosts: %q", out)
+	}
+	// mysecure is installed there (the test binary on sshd's PATH), not
+	// mounted.
+	out, _ = e.msPlain(t, 0, "remote", "status", "db1", "--json")
+	var sts []struct {
+		Host      string `json:"host"`
+		Reachable bool   `json:"reachable"`
+		Installed bool   `json:"installed"`
+		Mounted   bool   `json:"mounted"`
+	}
+	if err := json.Unmarshal([]byte(out), &sts); err != nil || len(sts) != 1 || sts[0].Host != "db1" || !sts[0].Reachable || !sts[0].Installed || sts[0].Mounted {
+		t.Fatalf("remote status: %v %s", err, out)
+	}
+	_, stderr = e.msPlain(t, 17, "remote", "exec", "db1", "--", "sh", "-c", "exit 3")
+	if !strings.Contains(stderr, "status 3") {
+		t.Fatalf("remote exec failure: %s", stderr)
+	}
+}
+
+// killSSHDMidBackup: a dump blocked behind a table lock, then sshd dies.
+func TestSSHKillMidBackup(t *testing.T) {
+	e := newSSHBackupEnv(t, "")
+	n := len(e.catalog(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Hold a write lock on a table the dump reads: the dump waits.
+	lockDone := make(chan struct{})
+	go func() {
+		defer close(lockDone)
+		e.srv.Client(ctx, "LOCK TABLES shop.big WRITE; SELECT SLEEP(120);")
+	}()
+	time.Sleep(time.Second)
+	cmd := exec.Command(binary, append([]string{"backup", "--ssh", "db1", "--databases", "shop"}, e.creds...)...)
+	cmd.Env = append(os.Environ(), e.vars...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the dump runs through the tunnel.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		found := false
+		for _, p := range descendants(cmd.Process.Pid) {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+			if bytes.Contains(b, []byte("mariadb-dump")) && bytes.Contains(b, []byte("--protocol=TCP")) {
+				found = true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dump never started: %s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	e.sshd.kill()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() == 0 {
+			t.Fatalf("backup did not fail when sshd died: %v\n%s", err, errb.String())
+		}
+		if !strings.Contains(errb.String(), "mysecure: error:") || strings.Count(strings.TrimSpace(errb.String()), "\n") > 3 {
+			t.Fatalf("not a clean error: %s", errb.String())
+		}
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("backup hangs after sshd died: %s", errb.String())
+	}
+	cancel()
+	<-lockDone
+	if got := len(e.catalog(t)); got != n {
+		t.Fatalf("catalog changed: %d backups, want %d", got, n)
+	}
+	var partial []string
+	filepath.Walk(e.store, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.Contains(fi.Name(), "partial") {
+			partial = append(partial, p)
+		}
+		return nil
+	})
+	_ = partial // names are encrypted; the catalog count is the check
+}
+
+// TestSSHTunnelIdle: a tunnel idle for 30 s (keepalives every 5 s) still
+// carries the open MySQL connection and new ones.
+func TestSSHTunnelIdle(t *testing.T) {
+	e := newSSHBackupEnv(t, "")
+	st := &sshclient.Settings{Hosts: []sshclient.HostConfig{{Name: "db1", Host: "127.0.0.1", Port: e.sshd.port, User: "root",
+		Identity: []string{e.sshd.userKey}, KnownHosts: []string{e.sshd.knownHosts}, Keepalive: 5 * time.Second}}}
+	tg, err := st.Resolve("db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := sshclient.Dial(ctx, tg, sshclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fwd, err := c.Forward(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", e.srv.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/", bkUser, e.password, fwd.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id1 int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(31 * time.Second)
+	var id2 int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id2); err != nil || id2 != id1 {
+		t.Fatalf("after 30 s idle the same connection: id %d, %v (want %d)", id2, err, id1)
+	}
+	conn.Close()
+	var v string
+	db2, _ := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/", bkUser, e.password, fwd.Addr()))
+	defer db2.Close()
+	if err := db2.QueryRowContext(ctx, "SELECT @@version").Scan(&v); err != nil || !strings.Contains(strings.ToLower(v), "mariadb") {
+		t.Fatalf("a new connection after idling: %q %v", v, err)
+	}
+	if err := fwd.Err(); err != nil {
+		t.Fatalf("forward error: %v", err)
+	}
+}
