@@ -32,6 +32,9 @@ type ToolError struct {
 	Stderr []string
 	// AccessDenied is set when the server refused the credentials.
 	AccessDenied bool
+	// MissingPrivilege is set when the server let the credentials in
+	// but refused a statement for want of a privilege.
+	MissingPrivilege bool
 }
 
 func (e *ToolError) Error() string {

@@ -148,6 +148,7 @@ const (
 	codeCorrupt     = "corrupt"
 	codeToolFailed  = "tool_failed"
 	codeMySQLCreds  = "mysql_credentials"
+	codeMySQLPrivs  = "mysql_privileges"
 	codeToolMissing = "tool_missing"
 	codeBusy        = "busy"
 	codeDiskFull    = "disk_full"
@@ -156,9 +157,12 @@ const (
 
 func (jobRunner) Code(err error) string {
 	var te *backup.ToolError
+	var pe *backup.PrivilegeError
 	switch {
 	case errors.As(err, &te) && te.AccessDenied:
 		return codeMySQLCreds
+	case errors.As(err, &pe), errors.As(err, &te) && te.MissingPrivilege:
+		return codeMySQLPrivs
 	case errors.As(err, &te):
 		return codeToolFailed
 	case errors.Is(err, backup.ErrNotFound):
