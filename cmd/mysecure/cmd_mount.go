@@ -22,6 +22,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/fds"
+	"github.com/mysecure/mysecure/internal/sdnotify"
 )
 
 type mountOptions struct {
@@ -29,6 +30,8 @@ type mountOptions struct {
 	ReadyFD    int
 	CredFD     int
 	Creds      credOptions
+	// notifySocket is $NOTIFY_SOCKET of a Type=notify service.
+	notifySocket string
 }
 
 func (o *mountOptions) AddFlags(f *pflag.FlagSet) {
@@ -60,6 +63,11 @@ returns once the mount is ready (exit 0) or failed (its exit code).`,
   mysecure mount --foreground --keyfile ...        # under systemd (examples/mysecure.service)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Only the daemon itself tells systemd it is ready: the
+			// programs it starts (and a detached child) must not see
+			// the socket.
+			opts.notifySocket = os.Getenv("NOTIFY_SOCKET")
+			os.Unsetenv("NOTIFY_SOCKET")
 			if opts.Foreground {
 				return runMountForeground(cmd.Context(), opts, g)
 			}
@@ -328,6 +336,9 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		ready.Close()
 		ready = nil
 	}
+	if err := sdnotify.Send(opts.notifySocket, sdnotify.Ready); err != nil {
+		log.Error("readiness notification failed", "error", err.Error())
+	}
 
 	// SIGTERM/SIGINT: unmount cleanly; if files are still open, say so
 	// and keep serving them (stop mysqld first).
@@ -367,6 +378,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		// shows it.
 		return withHint(werr, "unmount with 'mysecure umount'; see the audit log")
 	}
+	sdnotify.Send(opts.notifySocket, sdnotify.Stopping)
 	log.Info("unmounted", "mount", g.cfg.Mount)
 	return nil
 }
