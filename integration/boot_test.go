@@ -177,3 +177,57 @@ func TestBootUnitsVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeInstall: `make install DESTDIR=...` lays out both binaries
+// where the cron lines and the unit expect them, the unit, completion and
+// docs; the installed binary answers --version as version (issue 15 item 7).
+func TestMakeInstall(t *testing.T) {
+	testenv.RequireCommands(t, "make", "go")
+	dest := t.TempDir()
+	out, err := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest).CombinedOutput()
+	if err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	for path, mode := range map[string]os.FileMode{
+		"usr/local/bin/mysecure":                                            0o755,
+		"usr/local/bin/mysqld-guard":                                        0o755,
+		"etc/systemd/system/mysecure.service":                               0o644,
+		"usr/local/share/bash-completion/completions/mysecure":              0o644,
+		"usr/local/share/zsh/site-functions/_mysecure":                      0o644,
+		"usr/local/share/doc/mysecure/boot.md":                              0o644,
+		"usr/local/share/doc/mysecure/examples/mariadb-after-mysecure.conf": 0o644,
+	} {
+		fi, err := os.Stat(filepath.Join(dest, path))
+		if err != nil {
+			t.Errorf("make install: %v", err)
+			continue
+		}
+		if fi.Mode().Perm() != mode || fi.Size() == 0 {
+			t.Errorf("%s: mode %v size %d, want %v and not empty", path, fi.Mode().Perm(), fi.Size(), mode)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(dest, "etc/systemd/system/mysecure.service"))
+	if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/mysecure mount --foreground") {
+		t.Errorf("installed unit:\n%s", unit)
+	}
+	comp, _ := os.ReadFile(filepath.Join(dest, "usr/local/share/bash-completion/completions/mysecure"))
+	if !strings.Contains(string(comp), "__start_mysecure") {
+		t.Errorf("bash completion file does not complete mysecure:\n%.300s", comp)
+	}
+	bin := filepath.Join(dest, "usr/local/bin/mysecure")
+	v1, err1 := exec.Command(bin, "version").Output()
+	v2, err2 := exec.Command(bin, "--version").Output()
+	if err1 != nil || err2 != nil || string(v1) != string(v2) || !strings.HasPrefix(string(v1), "mysecure ") {
+		t.Fatalf("version %q (%v) and --version %q (%v) differ", v1, err1, v2, err2)
+	}
+
+	// PREFIX moves the binaries, and the unit follows them.
+	dest2 := t.TempDir()
+	if out, err := exec.Command("make", "-C", "..", "install", "DESTDIR="+dest2, "PREFIX=/usr").CombinedOutput(); err != nil {
+		t.Fatalf("make install PREFIX=/usr: %v\n%s", err, out)
+	}
+	unit, _ = os.ReadFile(filepath.Join(dest2, "etc/systemd/system/mysecure.service"))
+	if _, err := os.Stat(filepath.Join(dest2, "usr/bin/mysecure")); err != nil || !strings.Contains(string(unit), "ExecStart=/usr/bin/mysecure mount") {
+		t.Fatalf("PREFIX=/usr: %v\n%s", err, unit)
+	}
+}

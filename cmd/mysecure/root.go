@@ -234,6 +234,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usagef(err.Error()) })
+	setVersionFlag(root)
 	g.AddFlags(root.PersistentFlags())
 	root.AddCommand(
 		newVersionCommand(g),
