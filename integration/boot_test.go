@@ -231,3 +231,61 @@ func TestMakeInstall(t *testing.T) {
 		t.Fatalf("PREFIX=/usr: %v\n%s", err, unit)
 	}
 }
+
+// TestUmountNamesItsMount: `umount --socket` prints the mount that daemon
+// served, not the configured default, and refuses a --mount that daemon
+// does not serve (issue 15 item 9).
+func TestUmountNamesItsMount(t *testing.T) {
+	m := newMount(t)
+	run := func(want int, args ...string) string {
+		t.Helper()
+		c := exec.Command(binary, args...)
+		// Only the socket: the mount point is the daemon's to say.
+		c.Env = append(os.Environ(), "MYSECURE_STATE_DIR="+m.state)
+		out, err := c.CombinedOutput()
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("mysecure %s: exit %d, want %d\n%s", strings.Join(args, " "), got, want, out)
+		}
+		return string(out)
+	}
+	other := filepath.Join(m.dir, "elsewhere")
+	out := run(2, "umount", "--socket", m.socket, "--mount", other)
+	if !strings.Contains(out, "the daemon on "+m.socket+" serves "+m.mnt+", not "+other) {
+		t.Fatalf("umount with another --mount:\n%s", out)
+	}
+	out = run(0, "umount", "--socket", m.socket)
+	if strings.TrimSpace(out) != "unmounted "+m.mnt {
+		t.Fatalf("umount --socket printed %q, want %q", out, "unmounted "+m.mnt)
+	}
+}
+
+// TestDecryptKeyFileSaysWhy: `decrypt` (and `encrypt`) with a key file
+// names the credential it needs and why (issue 15 item 9).
+func TestDecryptKeyFileSaysWhy(t *testing.T) {
+	m := newMount(t)
+	kf := m.addKeyFile()
+	src := filepath.Join(m.dir, "data")
+	if err := os.WriteFile(src, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.ms(0, append([]string{"encrypt", "@mysql", src}, m.creds()...)...)
+	out := m.ms(2, "decrypt", "@mysql", src, "--keyfile", kf)
+	for _, want := range []string{
+		"error: a key file is not a master credential: 'decrypt' moves files out of the mount into plaintext on disk",
+		"it needs the master credential: the passphrase and salt, or the RSA private key",
+		"hint: give --passphrase-file and --salt-file",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("decrypt --keyfile lacks %q:\n%s", want, out)
+		}
+	}
+	if fi, err := os.Lstat(src); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("decrypt with a key file touched %s: %v %v", src, fi, err)
+	}
+}

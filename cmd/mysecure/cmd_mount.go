@@ -293,7 +293,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	if runner != nil {
 		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log))
 		runner.reload = func() (int, error) {
-			jobs, err := readSchedules(g.cfg.file)
+			jobs, err := daemonSchedules(g)
 			if err != nil {
 				return 0, err
 			}
@@ -422,6 +422,16 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := daemon.NewClient(g.cfg.Socket)
+			// Say (and check) which mount this daemon serves: with
+			// --socket, it need not be the configured one.
+			mnt := g.cfg.Mount
+			if st, err := c.Status(cmd.Context()); err == nil && st.Mount != "" {
+				if cmd.Flags().Changed("mount") && filepath.Clean(st.Mount) != filepath.Clean(g.cfg.Mount) {
+					return withHint(usagef(fmt.Sprintf("the daemon on %s serves %s, not %s", g.cfg.Socket, st.Mount, g.cfg.Mount)),
+						"give the --socket of the daemon that serves "+g.cfg.Mount+", or leave out --mount")
+				}
+				mnt = st.Mount
+			}
 			err := c.Umount(cmd.Context())
 			if errors.Is(err, daemon.ErrNotRunning) {
 				// A daemon killed with -9 leaves a dead mount behind.
@@ -448,7 +458,7 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			fmt.Fprintf(g.p.out, "unmounted %s\n", g.cfg.Mount)
+			fmt.Fprintf(g.p.out, "unmounted %s\n", mnt)
 			return nil
 		},
 	}

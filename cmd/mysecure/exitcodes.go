@@ -57,7 +57,7 @@ var errInterrupted = errors.New("interrupted")
 
 // hintNotMaster is the hint for a key file given where a master
 // credential is needed.
-const hintNotMaster = "a key file only mounts, verifies and decrypts: give the passphrase and salt (prompted, or --passphrase-file and --salt-file) or --rsa-private-key"
+const hintNotMaster = "a key file only mounts, verifies and decrypts copies of files ('file decrypt'): give the passphrase and salt (prompted, or --passphrase-file and --salt-file) or --rsa-private-key"
 
 // hintMySQLPrivs is the hint for MySQL credentials that log in but lack
 // a privilege.

@@ -21,8 +21,8 @@ import (
 )
 
 // defaultConfigFile is read when it exists; --config names another one,
-// which must exist.
-const defaultConfigFile = "/etc/mysecure/mysecure.yaml"
+// which must exist. A variable only so that tests can point it elsewhere.
+var defaultConfigFile = "/etc/mysecure/mysecure.yaml"
 
 // Defaults of the settings (docs/configuration.md).
 const (
