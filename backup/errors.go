@@ -39,6 +39,9 @@ type ToolError struct {
 	// refused the tool (and its children) while it ran: most often why
 	// it failed.
 	Denied []Denied
+	// MissingPrivilege is set when the server let the credentials in
+	// but refused a statement for want of a privilege.
+	MissingPrivilege bool
 }
 
 func (e *ToolError) Error() string {

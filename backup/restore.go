@@ -66,6 +66,13 @@ func (s *Service) Restore(ctx context.Context, o RestoreOptions, progress func(P
 		return nil, err
 	}
 	start := time.Now()
+	if m.Type == Logical {
+		// Before the verification pass: a restore that cannot finish
+		// should say so at once, not after reading the whole backup.
+		if err := s.checkRestoreLogical(ctx, m, o); err != nil {
+			return nil, err
+		}
+	}
 	if !o.NoVerify {
 		if _, err := check(ctx, t, dir, m, nil); err != nil {
 			return nil, fmt.Errorf("nothing was restored: %w", err)
@@ -115,6 +122,34 @@ func (s *Service) restoreSource(o RestoreOptions) (*tree.Tree, string, *Manifest
 		return nil, "", nil, err
 	}
 	return s.Tree, path.Join(backupsDir, o.ID), &e.Manifest, nil
+}
+
+// checkRestoreLogical checks the options of a logical restore and that
+// its credentials hold RestorePrivileges on every database it writes.
+func (s *Service) checkRestoreLogical(ctx context.Context, m *Manifest, o RestoreOptions) error {
+	if o.Target != "" || o.CopyBack != "" {
+		return usageErr("--target and --copy-back are for physical backups")
+	}
+	dbs := m.Databases
+	if o.RenameTo != "" {
+		if len(m.Databases) != 1 {
+			return usageErr("--rename-to needs a backup of exactly one database (this one has %d; make one with --databases)", len(m.Databases))
+		}
+		if !dbNameRE.MatchString(o.RenameTo) {
+			return usageErr("database name %q is not valid", o.RenameTo)
+		}
+		dbs = []string{o.RenameTo}
+	}
+	credName := o.Credentials
+	if credName == "" {
+		credName = m.Credentials
+	}
+	cnf, err := s.credentials(credName)
+	if err != nil {
+		return err
+	}
+	defer clear(cnf)
+	return s.checkPrivileges(ctx, "restore", cnf, dbs, RestorePrivileges)
 }
 
 func (s *Service) restoreLogical(ctx context.Context, t *tree.Tree, dir string, m *Manifest, o RestoreOptions, res *RestoreResult, report func(int64)) error {

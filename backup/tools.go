@@ -299,7 +299,10 @@ func (tc *toolCmd) failure(err error) error {
 	}
 	te := &ToolError{Tool: tc.name, Status: status, Stderr: tc.stderr.Lines()}
 	for _, l := range te.Stderr {
-		if strings.Contains(l, "Access denied") || strings.Contains(l, "1045") {
+		switch {
+		case missingPrivilege(l):
+			te.MissingPrivilege = true
+		case strings.Contains(l, "Access denied") || strings.Contains(l, "1045"):
 			te.AccessDenied = true
 		}
 	}
@@ -314,6 +317,22 @@ func (tc *toolCmd) failure(err error) error {
 		}
 	}
 	return te
+}
+
+// missingPrivilege reports whether a tool's message is the server
+// refusing a statement to an account it let in (ERROR 1044 no access to
+// a database, 1142/1143 table or column command denied, 1227 "you need
+// the SUPER, SET USER privilege", 1370 routine command denied, 1419 no
+// SUPER to create a trigger or routine with binary logging on), as
+// opposed to refusing the login (1045).
+func missingPrivilege(line string) bool {
+	for _, code := range []string{"1044", "1142", "1143", "1227", "1370", "1419"} {
+		if strings.Contains(line, "ERROR "+code) || strings.Contains(line, "error: "+code) || strings.Contains(line, "Got error: "+code) {
+			return true
+		}
+	}
+	return strings.Contains(line, "command denied to user") || strings.Contains(line, "you need (at least one of)") ||
+		(strings.Contains(line, "Access denied for user") && strings.Contains(line, " to database '"))
 }
 
 func (tc *toolCmd) cleanup() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -500,5 +501,80 @@ func TestHardenAuditCLI(t *testing.T) {
 	b, err := cmd.Output()
 	if err != nil || json.Unmarshal(b, &js) != nil || len(js) < 15 {
 		t.Fatalf("audit --json: %v %s", err, b)
+	}
+}
+
+// TestHardenAuditFindings: headlines say what was found, not what a pass
+// means, and an empty log_error (Debian's default: the error log goes to
+// stderr, piped to logger by mysqld_safe --syslog, or to the journal) is
+// followed to where stderr goes instead of erroring (issue 15 item 8).
+func TestHardenAuditFindings(t *testing.T) {
+	dir := serverTestDir(t)
+	cnf := filepath.Join(dir, "my.cnf")
+	os.WriteFile(cnf, []byte("[mysqld]\n"), 0o644)
+	// As mysqld_safe --syslog starts it: stderr is a pipe to logger.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(func() { pr.Close() })
+	o := sandbox.Options{Dir: filepath.Join(dir, "srv"), Stderr: pw,
+		Args: []string{"--local-infile=1", "--skip-name-resolve=0", "--skip-log-error"}}
+	s := startSandbox(t, o)
+	pw.Close()
+	if out, err := s.Client(context.Background(), "SELECT CONCAT('[', @@GLOBAL.log_error, ']');"); err != nil || !strings.Contains(out, "[]") {
+		t.Fatalf("the server was meant to run without log_error: %q %v", out, err)
+	}
+	audit := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, append([]string{"harden", "audit", "--mysql-socket", s.Socket, "--option-files", cnf}, args...)...)
+		out, err := cmd.Output()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 14 {
+			t.Fatalf("harden audit: %v, want exit 14\n%s", err, out)
+		}
+		return string(out)
+	}
+	out := audit()
+	for _, re := range []string{
+		`(?m)^FAIL\s+config\.local-infile\s+local_infile is ON \(1\)`,
+		`(?m)^WARN\s+config\.skip-name-resolve\s+skip_name_resolve is OFF \(0\)`,
+		`(?m)^PASS\s+files\.error-log\s`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("audit output does not match %s:\n%s", re, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "FAIL") && !strings.HasPrefix(line, "WARN") && !strings.HasPrefix(line, "ERROR") {
+			continue
+		}
+		for _, wrong := range []string{"local_infile is OFF", "skip_name_resolve is ON", "got 0 rows"} {
+			if strings.Contains(line, wrong) {
+				t.Errorf("audit headline says %q: %s", wrong, line)
+			}
+		}
+	}
+	var fs []struct {
+		ID, Result, Summary string
+		Evidence            []string
+	}
+	if err := json.Unmarshal([]byte(audit("--json")), &fs); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range fs {
+		if f.ID == "files.error-log" {
+			found = true
+			if f.Result != "pass" || !strings.Contains(strings.Join(f.Evidence, " "), "log_error is empty: the error log goes to the server's stderr, a pipe") {
+				t.Errorf("files.error-log: %+v", f)
+			}
+		}
+		if f.ID == "config.local-infile" && !strings.HasPrefix(f.Summary, "local_infile is ON (1)") {
+			t.Errorf("config.local-infile summary %q", f.Summary)
+		}
+	}
+	if !found {
+		t.Fatal("no files.error-log finding")
 	}
 }

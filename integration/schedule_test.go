@@ -240,7 +240,12 @@ func TestScheduleSystemCron(t *testing.T) {
 	b.msPlain(t, 0, "schedule", "add", "nightly", "--schedule", "30 2 * * *", "--databases", "shop", "--keep-daily", "7")
 	b.msPlain(t, 0, "schedule", "add", "weekly", "--schedule", "@weekly", "--type", "physical", "--jitter", "10m")
 	cronFile := filepath.Join(b.dir, "cron.d", "mysecure")
-	b.msPlain(t, 0, "schedule", "install", "--cron", "--cron-file", cronFile, "--keyfile", filepath.Join(b.dir, "boot.key"))
+	_, errOut := b.msPlain(t, 0, "schedule", "install", "--cron", "--cron-file", cronFile, "--keyfile", filepath.Join(b.dir, "boot.key"))
+	// Is a cron daemon running? Asked independently with pgrep.
+	cronRunning := exec.Command("pgrep", "-x", "cron|crond|cronie").Run() == nil
+	if warned := strings.Contains(errOut, "mysecure: warning: ") && strings.Contains(errOut, "the jobs in "+cronFile); warned == cronRunning {
+		t.Fatalf("cron running: %v, but install warned: %v\n%s", cronRunning, warned, errOut)
+	}
 	data, err := os.ReadFile(cronFile)
 	if err != nil {
 		t.Fatal(err)
@@ -294,7 +299,7 @@ func TestScheduleSystemCron(t *testing.T) {
 	}
 	// A broken schedule in the file is a usage error for every command.
 	os.WriteFile(cfg, []byte("schedules:\n  - name: x\n    schedule: \"99 * * * *\"\n"), 0o600)
-	_, errOut := b.msPlain(t, 2, "backup", "list")
+	_, errOut = b.msPlain(t, 2, "backup", "list")
 	if !strings.Contains(errOut, "job x") {
 		t.Fatalf("broken schedule: %s", errOut)
 	}

@@ -308,6 +308,14 @@ func runMove(ctx context.Context, g *globalOptions, creds *credOptions, encrypt 
 		return unknownCategory(cat, s.Categories)
 	}
 	cred, err := adminCredential(ctx, c, creds)
+	if errors.Is(err, volume.ErrNotMasterCredential) {
+		verb, what := "decrypt", "moves files out of the mount into plaintext on disk"
+		if encrypt {
+			verb, what = "encrypt", "moves files into the mount"
+		}
+		return withHint(fmt.Errorf("%w: '%s' %s with a session that may open plaintext without rules, so it needs the master credential: the passphrase and salt, or the RSA private key", err, verb, what),
+			"give --passphrase-file and --salt-file (or answer the prompt) or --rsa-private-key; a key file only mounts, verifies and decrypts copies of files ('mysecure file decrypt')")
+	}
 	if err != nil {
 		return err
 	}

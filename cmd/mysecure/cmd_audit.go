@@ -90,14 +90,23 @@ func (o auditOptions) clientQuery() (audit.Query, error) {
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("%s: %v: %s", client, err, strings.TrimSpace(errb.String()))
 		}
-		var rows [][]string
-		for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
-			if l != "" {
-				rows = append(rows, strings.Split(l, "\t"))
-			}
-		}
-		return rows, nil
+		return batchRows(out.String()), nil
 	}, nil
+}
+
+// batchRows splits the client's --batch --raw output into rows of
+// tab-separated columns. Every row ends in a newline, and a row of one
+// empty column is an empty line (SELECT @@log_error on Debian's default):
+// it is a row, not nothing.
+func batchRows(out string) [][]string {
+	if out == "" {
+		return nil
+	}
+	var rows [][]string
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		rows = append(rows, strings.Split(l, "\t"))
+	}
+	return rows
 }
 
 func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
@@ -120,17 +129,19 @@ func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
 	} else {
 		tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
 		for _, f := range fs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(f.Result)), f.ID, f.Title)
+			// What was found; the title says what a pass means.
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(f.Result)), f.ID, f.Summary)
 		}
 		tw.Flush()
 		for _, f := range fs {
 			if f.Result == audit.Pass {
 				continue
 			}
-			fmt.Fprintf(g.p.out, "\n%s %s: %s\n", strings.ToUpper(string(f.Result)), f.ID, f.Title)
+			fmt.Fprintf(g.p.out, "\n%s %s\n", strings.ToUpper(string(f.Result)), f.ID)
 			for _, e := range f.Evidence {
 				fmt.Fprintf(g.p.out, "  - %s\n", e)
 			}
+			fmt.Fprintf(g.p.out, "  expected: %s\n", f.Title)
 			if f.Why != "" {
 				fmt.Fprintf(g.p.out, "  why: %s\n", f.Why)
 			}

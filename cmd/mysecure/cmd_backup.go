@@ -180,6 +180,7 @@ const (
 	codeCorrupt     = "corrupt"
 	codeToolFailed  = "tool_failed"
 	codeMySQLCreds  = "mysql_credentials"
+	codeMySQLPrivs  = "mysql_privileges"
 	codeToolMissing = "tool_missing"
 	codeBusy        = "busy"
 	codeDiskFull    = "disk_full"
@@ -191,9 +192,12 @@ func (jobRunner) Code(err error) string {
 		return c
 	}
 	var te *backup.ToolError
+	var pe *backup.PrivilegeError
 	switch {
 	case errors.As(err, &te) && te.AccessDenied:
 		return codeMySQLCreds
+	case errors.As(err, &pe), errors.As(err, &te) && te.MissingPrivilege:
+		return codeMySQLPrivs
 	case errors.As(err, &te):
 		return codeToolFailed
 	case errors.Is(err, backup.ErrNotFound):

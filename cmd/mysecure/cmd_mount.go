@@ -24,6 +24,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/fds"
+	"github.com/mysecure/mysecure/internal/sdnotify"
 )
 
 type mountOptions struct {
@@ -31,6 +32,8 @@ type mountOptions struct {
 	ReadyFD    int
 	CredFD     int
 	Creds      credOptions
+	// notifySocket is $NOTIFY_SOCKET of a Type=notify service.
+	notifySocket string
 }
 
 func (o *mountOptions) AddFlags(f *pflag.FlagSet) {
@@ -62,6 +65,11 @@ returns once the mount is ready (exit 0) or failed (its exit code).`,
   mysecure mount --foreground --keyfile ...        # under systemd (examples/mysecure.service)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Only the daemon itself tells systemd it is ready: the
+			// programs it starts (and a detached child) must not see
+			// the socket.
+			opts.notifySocket = os.Getenv("NOTIFY_SOCKET")
+			os.Unsetenv("NOTIFY_SOCKET")
 			if opts.Foreground {
 				return runMountForeground(cmd.Context(), opts, g)
 			}
@@ -303,7 +311,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	if runner != nil {
 		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log))
 		runner.reload = func() (int, error) {
-			jobs, err := readSchedules(g.cfg.file)
+			jobs, err := daemonSchedules(g)
 			if err != nil {
 				return 0, err
 			}
@@ -346,6 +354,9 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		ready.Close()
 		ready = nil
 	}
+	if err := sdnotify.Send(opts.notifySocket, sdnotify.Ready); err != nil {
+		log.Error("readiness notification failed", "error", err.Error())
+	}
 
 	// SIGTERM/SIGINT: unmount cleanly; if files are still open, say so
 	// and keep serving them (stop mysqld first).
@@ -385,6 +396,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		// shows it.
 		return withHint(werr, "unmount with 'mysecure umount'; see the audit log")
 	}
+	sdnotify.Send(opts.notifySocket, sdnotify.Stopping)
 	log.Info("unmounted", "mount", g.cfg.Mount)
 	return nil
 }
@@ -428,6 +440,16 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := daemon.NewClient(g.cfg.Socket)
+			// Say (and check) which mount this daemon serves: with
+			// --socket, it need not be the configured one.
+			mnt := g.cfg.Mount
+			if st, err := c.Status(cmd.Context()); err == nil && st.Mount != "" {
+				if cmd.Flags().Changed("mount") && filepath.Clean(st.Mount) != filepath.Clean(g.cfg.Mount) {
+					return withHint(usagef(fmt.Sprintf("the daemon on %s serves %s, not %s", g.cfg.Socket, st.Mount, g.cfg.Mount)),
+						"give the --socket of the daemon that serves "+g.cfg.Mount+", or leave out --mount")
+				}
+				mnt = st.Mount
+			}
 			err := c.Umount(cmd.Context())
 			if errors.Is(err, daemon.ErrNotRunning) {
 				// A daemon killed with -9 leaves a dead mount behind.
@@ -454,7 +476,7 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			fmt.Fprintf(g.p.out, "unmounted %s\n", g.cfg.Mount)
+			fmt.Fprintf(g.p.out, "unmounted %s\n", mnt)
 			return nil
 		},
 	}

@@ -43,9 +43,22 @@ func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger) *s
 	}
 }
 
+// daemonSchedules re-reads the schedules for a daemon reload: from the
+// config file the daemon read at start, or else from the one `schedule
+// add` writes (--config, $MYSECURE_CONFIG, the default path), which may
+// have appeared since: on a fresh host the first `schedule add` creates
+// it.
+func daemonSchedules(g *globalOptions) ([]schedule.Job, error) {
+	return readSchedules(g.configFileForEdit())
+}
+
 // readSchedules re-reads the schedules of the config file (daemon reload).
+// A file that does not exist holds no schedules.
 func readSchedules(file string) ([]schedule.Job, error) {
 	if file == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	v := viper.New()
@@ -119,6 +132,19 @@ func runJob(ctx context.Context, g *globalOptions, eo *execOptions, name, trigge
 	}
 	fmt.Fprintln(g.p.out)
 	return nil
+}
+
+// warnNoCron warns when no cron daemon would run the lines just written.
+func warnNoCron(g *globalOptions, file string, st schedule.CronStatus) {
+	switch {
+	case st.Running != "":
+	case st.Installed == "":
+		fmt.Fprintf(g.p.err, "mysecure: warning: no cron daemon is installed: nothing will run the jobs in %s\n", file)
+		g.p.hintf("install one (Debian: apt-get install cron), or let systemd run them: 'mysecure schedule install --systemd'")
+	default:
+		fmt.Fprintf(g.p.err, "mysecure: warning: %s is installed but not running: the jobs in %s will not run until it does\n", st.Installed, file)
+		g.p.hintf("start it: systemctl enable --now cron (or your init system's equivalent)")
+	}
 }
 
 // notifyDaemon asks a running daemon to re-read the schedules.
@@ -541,6 +567,7 @@ credential: --keyfile.`,
 					return err
 				}
 				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(jobs))
+				warnNoCron(g, o.CronFile, schedule.FindCron("/proc", schedule.CronBinDirs))
 				return mark()
 			}
 			units, err := schedule.SystemdUnits(jobs, inv)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +32,23 @@ func currentVersion() string {
 	return "dev"
 }
 
+func currentVersionInfo() versionInfo {
+	return versionInfo{currentVersion(), runtime.Version(), volume.ConfigVersion, content.Version}
+}
+
+// line is the one line `mysecure version` and `mysecure --version` print.
+func (v versionInfo) line() string {
+	return fmt.Sprintf("mysecure %s (%s, volume format %d, content format %d)", v.Version, v.GoVersion, v.VolumeFormat, v.ContentFormat)
+}
+
+// setVersionFlag makes `mysecure --version` print what `mysecure
+// version` prints (cobra's flag, with our line as its template).
+func setVersionFlag(root *cobra.Command) {
+	line := currentVersionInfo().line()
+	root.Version = currentVersion()
+	root.SetVersionTemplate(strings.NewReplacer("{{", "{{`{{`}}").Replace(line) + "\n")
+}
+
 func newVersionCommand(g *globalOptions) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -38,11 +56,11 @@ func newVersionCommand(g *globalOptions) *cobra.Command {
 		Short: "Print the version and the formats this build reads and writes",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v := versionInfo{currentVersion(), runtime.Version(), volume.ConfigVersion, content.Version}
+			v := currentVersionInfo()
 			if asJSON {
 				return g.p.json(v)
 			}
-			fmt.Fprintf(g.p.out, "mysecure %s (%s, volume format %d, content format %d)\n", v.Version, v.GoVersion, v.VolumeFormat, v.ContentFormat)
+			fmt.Fprintln(g.p.out, v.line())
 			return nil
 		},
 	}

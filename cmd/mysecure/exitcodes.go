@@ -61,7 +61,11 @@ var errInterrupted = errors.New("interrupted")
 
 // hintNotMaster is the hint for a key file given where a master
 // credential is needed.
-const hintNotMaster = "a key file only mounts, verifies and decrypts: give the passphrase and salt (prompted, or --passphrase-file and --salt-file) or --rsa-private-key"
+const hintNotMaster = "a key file only mounts, verifies and decrypts copies of files ('file decrypt'): give the passphrase and salt (prompted, or --passphrase-file and --salt-file) or --rsa-private-key"
+
+// hintMySQLPrivs is the hint for MySQL credentials that log in but lack
+// a privilege.
+const hintMySQLPrivs = "grant what is missing, or use an account that has it: 'mysecure backup credentials set --name restore --user restore' and '--credentials restore' (docs/backup.md lists the grants backups and restores need)"
 
 // classify maps an error to its exit code and a hint for the user.
 func classify(err error) (code int, hint string) {
@@ -107,6 +111,8 @@ func classify(err error) (code int, hint string) {
 			return exitTool, "the error ends with the tool's last messages; nothing was added to the catalog"
 		case codeMySQLCreds:
 			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
+		case codeMySQLPrivs:
+			return exitMySQLCreds, hintMySQLPrivs
 		case codeToolMissing:
 			return exitTool, "install the tool (Debian: mariadb-client, mariadb-backup) or name it in the configuration"
 		case codeBusy:
@@ -118,8 +124,15 @@ func classify(err error) (code int, hint string) {
 		}
 		return exitError, "see the daemon log for details"
 	}
+	var pe *backup.PrivilegeError
+	if errors.As(err, &pe) {
+		return exitMySQLCreds, hintMySQLPrivs
+	}
 	var te *backup.ToolError
 	if errors.As(err, &te) {
+		if te.MissingPrivilege {
+			return exitMySQLCreds, hintMySQLPrivs
+		}
 		if te.AccessDenied {
 			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
 		}

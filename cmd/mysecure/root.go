@@ -23,8 +23,8 @@ import (
 )
 
 // defaultConfigFile is read when it exists; --config names another one,
-// which must exist.
-const defaultConfigFile = "/etc/mysecure/mysecure.yaml"
+// which must exist. A variable only so that tests can point it elsewhere.
+var defaultConfigFile = "/etc/mysecure/mysecure.yaml"
 
 // Defaults of the settings (docs/configuration.md).
 const (
@@ -243,6 +243,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usagef(err.Error()) })
+	setVersionFlag(root)
 	g.AddFlags(root.PersistentFlags())
 	root.AddCommand(
 		newVersionCommand(g),

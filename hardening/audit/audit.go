@@ -90,10 +90,13 @@ const (
 type Finding struct {
 	// ID is the check's stable identifier, such as "accounts.anonymous".
 	ID string `json:"id"`
-	// Title says in a few words what is checked.
+	// Title says in a few words what is checked: what a pass means.
 	Title string `json:"title"`
 	// Result is pass, fail, warn or error.
 	Result Result `json:"result"`
+	// Summary says in one line what was found: the title for a pass,
+	// else the first item of the evidence (and how many more there are).
+	Summary string `json:"summary"`
 	// Why says why the check matters.
 	Why string `json:"why"`
 	// Fix says how to make the check pass.
@@ -196,8 +199,10 @@ func (a *auditor) run(ctx context.Context, c check) (f Finding) {
 		if r := recover(); r != nil {
 			f.Result = Error
 			f.Evidence = []string{fmt.Sprintf("internal error in check: %v", r)}
+			f.Summary = summary(f)
 		}
 	}()
+	defer func() { f.Summary = summary(f) }()
 	o, err := c.run(ctx, a)
 	if err != nil {
 		f.Result = Error
@@ -206,6 +211,22 @@ func (a *auditor) run(ctx context.Context, c check) (f Finding) {
 	}
 	f.Result, f.Evidence = o.result, o.evidence
 	return f
+}
+
+// summary is the headline of a finding: what was found, never the title
+// of a check that did not pass.
+func summary(f Finding) string {
+	if f.Result == Pass || len(f.Evidence) == 0 {
+		return f.Title
+	}
+	s := f.Evidence[0]
+	if f.Result == Error {
+		s = "could not check: " + s
+	}
+	if n := len(f.Evidence) - 1; n > 0 && f.Result != Error {
+		s += fmt.Sprintf(" (and %d more)", n)
+	}
+	return s
 }
 
 // auditor holds what several checks share, each read at most once.

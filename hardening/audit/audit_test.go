@@ -214,3 +214,19 @@ func TestFailed(t *testing.T) {
 		t.Errorf("Count(Error) = %d, want 1", n)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	for _, tc := range []struct {
+		f    Finding
+		want string
+	}{
+		{Finding{Title: "local_infile is OFF", Result: Pass, Evidence: []string{"local_infile = 0"}}, "local_infile is OFF"},
+		{Finding{Title: "local_infile is OFF", Result: Fail, Evidence: []string{"local_infile is ON (1)"}}, "local_infile is ON (1)"},
+		{Finding{Title: "t", Result: Warn, Evidence: []string{"a", "b", "c"}}, "a (and 2 more)"},
+		{Finding{Title: "t", Result: Error, Evidence: []string{"query failed"}}, "could not check: query failed"},
+	} {
+		if got := summary(tc.f); got != tc.want {
+			t.Errorf("summary(%+v) = %q, want %q", tc.f, got, tc.want)
+		}
+	}
+}

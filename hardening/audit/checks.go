@@ -90,7 +90,7 @@ var checks = []check{
 	{Check{
 		ID:       "files.error-log",
 		Title:    "Error log configured and protected",
-		Criteria: "Warns if @@log_error is empty (errors go to stderr). Fails if the log file is not owned by the server user or root, or is world-writable; warns if it is world-readable. Needs to run on the server's host.",
+		Criteria: "If @@log_error is empty the server logs to stderr: passes if that is a socket (the systemd journal, syslog) or a pipe (mysqld_safe --syslog to logger), checks a file as below, warns if it is /dev/null or cannot be followed. Fails if the log file is not owned by the server user or root, or is world-writable; warns if it is world-readable. Needs to run on the server's host.",
 		Why:      "The error log records failed logins, crashes and security warnings needed to investigate incidents; others must not forge or read it.",
 		Fix:      "Set log_error = /var/log/mysql/error.log under [mariadbd]; chown mysql:adm and chmod 0640 the file.",
 	}, checkErrorLog},

@@ -13,7 +13,7 @@ func checkLocalInfile(ctx context.Context, a *auditor) (outcome, error) {
 		return outcome{}, err
 	}
 	if on {
-		return outcome{Fail, []string{"local_infile = " + v}}, nil
+		return outcome{Fail, []string{"local_infile is ON (" + v + "): clients may make the server read their files with LOAD DATA LOCAL"}}, nil
 	}
 	return pass("local_infile = " + v), nil
 }
@@ -50,7 +50,7 @@ func checkSkipNameResolve(ctx context.Context, a *auditor) (outcome, error) {
 	if on {
 		return pass("skip_name_resolve = " + v), nil
 	}
-	warns := []string{"skip_name_resolve = " + v + ": client addresses are resolved with DNS"}
+	warns := []string{"skip_name_resolve is OFF (" + v + "): client addresses are resolved with DNS"}
 	accts, err := a.accounts(ctx)
 	if err != nil {
 		return outcome{Warn, append(warns, "could not read the accounts to see whether any is matched by host name: "+err.Error())}, nil
@@ -62,7 +62,12 @@ func checkSkipNameResolve(ctx context.Context, a *auditor) (outcome, error) {
 		}
 	}
 	sort.Strings(fails)
-	return worst(fails, warns, nil), nil
+	// The setting first: the headline says what is wrong with the server
+	// before which accounts it hurts.
+	if len(fails) > 0 {
+		return outcome{Fail, append(warns, fails...)}, nil
+	}
+	return outcome{Warn, warns}, nil
 }
 
 func checkRequireSecureTransport(ctx context.Context, a *auditor) (outcome, error) {

@@ -97,7 +97,7 @@ func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
 		return outcome{}, err
 	}
 	if v == "" || v == Null {
-		return outcome{Warn, []string{"log_error is empty: the error log goes to stderr (the journal under systemd, or nowhere)"}}, nil
+		return a.checkStderrLog(ctx)
 	}
 	path := v
 	if !filepath.IsAbs(path) {
@@ -107,6 +107,11 @@ func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
 		}
 		path = filepath.Join(dir, path)
 	}
+	return a.checkLogFile(path, "log_error = "+v)
+}
+
+// checkLogFile checks the owner and mode of the error log at path.
+func (a *auditor) checkLogFile(path, note string) (outcome, error) {
 	want, err := a.serverUID()
 	if err != nil {
 		return outcome{}, err
@@ -125,7 +130,63 @@ func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
 	} else if perm&0o004 != 0 {
 		warns = append(warns, fmt.Sprintf("%s has mode %04o: anyone may read it", path, perm))
 	}
-	return worst(fails, warns, []string{"log_error = " + v, describe(path, st, uid)}), nil
+	return worst(fails, warns, []string{note, describe(path, st, uid)}), nil
+}
+
+// checkStderrLog follows an empty log_error: the server writes its error
+// log to stderr, which systemd connects to the journal (a socket),
+// mysqld_safe --syslog to logger (a pipe), and a shell to a file or
+// nowhere. It looks at the server process's descriptor 2.
+func (a *auditor) checkStderrLog(ctx context.Context) (outcome, error) {
+	const empty = "log_error is empty: the error log goes to the server's stderr"
+	target, err := a.serverStderr(ctx)
+	if err != nil {
+		return outcome{Warn, []string{empty + ", which could not be followed (" + err.Error() + "): check that the journal or syslog keeps it"}}, nil
+	}
+	switch {
+	case strings.HasPrefix(target, "socket:"):
+		return pass(empty + ", a socket: the systemd journal (journalctl -u mariadb), or syslog"), nil
+	case strings.HasPrefix(target, "pipe:"):
+		return pass(empty + ", a pipe: to syslog through logger under mysqld_safe --syslog (Debian's default), or to the program that started it"), nil
+	case target == "/dev/null":
+		return outcome{Warn, []string{empty + ", which is /dev/null: the error log is discarded"}}, nil
+	case filepath.IsAbs(target):
+		return a.checkLogFile(target, empty+", the file "+target)
+	}
+	return outcome{Warn, []string{empty + ", which is " + target + ": check that it is kept"}}, nil
+}
+
+// serverStderr returns where the server's standard error points
+// (readlink of /proc/PID/fd/2), the PID from @@pid_file, checked to be a
+// running mariadbd or mysqld.
+func (a *auditor) serverStderr(ctx context.Context) (string, error) {
+	pidFile, err := a.variable(ctx, "pid_file")
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(pidFile) {
+		dir, err := a.dataDir(ctx)
+		if err != nil {
+			return "", err
+		}
+		pidFile = filepath.Join(dir, pidFile)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return "", fmt.Errorf("pid file: %v; the audit must run on the server's host", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return "", fmt.Errorf("pid file %s holds no pid", pidFile)
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return "", fmt.Errorf("server process %d: %v", pid, err)
+	}
+	if base := filepath.Base(strings.TrimSuffix(exe, " (deleted)")); !strings.Contains(base, "mariadbd") && !strings.Contains(base, "mysqld") {
+		return "", fmt.Errorf("pid %d from %s is %s, not the server", pid, pidFile, exe)
+	}
+	return os.Readlink(fmt.Sprintf("/proc/%d/fd/2", pid))
 }
 
 // cnfEntry is an option file, or a directory read by !includedir.

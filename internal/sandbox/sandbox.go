@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -42,6 +43,9 @@ type Options struct {
 	// Defaults replace the leading "--no-defaults" (e.g.
 	// "--defaults-file=F"); they must come first on the command line.
 	Defaults []string
+	// Stderr is the server's standard error (default /dev/null), as a
+	// service manager or mysqld_safe --syslog would give it.
+	Stderr io.Writer
 }
 
 // Server is a running sandbox server.
@@ -193,6 +197,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	args = append(args, o.Args...)
 	s.cmd = exec.Command(o.Binary, args...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	s.cmd.Stderr = o.Stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("sandbox: failed to start %s: %w", o.Binary, err)
 	}
