@@ -384,3 +384,42 @@ func TestSchedulerLeavesSystemJobs(t *testing.T) {
 		t.Fatalf("the daemon ran a job that system cron owns %d times", f.calls.Load())
 	}
 }
+
+// TestSchedulerConcurrentLoads: config reloads that race (SIGHUP and a
+// job API call) leave exactly one cron running, and after Stop no job
+// fires (before the fix an interleaved load could leave a cron that
+// nothing stopped, firing every job twice and after Stop).
+func TestSchedulerConcurrentLoads(t *testing.T) {
+	f := &fakeBackup{}
+	r, _ := newRunner(t, f)
+	s := NewScheduler(context.Background(), r)
+	jobs := []Job{{Name: "often", Schedule: "@every 1s"}}
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Load(jobs); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if s.running() == nil {
+		t.Fatal("no cron after the loads")
+	}
+	time.Sleep(2500 * time.Millisecond)
+	s.Stop()
+	// Two or three runs in 2.5 s of one cron; a leaked cron adds its own.
+	if n := f.calls.Load(); n < 1 || n > 3 {
+		t.Fatalf("%d runs in 2.5 s of a job every second: more than one cron ran", n)
+	}
+	before := f.calls.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if n := f.calls.Load(); n != before {
+		t.Fatalf("%d runs after Stop: a cron kept running", n-before)
+	}
+	if err := s.Load(jobs); err == nil {
+		t.Fatal("Load after Stop started a cron")
+	}
+}

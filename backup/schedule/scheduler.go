@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -14,7 +15,14 @@ type Scheduler struct {
 	r   *Runner
 	ctx context.Context
 
-	mu      sync.Mutex
+	// loadMu serializes Load and Stop as a whole: the swap of the cron,
+	// the stop of the old one and the start of the new one. Two loads
+	// interleaved there could leave a cron running that nothing refers to
+	// (and so nothing stops), firing jobs twice.
+	loadMu  sync.Mutex
+	stopped bool
+
+	mu      sync.Mutex // guards c and entries for readers (Next)
 	c       *cron.Cron
 	entries map[string]cron.EntryID
 	wg      sync.WaitGroup
@@ -73,6 +81,11 @@ func (s *Scheduler) Load(jobs []Job) error {
 		}
 		entries[j.Name] = id
 	}
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if s.stopped {
+		return errors.New("scheduler stopped")
+	}
 	s.mu.Lock()
 	old := s.c
 	s.c, s.entries = c, entries
@@ -83,6 +96,13 @@ func (s *Scheduler) Load(jobs []Job) error {
 	c.Start()
 	s.r.log().Info("schedules loaded", "jobs", len(jobs))
 	return nil
+}
+
+// running reports how many crons run (for tests: one at most).
+func (s *Scheduler) running() *cron.Cron {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
 }
 
 func (s *Scheduler) launch(j Job, trigger string, delay time.Duration) {
@@ -117,9 +137,12 @@ func (s *Scheduler) Next() map[string]time.Time {
 // Stop stops scheduling and waits for running jobs (cancel the context
 // given to NewScheduler to interrupt them).
 func (s *Scheduler) Stop() {
+	s.loadMu.Lock()
+	s.stopped = true
 	s.mu.Lock()
 	c := s.c
 	s.mu.Unlock()
+	s.loadMu.Unlock()
 	if c != nil {
 		<-c.Stop().Done()
 	}
