@@ -423,3 +423,35 @@ func TestSchedulerConcurrentLoads(t *testing.T) {
 		t.Fatal("Load after Stop started a cron")
 	}
 }
+
+// TestJobListConcurrent: reloads and readers at once (run with -race).
+func TestJobListConcurrent(t *testing.T) {
+	var l JobList
+	l.Store([]Job{{Name: "a", Schedule: "@daily"}})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(2)
+		go func(i int) {
+			defer wg.Done()
+			for k := 0; k < 200; k++ {
+				l.Store([]Job{{Name: "a", Schedule: "@daily"}, {Name: "b", Schedule: "@hourly"}}[:1+k%2])
+			}
+		}(i)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 200; k++ {
+				if js := l.Load(); len(js) == 0 || js[0].Name != "a" {
+					t.Errorf("read %v", js)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	src := []Job{{Name: "x"}}
+	l.Store(src)
+	src[0].Name = "changed"
+	if l.Load()[0].Name != "x" {
+		t.Fatal("Store kept the caller's slice")
+	}
+}

@@ -308,15 +308,19 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var sched *schedule.Scheduler
+	// The jobs in force: replaced by reloads (SIGHUP, the job API) while
+	// scheduler goroutines read them; g.cfg is not written after start.
+	var inForce schedule.JobList
+	inForce.Store(g.cfg.Schedules)
 	if runner != nil {
-		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log))
+		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log, &inForce))
 		runner.reload = func() (int, error) {
-			jobs, err := daemonSchedules(g)
+			js, err := daemonSchedules(g)
 			if err != nil {
 				return 0, err
 			}
-			g.cfg.Schedules = jobs
-			return len(jobs), sched.Load(jobs)
+			inForce.Store(js)
+			return len(js), sched.Load(js)
 		}
 		defer sched.Stop()
 	}
@@ -342,7 +346,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	}
 	log.Info("ready", "pid", os.Getpid(), "mount", g.cfg.Mount, "socket", g.cfg.Socket)
 	if sched != nil {
-		if err := sched.Start(g.cfg.Schedules); err != nil {
+		if err := sched.Start(inForce.Load()); err != nil {
 			log.Error("schedules not started", "error", err.Error())
 		}
 	}

@@ -29,7 +29,7 @@ func historyOf(g *globalOptions) *schedule.History {
 }
 
 // daemonJobRunner runs scheduled jobs inside the daemon, on its keys.
-func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger) *schedule.Runner {
+func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger, jobs *schedule.JobList) *schedule.Runner {
 	return &schedule.Runner{
 		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) },
 		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
@@ -38,7 +38,7 @@ func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger) *s
 		History: historyOf(g),
 		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
 		Metrics: g.cfg.MetricsTextfile,
-		Jobs:    func() []schedule.Job { return g.cfg.Schedules },
+		Jobs:    jobs.Load,
 		Log:     log.With("module", "scheduler"),
 	}
 }
