@@ -66,12 +66,20 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
+// Getattr reports the file as it is between writes: under the node's
+// lock (a write in progress may have grown the store file by part of a
+// block), with the exact plaintext size the open file keeps.
 func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	h.n.rw.RLock()
+	defer h.n.rw.RUnlock()
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(h.of.backing.Fd()), &st); err != nil {
 		return fs.ToErrno(err)
 	}
 	h.n.fillAttr("", &st, &out.Attr)
+	if size, err := h.of.cf.Size(); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		out.Size = uint64(size)
+	}
 	return 0
 }
 
