@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -124,7 +125,7 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		}
 		// Sealing and writing overlap: ciphertext goes to the file from
 		// a third goroutine (reading already runs ahead in copyCtx).
-		aw := newAsyncWriter(dst)
+		aw := content.NewAsyncWriter(dst)
 		defer aw.Close()
 		w, err := content.NewWriter(aw, key)
 		if err != nil {
@@ -160,144 +161,14 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 	return dst.Commit()
 }
 
-// copyBuf is the copy chunk: the stream format's batch size, so each
-// Write seals whole batches without buffering.
-const copyBuf = 1 << 20
-
-// copyCtx copies src to dst until EOF. Reading runs in its own goroutine,
-// a few chunks ahead, so that reading (and decrypting, for file decrypt)
-// overlaps with sealing and writing on a second core. Buffers are wiped
-// at the end: they held plaintext.
+// copyCtx is content.Copy with the CLI's exit code for an interrupted
+// copy.
 func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) error {
-	const nbuf = 3
-	type chunk struct {
-		b   []byte
-		n   int
-		err error
+	err := content.Copy(ctx, dst, src)
+	if errors.Is(err, context.Canceled) {
+		return errInterrupted
 	}
-	bufs := make([][]byte, nbuf)
-	free := make(chan []byte, nbuf)
-	full := make(chan chunk, nbuf)
-	for i := range bufs {
-		bufs[i] = make([]byte, copyBuf)
-		free <- bufs[i]
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	defer func() {
-		close(done)
-		<-finished
-		for _, b := range bufs {
-			clear(b)
-		}
-	}()
-	go func() {
-		defer close(finished)
-		for {
-			var b []byte
-			select {
-			case b = <-free:
-			case <-done:
-				return
-			}
-			n, err := io.ReadFull(src, b)
-			select {
-			case full <- chunk{b, n, err}:
-			case <-done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for {
-		if err := ctx.Err(); err != nil {
-			return errInterrupted
-		}
-		c := <-full
-		if c.n > 0 {
-			if _, err := dst.Write(c.b[:c.n]); err != nil {
-				return err
-			}
-		}
-		switch c.err {
-		case nil:
-			free <- c.b
-		case io.EOF, io.ErrUnexpectedEOF:
-			return nil
-		default:
-			return c.err
-		}
-	}
-}
-
-// asyncWriter writes copies of what it is given from its own goroutine,
-// a few chunks behind. It holds ciphertext only. Close waits for the
-// queue and returns the first write error; Write reports an earlier one.
-type asyncWriter struct {
-	w      io.Writer
-	queue  chan []byte
-	free   chan []byte
-	done   chan struct{}
-	mu     sync.Mutex
-	err    error
-	closed bool
-}
-
-func newAsyncWriter(w io.Writer) *asyncWriter {
-	a := &asyncWriter{w: w, queue: make(chan []byte, 2), free: make(chan []byte, 3), done: make(chan struct{})}
-	go func() {
-		defer close(a.done)
-		for b := range a.queue {
-			if a.firstErr() == nil {
-				if _, err := a.w.Write(b); err != nil {
-					a.setErr(err)
-				}
-			}
-			select {
-			case a.free <- b[:0]:
-			default:
-			}
-		}
-	}()
-	return a
-}
-
-func (a *asyncWriter) firstErr() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.err
-}
-
-func (a *asyncWriter) setErr(err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.err == nil {
-		a.err = err
-	}
-}
-
-func (a *asyncWriter) Write(p []byte) (int, error) {
-	if err := a.firstErr(); err != nil {
-		return 0, err
-	}
-	var b []byte
-	select {
-	case b = <-a.free:
-	default:
-	}
-	a.queue <- append(b, p...)
-	return len(p), nil
-}
-
-func (a *asyncWriter) Close() error {
-	if !a.closed {
-		a.closed = true
-		close(a.queue)
-		<-a.done
-	}
-	return a.firstErr()
+	return err
 }
 
 func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {

@@ -486,7 +486,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	defer doneP()
-	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC|int(flags&syscall.O_EXCL), mode)
+	// Always O_EXCL (as gocryptfs): the kernel asks to create only a name
+	// its lookup found free; a store file that appeared since is another
+	// creator's, and opening it here would hand its content to this one.
+	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, mode)
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
@@ -496,6 +499,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	_ = syscall.Fchmod(fd, mode&07777)
 	syscall.Close(fd)
 	if err := names.WriteLongName(p, long); err != nil {
+		// Without its long name the entry could never be listed or
+		// removed through the mount: take it back.
+		syscall.Unlink(p)
 		return nil, nil, 0, fs.ToErrno(err)
 	}
 	var st syscall.Stat_t
