@@ -76,56 +76,54 @@ func checkDataDir(ctx context.Context, a *auditor) (outcome, error) {
 		return outcome{}, fmt.Errorf("datadir: %v (the audit must run on the server's host)", err)
 	}
 	perm := st.Mode().Perm()
-	var fails, warns []string
+	var fails []Evidence
 	if !st.IsDir() {
-		fails = append(fails, dir+" is not a directory")
+		fails = append(fails, fileEv(dir, st, uid, dir+" is not a directory"))
 	}
 	if uid != want {
-		fails = append(fails, fmt.Sprintf("%s is owned by %s, not by the server user %s", dir, userName(uid), a.t.ServerUser))
+		fails = append(fails, fileEv(dir, st, uid, fmt.Sprintf("%s is owned by %s, not by the server user %s", dir, userName(uid), a.t.ServerUser)))
 	}
 	if perm&0o022 != 0 {
-		fails = append(fails, fmt.Sprintf("%s has mode %04o: group or others may write to it", dir, perm))
+		fails = append(fails, fileEv(dir, st, uid, fmt.Sprintf("%s has mode %04o: group or others may write to it", dir, perm)))
 	} else if perm&0o007 != 0 {
-		warns = append(warns, fmt.Sprintf("%s has mode %04o: others may read or enter it (0750 or stricter recommended)", dir, perm))
+		fails = append(fails, fileEv(dir, st, uid, fmt.Sprintf("%s has mode %04o: others may read or enter it (0750 or stricter)", dir, perm)))
 	}
-	return worst(fails, warns, []string{describe(dir, st, uid)}), nil
+	return worstE(fails, nil, []Evidence{fileEv(dir, st, uid, describe(dir, st, uid))}), nil
 }
 
-func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
+// errorLogPath is @@log_error as a path, "" for stderr.
+func (a *auditor) errorLogPath(ctx context.Context) (string, string, error) {
 	v, err := a.variable(ctx, "log_error")
 	if err != nil {
-		return outcome{}, err
+		return "", "", err
 	}
-	if v == "" || v == Null {
-		return outcome{Warn, []string{"log_error is empty: the error log goes to stderr (the journal under systemd, or nowhere)"}}, nil
+	if v == "" || v == Null || v == "stderr" {
+		return "", v, nil
 	}
 	path := v
 	if !filepath.IsAbs(path) {
 		dir, err := a.dataDir(ctx)
 		if err != nil {
-			return outcome{}, fmt.Errorf("log_error %q is relative to the datadir: %v", v, err)
+			return "", v, fmt.Errorf("log_error %q is relative to the datadir: %v", v, err)
 		}
 		path = filepath.Join(dir, path)
 	}
-	want, err := a.serverUID()
+	return path, v, nil
+}
+
+func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
+	path, v, err := a.errorLogPath(ctx)
 	if err != nil {
 		return outcome{}, err
 	}
-	st, uid, err := statOwner(path)
+	if path == "" {
+		return notApplicable(fmt.Sprintf("log_error = %q: no error log file (see logging.error-log)", v)), nil
+	}
+	fails, notes, err := a.serverFilePerms(path, "error log", 0o660)
 	if err != nil {
-		return outcome{}, fmt.Errorf("error log: %v (the audit must run on the server's host)", err)
+		return outcome{}, err
 	}
-	perm := st.Mode().Perm()
-	var fails, warns []string
-	if uid != want && uid != 0 {
-		fails = append(fails, fmt.Sprintf("%s is owned by %s, not by the server user %s or root", path, userName(uid), a.t.ServerUser))
-	}
-	if perm&0o002 != 0 {
-		fails = append(fails, fmt.Sprintf("%s has mode %04o: anyone may write to it", path, perm))
-	} else if perm&0o004 != 0 {
-		warns = append(warns, fmt.Sprintf("%s has mode %04o: anyone may read it", path, perm))
-	}
-	return worst(fails, warns, []string{"log_error = " + v, describe(path, st, uid)}), nil
+	return worstE(fails, nil, append([]Evidence{{Text: "log_error = " + v, Variable: "log_error", Value: v}}, notes...)), nil
 }
 
 // cnfEntry is an option file, or a directory read by !includedir.
@@ -326,17 +324,17 @@ func checkOptionFilePasswords(_ context.Context, a *auditor) (outcome, error) {
 	var fails []string
 	readable := 0
 	for _, e := range inv.entries {
-		if e.dir || e.st.Mode().Perm()&0o004 == 0 {
+		if e.dir {
 			continue
 		}
 		readable++
 		for _, o := range e.opts {
 			if isPasswordOption(o) && o.HasValue && o.Value != "" {
-				fails = append(fails, fmt.Sprintf("%s:%d: [%s] %s= in a world-readable file (mode %04o)", o.File, o.Line, o.Group, o.Name, e.st.Mode().Perm()))
+				fails = append(fails, fmt.Sprintf("%s:%d: [%s] %s= in a global option file (mode %04o)", o.File, o.Line, o.Group, o.Name, e.st.Mode().Perm()))
 			}
 		}
 	}
-	return worst(fails, nil, []string{fmt.Sprintf("%d world-readable option files inspected", readable)}), nil
+	return worst(fails, nil, []string{fmt.Sprintf("%d global option files inspected", readable)}), nil
 }
 
 // enablesSkipGrantTables reports whether an option turns skip-grant-tables
