@@ -170,7 +170,7 @@ func TestQueryFailures(t *testing.T) {
 		},
 	}
 	for name, q := range queries {
-		fs, err := Run(context.Background(), Target{Query: q, OptionFiles: []string{cnf}, ServerUser: "root"})
+		fs, err := Run(context.Background(), Target{Query: q, OptionFiles: []string{cnf}, ServerUser: "root", Host: Host{Proc: dir, Homes: []string{}, ProfileFiles: []string{}, SystemdDirs: []string{}, CredentialFiles: []string{}, LdPreload: filepath.Join(dir, "none"), MountInfo: filepath.Join(dir, "none")}})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -179,14 +179,18 @@ func TestQueryFailures(t *testing.T) {
 		}
 		for _, f := range fs {
 			switch {
-			case strings.HasPrefix(f.ID, "files.option") && f.Result != Error:
-				// Independent of the server.
+			case strings.HasPrefix(f.ID, "files.option") || strings.HasPrefix(f.ID, "os.") || strings.HasPrefix(f.ID, "bypass.") || f.ID == "files.credential-files":
+				// Independent of the server (or of the answers).
+			case f.Result == NotApplicable:
+				// MariaDB-only checks when the flavor is unknown are run; others may find nothing to inspect.
 			case f.ID == "databases.test" && name == "no rows" && f.Result == Pass:
 				// No test database and no grants is right.
 			case f.ID == "files.skip-grant-tables":
 				if f.Result != Fail {
 					t.Errorf("%s: %s: got %s %q, want fail", name, f.ID, f.Result, f.Evidence)
 				}
+			case name != "error" && !isOriginal(f.ID):
+				// Made-up answers: the newer checks judge them as values.
 			case f.Result != Error:
 				t.Errorf("%s: %s: got %s %q, want error", name, f.ID, f.Result, f.Evidence)
 			case len(f.Evidence) == 0:
@@ -213,4 +217,13 @@ func TestFailed(t *testing.T) {
 	if n := Count(fs, Error); n != 1 {
 		t.Errorf("Count(Error) = %d, want 1", n)
 	}
+}
+
+func isOriginal(id string) bool {
+	for _, o := range original {
+		if o == id {
+			return true
+		}
+	}
+	return false
 }

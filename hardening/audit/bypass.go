@@ -108,8 +108,9 @@ func scanLines(file string, lines []string, f Flavor, fails *[]Evidence) {
 			continue
 		}
 		for _, w := range strings.Fields(strings.NewReplacer(`"`, " ", `'`, " ").Replace(t)) {
-			if k, _, ok := strings.Cut(w, "="); ok && strings.HasPrefix(strings.TrimPrefix(k, "Environment="), "LD_") {
-				*fails = append(*fails, Evidence{Text: fmt.Sprintf("%s:%d sets %s for the server", file, i+1, strings.TrimPrefix(k, "Environment=")), File: file, Line: i + 1})
+			w = strings.TrimPrefix(w, "Environment=")
+			if k, _, ok := strings.Cut(w, "="); ok && strings.HasPrefix(k, "LD_") {
+				*fails = append(*fails, Evidence{Text: fmt.Sprintf("%s:%d sets %s for the server", file, i+1, k), File: file, Line: i + 1})
 				continue
 			}
 			if idx := strings.Index(w, "--"); idx >= 0 {

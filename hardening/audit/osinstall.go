@@ -262,7 +262,7 @@ func checkCiphers(ctx context.Context, a *auditor) (outcome, error) {
 	return worstE(fails, nil, []Evidence{ev}), nil
 }
 
-// sslTypes reads every login's ssl_type ('' ANY X509 SPECIFIED).
+// sslTypes reads every login's ssl_type (” ANY X509 SPECIFIED).
 func (a *auditor) sslTypes(ctx context.Context) (map[string]string, error) {
 	rows, err := a.cached(ctx, "SELECT User, Host, ssl_type FROM mysql.user", 3)
 	if err != nil {

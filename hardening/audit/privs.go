@@ -39,6 +39,12 @@ func (a *auditor) globalPrivs(ctx context.Context) (map[string]map[string]bool, 
 	if a.privs != nil || a.privsErr != nil {
 		return a.privs, a.privsErr
 	}
+	// USER_PRIVILEGES shows a low-privileged account only its own rows:
+	// without the account list (mysql.global_priv), a pass would lie.
+	if _, err := a.accounts(ctx); err != nil {
+		a.privsErr = fmt.Errorf("cannot tell who holds which privileges: %v", err)
+		return nil, a.privsErr
+	}
 	rows, err := a.query(ctx, "SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES", 3)
 	if err != nil {
 		a.privsErr = err
@@ -198,6 +204,9 @@ func checkReplSlavePriv(ctx context.Context, a *auditor) (outcome, error) {
 }
 
 func checkDefinerAdmins(ctx context.Context, a *auditor) (outcome, error) {
+	if _, err := a.globalPrivs(ctx); err != nil {
+		return outcome{}, err
+	}
 	var fails []Evidence
 	for _, q := range []struct{ kind, sql string }{
 		{"routine", "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, DEFINER FROM information_schema.ROUTINES WHERE SECURITY_TYPE = 'DEFINER'"},
