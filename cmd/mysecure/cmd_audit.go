@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +18,16 @@ import (
 
 var errAuditFailed = errors.New("audit checks failed")
 
+// auditConfig is the audit: section of the configuration file.
+type auditConfig struct {
+	Admins  []string `mapstructure:"admins"`
+	Plugins []string `mapstructure:"plugins"`
+	UDFs    []string `mapstructure:"udfs"`
+}
+
 type auditOptions struct {
+	Profile      string
+	Only, Skip   []string
 	JSON         bool
 	Client       string
 	DefaultsFile string
@@ -37,7 +48,11 @@ plugins), the test database, local_infile, secure_file_priv,
 skip_name_resolve, require_secure_transport, symbolic links, skip-grant-tables
 (live and in every option file), and the ownership and modes of the datadir,
 the error log and the option files. Each finding says why it matters and how
-to fix it. Exits 14 when a check fails (warnings do not fail).
+to fix it; docs/audit.md lists every check with its CIS id. Exits 14 when
+a check fails or could not run (warnings do not fail).
+
+The administrator accounts, allowed plugins and UDFs come from the audit:
+section of the configuration file (admins, plugins, udfs).
 
 It connects with the mariadb/mysql client as the OS user running it (root
 has unix_socket access on Debian), or with --defaults-file (a client option
@@ -46,7 +61,10 @@ file holding the credentials: they are never taken from argv).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runAudit(cmd.Context(), g, o) },
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.JSON, "json", false, "print the findings as JSON")
+	f.BoolVar(&o.JSON, "json", false, "print the report as JSON (schema in docs/audit.md)")
+	f.StringVar(&o.Profile, "profile", "mysecure", "checks to run: cis-level1, cis-level2 or mysecure (all)")
+	f.StringSliceVar(&o.Only, "only", nil, "run only these checks (`ID`s or CIS ids)")
+	f.StringSliceVar(&o.Skip, "skip", nil, "leave these checks out (`ID`s or CIS ids)")
 	f.StringVar(&o.Client, "client", "", "the client program (default mariadb, else mysql)")
 	f.StringVar(&o.DefaultsFile, "defaults-file", "", "client option `FILE` with user and password (e.g. /etc/mysql/debian.cnf)")
 	f.StringVar(&o.Socket, "mysql-socket", "", "the server's unix `SOCKET`")
@@ -118,30 +136,43 @@ func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
 	if _, err := q(ctx, "SELECT 1"); err != nil {
 		return withHint(fmt.Errorf("cannot connect to the server: %w", err), "run as root on the server's host, or pass --defaults-file with a client [client] user and password")
 	}
-	fs, err := audit.Run(ctx, audit.Target{Query: q, OptionFiles: o.OptionFiles, DataDir: o.DataDir, ServerUser: o.ServerUser})
+	r, err := audit.RunReport(ctx, audit.Target{Query: q, OptionFiles: o.OptionFiles, DataDir: o.DataDir, ServerUser: o.ServerUser,
+		Profile: o.Profile, Only: o.Only, Skip: o.Skip,
+		Admins: g.cfg.Audit.Admins, AllowedPlugins: g.cfg.Audit.Plugins, AllowedUDFs: g.cfg.Audit.UDFs})
+	if errors.Is(err, audit.ErrProfile) {
+		return withHint(usagef(err.Error()), "docs/audit.md lists the checks and profiles")
+	}
 	if err != nil {
 		return err
 	}
+	r.Tool, r.ToolVersion, r.Time = "mysecure", version, time.Now().UTC()
+	r.Host, _ = os.Hostname()
+	fs := r.Findings
 	if o.JSON {
-		if err := g.p.json(fs); err != nil {
+		if err := g.p.json(r); err != nil {
 			return err
 		}
 	} else {
 		tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
 		for _, f := range fs {
-			// What was found; the title says what a pass means.
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(f.Result)), f.ID, f.Summary)
+			cis := f.CISID
+			if cis == "" {
+				cis = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(string(f.Result)), f.ID, cis, f.Summary)
 		}
 		tw.Flush()
 		for _, f := range fs {
-			if f.Result == audit.Pass {
+			if f.Result == audit.Pass || f.Result == audit.NotApplicable {
 				continue
 			}
-			fmt.Fprintf(g.p.out, "\n%s %s\n", strings.ToUpper(string(f.Result)), f.ID)
-			for _, e := range f.Evidence {
-				fmt.Fprintf(g.p.out, "  - %s\n", e)
+			fmt.Fprintf(g.p.out, "\n%s %s: %s\n", strings.ToUpper(string(f.Result)), f.ID, f.Summary)
+			if f.Summary != f.Title {
+				fmt.Fprintf(g.p.out, "  expected: %s\n", f.Title)
 			}
-			fmt.Fprintf(g.p.out, "  expected: %s\n", f.Title)
+			for _, e := range f.Evidence {
+				fmt.Fprintf(g.p.out, "  - %s\n", e.Text)
+			}
 			if f.Why != "" {
 				fmt.Fprintf(g.p.out, "  why: %s\n", f.Why)
 			}
@@ -149,10 +180,12 @@ func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
 				fmt.Fprintf(g.p.out, "  fix: %s\n", f.Fix)
 			}
 		}
-		fmt.Fprintf(g.p.out, "\n%d checks: %d failed, %d warnings, %d could not run\n", len(fs), audit.Failed(fs), audit.Count(fs, audit.Warn), audit.Count(fs, audit.Error))
+		s := r.Summary
+		fmt.Fprintf(g.p.out, "\n%d checks on %s %s (profile %s): %d passed, %d failed, %d warnings, %d could not run, %d not applicable\n",
+			s.Total, r.Server.Flavor, r.Server.Version, r.Profile, s.Pass, s.Fail, s.Warn, s.Error, s.NotApplicable)
 	}
-	if n := audit.Failed(fs); n > 0 {
-		return fmt.Errorf("%w: %d of %d", errAuditFailed, n, len(fs))
+	if n := r.Summary.Fail + r.Summary.Error; n > 0 {
+		return fmt.Errorf("%w: %d failed, %d could not run, of %d", errAuditFailed, r.Summary.Fail, r.Summary.Error, r.Summary.Total)
 	}
 	return nil
 }

@@ -118,6 +118,9 @@ type Config struct {
 	// SSH hosts of remote backups and commands (docs/ssh.md).
 	SSH sshclient.Settings `mapstructure:"ssh"`
 
+	// harden audit's allow-lists (docs/audit.md).
+	Audit auditConfig `mapstructure:"audit"`
+
 	// file is the config file read ("" for none).
 	file string
 }
@@ -224,6 +227,7 @@ var knownConfigKeys = map[string]bool{
 	"dump-tool": true, "dump-args": true, "physical-tool": true, "physical-args": true,
 	"client-tool": true, "mbstream-tool": true, "schedules": true, "metrics-textfile": true,
 	"ssh.hosts": true, "ssh.known-hosts": true, "ssh.identity": true,
+	"audit.admins": true, "audit.plugins": true, "audit.udfs": true,
 }
 
 func oneLine(err error) string {

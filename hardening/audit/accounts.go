@@ -254,7 +254,7 @@ func checkWeakPlugin(ctx context.Context, a *auditor) (outcome, error) {
 				// A pre-4.1 hash kept under the native plugin (old MySQL).
 				fails = append(fails, acc.name()+" (pre-4.1 password hash)")
 			case m.Plugin == "mysql_native_password" && isNativeHash(m.String):
-				warns = append(warns, acc.name()+" (mysql_native_password)")
+				fails = append(fails, acc.name()+" (mysql_native_password)")
 			}
 		}
 	}

@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -62,6 +63,95 @@ type Target struct {
 	DataDir string
 	// ServerUser is the OS user the server runs as (default "mysql").
 	ServerUser string
+
+	// Profile selects the checks: "cis-level1" (CIS level 1 items of the
+	// server's flavor), "cis-level2" (levels 1 and 2), or "mysecure" (the
+	// default: every check, the bypass checks beyond CIS included).
+	Profile string
+	// Only, when set, keeps just these checks; Skip leaves these out.
+	// Both take check IDs ("accounts.anonymous") or CIS ids ("7.7").
+	Only, Skip []string
+
+	// Admins are the administrator accounts ('user'@'host', or user@host;
+	// the host may be %): they may hold the privileges that the privs.*
+	// checks deny everyone else. Empty means [DefaultAdmins].
+	Admins []string
+	// AllowedPlugins are the plugin names (as in mysql.plugin and
+	// information_schema.PLUGINS, any case) that may be loaded from
+	// option files or mysql.plugin; AllowedUDFs the function names that
+	// may be in mysql.func. Empty means none.
+	AllowedPlugins, AllowedUDFs []string
+
+	// Host names the host files and directories the OS-level and bypass
+	// checks read; zero fields take the defaults (tests point them at
+	// fixtures).
+	Host Host
+}
+
+// DefaultAdmins are the administrator accounts a MariaDB install makes
+// (root and mysql over the socket; mariadb.sys owns the system views).
+var DefaultAdmins = []string{"'root'@'localhost'", "'mysql'@'localhost'", "'mariadb.sys'@'localhost'", "'mysql.sys'@'localhost'", "'mysql.session'@'localhost'", "'mysql.infoschema'@'localhost'"}
+
+// Host is where the host-level checks look. Every field has a default.
+type Host struct {
+	// Proc is the proc filesystem (default /proc).
+	Proc string
+	// SystemdDirs hold units and drop-ins (default /etc/systemd/system,
+	// /run/systemd/system, /usr/lib/systemd/system, /lib/systemd/system).
+	SystemdDirs []string
+	// Homes are the home directories searched for client history,
+	// MYSQL_PWD and credential files (default /root and /home/*).
+	Homes []string
+	// ProfileFiles are system-wide shell profiles (default /etc/profile,
+	// /etc/profile.d/*.sh, /etc/environment, /etc/bash.bashrc).
+	ProfileFiles []string
+	// LdPreload is the dynamic linker's preload list (default
+	// /etc/ld.so.preload).
+	LdPreload string
+	// CredentialFiles are client credential files besides those in Homes
+	// (default /etc/mysql/debian.cnf).
+	CredentialFiles []string
+	// Passwd is the user database (default /etc/passwd).
+	Passwd string
+	// Mount is mysecure's mount point (default /var/lib/mysecure/encrypted)
+	// and HardenState the state file of 'harden mysqld' (default
+	// /etc/mysecure/harden-mysqld.json).
+	Mount, HardenState string
+	// MountInfo is this process's mount table (default
+	// /proc/self/mountinfo).
+	MountInfo string
+}
+
+func (h *Host) fill() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&h.Proc, "/proc")
+	def(&h.LdPreload, "/etc/ld.so.preload")
+	def(&h.Passwd, "/etc/passwd")
+	def(&h.Mount, "/var/lib/mysecure/encrypted")
+	def(&h.HardenState, "/etc/mysecure/harden-mysqld.json")
+	def(&h.MountInfo, "/proc/self/mountinfo")
+	if h.SystemdDirs == nil {
+		h.SystemdDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
+	}
+	if h.Homes == nil {
+		h.Homes = []string{"/root"}
+		if m, err := filepath.Glob("/home/*"); err == nil {
+			h.Homes = append(h.Homes, m...)
+		}
+	}
+	if h.ProfileFiles == nil {
+		h.ProfileFiles = []string{"/etc/profile", "/etc/environment", "/etc/bash.bashrc"}
+		if m, err := filepath.Glob("/etc/profile.d/*.sh"); err == nil {
+			h.ProfileFiles = append(h.ProfileFiles, m...)
+		}
+	}
+	if h.CredentialFiles == nil {
+		h.CredentialFiles = []string{"/etc/mysql/debian.cnf"}
+	}
 }
 
 // DefaultOptionFiles are the option files mariadbd (and mysqld) read by
@@ -84,27 +174,84 @@ const (
 	// Error: the check could not run (a query failed, a file could not be
 	// read); Evidence says why.
 	Error Result = "error"
+	// NotApplicable: the check does not apply to this server (a MySQL-only
+	// check on MariaDB, a log that is not enabled); Evidence says why.
+	NotApplicable Result = "not-applicable"
 )
 
 // Finding is the outcome of one check.
 type Finding struct {
 	// ID is the check's stable identifier, such as "accounts.anonymous".
 	ID string `json:"id"`
-	// Title says in a few words what is checked: what a pass means.
+	// CISID is the recommendation number in the CIS benchmark of the
+	// server's flavor ("" for checks beyond CIS); Level its profile level.
+	CISID string `json:"cis_id,omitempty"`
+	Level int    `json:"level,omitempty"`
+	// Severity is how bad a failure is.
+	Severity Severity `json:"severity"`
+	// Title says in a few words what is checked.
 	Title string `json:"title"`
-	// Result is pass, fail, warn or error.
-	Result Result `json:"result"`
-	// Summary says in one line what was found: the title for a pass,
-	// else the first item of the evidence (and how many more there are).
+	// Result is pass, fail, warn, error or not-applicable.
+	Result Result `json:"status"`
+	// Summary says in one line what was found: the first piece of
+	// evidence (never the passing Title next to a failing verdict), or the
+	// Title when there is none.
 	Summary string `json:"summary"`
 	// Why says why the check matters.
-	Why string `json:"why"`
-	// Fix says how to make the check pass.
+	Why string `json:"rationale"`
+	// Fix says how to make the check pass, for the server's flavor.
 	Fix string `json:"fix"`
 	// Evidence lists what was found: offending accounts, file:line
 	// positions, variable values, or why the check could not run. It may
 	// be empty for a pass.
-	Evidence []string `json:"evidence,omitempty"`
+	Evidence []Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is one thing a check found. Text always says it in words;
+// the other fields, when set, give the same facts for a program to read.
+type Evidence struct {
+	Text     string `json:"text"`
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+	Variable string `json:"variable,omitempty"`
+	Value    string `json:"value,omitempty"`
+	Account  string `json:"account,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Pid      int    `json:"pid,omitempty"`
+}
+
+func (e Evidence) String() string { return e.Text }
+
+// Severity ranks a failing check.
+type Severity string
+
+// The severities.
+const (
+	Critical Severity = "critical"
+	High     Severity = "high"
+	Medium   Severity = "medium"
+	Low      Severity = "low"
+)
+
+// Flavor is the server's product.
+type Flavor string
+
+// The flavors.
+const (
+	MariaDB Flavor = "mariadb"
+	MySQL   Flavor = "mysql"
+)
+
+// CISRef places a check in a CIS benchmark.
+type CISRef struct {
+	// ID is the recommendation number, such as "4.5".
+	ID string `json:"id"`
+	// Level is the profile level (1 or 2).
+	Level int `json:"level"`
+	// Manual is true where CIS scores the item as Manual (this check makes
+	// it checkable).
+	Manual bool `json:"manual,omitempty"`
 }
 
 // Check describes one check, for documentation.
@@ -113,12 +260,31 @@ type Check struct {
 	ID string `json:"id"`
 	// Title says in a few words what is checked.
 	Title string `json:"title"`
+	// MariaDB and MySQL are the check's place in the CIS MariaDB 10.11
+	// and MySQL 8.4 benchmarks; nil for checks beyond CIS (or outside
+	// that flavor's benchmark).
+	MariaDB *CISRef `json:"cis_mariadb,omitempty"`
+	MySQL   *CISRef `json:"cis_mysql,omitempty"`
+	// Only limits the check to one flavor ("" for both).
+	Only Flavor `json:"only,omitempty"`
+	// Severity is how bad a failure is.
+	Severity Severity `json:"severity"`
 	// Criteria says when the check passes, warns and fails.
 	Criteria string `json:"criteria"`
 	// Why says why the check matters.
-	Why string `json:"why"`
-	// Fix says how to make the check pass.
-	Fix string `json:"fix"`
+	Why string `json:"rationale"`
+	// Fix says how to make the check pass; FixMySQL, when set, replaces
+	// it for MySQL.
+	Fix      string `json:"fix"`
+	FixMySQL string `json:"fix_mysql,omitempty"`
+}
+
+// cis returns the check's CIS reference for a flavor.
+func (c Check) cis(f Flavor) *CISRef {
+	if f == MySQL {
+		return c.MySQL
+	}
+	return c.MariaDB
 }
 
 // Checks returns every check, in the order [Run] reports them.
@@ -150,33 +316,84 @@ func Count(fs []Finding, r Result) int {
 // [Error]; Run itself fails only if t.Query is nil or ctx ends, in which
 // case it returns the findings made so far.
 func Run(ctx context.Context, t Target) ([]Finding, error) {
+	r, err := RunReport(ctx, t)
+	if r == nil {
+		return nil, err
+	}
+	return r.Findings, err
+}
+
+// ErrProfile is returned for an unknown profile or an unknown ID in
+// Only or Skip.
+var ErrProfile = errors.New("audit: unknown profile or check")
+
+// Profiles are the names Target.Profile takes.
+var Profiles = []string{"cis-level1", "cis-level2", "mysecure"}
+
+// RunReport runs the checks that Target.Profile, Only and Skip select
+// and returns the report, in the order of [Checks].
+func RunReport(ctx context.Context, t Target) (*Report, error) {
 	if t.Query == nil {
 		return nil, errors.New("audit: Target.Query is nil")
 	}
-	a := newAuditor(t)
-	out := make([]Finding, 0, len(checks))
-	for _, c := range checks {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		out = append(out, a.run(ctx, c))
+	if err := validSelection(t); err != nil {
+		return nil, err
 	}
-	return out, nil
+	a := newAuditor(t)
+	flavor := a.flavor(ctx)
+	r := &Report{SchemaVersion: SchemaVersion, Profile: t.Profile}
+	if r.Profile == "" {
+		r.Profile = "mysecure"
+	}
+	r.Server.Flavor = flavor
+	r.Server.Version, _ = a.serverVersion(ctx)
+	for _, c := range checks {
+		if !selected(c.Check, t, flavor) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			r.summarize()
+			return r, err
+		}
+		r.Findings = append(r.Findings, a.run(ctx, c))
+	}
+	r.summarize()
+	return r, nil
 }
 
 // outcome is what a check function returns: its result and evidence. A
 // non-nil error turns into Result Error.
 type outcome struct {
 	result   Result
-	evidence []string
+	evidence []Evidence
 }
 
-func pass(ev ...string) outcome { return outcome{Pass, ev} }
+// texts turns plain strings into evidence.
+func texts(ss []string) []Evidence {
+	out := make([]Evidence, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, Evidence{Text: s})
+	}
+	return out
+}
+
+func pass(ev ...string) outcome { return outcome{Pass, texts(ev)} }
+
+func fail(ev ...string) outcome { return outcome{Fail, texts(ev)} }
+
+func warn(ev ...string) outcome { return outcome{Warn, texts(ev)} }
+
+func notApplicable(ev ...string) outcome { return outcome{NotApplicable, texts(ev)} }
 
 // worst returns fail if any fail evidence, else warn if any warn evidence,
 // else pass; evidence is fail items, then warn items, then notes.
 func worst(fails, warns, notes []string) outcome {
-	ev := append(append(append([]string(nil), fails...), warns...), notes...)
+	return worstE(texts(fails), texts(warns), texts(notes))
+}
+
+// worstE is worst for structured evidence.
+func worstE(fails, warns, notes []Evidence) outcome {
+	ev := append(append(append([]Evidence(nil), fails...), warns...), notes...)
 	switch {
 	case len(fails) > 0:
 		return outcome{Fail, ev}
@@ -194,39 +411,38 @@ type check struct {
 // run runs one check, turning an error (or a bug's panic) into an Error
 // finding.
 func (a *auditor) run(ctx context.Context, c check) (f Finding) {
-	f = Finding{ID: c.ID, Title: c.Title, Why: c.Why, Fix: c.Fix}
+	defer func() {
+		f.Summary = f.Title
+		if len(f.Evidence) > 0 {
+			f.Summary = f.Evidence[0].Text
+		}
+	}()
+	flavor := a.flavor(ctx)
+	f = Finding{ID: c.ID, Title: c.Title, Why: c.Why, Fix: c.Fix, Severity: c.Severity}
+	if flavor == MySQL && c.FixMySQL != "" {
+		f.Fix = c.FixMySQL
+	}
+	if ref := c.cis(flavor); ref != nil {
+		f.CISID, f.Level = ref.ID, ref.Level
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			f.Result = Error
-			f.Evidence = []string{fmt.Sprintf("internal error in check: %v", r)}
-			f.Summary = summary(f)
+			f.Evidence = texts([]string{fmt.Sprintf("internal error in check: %v", r)})
 		}
 	}()
-	defer func() { f.Summary = summary(f) }()
+	if c.Only != "" && flavor != "" && c.Only != flavor {
+		f.Result, f.Evidence = NotApplicable, texts([]string{fmt.Sprintf("applies to %s only; the server is %s", c.Only, flavor)})
+		return f
+	}
 	o, err := c.run(ctx, a)
 	if err != nil {
 		f.Result = Error
-		f.Evidence = []string{err.Error()}
+		f.Evidence = texts([]string{err.Error()})
 		return f
 	}
 	f.Result, f.Evidence = o.result, o.evidence
 	return f
-}
-
-// summary is the headline of a finding: what was found, never the title
-// of a check that did not pass.
-func summary(f Finding) string {
-	if f.Result == Pass || len(f.Evidence) == 0 {
-		return f.Title
-	}
-	s := f.Evidence[0]
-	if f.Result == Error {
-		s = "could not check: " + s
-	}
-	if n := len(f.Evidence) - 1; n > 0 && f.Result != Error {
-		s += fmt.Sprintf(" (and %d more)", n)
-	}
-	return s
 }
 
 // auditor holds what several checks share, each read at most once.
@@ -247,13 +463,61 @@ type auditor struct {
 	datadirOK  bool
 
 	inv *inventory
+
+	memo map[string]memoEntry
+
+	privs    map[string]map[string]bool
+	privsErr error
+
+	proc     *procInfo
+	procErr  error
+	procDone bool
 }
 
 func newAuditor(t Target) *auditor {
 	if t.ServerUser == "" {
 		t.ServerUser = "mysql"
 	}
-	return &auditor{t: t}
+	if len(t.Admins) == 0 {
+		t.Admins = DefaultAdmins
+	}
+	t.Host.fill()
+	return &auditor{t: t, memo: map[string]memoEntry{}}
+}
+
+type memoEntry struct {
+	rows [][]string
+	err  error
+}
+
+// cached runs sql once per Run.
+func (a *auditor) cached(ctx context.Context, sql string, cols int) ([][]string, error) {
+	if m, ok := a.memo[sql]; ok {
+		return m.rows, m.err
+	}
+	rows, err := a.query(ctx, sql, cols)
+	a.memo[sql] = memoEntry{rows, err}
+	return rows, err
+}
+
+// flavor is the server's flavor from VERSION(), "" when unknown.
+func (a *auditor) flavor(ctx context.Context) Flavor {
+	v, err := a.serverVersion(ctx)
+	if err != nil {
+		return ""
+	}
+	return FlavorOf(v)
+}
+
+// FlavorOf tells the flavor from a VERSION() string.
+func FlavorOf(version string) Flavor {
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return MariaDB
+	}
+	if version != "" && version[0] >= '0' && version[0] <= '9' {
+		return MySQL
+	}
+	return ""
 }
 
 // query runs sql and checks that every row has at least cols columns.

@@ -13,7 +13,7 @@ func checkLocalInfile(ctx context.Context, a *auditor) (outcome, error) {
 		return outcome{}, err
 	}
 	if on {
-		return outcome{Fail, []string{"local_infile is ON (" + v + "): clients may make the server read their files with LOAD DATA LOCAL"}}, nil
+		return fail("local_infile = " + v), nil
 	}
 	return pass("local_infile = " + v), nil
 }
@@ -29,11 +29,11 @@ func checkSecureFilePriv(ctx context.Context, a *auditor) (outcome, error) {
 	}
 	switch {
 	case v == "":
-		return outcome{Fail, []string{"secure_file_priv is empty: the server may read and write files anywhere its OS user can"}}, nil
+		return fail("secure_file_priv is empty: the server may read and write files anywhere its OS user can"), nil
 	case v == Null && maria:
 		// MariaDB: NULL (the default, and what --secure-file-priv= gives)
 		// means no restriction at all.
-		return outcome{Fail, []string{"secure_file_priv is NULL, which in MariaDB means unrestricted: the server may read and write files anywhere its OS user can"}}, nil
+		return fail("secure_file_priv is NULL, which in MariaDB means unrestricted: the server may read and write files anywhere its OS user can"), nil
 	case v == Null:
 		return pass("secure_file_priv is NULL: file import and export are disabled (MySQL)"), nil
 	case !strings.HasPrefix(v, "/"):
@@ -50,10 +50,10 @@ func checkSkipNameResolve(ctx context.Context, a *auditor) (outcome, error) {
 	if on {
 		return pass("skip_name_resolve = " + v), nil
 	}
-	warns := []string{"skip_name_resolve is OFF (" + v + "): client addresses are resolved with DNS"}
+	warns := []string{"skip_name_resolve = " + v + ": client addresses are resolved with DNS"}
 	accts, err := a.accounts(ctx)
 	if err != nil {
-		return outcome{Warn, append(warns, "could not read the accounts to see whether any is matched by host name: "+err.Error())}, nil
+		return warn(append(warns, "could not read the accounts to see whether any is matched by host name: "+err.Error())...), nil
 	}
 	var fails []string
 	for _, acc := range logins(accts) {
@@ -62,12 +62,7 @@ func checkSkipNameResolve(ctx context.Context, a *auditor) (outcome, error) {
 		}
 	}
 	sort.Strings(fails)
-	// The setting first: the headline says what is wrong with the server
-	// before which accounts it hurts.
-	if len(fails) > 0 {
-		return outcome{Fail, append(warns, fails...)}, nil
-	}
-	return outcome{Warn, warns}, nil
+	return worst(fails, warns, nil), nil
 }
 
 func checkRequireSecureTransport(ctx context.Context, a *auditor) (outcome, error) {
@@ -89,7 +84,7 @@ func checkRequireSecureTransport(ctx context.Context, a *auditor) (outcome, erro
 	if ssl, err := a.variable(ctx, "have_ssl"); err == nil {
 		ev = append(ev, "have_ssl = "+ssl)
 	}
-	return outcome{Warn, ev}, nil
+	return fail(ev...), nil
 }
 
 func checkSymbolicLinks(ctx context.Context, a *auditor) (outcome, error) {
@@ -99,7 +94,7 @@ func checkSymbolicLinks(ctx context.Context, a *auditor) (outcome, error) {
 	}
 	switch strings.ToUpper(v) {
 	case "YES":
-		return outcome{Fail, []string{"have_symlink = YES: symbolic links are enabled"}}, nil
+		return fail("have_symlink = YES: symbolic links are enabled"), nil
 	case "DISABLED", "NO":
 		return pass("have_symlink = " + v), nil
 	}
@@ -110,7 +105,7 @@ func checkSkipGrantTablesLive(ctx context.Context, a *auditor) (outcome, error) 
 	on, v, err := a.boolVar(ctx, "skip_grant_tables")
 	if err == nil {
 		if on {
-			return outcome{Fail, []string{"skip_grant_tables = " + v + ": the server is running without privilege checks"}}, nil
+			return fail("skip_grant_tables = " + v + ": the server is running without privilege checks"), nil
 		}
 		return pass("skip_grant_tables = " + v), nil
 	}
@@ -125,7 +120,7 @@ func checkSkipGrantTablesLive(ctx context.Context, a *auditor) (outcome, error) 
 		return outcome{}, fmt.Errorf("%v; CURRENT_USER(): unexpected value %q", err, cu)
 	}
 	if cu == "@" || strings.Contains(cu, "skip-grants") {
-		return outcome{Fail, []string{fmt.Sprintf("CURRENT_USER() is %q: the server is running without privilege checks", cu)}}, nil
+		return fail(fmt.Sprintf("CURRENT_USER() is %q: the server is running without privilege checks", cu)), nil
 	}
 	return pass(fmt.Sprintf("CURRENT_USER() is %q", cu)), nil
 }

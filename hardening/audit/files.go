@@ -76,117 +76,54 @@ func checkDataDir(ctx context.Context, a *auditor) (outcome, error) {
 		return outcome{}, fmt.Errorf("datadir: %v (the audit must run on the server's host)", err)
 	}
 	perm := st.Mode().Perm()
-	var fails, warns []string
+	var fails []Evidence
 	if !st.IsDir() {
-		fails = append(fails, dir+" is not a directory")
+		fails = append(fails, fileEv(dir, st, uid, dir+" is not a directory"))
 	}
 	if uid != want {
-		fails = append(fails, fmt.Sprintf("%s is owned by %s, not by the server user %s", dir, userName(uid), a.t.ServerUser))
+		fails = append(fails, fileEv(dir, st, uid, fmt.Sprintf("%s is owned by %s, not by the server user %s", dir, userName(uid), a.t.ServerUser)))
 	}
 	if perm&0o022 != 0 {
-		fails = append(fails, fmt.Sprintf("%s has mode %04o: group or others may write to it", dir, perm))
+		fails = append(fails, fileEv(dir, st, uid, fmt.Sprintf("%s has mode %04o: group or others may write to it", dir, perm)))
 	} else if perm&0o007 != 0 {
-		warns = append(warns, fmt.Sprintf("%s has mode %04o: others may read or enter it (0750 or stricter recommended)", dir, perm))
+		fails = append(fails, fileEv(dir, st, uid, fmt.Sprintf("%s has mode %04o: others may read or enter it (0750 or stricter)", dir, perm)))
 	}
-	return worst(fails, warns, []string{describe(dir, st, uid)}), nil
+	return worstE(fails, nil, []Evidence{fileEv(dir, st, uid, describe(dir, st, uid))}), nil
 }
 
-func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
+// errorLogPath is @@log_error as a path, "" for stderr.
+func (a *auditor) errorLogPath(ctx context.Context) (string, string, error) {
 	v, err := a.variable(ctx, "log_error")
 	if err != nil {
-		return outcome{}, err
+		return "", "", err
 	}
-	if v == "" || v == Null {
-		return a.checkStderrLog(ctx)
+	if v == "" || v == Null || v == "stderr" {
+		return "", v, nil
 	}
 	path := v
 	if !filepath.IsAbs(path) {
 		dir, err := a.dataDir(ctx)
 		if err != nil {
-			return outcome{}, fmt.Errorf("log_error %q is relative to the datadir: %v", v, err)
+			return "", v, fmt.Errorf("log_error %q is relative to the datadir: %v", v, err)
 		}
 		path = filepath.Join(dir, path)
 	}
-	return a.checkLogFile(path, "log_error = "+v)
+	return path, v, nil
 }
 
-// checkLogFile checks the owner and mode of the error log at path.
-func (a *auditor) checkLogFile(path, note string) (outcome, error) {
-	want, err := a.serverUID()
+func checkErrorLog(ctx context.Context, a *auditor) (outcome, error) {
+	path, v, err := a.errorLogPath(ctx)
 	if err != nil {
 		return outcome{}, err
 	}
-	st, uid, err := statOwner(path)
+	if path == "" {
+		return notApplicable(fmt.Sprintf("log_error = %q: no error log file (see logging.error-log)", v)), nil
+	}
+	fails, notes, err := a.serverFilePerms(path, "error log", 0o660)
 	if err != nil {
-		return outcome{}, fmt.Errorf("error log: %v (the audit must run on the server's host)", err)
+		return outcome{}, err
 	}
-	perm := st.Mode().Perm()
-	var fails, warns []string
-	if uid != want && uid != 0 {
-		fails = append(fails, fmt.Sprintf("%s is owned by %s, not by the server user %s or root", path, userName(uid), a.t.ServerUser))
-	}
-	if perm&0o002 != 0 {
-		fails = append(fails, fmt.Sprintf("%s has mode %04o: anyone may write to it", path, perm))
-	} else if perm&0o004 != 0 {
-		warns = append(warns, fmt.Sprintf("%s has mode %04o: anyone may read it", path, perm))
-	}
-	return worst(fails, warns, []string{note, describe(path, st, uid)}), nil
-}
-
-// checkStderrLog follows an empty log_error: the server writes its error
-// log to stderr, which systemd connects to the journal (a socket),
-// mysqld_safe --syslog to logger (a pipe), and a shell to a file or
-// nowhere. It looks at the server process's descriptor 2.
-func (a *auditor) checkStderrLog(ctx context.Context) (outcome, error) {
-	const empty = "log_error is empty: the error log goes to the server's stderr"
-	target, err := a.serverStderr(ctx)
-	if err != nil {
-		return outcome{Warn, []string{empty + ", which could not be followed (" + err.Error() + "): check that the journal or syslog keeps it"}}, nil
-	}
-	switch {
-	case strings.HasPrefix(target, "socket:"):
-		return pass(empty + ", a socket: the systemd journal (journalctl -u mariadb), or syslog"), nil
-	case strings.HasPrefix(target, "pipe:"):
-		return pass(empty + ", a pipe: to syslog through logger under mysqld_safe --syslog (Debian's default), or to the program that started it"), nil
-	case target == "/dev/null":
-		return outcome{Warn, []string{empty + ", which is /dev/null: the error log is discarded"}}, nil
-	case filepath.IsAbs(target):
-		return a.checkLogFile(target, empty+", the file "+target)
-	}
-	return outcome{Warn, []string{empty + ", which is " + target + ": check that it is kept"}}, nil
-}
-
-// serverStderr returns where the server's standard error points
-// (readlink of /proc/PID/fd/2), the PID from @@pid_file, checked to be a
-// running mariadbd or mysqld.
-func (a *auditor) serverStderr(ctx context.Context) (string, error) {
-	pidFile, err := a.variable(ctx, "pid_file")
-	if err != nil {
-		return "", err
-	}
-	if !filepath.IsAbs(pidFile) {
-		dir, err := a.dataDir(ctx)
-		if err != nil {
-			return "", err
-		}
-		pidFile = filepath.Join(dir, pidFile)
-	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return "", fmt.Errorf("pid file: %v; the audit must run on the server's host", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return "", fmt.Errorf("pid file %s holds no pid", pidFile)
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return "", fmt.Errorf("server process %d: %v", pid, err)
-	}
-	if base := filepath.Base(strings.TrimSuffix(exe, " (deleted)")); !strings.Contains(base, "mariadbd") && !strings.Contains(base, "mysqld") {
-		return "", fmt.Errorf("pid %d from %s is %s, not the server", pid, pidFile, exe)
-	}
-	return os.Readlink(fmt.Sprintf("/proc/%d/fd/2", pid))
+	return worstE(fails, nil, append([]Evidence{{Text: "log_error = " + v, Variable: "log_error", Value: v}}, notes...)), nil
 }
 
 // cnfEntry is an option file, or a directory read by !includedir.
@@ -387,17 +324,17 @@ func checkOptionFilePasswords(_ context.Context, a *auditor) (outcome, error) {
 	var fails []string
 	readable := 0
 	for _, e := range inv.entries {
-		if e.dir || e.st.Mode().Perm()&0o004 == 0 {
+		if e.dir {
 			continue
 		}
 		readable++
 		for _, o := range e.opts {
 			if isPasswordOption(o) && o.HasValue && o.Value != "" {
-				fails = append(fails, fmt.Sprintf("%s:%d: [%s] %s= in a world-readable file (mode %04o)", o.File, o.Line, o.Group, o.Name, e.st.Mode().Perm()))
+				fails = append(fails, fmt.Sprintf("%s:%d: [%s] %s= in a global option file (mode %04o)", o.File, o.Line, o.Group, o.Name, e.st.Mode().Perm()))
 			}
 		}
 	}
-	return worst(fails, nil, []string{fmt.Sprintf("%d world-readable option files inspected", readable)}), nil
+	return worst(fails, nil, []string{fmt.Sprintf("%d global option files inspected", readable)}), nil
 }
 
 // enablesSkipGrantTables reports whether an option turns skip-grant-tables
