@@ -253,6 +253,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newScheduleCommand(g),
 		newHardenCommand(g),
 		newPolicyCommand(g),
+		newNDBCommand(g),
 	)
 	return root
 }

@@ -67,7 +67,7 @@ func main() {
 		os.Exit(1)
 	}
 	dataDir, fsPath := config()
-	switch os.Getenv("NDB_STANDIN_ROLE") {
+	switch role() {
 	case "":
 		launcher()
 	case "angel":
@@ -123,6 +123,34 @@ func appendFile(path, line string) {
 	f.Close()
 }
 
+// role is what the parent passed on descriptor 3 (a pipe): "angel" or
+// "worker"; none for the launcher. Not the environment: that is recorded
+// from /proc and passed again on a restart, as for the real program.
+func role() string {
+	f := os.NewFile(3, "role")
+	if f == nil {
+		return ""
+	}
+	var st syscall.Stat_t
+	if syscall.Fstat(3, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return ""
+	}
+	b := make([]byte, 16)
+	n, _ := f.Read(b)
+	f.Close()
+	return strings.TrimSpace(string(b[:n]))
+}
+
+func withRole(c *exec.Cmd, r string) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		fail("%v", err)
+	}
+	pw.Write([]byte(r + "\n"))
+	pw.Close()
+	c.ExtraFiles = []*os.File{pr}
+}
+
 func self() *exec.Cmd {
 	exe, err := os.Executable()
 	if err != nil {
@@ -136,7 +164,7 @@ func self() *exec.Cmd {
 func launcher() {
 	appendFile(filepath.Join(state, "launches.log"), strings.Join(os.Args, " "))
 	c := self()
-	c.Env = append(os.Environ(), "NDB_STANDIN_ROLE=angel")
+	withRole(c, "angel")
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.Start(); err != nil {
 		fail("cannot start the angel: %v", err)
@@ -160,7 +188,7 @@ func angel(dataDir string) {
 		fail("angel: %v", err)
 	}
 	c := self()
-	c.Env = append(os.Environ(), "NDB_STANDIN_ROLE=worker")
+	withRole(c, "worker")
 	c.Stdout, c.Stderr = logf, logf
 	err = c.Run()
 	if err != nil {
