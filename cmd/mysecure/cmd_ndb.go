@@ -214,11 +214,13 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 	if !enable {
 		verb = "disable"
 	}
+	// The plan is made once without the credential, so that a refusal
+	// (a running node without --stop) comes before the prompt.
+	plans, err := build(admin.Conn{Client: c})
+	if err != nil {
+		return ndbError(err)
+	}
 	if o.DryRun {
-		plans, err := build(admin.Conn{Client: c})
-		if err != nil {
-			return ndbError(err)
-		}
 		todo := 0
 		for _, p := range plans {
 			fmt.Fprintf(g.p.out, "plan for node %d (%s):\n", p.Node.ID, p.Name)
@@ -244,8 +246,8 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 		return err
 	}
 	defer cred.Wipe()
-	plans, err := build(admin.Conn{Client: c, Cred: cred})
-	if err != nil {
+	// The steps hold the connection by value: make them again with it.
+	if plans, err = build(admin.Conn{Client: c, Cred: cred}); err != nil {
 		return ndbError(err)
 	}
 	for i, p := range plans {
