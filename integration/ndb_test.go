@@ -267,3 +267,35 @@ func TestNDBRollback(t *testing.T) {
 		t.Fatalf("launches: %q", l)
 	}
 }
+
+// TestNDBPolicy: the ndb-data bundle applies the steps of ndb enable to a
+// running node (ndb_mgm and the programs found in PATH and /proc), and
+// check finds them in place.
+func TestNDBPolicy(t *testing.T) {
+	e := newNDB(t)
+	e.vars = append(e.vars, "PATH="+e.bin+":"+os.Getenv("PATH"))
+	if out, err := exec.Command(e.ndbd, "--ndb-nodeid=2").CombinedOutput(); err != nil {
+		t.Fatalf("starting the stand-in node: %v %s", err, out)
+	}
+	e.waitStarted()
+	sets := []string{"--set", "nodes=2", "--set", "config-ini=" + e.ini}
+	refused := e.ms(6, append([]string{"policy", "apply", "ndb-data"}, sets...)...)
+	if !strings.Contains(refused, "must be stopped") {
+		t.Fatalf("apply without stop=true:\n%s", refused)
+	}
+	sets = append(sets, "--set", "stop=true")
+	out := e.ms(0, append(append([]string{"policy", "apply", "ndb-data"}, sets...), e.creds()...)...)
+	for _, want := range []string{"done:      stop ndbd node 2", "done:      encrypt " + e.dataDir, "done:      start node 2 as before", "applied ndb-data: 8 step(s) changed, 1 in place already"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("apply lacks %q:\n%s", want, out)
+		}
+	}
+	e.keepsVerifying()
+	if target, err := os.Readlink(e.fsDir); err != nil || target != filepath.Join(e.mnt, "ndbdata", e.fsDir) {
+		t.Fatalf("FileSystemPath not in @ndbdata: %q %v", target, err)
+	}
+	chk := e.ms(0, "policy", "check", "ndb-data")
+	if strings.Contains(chk, "drift") || !strings.Contains(chk, "ndb-data: ok:    add rule: ALLOW @ndbdata "+strings.TrimPrefix(e.fsDir, "/")) {
+		t.Fatalf("check:\n%s", chk)
+	}
+}

@@ -213,13 +213,17 @@ func pending(ctx context.Context, steps []plan.Step) (bool, error) {
 }
 
 // wrap puts stop and start around the steps when the node runs and a
-// step is to be done.
-func (p *Planner) wrap(ctx context.Context, n *Node, sel Selection, steps []plan.Step, todo bool) ([]plan.Step, error) {
-	if !n.Running || !todo {
+// step is to be done (a node that does not run is only changed).
+func (p *Planner) wrap(ctx context.Context, n *Node, sel Selection, steps []plan.Step) ([]plan.Step, error) {
+	if !n.Running {
 		return steps, nil
 	}
+	todo, err := pending(ctx, steps)
+	if err != nil || !todo {
+		return steps, err
+	}
 	if !sel.Stop {
-		return nil, fmt.Errorf("%w: data node %d (pid %d) must be stopped to move its files: pass --stop to stop it and start it again", ErrRunning, n.ID, n.Angel.Pid)
+		return nil, fmt.Errorf("%w: data node %d (pid %d) must be stopped to move its files, and stopping it was not asked for", ErrRunning, n.ID, n.Angel.Pid)
 	}
 	l, err := LaunchOf(n)
 	if err != nil {
@@ -245,11 +249,7 @@ func (p *Planner) Enable(ctx context.Context, st *Status, sel Selection) ([]Node
 			return nil, err
 		}
 		steps := append(moves, rules...)
-		todo, err := pending(ctx, steps)
-		if err != nil {
-			return nil, err
-		}
-		steps, err = p.wrap(ctx, n, sel, steps, todo)
+		steps, err = p.wrap(ctx, n, sel, steps)
 		if err != nil {
 			return nil, err
 		}
@@ -279,11 +279,7 @@ func (p *Planner) Disable(ctx context.Context, st *Status, sel Selection) ([]Nod
 		for _, r := range rules {
 			steps = append(steps, &Inverse{Step: r, Desc: "remove rule: " + r.(*admin.RuleStep).Rule})
 		}
-		todo, err := pending(ctx, steps)
-		if err != nil {
-			return nil, err
-		}
-		steps, err = p.wrap(ctx, n, sel, steps, todo)
+		steps, err = p.wrap(ctx, n, sel, steps)
 		if err != nil {
 			return nil, err
 		}
