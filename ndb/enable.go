@@ -225,6 +225,9 @@ func (p *Planner) wrap(ctx context.Context, n *Node, sel Selection, steps []plan
 	if !sel.Stop {
 		return nil, fmt.Errorf("%w: data node %d (pid %d) must be stopped to move its files, and stopping it was not asked for", ErrRunning, n.ID, n.Angel.Pid)
 	}
+	if err := p.Control.Mgm.Available(); err != nil {
+		return nil, fmt.Errorf("node %d: its restart cannot be confirmed: %w", n.ID, err)
+	}
 	l, err := LaunchOf(n)
 	if err != nil {
 		return nil, err

@@ -25,14 +25,32 @@ type Mgm struct {
 	ConnectString string // "" lets ndb_mgm use its own (my.cnf, localhost:1186)
 }
 
-func (m Mgm) run(ctx context.Context, command string) (string, error) {
-	prog := m.Program
-	if prog == "" {
-		p, err := exec.LookPath("ndb_mgm")
-		if err != nil {
-			return "", fmt.Errorf("%w in PATH", ErrMgmMissing)
+// program returns the client's path, or ErrMgmMissing.
+func (m Mgm) program() (string, error) {
+	if m.Program != "" {
+		if _, err := exec.LookPath(m.Program); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrMgmMissing, err)
 		}
-		prog = p
+		return m.Program, nil
+	}
+	p, err := exec.LookPath("ndb_mgm")
+	if err != nil {
+		return "", fmt.Errorf("%w in PATH", ErrMgmMissing)
+	}
+	return p, nil
+}
+
+// Available reports ErrMgmMissing when there is no client to run: a
+// node's restart could not be confirmed.
+func (m Mgm) Available() error {
+	_, err := m.program()
+	return err
+}
+
+func (m Mgm) run(ctx context.Context, command string) (string, error) {
+	prog, err := m.program()
+	if err != nil {
+		return "", err
 	}
 	args := []string{}
 	if m.ConnectString != "" {
@@ -44,7 +62,7 @@ func (m Mgm) run(ctx context.Context, command string) (string, error) {
 	var out bytes.Buffer
 	c := exec.CommandContext(ctx, prog, args...)
 	c.Stdout, c.Stderr = &out, &out
-	err := c.Run()
+	err = c.Run()
 	s := out.String()
 	var ee *exec.ExitError
 	switch {
