@@ -178,6 +178,9 @@ func Discover(ctx context.Context, o Options) (*Status, error) {
 			continue
 		}
 		n := get(id, kinds[p.Pid])
+		if n.Running {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("node %d: processes %d and %d both claim it; using %d", id, n.Angel.Pid, angel.Pid, angel.Pid))
+		}
 		n.Running, n.Local, n.Program = true, true, angel.Exe
 		n.Angel, n.Worker = &angel, worker
 		n.DataDir = o.unmount(angel.Cwd)

@@ -119,8 +119,10 @@ func classify(err error) (code int, hint string) {
 	var ue *usageError
 	var wu *wrappedUsage
 	switch {
-	case errors.Is(err, ndb.ErrNotStarted), errors.Is(err, ndb.ErrStopFailed):
+	case errors.Is(err, ndb.ErrNotStarted):
 		return exitNodeDown, "the node was rolled back and started as it was; its ndb_<ID>_out.log says why it did not start"
+	case errors.Is(err, ndb.ErrStopFailed):
+		return exitNodeDown, "the node did not stop in time and nothing was moved: see its ndb_<ID>_out.log, stop it by hand ('ndb_mgm -e \"ID STOP\"') or give a longer --stop-timeout"
 	case errors.Is(err, ndb.ErrRunning):
 		return exitFile, "pass --stop to stop the node and start it again afterwards"
 	case errors.Is(err, ndb.ErrMgmMissing):

@@ -109,7 +109,7 @@ func fail(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	fmt.Fprintln(os.Stderr, "ndbd (stand-in):", msg)
 	if nodeID != 0 {
-		os.WriteFile(filepath.Join(state, fmt.Sprintf("node-%d.status", nodeID)), []byte("failed "+msg+"\n"), 0o644)
+		writeAtomic(filepath.Join(state, fmt.Sprintf("node-%d.status", nodeID)), "failed "+msg+"\n")
 	}
 	os.Exit(1)
 }
@@ -243,7 +243,7 @@ func worker(fsPath string, initial bool) {
 		os.Remove(refuse)
 		fail("start refused (%s): the node does not rejoin", refuse)
 	}
-	os.WriteFile(status, []byte(fmt.Sprintf("starting %d\n", os.Getpid())), 0o644)
+	writeAtomic(status, fmt.Sprintf("starting %d\n", os.Getpid()))
 	fs := filepath.Join(fsPath, fmt.Sprintf("ndb_%d_fs", nodeID))
 	if initial {
 		os.RemoveAll(fs)
@@ -264,7 +264,7 @@ func worker(fsPath string, initial bool) {
 	os.Remove(stop)
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
-	os.WriteFile(status, []byte(fmt.Sprintf("started %d\n", os.Getpid())), 0o644)
+	writeAtomic(status, fmt.Sprintf("started %d\n", os.Getpid()))
 	fmt.Printf("node %d: started\n", nodeID)
 	counter := filepath.Join(state, fmt.Sprintf("node-%d.verified", nodeID))
 	for round := 1; ; round++ {
@@ -276,7 +276,7 @@ func worker(fsPath string, initial bool) {
 				fail("verify: %v", err)
 			}
 		}
-		os.WriteFile(counter, []byte(strconv.Itoa(round)+"\n"), 0o644)
+		writeAtomic(counter, strconv.Itoa(round)+"\n")
 		select {
 		case <-term:
 			shutdown(status, "SIGTERM")
@@ -293,5 +293,14 @@ func worker(fsPath string, initial bool) {
 
 func shutdown(status, why string) {
 	fmt.Printf("node %d: shutting down (%s)\n", nodeID, why)
-	os.WriteFile(status, []byte("shutdown\n"), 0o644)
+	writeAtomic(status, "shutdown\n")
+}
+
+// writeAtomic replaces a state file whole, so that a reader (the stand-in
+// ndb_mgm, a test) never sees it half written.
+func writeAtomic(path, content string) {
+	tmp := fmt.Sprintf("%s.tmp%d", path, os.Getpid())
+	if os.WriteFile(tmp, []byte(content), 0o644) == nil {
+		os.Rename(tmp, path)
+	}
 }
