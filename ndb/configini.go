@@ -129,6 +129,9 @@ func ParseConfig(r io.Reader, name string) (*Config, error) {
 	if len(data) > maxConfigSize {
 		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrConfig, name, maxConfigSize)
 	}
+	// A file saved by a Windows editor: a byte order mark, CRLF lines
+	// (the CR goes with the blanks around values).
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	c := &Config{File: name}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), maxConfigSize+1)

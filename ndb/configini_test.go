@@ -67,6 +67,16 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+func TestParseConfigWindows(t *testing.T) {
+	c, err := ParseConfig(strings.NewReader("\xef\xbb\xbf[ndbd]\r\nNodeId=2\r\nDataDir = /a b\r\n"), "c.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Nodes(); len(n) != 1 || n[0].ID != 2 || n[0].Get("DataDir") != "/a b" {
+		t.Fatalf("nodes %+v", n)
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"duplicate", "[ndbd]\nNodeId=2\nDataDir=/a\ndatadir=/b\n", ":4: parameter datadir given twice"},

@@ -31,6 +31,10 @@ type Launch struct {
 	Dir     string   `json:"dir"`
 	Env     []string `json:"env"` // without variables that may hold secrets
 	DataDir string   `json:"datadir"`
+	// Uid, Gid and Groups: the node is started as the user it ran as.
+	Uid    uint32   `json:"uid"`
+	Gid    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // Control stops and starts nodes of this host.
@@ -66,7 +70,8 @@ func LaunchOf(n *Node) (Launch, error) {
 		return Launch{}, fmt.Errorf("node %d is not running", n.ID)
 	}
 	return Launch{NodeID: n.ID, Kind: n.Kind, Program: n.Angel.Exe, Args: append([]string(nil), n.Angel.Args...),
-		Dir: n.DataDir, Env: append([]string(nil), n.Angel.Env...), DataDir: n.DataDir}, nil
+		Dir: n.DataDir, Env: append([]string(nil), n.Angel.Env...), DataDir: n.DataDir,
+		Uid: n.Angel.Uid, Gid: n.Angel.Gid, Groups: append([]uint32(nil), n.Angel.Groups...)}, nil
 }
 
 func (c *Control) recordPath(id int) string {
@@ -221,6 +226,10 @@ func (c *Control) Start(ctx context.Context, l Launch) error {
 	defer out.Close()
 	cmd := &exec.Cmd{Path: l.Program, Args: args, Dir: l.Dir, Env: l.Env, Stdout: out, Stderr: out,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	if l.Uid != uint32(os.Getuid()) || l.Gid != uint32(os.Getgid()) {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: l.Uid, Gid: l.Gid, Groups: l.Groups}
+		c.log("node %d: starting as uid %d, gid %d, as it ran", l.NodeID, l.Uid, l.Gid)
+	}
 	c.log("node %d: starting %s", l.NodeID, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("node %d: failed to start %s: %w", l.NodeID, l.Program, err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,6 +97,12 @@ func (c *cluster) launch(args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.t.Fatalf("launch: %v %s", err, out)
 	}
+	c.launchWait()
+}
+
+// launchWait waits until node 2 reports started.
+func (c *cluster) launchWait() {
+	c.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if s, err := c.control.Mgm.Status(context.Background(), 2); err == nil && s == "started" {
@@ -211,5 +218,48 @@ func TestSecretEnv(t *testing.T) {
 		if secretEnv(kv) != want {
 			t.Errorf("secretEnv(%q) = %v", kv, !want)
 		}
+	}
+}
+
+// TestStartAsUser: a node that runs as another user (nobody here) is
+// recorded with its uid and gid and started again as that user.
+func TestStartAsUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a node as nobody")
+	}
+	const nobody = 65534
+	c := newCluster(t)
+	for _, d := range []string{filepath.Dir(c.dir), c.dir, filepath.Dir(c.ndbd)} {
+		os.Chmod(d, 0o755)
+	}
+	for _, d := range []string{c.state, c.dataDir, c.fsPath} {
+		if err := os.Chown(d, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(c.ndbd, "--ndb-nodeid=2")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("launch as nobody: %v %s", err, out)
+	}
+	c.launchWait()
+	st, err := c.discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := st.Node(2)
+	l, err := LaunchOf(n)
+	if err != nil || l.Uid != nobody || l.Gid != nobody {
+		t.Fatalf("launch record: %+v %v", l, err)
+	}
+	if err := c.control.Stop(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.control.Start(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = c.discover()
+	if n := st.Node(2); n == nil || n.Worker == nil || n.Angel.Uid != nobody || n.Worker.Uid != nobody || n.Worker.Gid != nobody {
+		t.Fatalf("restarted node: %+v", n)
 	}
 }

@@ -20,6 +20,10 @@ type Proc struct {
 	// Env is the environment without the variables that may hold
 	// secrets (see secretEnv).
 	Env []string
+	// Uid, Gid and Groups are the real user, group and supplementary
+	// groups the process runs as.
+	Uid, Gid uint32
+	Groups   []uint32
 }
 
 // Programs are the base names of the NDB programs discovery looks for.
@@ -57,6 +61,26 @@ func readProc(root string, pid int) (Proc, bool) {
 		for _, kv := range bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0}) {
 			if len(kv) > 0 && !secretEnv(string(kv)) {
 				p.Env = append(p.Env, string(kv))
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			f := strings.Fields(v)
+			switch {
+			case k == "Uid" && len(f) > 0:
+				u, _ := strconv.ParseUint(f[0], 10, 32)
+				p.Uid = uint32(u)
+			case k == "Gid" && len(f) > 0:
+				g, _ := strconv.ParseUint(f[0], 10, 32)
+				p.Gid = uint32(g)
+			case k == "Groups":
+				for _, x := range f {
+					if g, err := strconv.ParseUint(x, 10, 32); err == nil {
+						p.Groups = append(p.Groups, uint32(g))
+					}
+				}
 			}
 		}
 	}

@@ -18,14 +18,11 @@ type StopStep struct {
 
 func (s *StopStep) ID() string { return fmt.Sprintf("ndb-stop:%d", s.Node.ID) }
 func (s *StopStep) Describe() string {
-	return fmt.Sprintf("stop %s node %d (pid %d), recording its command line", s.Node.Kind, s.Node.ID, s.Launch.pid(s.Node))
-}
-
-func (l Launch) pid(n *Node) int {
-	if n.Angel != nil {
-		return n.Angel.Pid
+	pid := 0
+	if s.Node.Angel != nil {
+		pid = s.Node.Angel.Pid
 	}
-	return 0
+	return fmt.Sprintf("stop %s node %d (pid %d), recording its command line", s.Node.Kind, s.Node.ID, pid)
 }
 
 // Check: done when the node's processes are gone.
