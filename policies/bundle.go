@@ -60,6 +60,17 @@ type Harden struct {
 	State   string `yaml:"state"`
 }
 
+// NDB onboards MySQL Cluster data nodes of the host (what `mysecure ndb
+// enable` does): Nodes is "all-local" or a node id; Stop and IncludeMgmd
+// are "true" or "false"; ConfigIni is a config.ini, or "auto" for the one
+// my.cnf names.
+type NDB struct {
+	Nodes       string `yaml:"nodes"`
+	Stop        string `yaml:"stop"`
+	IncludeMgmd string `yaml:"include-mgmd"`
+	ConfigIni   string `yaml:"config-ini"`
+}
+
 // Bundle is one policy bundle as written.
 type Bundle struct {
 	Name        string           `yaml:"name"`
@@ -71,6 +82,7 @@ type Bundle struct {
 	Rules       []string         `yaml:"rules"`
 	Schedules   []schedule.Job   `yaml:"schedules"`
 	Harden      []Harden         `yaml:"harden"`
+	NDB         []NDB            `yaml:"ndb"`
 
 	// Source is "built-in" or the file it was read from.
 	Source string `yaml:"-"`
@@ -192,6 +204,11 @@ func Parse(src string, data []byte) (*Bundle, error) {
 	for i, e := range b.Encrypt {
 		if e.Category == "" || e.Path == "" {
 			return nil, fmt.Errorf("%w: %s: encrypt %d needs a category and a path", ErrInvalid, src, i+1)
+		}
+	}
+	for i, n := range b.NDB {
+		if n.Nodes == "" {
+			return nil, fmt.Errorf("%w: %s: ndb %d needs nodes (all-local or a node id)", ErrInvalid, src, i+1)
 		}
 	}
 	for i, h := range b.Harden {

@@ -1,16 +1,19 @@
 package policies
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/internal/plan"
+	"github.com/mysecure/mysecure/ndb"
 )
 
 // Env is the host a plan is made for.
@@ -22,6 +25,69 @@ type Env struct {
 	// Harden is the base of the guard's options (mount, audit log,
 	// guard program); binary, datadir and state come from the bundle.
 	Harden hardening.Options
+	// NDB makes the steps of ndb entries: its Planner (with Control and
+	// Binaries set; Conn is set here) and where discovery looks (ConfigIni
+	// comes from the bundle). Nil: a bundle with ndb entries is refused.
+	NDB *NDBEnv
+}
+
+// NDBEnv is what ndb entries need.
+type NDBEnv struct {
+	Planner   *ndb.Planner
+	Discovery ndb.Options
+}
+
+// ndbSteps discovers the nodes and returns the steps of ndb enable for
+// them, one node after the other.
+func ndbSteps(n NDB, env Env) ([]plan.Step, error) {
+	if env.NDB == nil {
+		return nil, fmt.Errorf("%w: ndb steps are not available here", ErrInvalid)
+	}
+	sel := ndb.Selection{AllLocal: n.Nodes == "all-local"}
+	if !sel.AllLocal {
+		id, err := strconv.Atoi(n.Nodes)
+		if err != nil || id < 1 || id > 255 {
+			return nil, fmt.Errorf("%w: ndb nodes %q: want all-local or a node id", ErrInvalid, n.Nodes)
+		}
+		sel.Node = id
+	}
+	for _, b := range []struct {
+		v   string
+		dst *bool
+	}{{n.Stop, &sel.Stop}, {n.IncludeMgmd, &sel.IncludeMgmd}} {
+		switch b.v {
+		case "", "false":
+		case "true":
+			*b.dst = true
+		default:
+			return nil, fmt.Errorf("%w: ndb: %q is not true or false", ErrInvalid, b.v)
+		}
+	}
+	o := env.NDB.Discovery
+	if n.ConfigIni != "" && n.ConfigIni != "auto" {
+		o.ConfigIni = n.ConfigIni
+	}
+	ctx := context.Background()
+	st, err := ndb.Discover(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	p := *env.NDB.Planner
+	p.Conn = env.Conn
+	if p.Control != nil && p.Control.Mgm.ConnectString == "" {
+		c := *p.Control
+		c.Mgm.ConnectString = st.ConnectString
+		p.Control = &c
+	}
+	plans, err := p.Enable(ctx, st, sel)
+	if err != nil {
+		return nil, err
+	}
+	var out []plan.Step
+	for _, np := range plans {
+		out = append(out, np.Steps...)
+	}
+	return out, nil
 }
 
 // ParseSets parses --set NAME=VALUE arguments.
@@ -126,7 +192,7 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 		return nil, err
 	}
 	e := &expander{b: b, vals: vals}
-	var cats, moves, guards, rules, scheds []plan.Step
+	var cats, moves, guards, rules, scheds, ndbs []plan.Step
 	var walk func(x *Bundle)
 	walk = func(x *Bundle) {
 		for _, inc := range x.included {
@@ -158,6 +224,18 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 			}
 			scheds = append(scheds, &schedule.Step{ConfigFile: env.ConfigFile, Job: j})
 		}
+		for _, n := range x.NDB {
+			n.Nodes, n.Stop, n.IncludeMgmd, n.ConfigIni = e.s(n.Nodes), e.s(n.Stop), e.s(n.IncludeMgmd), e.s(n.ConfigIni)
+			if e.err != nil {
+				return
+			}
+			steps, err := ndbSteps(n, env)
+			if err != nil {
+				e.fail(err)
+				return
+			}
+			ndbs = append(ndbs, steps...)
+		}
 	}
 	walk(b)
 	if e.err != nil {
@@ -165,7 +243,9 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 	}
 	var out []plan.Step
 	seen := map[string]bool{}
-	for _, group := range [][]plan.Step{cats, moves, guards, rules, scheds} {
+	// A node's stop, moves, rules and start stay together, after the
+	// categories they need.
+	for _, group := range [][]plan.Step{cats, moves, guards, rules, scheds, ndbs} {
 		for _, s := range group {
 			if !seen[s.ID()] {
 				seen[s.ID()] = true

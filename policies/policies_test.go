@@ -10,6 +10,7 @@ import (
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/ndb"
 )
 
 // hostSets names a binary for every find parameter, so that the plans
@@ -34,7 +35,7 @@ func TestBuiltinsCompile(t *testing.T) {
 	for _, b := range bs {
 		names = append(names, b.Name)
 	}
-	if got := strings.Join(names, " "); got != "mariabackup-weekly mysql-datadir mysql-host mysqldump-nightly skip-grant-guard" {
+	if got := strings.Join(names, " "); got != "mariabackup-weekly mysql-datadir mysql-host mysqldump-nightly ndb-data skip-grant-guard" {
 		t.Fatalf("built-in bundles: %s", got)
 	}
 	for _, b := range bs {
@@ -42,7 +43,7 @@ func TestBuiltinsCompile(t *testing.T) {
 			if b.Description == "" {
 				t.Error("no description")
 			}
-			steps, err := b.Compile(hostSets(t, b), Env{ConfigFile: "/nonexistent/mysecure.yaml"})
+			steps, err := b.Compile(hostSets(t, b), Env{ConfigFile: "/nonexistent/mysecure.yaml", NDB: ndbEnv(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,6 +51,57 @@ func TestBuiltinsCompile(t *testing.T) {
 				t.Fatal("empty plan")
 			}
 		})
+	}
+}
+
+// ndbEnv is an NDB environment with a config.ini naming data node 2 on
+// this host (not running), and /bin/sh standing in for ndbd.
+func ndbEnv(t *testing.T) *NDBEnv {
+	t.Helper()
+	ini := filepath.Join(t.TempDir(), "config.ini")
+	if err := os.WriteFile(ini, []byte("[ndbd]\nNodeId=2\nHostName=localhost\nDataDir=/srv/ndb/data2\nBackupDataDir=/backup/ndb\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &NDBEnv{Planner: &ndb.Planner{Control: &ndb.Control{}, Category: "ndbdata", Binaries: ndb.Binaries{Ndbd: "/bin/sh", Ndbmtd: "/bin/true"}},
+		Discovery: ndb.Options{ConfigIni: ini, NdbConfig: "-", LocalNames: []string{"localhost"}}}
+}
+
+// TestNDBPlan: ndb-data makes the moves and rules of ndb enable for a
+// node that does not run (no stop, no start).
+func TestNDBPlan(t *testing.T) {
+	b, err := Load("ndb-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := b.Compile(map[string]string{"nodes": "2"}, Env{NDB: ndbEnv(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		got = append(got, s.Describe())
+	}
+	sh, _ := filepath.EvalSymlinks("/bin/sh")
+	tr, _ := filepath.EvalSymlinks("/bin/true")
+	want := []string{
+		"the volume has the category @ndbdata",
+		"encrypt /srv/ndb/data2 into @ndbdata",
+		"encrypt /backup/ndb into @ndbdata",
+		"add rule: ALLOW @ndbdata srv/ndb/data2/* " + sh,
+		"add rule: ALLOW @ndbdata srv/ndb/data2/* " + tr,
+		"add rule: ALLOW @ndbdata backup/ndb/* " + sh,
+		"add rule: ALLOW @ndbdata backup/ndb/* " + tr,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for sets, want := range map[string]string{"7": "no such node", "x": "want all-local or a node id"} {
+		if _, err := b.Compile(map[string]string{"nodes": sets}, Env{NDB: ndbEnv(t)}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("nodes=%s: %v, want %q", sets, err, want)
+		}
+	}
+	if _, err := b.Compile(map[string]string{"stop": "yes"}, Env{NDB: ndbEnv(t)}); err == nil || !strings.Contains(err.Error(), "not true or false") {
+		t.Errorf("stop=yes: %v", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/internal/plan"
+	"github.com/mysecure/mysecure/ndb"
 	"github.com/mysecure/mysecure/policies"
 )
 
@@ -179,8 +181,12 @@ func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn 
 		return nil, nil, withHint(usagef(oneLine(err)), "'mysecure policy show "+b.Name+"' lists the parameters")
 	}
 	env := policies.Env{Conn: conn, ConfigFile: g.configFileForEdit(),
-		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: guardBinary("")}}
+		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: guardBinary("")},
+		NDB:    policyNDBEnv(g)}
 	steps, err := b.Compile(sets, env)
+	if errors.Is(err, ndb.ErrRunning) {
+		return nil, nil, withHint(err, "--set stop=true stops the node through the management server and starts it again afterwards")
+	}
 	if err != nil {
 		return nil, nil, withHint(usagef(oneLine(err)), "'mysecure policy show "+b.Name+"' lists the parameters")
 	}
@@ -353,4 +359,13 @@ func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, arg
 			"'mysecure policy apply NAME' puts missing steps back; a changed fingerprint needs 'mysecure acl update' once you trust the new binary")
 	}
 	return nil
+}
+
+// policyNDBEnv is what the ndb entries of a bundle use: the defaults of
+// 'mysecure ndb enable' (ndb_mgm from PATH, my.cnf, the running programs).
+func policyNDBEnv(g *globalOptions) *policies.NDBEnv {
+	o := ndbOptions{MyCnf: []string{"/etc/my.cnf", "/etc/mysql/my.cnf"}, StartTimeout: 10 * time.Minute, StopTimeout: 5 * time.Minute}
+	logf := func(s string) { fmt.Fprintf(g.p.out, "  %s\n", s) }
+	control := &ndb.Control{StateDir: ndbStateDir(g), StartTimeout: o.StartTimeout, StopTimeout: o.StopTimeout, Log: logf}
+	return &policies.NDBEnv{Planner: &ndb.Planner{Control: control, Category: ndbCategory, Log: logf}, Discovery: o.discovery(g)}
 }

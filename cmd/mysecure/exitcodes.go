@@ -14,6 +14,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/ndb"
 )
 
 // Exit codes are an interface: cron jobs and monitoring read them. Keep
@@ -37,6 +38,7 @@ const (
 	exitDrift       = 15 // policy check: the host drifted from a policy
 	exitSSH         = 16 // an SSH host could not be reached, refused the keys, or its host key is not trusted
 	exitRemote      = 17 // remote exec: the remote command failed
+	exitNodeDown    = 18 // ndb enable/disable: a node did not stop or did not come back (rolled back)
 )
 
 // usageError marks errors in how the command was called.
@@ -145,7 +147,18 @@ func classify(err error) (code int, hint string) {
 		return code, hint
 	}
 	var ue *usageError
+	var wu *wrappedUsage
 	switch {
+	case errors.Is(err, ndb.ErrNotStarted):
+		return exitNodeDown, "the node was rolled back and started as it was; its ndb_<ID>_out.log says why it did not start"
+	case errors.Is(err, ndb.ErrStopFailed):
+		return exitNodeDown, "the node did not stop in time and nothing was moved: see its ndb_<ID>_out.log, stop it by hand ('ndb_mgm -e \"ID STOP\"') or give a longer --stop-timeout"
+	case errors.Is(err, ndb.ErrRunning):
+		return exitFile, "pass --stop to stop the node and start it again afterwards"
+	case errors.Is(err, ndb.ErrMgmMissing):
+		return exitTool, "install the MySQL Cluster management client or name it with --ndb-mgm"
+	case errors.As(err, &wu):
+		return exitUsage, "see 'mysecure help ndb'"
 	case errors.Is(err, hardening.ErrHardened):
 		return exitFile, "'mysecure harden mysqld --undo' restores the plain setup"
 	case errors.Is(err, errDrift):

@@ -269,6 +269,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newHardenCommand(g),
 		newPolicyCommand(g),
 		newRemoteCommand(g),
+		newNDBCommand(g),
 	)
 	return root
 }
