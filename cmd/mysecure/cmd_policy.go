@@ -179,7 +179,15 @@ func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn 
 		return nil, nil, withHint(usagef(oneLine(err)), "'mysecure policy show "+b.Name+"' lists the parameters")
 	}
 	env := policies.Env{Conn: conn, ConfigFile: g.configFileForEdit(),
-		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: guardBinary("")}}
+		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: guardBinary("")},
+		HardenReport: func(e hardening.Event) {
+			switch e.Kind {
+			case hardening.EventNotice:
+				g.p.noticef("%s", e.Text)
+			default:
+				fmt.Fprintf(g.p.out, "           harden: %s: %s\n", e.Kind, e.Text)
+			}
+		}}
 	steps, err := b.Compile(sets, env)
 	if err != nil {
 		return nil, nil, withHint(usagef(oneLine(err)), "'mysecure policy show "+b.Name+"' lists the parameters")
