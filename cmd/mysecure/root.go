@@ -255,6 +255,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newScheduleCommand(g),
 		newHardenCommand(g),
 		newPolicyCommand(g),
+		newDemoCommand(g),
 	)
 	return root
 }
