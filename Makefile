@@ -43,8 +43,11 @@ bench: deps build
 	bash bench/acl.sh
 	bash bench/compare.sh
 
+# The seed's story on a sandbox (internal/demo): needs root, FUSE and MariaDB;
+# nothing of the host is changed and everything is removed at the end.
+# examples/demo.sh is the offline fallback (file encryption only, no root).
 demo: deps build
-	bash examples/demo.sh
+	$(BIN) demo
 
 clean:
 	rm -rf bin demo-sandbox

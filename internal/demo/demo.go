@@ -131,6 +131,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.Parent == "" {
 		o.Parent = os.TempDir()
 	}
+	if err := traversable(o.Parent); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp(o.Parent, "mysecure-demo-")
 	if err != nil {
 		return err
@@ -192,6 +195,28 @@ func (r *run) cleanup(keepDir bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// traversable checks that other users (the server's, the group
+// member) can reach dir: every directory from / has search permission
+// for others.
+func traversable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%w: %s is mode %04o: the server's user and the backup group member cannot reach a sandbox under %s (pick another --dir)", ErrStep, p, fi.Mode().Perm(), abs)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
 }
 
 func mounted(dir string) bool {
