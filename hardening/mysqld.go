@@ -2,9 +2,9 @@
 // server binary, its datadir and how it is started (systemd, mysqld_safe,
 // mysqld_multi), and writes and removes the files that point those start
 // paths at the guard wrapper (package hardening/guard). The moves into the
-// encrypted mount and the access rules are done by the caller through the
-// daemon; this package only records them in the state file that --undo
-// reads.
+// encrypted mount and the access rules go through the daemon; Procedure
+// runs the whole apply and undo and records every step in the state file
+// that --undo reads, for the CLI and for the policy step (GuardStep).
 //
 // It never prints; the caller shows Plan.Steps. It must not import cobra
 // or viper.
@@ -80,7 +80,7 @@ type Plan struct {
 	StatePath      string   `json:"-"`
 	Guard          guard.Config
 	// Done lists the steps applied, in order (for --undo and a resumed
-	// run).
+	// run): StepName values, a frozen part of the state format.
 	Done    []string  `json:"done"`
 	Created time.Time `json:"created"`
 
@@ -411,9 +411,9 @@ func LoadState(path string) (*Plan, error) {
 }
 
 // Did reports whether step was applied.
-func (p *Plan) Did(step string) bool {
+func (p *Plan) Did(step StepName) bool {
 	for _, d := range p.Done {
-		if d == step {
+		if d == string(step) {
 			return true
 		}
 	}
@@ -421,17 +421,17 @@ func (p *Plan) Did(step string) bool {
 }
 
 // Mark records step as applied and saves the state.
-func (p *Plan) Mark(step string) error {
+func (p *Plan) Mark(step StepName) error {
 	if !p.Did(step) {
-		p.Done = append(p.Done, step)
+		p.Done = append(p.Done, string(step))
 	}
 	return p.Save()
 }
 
 // Unmark records step as undone and saves the state.
-func (p *Plan) Unmark(step string) error {
+func (p *Plan) Unmark(step StepName) error {
 	for i, d := range p.Done {
-		if d == step {
+		if d == string(step) {
 			p.Done = append(p.Done[:i], p.Done[i+1:]...)
 			break
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/daemon"
@@ -19,9 +21,25 @@ var ErrNotHardened = errors.New("the skip-grant-tables guard is not in front of 
 // harden state with the host: every step done, the wrapper in place, the
 // server binary's path a symlink into @protected, the guard's rules in
 // force, its option file and systemd drop-ins present.
+//
+// Apply runs the harden procedure (Procedure.Apply, as `mysecure harden
+// mysqld` does, with the same refusals); a failure half way is undone
+// before Apply returns. On a host hardened already whose only drift is a
+// missing rule of the guard, Apply adds the rule back. Undo reverts what
+// Apply did: the whole procedure, or the rules it added back.
 type GuardStep struct {
 	Options Options
 	Client  *daemon.Client
+	// Cred is the master credential for the changes (nil when the daemon
+	// is in admin mode). The caller owns and wipes it.
+	Cred *daemon.Credential
+	// Report, when set, gets the procedure's steps.
+	Report func(Event)
+
+	// what Apply did, for Undo
+	ran      bool
+	hardened bool
+	readded  []string
 }
 
 func (s *GuardStep) statePath() string {
@@ -48,7 +66,7 @@ func (s *GuardStep) Check(ctx context.Context) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	for _, step := range []string{"install guard", "encrypt binary", "encrypt guard config"} {
+	for _, step := range []StepName{StepInstallGuard, StepEncryptBinary, StepEncryptGuardConfig} {
 		if !p.Did(step) {
 			return false, fmt.Sprintf("guard incomplete: harden step %q was not done ('mysecure harden mysqld --undo', then again)", step), nil
 		}
@@ -91,14 +109,102 @@ func (s *GuardStep) Check(ctx context.Context) (bool, string, error) {
 	return true, "", nil
 }
 
-// Apply does not install the guard: 'mysecure harden mysqld' does, with
-// its own plan, dry run and undo.
-func (s *GuardStep) Apply(context.Context) error {
-	return fmt.Errorf("%w: install it with 'mysecure harden mysqld' (stop the server first), then apply again", ErrNotHardened)
+func (s *GuardStep) procedure() *Procedure {
+	return &Procedure{Client: s.Client, Report: s.Report,
+		Credential: func(context.Context) (*daemon.Credential, error) { return s.Cred, nil }}
 }
 
-// Undo has nothing to revert: Apply changes nothing.
-func (s *GuardStep) Undo(context.Context) error { return nil }
+func (s *GuardStep) Apply(ctx context.Context) error {
+	s.ran = true
+	o := s.Options
+	o.StatePath = s.statePath()
+	if p, err := LoadState(o.StatePath); err == nil {
+		return s.repair(ctx, p)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	p, err := Detect(o)
+	if err != nil {
+		return err
+	}
+	proc := s.procedure()
+	if refusals := proc.Refusals(ctx, p, false); len(refusals) > 0 {
+		return refusals[0]
+	}
+	if err := proc.Apply(ctx, p); err != nil {
+		// Leave nothing half done: the plan runner undoes only the steps
+		// that completed.
+		if _, uerr := proc.Undo(context.Background(), p, UndoOptions{NoPlainServerRule: true}); uerr != nil {
+			return fmt.Errorf("%w; undoing it failed too: %v", err, uerr)
+		}
+		return err
+	}
+	s.hardened = true
+	return nil
+}
+
+// repair puts back the guard's rules missing on a hardened host; any
+// other drift needs the admin (the binary replaced by a package upgrade,
+// files removed).
+func (s *GuardStep) repair(ctx context.Context, p *Plan) error {
+	if done, drift, err := s.Check(ctx); err != nil {
+		return err
+	} else if done {
+		return nil
+	} else if !strings.HasPrefix(drift, "rule missing: ") {
+		return fmt.Errorf("%w: %s", ErrNotHardened, drift)
+	}
+	list, err := s.Client.ACLList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, text := range p.Rules {
+		want, err := acl.ParseRule(text)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(list.Rules, func(r daemon.RuleInfo) bool { return r.Rule.Equal(want) }) {
+			continue
+		}
+		if _, err := s.Client.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: text, Credential: s.Cred}); err != nil {
+			return err
+		}
+		s.readded = append(s.readded, text)
+	}
+	return nil
+}
+
+// Undo reverts what Apply did: the rules it put back, or the whole
+// harden procedure (without a rule for the plain binary: the plan's own
+// steps own the datadir). A step that did not run in this process (the
+// rollback of a run killed half way, which recorded it as applied) undoes
+// the procedure its state file records.
+func (s *GuardStep) Undo(ctx context.Context) error {
+	if !s.ran {
+		if _, err := os.Stat(s.statePath()); err != nil {
+			return nil
+		}
+		s.hardened = true
+	}
+	for i := len(s.readded) - 1; i >= 0; i-- {
+		if _, err := s.Client.ACL(ctx, daemon.ACLRequest{Op: "del", Rule: s.readded[i], Credential: s.Cred}); err != nil {
+			return err
+		}
+		s.readded = s.readded[:i]
+	}
+	if !s.hardened {
+		return nil
+	}
+	p, err := LoadState(s.statePath())
+	if err != nil {
+		return err
+	}
+	if _, err := s.procedure().Undo(ctx, p, UndoOptions{NoPlainServerRule: true}); err != nil {
+		return err
+	}
+	s.hardened = false
+	return nil
+}
 
 func orServer(bin string) string {
 	if bin == "" {

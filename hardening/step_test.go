@@ -2,6 +2,8 @@ package hardening
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +15,15 @@ func TestGuardStepNotHardened(t *testing.T) {
 	if err != nil || done || !strings.Contains(drift, "guard missing: /usr/sbin/mariadbd is not hardened") {
 		t.Fatalf("check: %v %q %v", done, drift, err)
 	}
-	if err := s.Apply(context.Background()); err == nil || !strings.Contains(err.Error(), "mysecure harden mysqld") {
+	// Apply runs the harden procedure: without a mount it stops before
+	// anything changes, and Undo has nothing to revert.
+	if err := s.Apply(context.Background()); err == nil || !strings.Contains(err.Error(), "mount point is not configured") {
 		t.Fatalf("apply: %v", err)
+	}
+	if _, err := os.Stat(s.Options.StatePath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused apply wrote the state: %v", err)
+	}
+	if err := s.Undo(context.Background()); err != nil {
+		t.Fatalf("undo: %v", err)
 	}
 }

@@ -187,3 +187,110 @@ schedules:
 		t.Fatalf("unknown bundle:\n%s", got)
 	}
 }
+
+// TestPolicyHost applies mysql-host to a private copy of the server laid
+// out like a host (newHardenEnv): the datadir moves into @mysql, the
+// guard goes in front of the server by the harden procedure, the backup
+// rules and schedules are added. A failure inside the harden procedure
+// rolls everything back; the applied host serves through the guard,
+// which drops --skip-grant-tables; check is clean, then reports a
+// deleted rule (exit 15), and apply puts a deleted rule of the guard back.
+func TestPolicyHost(t *testing.T) {
+	h := newHardenEnv(t)
+	cfg := filepath.Join(h.dir, "mysecure.yaml")
+	os.WriteFile(cfg, []byte("schedules: []\n"), 0o600)
+	h.vars = append(h.vars, "MYSECURE_CONFIG="+cfg)
+	cnfDir := filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d")
+	wrapper := h.bin + "-guard"
+	sets := []string{"--set", "mysqld=" + h.bin, "--set", "datadir=" + h.datadir, "--set", "harden-state=" + h.state,
+		"--set", "guard-config=" + h.guardCfg, "--set", "cnf-dir=" + cnfDir,
+		"--set", "unit-dirs=" + filepath.Join(h.root, "lib", "systemd", "system"), "--set", "dropin-dir=" + filepath.Join(h.root, "etc", "systemd", "system")}
+	apply := func(want int) string {
+		t.Helper()
+		return h.ms(want, append(append([]string{"policy", "apply", "mysql-host"}, sets...), h.creds()...)...)
+	}
+
+	// A file harden did not write where its option file goes: the
+	// procedure fails half way, undoes itself, and the plan rolls back the
+	// datadir's move.
+	foreign := filepath.Join(cnfDir, "99-mysecure-guard.cnf")
+	os.WriteFile(foreign, []byte("[mysqld_safe]\n# the admin's own\n"), 0o644)
+	out := apply(6)
+	for _, want := range []string{"harden: done: install guard", "harden: reverted: install guard", "failed:    the skip-grant-tables guard is in front of " + h.bin,
+		"was not written by mysecure", "undone:    encrypt " + h.datadir + " into @mysql", "the host is as it was before the apply"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("failed apply lacks %q:\n%s", want, out)
+		}
+	}
+	for _, p := range []string{h.bin, h.datadir} {
+		if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			t.Fatalf("%s after the rollback: %v %v", p, fi.Mode(), err)
+		}
+	}
+	for _, p := range []string{wrapper, h.state, h.guardCfg} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s left by the rollback: %v", p, err)
+		}
+	}
+	if rules := h.ms(0, "acl", "list"); strings.Contains(rules, "ALLOW") {
+		t.Fatalf("rules left by the rollback:\n%s", rules)
+	}
+	os.Remove(foreign)
+
+	out = apply(0)
+	for _, want := range []string{"done:      encrypt " + h.datadir + " into @mysql", "harden: done: encrypt binary", "done:      the skip-grant-tables guard is in front of " + h.bin,
+		"done:      add rule: ALLOW @mysqlbackup *.cnf", "applied mysql-host"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("apply lacks %q:\n%s", want, out)
+		}
+	}
+	if b, _ := os.ReadFile(h.state); !strings.Contains(string(b), `"encrypt_datadir": false`) {
+		t.Fatalf("harden state:\n%s", b)
+	}
+	// The server runs through the guard from the encrypted datadir; the
+	// guard drops --skip-grant-tables.
+	s, err := h.start(wrapper, nil, "--skip-grant-tables")
+	if err != nil {
+		t.Fatalf("start through the guard: %v", err)
+	}
+	if err := login(s, "app", "App-Pw-1"); err != nil {
+		t.Fatalf("app login: %v", err)
+	}
+	if err := login(s, "intruder", ""); err == nil || !strings.Contains(err.Error(), "Access denied") {
+		t.Fatalf("--skip-grant-tables reached the server: %v", err)
+	}
+	if b, err := read("cat", filepath.Join(h.datadir, "shop", "db.opt")); err == nil {
+		t.Fatalf("cat read the datadir: %s", b)
+	}
+	s.Stop()
+
+	chk := h.ms(0, "policy", "check")
+	if strings.Contains(chk, "drift") || !strings.Contains(chk, "mysql-host: ok:    the skip-grant-tables guard is in front of "+h.bin) {
+		t.Fatalf("check after apply:\n%s", chk)
+	}
+	dumpRule := "ALLOW @mysqlbackup *.cnf /usr/bin/mariadb-dump"
+	if !strings.Contains(chk, dumpRule) {
+		t.Skipf("the dump rule is not %q here:\n%s", dumpRule, chk)
+	}
+	h.ms(0, append([]string{"acl", "del", dumpRule}, h.creds()...)...)
+	drift := h.ms(15, "policy", "check")
+	if !strings.Contains(drift, "mysql-host: drift: rule missing: "+dumpRule) || !strings.Contains(drift, "mysecure: error: drift: 1 step(s) of mysql-host") {
+		t.Fatalf("check after the rule was deleted:\n%s", drift)
+	}
+	// A deleted rule of the guard: drift, and apply adds it back.
+	guardRule := "ALLOW @mysql " + strings.TrimPrefix(h.datadir, "/") + "/* " + filepath.Join(h.mnt, "protected", h.bin)
+	h.ms(0, append([]string{"acl", "del", guardRule}, h.creds()...)...)
+	drift = h.ms(15, "policy", "check")
+	if !strings.Contains(drift, "mysql-host: drift: rule missing: "+guardRule+" (the guard's)") {
+		t.Fatalf("check after the guard's rule was deleted:\n%s", drift)
+	}
+	if fix := apply(0); !strings.Contains(fix, "2 step(s) changed") {
+		t.Fatalf("apply after drift:\n%s", fix)
+	}
+	h.ms(0, "policy", "check")
+	s, err = h.start(wrapper, nil)
+	if err != nil {
+		t.Fatalf("start through the guard after the repair: %v", err)
+	}
+	s.Stop()
+}

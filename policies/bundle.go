@@ -52,12 +52,20 @@ type Encrypt struct {
 }
 
 // Harden is a hardening step; Guard names what is guarded ("mysqld": the
-// skip-grant-tables guard of 'mysecure harden mysqld').
+// skip-grant-tables guard of 'mysecure harden mysqld'). The optional
+// fields are the paths harden otherwise detects (its --guard-config,
+// --wrapper, --cnf-dir, --unit-dirs and --dropin-dir); the value "auto"
+// (or leaving the field out) keeps the detection.
 type Harden struct {
-	Guard   string `yaml:"guard"`
-	Binary  string `yaml:"binary"`
-	DataDir string `yaml:"datadir"`
-	State   string `yaml:"state"`
+	Guard       string `yaml:"guard"`
+	Binary      string `yaml:"binary"`
+	DataDir     string `yaml:"datadir"`
+	State       string `yaml:"state"`
+	GuardConfig string `yaml:"guard-config"`
+	Wrapper     string `yaml:"wrapper"`
+	CnfDir      string `yaml:"cnf-dir"`
+	UnitDirs    string `yaml:"unit-dirs"` // comma-separated
+	DropInDir   string `yaml:"dropin-dir"`
 }
 
 // NDB onboards MySQL Cluster data nodes of the host (what `mysecure ndb

@@ -23,12 +23,15 @@ type Env struct {
 	// ConfigFile is where schedules are written.
 	ConfigFile string
 	// Harden is the base of the guard's options (mount, audit log,
-	// guard program); binary, datadir and state come from the bundle.
+	// guard program); binary, datadir, state and the optional paths come
+	// from the bundle.
 	Harden hardening.Options
 	// NDB makes the steps of ndb entries: its Planner (with Control and
 	// Binaries set; Conn is set here) and where discovery looks (ConfigIni
 	// comes from the bundle). Nil: a bundle with ndb entries is refused.
 	NDB *NDBEnv
+	// HardenReport, when set, gets the steps of the harden procedure.
+	HardenReport func(hardening.Event)
 }
 
 // NDBEnv is what ndb entries need.
@@ -175,6 +178,17 @@ func (e *expander) fail(err error) {
 	}
 }
 
+// auto is path for an optional path: "" or "auto" is "" (detected).
+func (e *expander) auto(in string) string {
+	if in == "" {
+		return ""
+	}
+	if v := e.s(in); v == "auto" || e.err != nil {
+		return ""
+	}
+	return e.path(in)
+}
+
 func (e *expander) path(in string) string {
 	p := e.s(in)
 	if e.err == nil && !filepath.IsAbs(p) {
@@ -207,7 +221,16 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 		for _, h := range x.Harden {
 			o := env.Harden
 			o.Binary, o.DataDir, o.StatePath = e.path(h.Binary), e.path(h.DataDir), e.path(h.State)
-			guards = append(guards, &hardening.GuardStep{Options: o, Client: env.Conn.Client})
+			o.GuardConfig, o.Wrapper, o.CnfDir, o.DropInDir = e.auto(h.GuardConfig), e.auto(h.Wrapper), e.auto(h.CnfDir), e.auto(h.DropInDir)
+			if dirs := strings.TrimSpace(h.UnitDirs); dirs != "" {
+				if v := e.s(dirs); v != "auto" {
+					o.UnitDirs = nil
+					for _, d := range strings.Split(v, ",") {
+						o.UnitDirs = append(o.UnitDirs, e.path(strings.TrimSpace(d)))
+					}
+				}
+			}
+			guards = append(guards, &hardening.GuardStep{Options: o, Client: env.Conn.Client, Cred: env.Conn.Cred, Report: env.HardenReport})
 		}
 		for _, r := range x.Rules {
 			rules = append(rules, &admin.RuleStep{Conn: env.Conn, Rule: e.s(r)})

@@ -251,3 +251,43 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestGuardPaths: the guard's paths default to harden's detection
+// ("auto") and can all be pointed elsewhere (a private copy of the
+// server laid out like a host, as the integration test and the demo do).
+func TestGuardPaths(t *testing.T) {
+	b, err := Load("skip-grant-guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guardOf := func(sets map[string]string) *hardening.GuardStep {
+		t.Helper()
+		steps, err := b.Compile(sets, Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range steps {
+			if g, ok := s.(*hardening.GuardStep); ok {
+				return g
+			}
+		}
+		t.Fatal("no guard step")
+		return nil
+	}
+	g := guardOf(map[string]string{"mysqld": "/usr/sbin/mariadbd"})
+	if o := g.Options; o.GuardConfig != "/etc/mysecure/mysqld-guard.json" || o.Wrapper != "" || o.CnfDir != "" || o.UnitDirs != nil || o.DropInDir != "" || o.StatePath != "/etc/mysecure/harden-mysqld.json" {
+		t.Fatalf("defaults: %+v", o)
+	}
+	g = guardOf(map[string]string{"mysqld": "/r/usr/sbin/mariadbd", "datadir": "/r/var/lib/mysql", "harden-state": "/r/state.json",
+		"guard-config": "/r/guard.json", "guard-wrapper": "/r/usr/sbin/mariadbd-guard", "cnf-dir": "/r/etc/mysql/conf.d",
+		"unit-dirs": "/r/lib/systemd/system, /r/etc/systemd/system", "dropin-dir": "/r/etc/systemd/system"})
+	o := g.Options
+	if o.Binary != "/r/usr/sbin/mariadbd" || o.DataDir != "/r/var/lib/mysql" || o.StatePath != "/r/state.json" || o.GuardConfig != "/r/guard.json" ||
+		o.Wrapper != "/r/usr/sbin/mariadbd-guard" || o.CnfDir != "/r/etc/mysql/conf.d" || o.DropInDir != "/r/etc/systemd/system" ||
+		strings.Join(o.UnitDirs, ":") != "/r/lib/systemd/system:/r/etc/systemd/system" {
+		t.Fatalf("private paths: %+v", o)
+	}
+	if _, err := b.Compile(map[string]string{"mysqld": "/usr/sbin/mariadbd", "cnf-dir": "etc/mysql"}, Env{}); err == nil || !strings.Contains(err.Error(), "not absolute") {
+		t.Fatalf("relative cnf-dir: %v", err)
+	}
+}

@@ -11,9 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/daemon"
-	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/hardening"
 )
 
@@ -115,7 +113,9 @@ func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 		return withHint(err, "")
 	}
 	c := daemon.NewClient(g.cfg.Socket)
-	refusals := hardenRefusals(ctx, c, plan, ho.KeepRules)
+	proc := hardenProcedure(g, c, &ho.creds)
+	defer proc.wipe()
+	refusals := proc.Refusals(ctx, plan, ho.KeepRules)
 	if ho.DryRun {
 		fmt.Fprintf(g.p.out, "plan (nothing changed; started by: %s):\n", strings.Join(plan.StartedBy, ", "))
 		for i, s := range plan.Steps() {
@@ -132,113 +132,49 @@ func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	if ho.DryRun {
 		return nil
 	}
-	cred, err := adminCredential(ctx, c, &ho.creds)
-	if err != nil {
+	if err := proc.Apply(ctx, plan); err != nil {
 		return err
-	}
-	defer cred.Wipe()
-	if err := plan.Save(); err != nil {
-		return err
-	}
-	step := func(name string, fn func() error) error {
-		if err := fn(); err != nil {
-			return fmt.Errorf("%s: %w (what was done is recorded in %s: --undo reverts it)", name, err, plan.StatePath)
-		}
-		fmt.Fprintf(g.p.out, "done: %s\n", name)
-		return plan.Mark(name)
-	}
-	if err := step("install guard", plan.InstallGuard); err != nil {
-		return err
-	}
-	sess, err := c.BeginMove(ctx, daemon.MoveBeginRequest{Credential: cred})
-	if err != nil {
-		return err
-	}
-	mopts := inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store}
-	err = step("encrypt binary", func() error {
-		return inplace.Encrypt(ctx, plan.Binary, filepath.Join(sess.Mount, "protected", plan.Binary), mopts)
-	})
-	if err == nil {
-		err = step("encrypt guard config", func() error {
-			return inplace.Encrypt(ctx, plan.GuardConfig, plan.GuardConfigInMount(sess.Mount), mopts)
-		})
-	}
-	if err == nil && plan.EncryptDataDir {
-		err = step("encrypt datadir", func() error {
-			return inplace.Encrypt(ctx, plan.DataDir, filepath.Join(sess.Mount, "mysql", plan.DataDir), mopts)
-		})
-	}
-	c.EndMove(context.Background())
-	if err != nil {
-		return err
-	}
-	for i, r := range plan.Rules {
-		if err := step(fmt.Sprintf("rule %d", i+1), func() error {
-			_, err := c.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: r, Credential: cred})
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	if plan.CnfFile != "" {
-		if err := step("option file", func() error { return hardening.WriteFile(plan.CnfFile, plan.CnfContent, 0o644) }); err != nil {
-			return err
-		}
-	}
-	if len(plan.DropIns) > 0 {
-		if err := step("systemd drop-ins", func() error {
-			for _, d := range plan.DropIns {
-				if err := hardening.WriteFile(d.Path, d.Content, 0o644); err != nil {
-					return err
-				}
-			}
-			systemdReload(g)
-			return nil
-		}); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(g.p.out, "hardened %s: start the server as before (%s); it now runs through %s\n", plan.Binary, strings.Join(plan.StartedBy, ", "), plan.Wrapper)
 	return nil
 }
 
-// hardenRefusals lists every reason the real run refuses to harden
-// (after Detect: the state file exists): no daemon, rules that open
-// @mysql to other programs, the server running. A rule for the backup
-// tool alone is kept, not refused (the plan records it).
-func hardenRefusals(ctx context.Context, c *daemon.Client, plan *hardening.Plan, keepRules bool) []error {
-	var out []error
-	if _, err := c.Status(ctx); err != nil {
-		out = append(out, withHint(err, "mount the volume first ('mysecure mount')"))
-	} else if rl, err := c.ACLList(ctx); err != nil {
-		out = append(out, err)
-	} else {
-		// Other rules that open @mysql (a rule for the unencrypted
-		// binary's path, a shell, a broad rule for every category) would
-		// let a copy of the binary or another program read the datadir
-		// around the guard.
-		var open []string
-		for _, r := range rl.Rules {
-			if r.Rule.Action != acl.Allow || (r.Rule.Category != "mysql" && r.Rule.Category != acl.AllCategories) {
-				continue
-			}
-			if plan.IsBackupToolRule(r.Rule) {
-				if plan.BackupRuleKept == "" {
-					plan.KeepBackupRule(r.Text)
-				}
-				continue
-			}
-			open = append(open, fmt.Sprintf("%d: %s", r.Index, r.Text))
-		}
-		if len(open) > 0 && !keepRules {
-			out = append(out, withHint(fmt.Errorf("%w: rules already open @mysql to other programs (%s)", inplace.ErrRefused, strings.Join(open, "; ")),
-				"remove them ('mysecure acl del N'): they would let a copy of the server read the datadir around the guard (a rule for the backup tool alone is kept); or pass --keep-existing-rules"))
-		}
+// cliProcedure is the harden procedure with the CLI's credential prompt
+// and output.
+type cliProcedure struct {
+	*hardening.Procedure
+	cred *daemon.Credential
+}
+
+func (p *cliProcedure) wipe() {
+	if p.cred != nil {
+		p.cred.Wipe()
 	}
-	if pids := runningFrom(plan.Binary); len(pids) > 0 {
-		out = append(out, withHint(fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)"))
+}
+
+func hardenProcedure(g *globalOptions, c *daemon.Client, creds *credOptions) *cliProcedure {
+	p := &cliProcedure{}
+	p.Procedure = &hardening.Procedure{
+		Client: c,
+		Credential: func(ctx context.Context) (*daemon.Credential, error) {
+			cred, err := adminCredential(ctx, c, creds)
+			p.cred = cred
+			return cred, err
+		},
+		Report: func(e hardening.Event) {
+			switch e.Kind {
+			case hardening.EventDone:
+				fmt.Fprintf(g.p.out, "done: %s\n", e.Text)
+			case hardening.EventReverted:
+				fmt.Fprintf(g.p.out, "reverted: %s\n", e.Text)
+			case hardening.EventAdded:
+				fmt.Fprintf(g.p.out, "added: %s\n", e.Text)
+			default:
+				g.p.noticef("%s", e.Text)
+			}
+		},
 	}
-	return out
+	return p
 }
 
 // backupTool resolves --allow-backup-tool: auto is the configured
@@ -270,29 +206,6 @@ func backupTool(g *globalOptions, flag string) (string, error) {
 	return flag, nil
 }
 
-// runningFrom returns the pids of processes executing bin.
-func runningFrom(bin string) []int {
-	var pids []int
-	ents, _ := filepath.Glob("/proc/[0-9]*/exe")
-	for _, e := range ents {
-		if t, err := os.Readlink(e); err == nil && strings.TrimSuffix(t, " (deleted)") == bin {
-			var pid int
-			fmt.Sscanf(e, "/proc/%d/exe", &pid)
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func systemdReload(g *globalOptions) {
-	if _, err := os.Stat("/run/systemd/system"); err != nil {
-		return // systemd is not running here
-	}
-	if out, err := exec.Command("systemctl", "daemon-reload").CombinedOutput(); err != nil {
-		g.p.noticef("systemctl daemon-reload failed: %v %s", err, strings.TrimSpace(string(out)))
-	}
-}
-
 func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	plan, err := hardening.LoadState(ho.o.StatePath)
 	if errors.Is(err, os.ErrNotExist) {
@@ -308,144 +221,16 @@ func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) err
 		}
 		return nil
 	}
-	c := daemon.NewClient(g.cfg.Socket)
-	if _, err := c.Status(ctx); err != nil {
-		return err
-	}
-	var cred *daemon.Credential
-	getCred := func() (*daemon.Credential, error) {
-		if cred == nil {
-			var err error
-			if cred, err = adminCredential(ctx, c, &ho.creds); err != nil {
-				return nil, err
-			}
-			if cred == nil {
-				cred = &daemon.Credential{}
-			}
-		}
-		return cred, nil
-	}
-	defer func() {
-		if cred != nil {
-			cred.Wipe()
-		}
-	}()
-	adminOrNil := func(c *daemon.Credential) *daemon.Credential {
-		if c != nil && c.Type == "" {
-			return nil
-		}
-		return c
-	}
-	// A running server first, then the credential: without either nothing
-	// below can be completed, and a half undone setup could not start the
-	// server.
-	if pids := append(runningFrom(plan.MountBinary), runningFrom(plan.Binary)...); len(pids) > 0 {
-		return withHint(fmt.Errorf("%w: the server is running (pid %v); nothing was changed", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)")
-	}
-	if plan.Did("rule 1") || plan.Did("encrypt binary") {
-		if _, err := getCred(); err != nil {
-			return err
-		}
-	}
-	undo := func(name string, fn func() error) error {
-		if !plan.Did(name) {
-			return nil
-		}
-		if err := fn(); err != nil {
-			return fmt.Errorf("undo %s: %w (the undo stopped there; what is left is recorded in %s: run --undo again)", name, err, plan.StatePath)
-		}
-		fmt.Fprintf(g.p.out, "reverted: %s\n", name)
-		return plan.Unmark(name)
-	}
-	if err := undo("systemd drop-ins", func() error {
-		for _, d := range plan.DropIns {
-			if err := hardening.RemoveFile(d.Path); err != nil {
-				return err
-			}
-		}
-		systemdReload(g)
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := undo("option file", func() error { return hardening.RemoveFile(plan.CnfFile) }); err != nil {
-		return err
-	}
-	for i := len(plan.Rules) - 1; i >= 0; i-- {
-		r := plan.Rules[i]
-		if err := undo(fmt.Sprintf("rule %d", i+1), func() error {
-			cr, err := getCred()
-			if err != nil {
-				return err
-			}
-			_, err = c.ACL(ctx, daemon.ACLRequest{Op: "del", Rule: r, Credential: adminOrNil(cr)})
-			return err
-		}); err != nil {
-			return err
-		}
-	}
-	if plan.Did("encrypt datadir") || plan.Did("encrypt binary") || plan.Did("encrypt guard config") {
-		cr, err := getCred()
-		if err != nil {
-			return err
-		}
-		sess, err := c.BeginMove(ctx, daemon.MoveBeginRequest{Credential: adminOrNil(cr)})
-		if err != nil {
-			return err
-		}
-		mopts := inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store}
-		err = undo("encrypt datadir", func() error {
-			return inplace.Decrypt(ctx, plan.DataDir, filepath.Join(sess.Mount, "mysql", plan.DataDir), mopts)
-		})
-		if err == nil {
-			err = undo("encrypt guard config", func() error {
-				return inplace.Decrypt(ctx, plan.GuardConfig, plan.GuardConfigInMount(sess.Mount), mopts)
-			})
-		}
-		if err == nil {
-			err = undo("encrypt binary", func() error {
-				return inplace.Decrypt(ctx, plan.Binary, filepath.Join(sess.Mount, "protected", plan.Binary), mopts)
-			})
-		}
-		c.EndMove(context.Background())
-		if err != nil {
-			return err
-		}
-	}
-	// A datadir that was in @mysql before hardening stays there: the
-	// original binary, back in its place, gets the rule it needs, bound
-	// to the datadir (harden asked for other @mysql rules to go).
-	plainRule := ""
-	if !plan.EncryptDataDir {
-		if plainRule, err = hardening.PlainServerRule(plan); err != nil {
-			return err
-		}
-		if !plan.Did("plain server rule") {
-			cr, err := getCred()
-			if err != nil {
-				return err
-			}
-			_, err = c.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: plainRule, Credential: adminOrNil(cr)})
-			var ae *daemon.APIError
-			if err != nil && !(errors.As(err, &ae) && ae.Code == daemon.CodeConflict) {
-				return fmt.Errorf("add the rule the plain server needs (%s): %w (the undo stopped there: run --undo again)", plainRule, err)
-			}
-			fmt.Fprintf(g.p.out, "added: %s (the datadir stays in @mysql)\n", plainRule)
-			if err := plan.Mark("plain server rule"); err != nil {
-				return err
-			}
-		}
-	}
-	if err := undo("install guard", plan.RemoveGuard); err != nil {
-		return err
-	}
-	if err := os.Remove(plan.StatePath); err != nil {
+	proc := hardenProcedure(g, daemon.NewClient(g.cfg.Socket), &ho.creds)
+	defer proc.wipe()
+	res, err := proc.Undo(ctx, plan, hardening.UndoOptions{})
+	if err != nil {
 		return err
 	}
 	if plan.EncryptDataDir {
 		fmt.Fprintf(g.p.out, "restored the plain setup of %s: the datadir %s is decrypted\n", plan.Binary, plan.DataDir)
 	} else {
-		fmt.Fprintf(g.p.out, "restored the plain setup of %s; the datadir %s stays in @mysql as before hardening, open to %s by the rule: %s\n", plan.Binary, plan.DataDir, plan.Binary, plainRule)
+		fmt.Fprintf(g.p.out, "restored the plain setup of %s; the datadir %s stays in @mysql as before hardening, open to %s by the rule: %s\n", plan.Binary, plan.DataDir, plan.Binary, res.PlainRule)
 	}
 	return nil
 }

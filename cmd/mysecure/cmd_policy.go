@@ -182,7 +182,15 @@ func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn 
 	}
 	env := policies.Env{Conn: conn, ConfigFile: g.configFileForEdit(),
 		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: guardBinary("")},
-		NDB:    policyNDBEnv(g)}
+		NDB:    policyNDBEnv(g),
+		HardenReport: func(e hardening.Event) {
+			switch e.Kind {
+			case hardening.EventNotice:
+				g.p.noticef("%s", e.Text)
+			default:
+				fmt.Fprintf(g.p.out, "           harden: %s: %s\n", e.Kind, e.Text)
+			}
+		}}
 	steps, err := b.Compile(sets, env)
 	if errors.Is(err, ndb.ErrRunning) {
 		return nil, nil, withHint(err, "--set stop=true stops the node through the management server and starts it again afterwards")

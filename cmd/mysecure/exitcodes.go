@@ -76,6 +76,11 @@ func classify(err error) (code int, hint string) {
 		code, _ = classify(h.err)
 		return code, h.hint
 	}
+	var rf *hardening.Refusal
+	if errors.As(err, &rf) {
+		code, _ = classify(rf.Err)
+		return code, rf.Hint
+	}
 	var ce *childError
 	if errors.As(err, &ce) {
 		return ce.code, ce.hint

@@ -270,6 +270,7 @@ encrypted at rest. See the README for a quickstart and docs/ for the design.`,
 		newPolicyCommand(g),
 		newRemoteCommand(g),
 		newNDBCommand(g),
+		newDemoCommand(g),
 	)
 	return root
 }
