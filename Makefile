@@ -31,13 +31,18 @@ deps:
 	./scripts/setup-deps.sh
 	$(GO) mod download
 
-# The one test command (README, .ci/run): lint, build, vet and every test.
+# The one test command (README, .ci/run): lint, build, vet, every package but
+# integration/ under the race detector, then the integration tests.
 # CI sets MYSECURE_TEST_STRICT=1 so a test skipped for a missing component fails.
 test: deps lint build
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/integration$$')
+	$(GO) test -count=1 -timeout 45m ./integration/
 
+# The race detector over every package but integration/: those tests drive
+# the mysecure binary (built without -race) and would only race their own
+# harness. `make test` runs the same, then the integration tests.
 race: deps
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/integration$$')
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

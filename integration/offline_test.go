@@ -43,6 +43,11 @@ func TestMain(m *testing.M) {
 		os.Stderr.Write(out)
 		panic(err)
 	}
+	// Every mysecure a test starts gets a private rollback state dir
+	// unless the test names one: a run that forgot would write
+	// /var/lib/mysecure/state, and the test of the built-in default paths
+	// refuses to run over an existing /var/lib/mysecure.
+	os.Setenv("MYSECURE_STATE_DIR", filepath.Join(dir, "state"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
