@@ -308,8 +308,10 @@ type CnfStep struct {
 	Content string
 }
 
-func (c *CnfStep) ID() string       { return "engine:cnf:" + c.Path }
-func (c *CnfStep) Describe() string { return "write " + c.Path + ": the key plugin and encryption of tables, logs and temporary files" }
+func (c *CnfStep) ID() string { return "engine:cnf:" + c.Path }
+func (c *CnfStep) Describe() string {
+	return "write " + c.Path + ": the key plugin and encryption of tables, logs and temporary files"
+}
 
 func (c *CnfStep) Check(context.Context) (bool, string, error) {
 	b, err := os.ReadFile(c.Path)

@@ -201,7 +201,7 @@ func newEngineStatusCommand(g *globalOptions) *cobra.Command {
 		Use:   "status",
 		Short: "Engine mode's steps on this host, and the server's encryption progress",
 		Long: `Compares engine mode's steps (keys, rules, option file, guard) with the host
-and, when the server is reachable (--socket, --defaults-file), shows its key
+and, when the server is reachable (--mysql-socket, --defaults-file), shows its key
 plugin, settings, the background encryption of existing tables
 (information_schema.INNODB_TABLESPACES_ENCRYPTION) and anything still in
 plaintext. Exits 15 when a step is not in place or something is plaintext.`,
@@ -210,7 +210,7 @@ plaintext. Exits 15 when a step is not in place or something is plaintext.`,
 	}
 	eo.addLocate(cmd)
 	f := cmd.Flags()
-	f.StringVar(&eo.Socket, "socket", "", "the server's unix `SOCKET`")
+	f.StringVar(&eo.Socket, "mysql-socket", "", "the server's unix `SOCKET`")
 	f.StringVar(&eo.DefaultsFile, "defaults-file", "", "client option `FILE` with the connection and credentials (never give a password on the command line)")
 	f.BoolVar(&eo.JSON, "json", false, "print JSON")
 	return cmd
@@ -295,4 +295,3 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	}
 	return nil
 }
-
