@@ -82,7 +82,7 @@ func (k *KeyFile) Marshal() []byte {
 	for _, id := range k.IDs() {
 		b.WriteString(strconv.FormatUint(uint64(id), 10))
 		b.WriteByte(';')
-		dst := make([]byte, 64)
+		dst := make([]byte, hex.EncodedLen(len(k.keys[id])))
 		hex.Encode(dst, k.keys[id])
 		b.Write(dst)
 		clear(dst)
