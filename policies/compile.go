@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/admin"
+	"github.com/mysecure/mysecure/engine"
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/internal/plan"
 )
@@ -22,6 +24,9 @@ type Env struct {
 	// Harden is the base of the guard's options (mount, audit log,
 	// guard program); binary, datadir and state come from the bundle.
 	Harden hardening.Options
+	// EngineState is where engine steps record what they applied
+	// (default engine.DefaultStatePath).
+	EngineState string
 }
 
 // ParseSets parses --set NAME=VALUE arguments.
@@ -61,6 +66,9 @@ func (b *Bundle) Values(sets map[string]string) (map[string]string, error) {
 			out[k] = findExecutable(p.Find)
 		default:
 			out[k] = p.Default
+		}
+		if len(p.Choices) > 0 && !slices.Contains(p.Choices, out[k]) {
+			return nil, fmt.Errorf("%w: parameter %s is %q: want one of %s", ErrInvalid, k, out[k], strings.Join(p.Choices, ", "))
 		}
 	}
 	return out, nil
@@ -103,6 +111,21 @@ func (e *expander) s(in string) string {
 	})
 }
 
+// when reports whether an entry's condition ("NAME=VALUE", or none)
+// holds.
+func (e *expander) when(cond string) bool {
+	if cond == "" {
+		return true
+	}
+	name, want, ok := strings.Cut(cond, "=")
+	v, known := e.vals[strings.TrimSpace(name)]
+	if !ok || !known {
+		e.fail(fmt.Errorf("%w: %s: when %q: want NAME=VALUE with a declared parameter", ErrInvalid, e.b.Source, cond))
+		return false
+	}
+	return v == strings.TrimSpace(want)
+}
+
 func (e *expander) fail(err error) {
 	if e.err == nil {
 		e.err = err
@@ -126,7 +149,7 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 		return nil, err
 	}
 	e := &expander{b: b, vals: vals}
-	var cats, moves, guards, rules, scheds []plan.Step
+	var cats, moves, guards, engines, rules, scheds []plan.Step
 	var walk func(x *Bundle)
 	walk = func(x *Bundle) {
 		for _, inc := range x.included {
@@ -136,12 +159,34 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 			cats = append(cats, &admin.CategoryStep{Conn: env.Conn, Category: strings.TrimPrefix(e.s(c), "@")})
 		}
 		for _, m := range x.Encrypt {
+			if !e.when(m.When) {
+				continue
+			}
 			moves = append(moves, &admin.EncryptStep{Conn: env.Conn, Category: strings.TrimPrefix(e.s(m.Category), "@"), Path: e.path(m.Path)})
 		}
 		for _, h := range x.Harden {
 			o := env.Harden
 			o.Binary, o.DataDir, o.StatePath = e.path(h.Binary), e.path(h.DataDir), e.path(h.State)
 			guards = append(guards, &hardening.GuardStep{Options: o, Client: env.Conn.Client})
+		}
+		for _, en := range x.Engine {
+			if !e.when(en.When) {
+				continue
+			}
+			o := engine.Options{Flavor: engine.Flavor(e.s(en.Flavor)), Binary: e.path(en.Binary), User: e.s(en.User),
+				Mount: env.Harden.Mount, StatePath: env.EngineState}
+			if en.CnfDir != "" {
+				o.CnfDir = e.path(en.CnfDir)
+			}
+			if en.HardenState != "" {
+				o.HardenState = e.path(en.HardenState)
+			}
+			s, err := engine.NewSetup(o, env.Conn)
+			if err != nil {
+				e.fail(fmt.Errorf("%w: %s: engine: %v", ErrInvalid, x.Source, err))
+				continue
+			}
+			engines = append(engines, s.Steps()...)
 		}
 		for _, r := range x.Rules {
 			rules = append(rules, &admin.RuleStep{Conn: env.Conn, Rule: e.s(r)})
@@ -165,7 +210,7 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 	}
 	var out []plan.Step
 	seen := map[string]bool{}
-	for _, group := range [][]plan.Step{cats, moves, guards, rules, scheds} {
+	for _, group := range [][]plan.Step{cats, moves, guards, engines, rules, scheds} {
 		for _, s := range group {
 			if !seen[s.ID()] {
 				seen[s.ID()] = true
