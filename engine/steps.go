@@ -78,7 +78,13 @@ func (s *Setup) Rules() []string {
 // plugin list (hardened MariaDB), the option file.
 func (s *Setup) Steps() []plan.Step {
 	steps := []plan.Step{&admin.CategoryStep{Conn: s.Conn, Category: "protected"}, &KeyFileStep{Setup: s}}
-	for _, r := range s.Rules() {
+	for i, r := range s.Rules() {
+		if i == 0 && s.Hardened != nil {
+			// Only the guard may open the real binary: the rule is
+			// fingerprinted by the daemon, not here.
+			steps = append(steps, &guardedRuleStep{RuleStep: admin.RuleStep{Conn: s.Conn, Rule: r}})
+			continue
+		}
 		steps = append(steps, &admin.RuleStep{Conn: s.Conn, Rule: r})
 	}
 	if s.Hardened != nil && s.Opts.Flavor == MariaDB {
@@ -102,9 +108,9 @@ func (s *Setup) ForeignRules(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := acl.NewIdentifier(acl.IdentifierOptions{}).FillRule(&r); err != nil {
-			return nil, err
-		}
+		// The real binary behind the guard cannot be opened here to
+		// fingerprint it; the comparison needs only its path.
+		_ = acl.NewIdentifier(acl.IdentifierOptions{}).FillRule(&r)
 		want = append(want, r)
 	}
 	probe := s.Opts.KeyPattern()
@@ -122,6 +128,34 @@ func (s *Setup) ForeignRules(ctx context.Context) ([]string, error) {
 		out = append(out, fmt.Sprintf("%d: %s", r.Index, r.Text))
 	}
 	return out, nil
+}
+
+// guardedRuleStep is a rule for the real server binary in the mount,
+// which only the guard may open: Check finds the rule by its text (the
+// daemon fingerprinted the binary when it added the rule) instead of
+// fingerprinting the binary here.
+type guardedRuleStep struct{ admin.RuleStep }
+
+func (g *guardedRuleStep) Check(ctx context.Context) (bool, string, error) {
+	want, err := acl.ParseRule(g.Rule)
+	if err != nil {
+		return false, "", err
+	}
+	list, err := g.Conn.Client.ACLList(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	for _, r := range list.Rules {
+		if r.Rule.Equal(want) {
+			return true, "", nil
+		}
+	}
+	return false, "rule missing: " + g.Rule, nil
+}
+
+func (g *guardedRuleStep) Apply(ctx context.Context) error {
+	_, err := g.Conn.Client.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: g.Rule, Credential: g.Conn.Cred})
+	return err
 }
 
 // withMove runs fn in a move session: the calling process opens the

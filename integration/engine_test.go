@@ -196,3 +196,58 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// TestEngineHardened: engine mode on a hardened server: the key plugin is
+// added to the guard's allow-list (a move session), the key rule names
+// the real binary in the mount; the server starts through the guard, a
+// --skip-grant-tables start through the guard still asks for passwords,
+// and a copy of mariadbd cannot read the keys.
+func TestEngineHardened(t *testing.T) {
+	h := newHardenEnv(t)
+	wrapper := h.bin + "-guard"
+	cnfDir := filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d")
+	myCnf := filepath.Join(h.root, "etc", "mysql", "my.cnf")
+	if err := os.WriteFile(myCnf, []byte("[mysqld]\n!includedir "+cnfDir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defaults := []string{"--defaults-file=" + myCnf}
+	h.harden(0)
+	flags := []string{"--binary", h.bin, "--cnf-dir", cnfDir, "--state", filepath.Join(h.root, "etc", "mysecure", "engine.json"), "--harden-state", h.state, "--allow-backup-tool=none"}
+	// Harden first, then engine mode: the key plugin joins the guard's
+	// allow-list and the rule names the real binary in the mount.
+	out := h.ms(0, append(append([]string{"engine", "enable"}, flags...), h.creds()...)...)
+	real := filepath.Join(h.mnt, "protected", h.bin)
+	if !strings.Contains(out, "ALLOW @protected etc/mysql/mysecure-engine/keys.txt "+real+" --user=mysql") || !strings.Contains(out, "let the guard load the key plugin") {
+		t.Fatalf("enable on a hardened server: %s", out)
+	}
+	s, err := h.start(wrapper, defaults)
+	if err != nil {
+		t.Fatalf("start through the guard with engine mode: %v", err)
+	}
+	if err := login(s, "app", "App-Pw-1"); err != nil {
+		t.Fatalf("app login: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := s.Client(ctx, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME='file_key_management'"); err != nil || strings.TrimSpace(out) != "ACTIVE" {
+		t.Fatalf("key plugin: %q %v", out, err)
+	}
+	s.Stop()
+	// --skip-grant-tables through the guard: removed; passwords still asked.
+	s, err = h.start(wrapper, defaults, "--skip-grant-tables")
+	if err != nil {
+		t.Fatalf("start through the guard: %v", err)
+	}
+	if err := login(s, "intruder", ""); err == nil || !strings.Contains(err.Error(), "Access denied") {
+		t.Fatalf("a passwordless login was not refused: %v", err)
+	}
+	s.Stop()
+	// A copy of the binary: no keys, no start.
+	if s, err := h.start(filepath.Join(h.root, "copy", "mariadbd"), defaults, "--skip-grant-tables"); err == nil {
+		s.Stop()
+		t.Fatal("a copy of mariadbd started with the engine keys")
+	}
+	if b, err := exec.Command("cat", filepath.Join(h.mnt, "protected", "etc", "mysql", "mysecure-engine", "keys.txt")).CombinedOutput(); err == nil {
+		t.Fatalf("cat read the keys: %d bytes", len(b))
+	}
+}
