@@ -43,12 +43,31 @@ type Param struct {
 	Default     string   `yaml:"default"`
 	Find        []string `yaml:"find"`
 	Description string   `yaml:"description"`
+	// Choices, when set, are the only values the parameter takes.
+	Choices []string `yaml:"choices"`
 }
 
 // Encrypt is a path moved into a category.
 type Encrypt struct {
 	Category string `yaml:"category"`
 	Path     string `yaml:"path"`
+	// When, "NAME=VALUE", limits the entry to plans where the parameter
+	// NAME has that value.
+	When string `yaml:"when"`
+}
+
+// Engine is engine mode (package engine): the server's own encryption
+// with its keys in @protected, readable only by the server binary.
+type Engine struct {
+	Flavor string `yaml:"flavor"` // mariadb (default) or mysql
+	Binary string `yaml:"binary"`
+	User   string `yaml:"user"`
+	// CnfDir is the conf.d directory the server reads (default: engine's).
+	CnfDir string `yaml:"cnf-dir"`
+	// HardenState: when it exists, the key rule names the real binary
+	// behind the guard.
+	HardenState string `yaml:"harden-state"`
+	When        string `yaml:"when"`
 }
 
 // Harden is a hardening step; Guard names what is guarded ("mysqld": the
@@ -91,6 +110,7 @@ type Bundle struct {
 	Schedules   []schedule.Job   `yaml:"schedules"`
 	Harden      []Harden         `yaml:"harden"`
 	NDB         []NDB            `yaml:"ndb"`
+	Engine      []Engine         `yaml:"engine"`
 
 	// Source is "built-in" or the file it was read from.
 	Source string `yaml:"-"`
@@ -217,6 +237,14 @@ func Parse(src string, data []byte) (*Bundle, error) {
 	for i, n := range b.NDB {
 		if n.Nodes == "" {
 			return nil, fmt.Errorf("%w: %s: ndb %d needs nodes (all-local or a node id)", ErrInvalid, src, i+1)
+		}
+	}
+	for i, e := range b.Engine {
+		if e.Binary == "" {
+			return nil, fmt.Errorf("%w: %s: engine %d needs a binary", ErrInvalid, src, i+1)
+		}
+		if e.Flavor != "" && !strings.Contains(e.Flavor, "${") && e.Flavor != "mariadb" && e.Flavor != "mysql" {
+			return nil, fmt.Errorf("%w: %s: engine %d: flavor %q (want mariadb or mysql)", ErrInvalid, src, i+1, e.Flavor)
 		}
 	}
 	for i, h := range b.Harden {

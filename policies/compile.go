@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/admin"
+	"github.com/mysecure/mysecure/engine"
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/internal/plan"
 	"github.com/mysecure/mysecure/ndb"
@@ -32,6 +34,9 @@ type Env struct {
 	NDB *NDBEnv
 	// HardenReport, when set, gets the steps of the harden procedure.
 	HardenReport func(hardening.Event)
+	// EngineState is where engine steps record what they applied
+	// (default engine.DefaultStatePath).
+	EngineState string
 }
 
 // NDBEnv is what ndb entries need.
@@ -131,6 +136,9 @@ func (b *Bundle) Values(sets map[string]string) (map[string]string, error) {
 		default:
 			out[k] = p.Default
 		}
+		if len(p.Choices) > 0 && !slices.Contains(p.Choices, out[k]) {
+			return nil, fmt.Errorf("%w: parameter %s is %q: want one of %s", ErrInvalid, k, out[k], strings.Join(p.Choices, ", "))
+		}
 	}
 	return out, nil
 }
@@ -172,6 +180,21 @@ func (e *expander) s(in string) string {
 	})
 }
 
+// when reports whether an entry's condition ("NAME=VALUE", or none)
+// holds.
+func (e *expander) when(cond string) bool {
+	if cond == "" {
+		return true
+	}
+	name, want, ok := strings.Cut(cond, "=")
+	v, known := e.vals[strings.TrimSpace(name)]
+	if !ok || !known {
+		e.fail(fmt.Errorf("%w: %s: when %q: want NAME=VALUE with a declared parameter", ErrInvalid, e.b.Source, cond))
+		return false
+	}
+	return v == strings.TrimSpace(want)
+}
+
 func (e *expander) fail(err error) {
 	if e.err == nil {
 		e.err = err
@@ -206,7 +229,7 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 		return nil, err
 	}
 	e := &expander{b: b, vals: vals}
-	var cats, moves, guards, rules, scheds, ndbs []plan.Step
+	var cats, moves, guards, engines, rules, scheds, ndbs []plan.Step
 	var walk func(x *Bundle)
 	walk = func(x *Bundle) {
 		for _, inc := range x.included {
@@ -216,6 +239,9 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 			cats = append(cats, &admin.CategoryStep{Conn: env.Conn, Category: strings.TrimPrefix(e.s(c), "@")})
 		}
 		for _, m := range x.Encrypt {
+			if !e.when(m.When) {
+				continue
+			}
 			moves = append(moves, &admin.EncryptStep{Conn: env.Conn, Category: strings.TrimPrefix(e.s(m.Category), "@"), Path: e.path(m.Path)})
 		}
 		for _, h := range x.Harden {
@@ -231,6 +257,25 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 				}
 			}
 			guards = append(guards, &hardening.GuardStep{Options: o, Client: env.Conn.Client, Cred: env.Conn.Cred, Report: env.HardenReport})
+		}
+		for _, en := range x.Engine {
+			if !e.when(en.When) {
+				continue
+			}
+			o := engine.Options{Flavor: engine.Flavor(e.s(en.Flavor)), Binary: e.path(en.Binary), User: e.s(en.User),
+				Mount: env.Harden.Mount, StatePath: env.EngineState}
+			if en.CnfDir != "" {
+				o.CnfDir = e.path(en.CnfDir)
+			}
+			if en.HardenState != "" {
+				o.HardenState = e.path(en.HardenState)
+			}
+			s, err := engine.NewSetup(o, env.Conn)
+			if err != nil {
+				e.fail(fmt.Errorf("%w: %s: engine: %v", ErrInvalid, x.Source, err))
+				continue
+			}
+			engines = append(engines, s.Steps()...)
 		}
 		for _, r := range x.Rules {
 			rules = append(rules, &admin.RuleStep{Conn: env.Conn, Rule: e.s(r)})
@@ -268,7 +313,7 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 	seen := map[string]bool{}
 	// A node's stop, moves, rules and start stay together, after the
 	// categories they need.
-	for _, group := range [][]plan.Step{cats, moves, guards, rules, scheds, ndbs} {
+	for _, group := range [][]plan.Step{cats, moves, guards, engines, rules, scheds, ndbs} {
 		for _, s := range group {
 			if !seen[s.ID()] {
 				seen[s.ID()] = true

@@ -291,3 +291,35 @@ func TestGuardPaths(t *testing.T) {
 		t.Fatalf("relative cnf-dir: %v", err)
 	}
 }
+
+// datadir-mode=engine replaces the datadir's move with engine mode's
+// steps (keys, the key rules, the option file); a bad choice is refused.
+func TestHostPlanEngineMode(t *testing.T) {
+	b, err := Load("mysql-host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := hostSets(t, b)
+	sets["datadir-mode"] = "engine"
+	steps, err := b.Compile(sets, Env{ConfigFile: "/etc/x.yaml", Harden: hardening.Options{Mount: "/var/lib/mysecure/encrypted"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var descs []string
+	for _, s := range steps {
+		if _, ok := s.(*admin.EncryptStep); ok {
+			t.Fatalf("engine mode moves the datadir: %s", s.Describe())
+		}
+		descs = append(descs, s.Describe())
+	}
+	all := strings.Join(descs, "\n")
+	for _, want := range []string{"generate the engine keys into @protected", "add rule: ALLOW @protected etc/mysql/mysecure-engine/keys.txt " + sets["mysqld"] + " --user=mysql", "99-mysecure-engine.cnf"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("plan lacks %q:\n%s", want, all)
+		}
+	}
+	sets["datadir-mode"] = "both"
+	if _, err := b.Compile(sets, Env{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "want one of mount, engine") {
+		t.Fatalf("bad choice: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/engine"
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/ndb"
 )
@@ -170,6 +171,10 @@ func classify(err error) (code int, hint string) {
 		return exitDrift, ""
 	case errors.Is(err, admin.ErrFingerprintChanged):
 		return exitDrift, "review the new binary; 'mysecure acl update' trusts it"
+	case errors.Is(err, errEngineForeignRules):
+		return exitUsage, ""
+	case errors.Is(err, engine.ErrForeignFile):
+		return exitFile, "move the file away if it is not needed, or pass other --cnf-dir"
 	case errors.Is(err, hardening.ErrNotHardened):
 		return exitDrift, "'mysecure harden mysqld' installs the guard"
 	case errors.Is(err, errAuditFailed):

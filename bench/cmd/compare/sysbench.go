@@ -103,6 +103,11 @@ func (b *bench) startMariaDB(ctx context.Context, t target) (*mariadb, error) {
 	if err := sandbox.Init(ctx, o); err != nil {
 		return nil, err
 	}
+	if e, ok := t.(*engineFS); ok {
+		if o.Defaults, err = e.serverDefaults(); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := sandbox.Start(ctx, o)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/engine"
 )
 
 // target is a place the workloads run in.
@@ -63,6 +66,8 @@ func newTarget(name string, b *bench) (target, error) {
 		return &mysecureFS{tname: name, admin: name == "mysecure-admin", bin: bin, dir: dir, extraEnv: env}, nil
 	case "gocryptfs":
 		return newGocryptFS(dir), nil
+	case "engine":
+		return &engineFS{plainFS{dir: dir}}, nil
 	case "gofuse-loopback":
 		if b.cfg.loopback == "" {
 			return nil, errors.New("target gofuse-loopback needs -loopback (go-fuse's example/loopback)")
@@ -96,6 +101,54 @@ func (p *plainFS) rss() *rssTracker                    { return &p.rt }
 func (p *plainFS) close(context.Context) error         { return nil }
 func (p *plainFS) setup(context.Context) error         { return os.MkdirAll(p.data(), 0o755) }
 func (p *plainFS) remount(context.Context, bool) error { return dropCaches() }
+
+// ---- engine ----
+
+// engineFS is the plain disk with MariaDB's own encryption on (engine
+// mode): the server gets the option file 'mysecure engine enable' writes
+// (package engine), its key file in the target's directory. The key is
+// read once at start, so where it lives does not change the throughput.
+type engineFS struct{ plainFS }
+
+func (e *engineFS) name() string { return "engine" }
+
+// serverDefaults writes fresh keys and engine mode's option file and
+// returns the server's leading option (--defaults-file).
+func (e *engineFS) serverDefaults() ([]string, error) {
+	keys, err := engine.NewKeyFile()
+	if err != nil {
+		return nil, err
+	}
+	defer keys.Wipe()
+	kdir := filepath.Join(e.dir, "keys")
+	if err := os.MkdirAll(kdir, 0o755); err != nil {
+		return nil, err
+	}
+	kf := filepath.Join(kdir, "keys.txt")
+	b := keys.Marshal()
+	defer clear(b)
+	if err := os.WriteFile(kf, b, 0o400); err != nil {
+		return nil, err
+	}
+	u, err := user.Lookup("mysql")
+	if err != nil {
+		return nil, err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	if err := os.Chown(kf, uid, -1); err != nil {
+		return nil, err
+	}
+	o := engine.Options{Binary: "/usr/sbin/mariadbd", CnfDir: kdir, Mount: "/unused"}
+	if err := o.Fill(); err != nil {
+		return nil, err
+	}
+	cnf := strings.Replace(o.ServerConfig(), o.KeyInMount(), kf, 1)
+	p := filepath.Join(kdir, "engine.cnf")
+	if err := os.WriteFile(p, []byte(cnf), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{"--defaults-file=" + p}, nil
+}
 
 // ---- mysecure ----
 

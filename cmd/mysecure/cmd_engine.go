@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mysecure/mysecure/encfs/admin"
+	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/engine"
+	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/internal/plan"
+)
+
+// errEngineForeignRules: rules other than engine mode's open the key file.
+var errEngineForeignRules = errors.New("other rules open the engine key file")
+
+type engineOptions struct {
+	creds      credOptions
+	o          engine.Options
+	flavor     string
+	DryRun     bool
+	BackupTool string
+	KeepRules  bool
+	// status
+	Socket       string
+	DefaultsFile string
+	JSON         bool
+}
+
+func (eo *engineOptions) addLocate(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&eo.flavor, "flavor", "mariadb", "the server family: mariadb or mysql (MySQL 8.4: component_keyring_file)")
+	f.StringVar(&eo.o.Binary, "binary", "", "the server `PATH` as installed (default /usr/sbin/mariadbd, else /usr/sbin/mysqld)")
+	f.StringVar(&eo.o.User, "server-user", "mysql", "the OS user the server runs as (the key rule is limited to it)")
+	f.StringVar(&eo.o.CnfDir, "cnf-dir", "", "the conf.d `DIR` the server reads (default /etc/mysql/mariadb.conf.d, else /etc/mysql/conf.d)")
+	f.StringVar(&eo.o.KeyPath, "key-path", "", "the key file's place in @protected (default "+engine.DefaultKeyPath+")")
+	f.StringVar(&eo.o.HardenState, "harden-state", hardening.DefaultStatePath, "the harden state `FILE`: when it exists the rule names the real binary behind the guard")
+	f.StringVar(&eo.o.StatePath, "state", engine.DefaultStatePath, "record the applied steps in `FILE`")
+}
+
+func newEngineCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "engine",
+		Short: "Engine mode: the server's own encryption at rest, keyed and guarded by mysecure",
+		Long: `Engine mode turns on the server's own data-at-rest encryption (MariaDB
+file_key_management; MySQL 8.4 component_keyring_file) with its keys in
+@protected on the mount, readable only by the fingerprinted server binary.
+The datadir stays on a plain disk: near plain-disk speed. See docs/engine.md.`,
+	}
+	cmd.AddCommand(newEngineEnableCommand(g), newEngineStatusCommand(g))
+	return cmd
+}
+
+func newEngineEnableCommand(g *globalOptions) *cobra.Command {
+	var eo engineOptions
+	cmd := &cobra.Command{
+		Use:   "enable",
+		Short: "Generate the engine keys into @protected, allow the server to read them, turn encryption on",
+		Long: `Generates random engine keys (never shown) straight into @protected, adds the
+rule that lets only the server binary (by path and SHA-256, as the server's
+user; the real binary behind the guard on a hardened server) read them, and
+writes a conf.d file that loads the key plugin (FORCE_PLUS_PERMANENT: without
+its keys the server refuses to start) and encrypts tables, the redo log,
+temporary tables and files, binary logs and Aria tables. On a hardened
+server the key plugin is added to the guard's plugin allow-list.
+
+Restart the server afterwards; existing tables are encrypted in the
+background ('mysecure engine status' shows the progress).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runEngineEnable(cmd.Context(), g, &eo) },
+	}
+	eo.addLocate(cmd)
+	f := cmd.Flags()
+	f.IntVar(&eo.o.Threads, "threads", engine.DefaultThreads, "innodb_encryption_threads: background threads that encrypt existing tables")
+	f.BoolVar(&eo.DryRun, "dry-run", false, "print the plan, change nothing")
+	f.StringVar(&eo.BackupTool, "allow-backup-tool", "auto", "let the physical backup tool `PATH` read the keys (as root): auto finds mariadb-backup, none adds no rule")
+	f.Lookup("allow-backup-tool").NoOptDefVal = "auto"
+	f.BoolVar(&eo.KeepRules, "keep-existing-rules", false, "enable even though other rules open the key file")
+	eo.creds.AddFlags(f)
+	return cmd
+}
+
+func engineSetup(g *globalOptions, eo *engineOptions, conn admin.Conn) (*engine.Setup, error) {
+	eo.o.Flavor = engine.Flavor(strings.ToLower(eo.flavor))
+	eo.o.Mount = g.cfg.Mount
+	s, err := engine.NewSetup(eo.o, conn)
+	if err != nil {
+		return nil, withHint(usagef(err.Error()), "see 'mysecure help engine enable'")
+	}
+	return s, nil
+}
+
+func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) error {
+	var err error
+	if eo.o.BackupTool, err = backupTool(g, eo.BackupTool); err != nil {
+		return err
+	}
+	c := daemon.NewClient(g.cfg.Socket)
+	conn := admin.Conn{Client: c}
+	s, err := engineSetup(g, eo, conn)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Status(ctx); err != nil {
+		return err
+	}
+	foreign, err := s.ForeignRules(ctx)
+	if err != nil {
+		return err
+	}
+	findings, err := plan.Check(ctx, s.Steps())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.p.out, "engine mode for %s (%s; key rule for %s):\n", s.Opts.Binary, s.Opts.Flavor, s.ServerProgram())
+	todo := 0
+	for i, f := range findings {
+		switch {
+		case f.Done:
+			fmt.Fprintf(g.p.out, "%3d. in place:  %s\n", i+1, f.Step)
+		case f.CheckErr != "":
+			todo++
+			fmt.Fprintf(g.p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, f.Step, f.CheckErr)
+		default:
+			todo++
+			fmt.Fprintf(g.p.out, "%3d. change:    %s (%s)\n", i+1, f.Step, f.Drift)
+		}
+	}
+	if s.Opts.Flavor == engine.MySQL {
+		for _, m := range s.Opts.ManifestFiles("") {
+			fmt.Fprintf(g.p.out, "     also needed (MySQL, not written by mysecure yet): %s: %s", m.Path, m.Content)
+		}
+	}
+	var refusal error
+	if len(foreign) > 0 && !eo.KeepRules {
+		refusal = withHint(fmt.Errorf("%w: %s", errEngineForeignRules, strings.Join(foreign, "; ")),
+			"remove them ('mysecure acl del N'): each lets another program read the engine keys (a rule for the binary before 'harden mysqld' is one); or pass --keep-existing-rules")
+		fmt.Fprintf(g.p.out, "refused: %v\n", refusal)
+	}
+	if eo.DryRun {
+		if refusal != nil {
+			return refusal
+		}
+		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", todo)
+		return nil
+	}
+	if refusal != nil {
+		return refusal
+	}
+	if todo == 0 {
+		fmt.Fprintln(g.p.out, "nothing to change: engine mode is on")
+		return nil
+	}
+	cred, err := adminCredential(ctx, c, &eo.creds)
+	if err != nil {
+		return err
+	}
+	defer cred.Wipe()
+	conn.Cred = cred
+	if s, err = engineSetup(g, eo, conn); err != nil {
+		return err
+	}
+	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: func(e plan.Event) {
+		switch e.Kind {
+		case plan.EventApplied:
+			fmt.Fprintf(g.p.out, "done:      %s\n", e.Step)
+		case plan.EventFailed:
+			fmt.Fprintf(g.p.out, "failed:    %s: %s\n", e.Step, e.Detail)
+		case plan.EventUndone:
+			fmt.Fprintf(g.p.out, "undone:    %s\n", e.Step)
+		case plan.EventUndoFailed:
+			fmt.Fprintf(g.p.out, "not undone: %s: %s\n", e.Step, e.Detail)
+		}
+	}}
+	res, err := r.Apply(ctx, "engine", s.Steps())
+	if res != nil && len(res.Applied) > 0 {
+		notifyDaemon(ctx, g)
+	}
+	if err != nil {
+		var se *plan.StepError
+		if errors.As(err, &se) && se.RollbackErr != nil {
+			return withHint(err, "what could not be undone is recorded in "+r.StatePath+"; fix the cause and run again (it resumes)")
+		}
+		if errors.As(err, &se) {
+			_, hint := classify(se.Err)
+			return withHint(err, strings.TrimSpace("nothing was left changed. "+hint))
+		}
+		return err
+	}
+	fmt.Fprintf(g.p.out, "engine mode on: restart the server (existing tables are encrypted in the background: 'mysecure engine status')\n")
+	return nil
+}
+
+func newEngineStatusCommand(g *globalOptions) *cobra.Command {
+	var eo engineOptions
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Engine mode's steps on this host, and the server's encryption progress",
+		Long: `Compares engine mode's steps (keys, rules, option file, guard) with the host
+and, when the server is reachable (--mysql-socket, --defaults-file), shows its key
+plugin, settings, the background encryption of existing tables
+(information_schema.INNODB_TABLESPACES_ENCRYPTION) and anything still in
+plaintext. Exits 15 when a step is not in place or something is plaintext.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runEngineStatus(cmd.Context(), g, &eo) },
+	}
+	eo.addLocate(cmd)
+	f := cmd.Flags()
+	f.StringVar(&eo.Socket, "mysql-socket", "", "the server's unix `SOCKET`")
+	f.StringVar(&eo.DefaultsFile, "defaults-file", "", "client option `FILE` with the connection and credentials (never give a password on the command line)")
+	f.BoolVar(&eo.JSON, "json", false, "print JSON")
+	return cmd
+}
+
+type engineReport struct {
+	Steps  []plan.Finding `json:"steps"`
+	Server *engine.Status `json:"server,omitempty"`
+	Error  string         `json:"server_error,omitempty"`
+	OK     bool           `json:"ok"`
+}
+
+func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) error {
+	eo.BackupTool = "none"
+	c := daemon.NewClient(g.cfg.Socket)
+	s, err := engineSetup(g, eo, admin.Conn{Client: c})
+	if err != nil {
+		return err
+	}
+	if bt, err := backupTool(g, "auto"); err == nil {
+		s.Opts.BackupTool = bt
+	}
+	rep := engineReport{OK: true}
+	if _, err := c.Status(ctx); err != nil {
+		return err
+	}
+	if rep.Steps, err = plan.Check(ctx, s.Steps()); err != nil {
+		return err
+	}
+	for _, f := range rep.Steps {
+		rep.OK = rep.OK && f.OK()
+	}
+	var qargs []string
+	if eo.DefaultsFile != "" {
+		qargs = append(qargs, "--defaults-file="+eo.DefaultsFile)
+	}
+	if eo.Socket != "" {
+		qargs = append(qargs, "--socket="+eo.Socket)
+	}
+	if eo.DefaultsFile != "" || eo.Socket != "" {
+		st, err := engine.ReadStatus(ctx, engine.Conn{Args: qargs})
+		if err != nil {
+			rep.Error = err.Error()
+			rep.OK = false
+		} else {
+			rep.Server = st
+			rep.OK = rep.OK && st.Done()
+		}
+	}
+	if eo.JSON {
+		if err := g.p.json(rep); err != nil {
+			return err
+		}
+	} else {
+		for _, f := range rep.Steps {
+			switch {
+			case f.OK():
+				fmt.Fprintf(g.p.out, "ok:     %s\n", f.Step)
+			case f.CheckErr != "":
+				fmt.Fprintf(g.p.out, "drift:  %s (cannot check: %s)\n", f.Step, f.CheckErr)
+			default:
+				fmt.Fprintf(g.p.out, "drift:  %s: %s\n", f.Step, f.Drift)
+			}
+		}
+		if rep.Error != "" {
+			fmt.Fprintf(g.p.out, "server: %s\n", rep.Error)
+		}
+		if st := rep.Server; st != nil {
+			fmt.Fprintf(g.p.out, "server: key plugin %s; %d InnoDB tablespace(s) encrypted, %d plaintext\n", orDefault(st.Plugin, "not loaded"), st.Encrypted, len(st.Plaintext))
+			for _, ts := range st.Tablespaces {
+				if ts.Rotating && ts.PagesTotal > 0 {
+					fmt.Fprintf(g.p.out, "  encrypting %s: page %d of %d\n", ts.Name, ts.PagesDone, ts.PagesTotal)
+				}
+			}
+			for _, p := range st.Plaintext {
+				fmt.Fprintf(g.p.out, "  plaintext: %s\n", p)
+			}
+		}
+	}
+	if !rep.OK {
+		return withHint(fmt.Errorf("%w: engine mode is not complete", errDrift), "'mysecure engine enable' puts missing steps back; the background threads encrypt existing tables after a restart")
+	}
+	return nil
+}

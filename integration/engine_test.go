@@ -1,0 +1,253 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mysecure/mysecure/internal/sandbox"
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// grepTree returns the files under root that contain any of the markers.
+func grepTree(t *testing.T, root string, markers ...string) []string {
+	t.Helper()
+	var hits []string
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("read %s: %v", p, err)
+			return nil
+		}
+		for _, m := range markers {
+			if bytes.Contains(b, []byte(m)) {
+				hits = append(hits, p+": "+m)
+			}
+		}
+		return nil
+	})
+	return hits
+}
+
+// TestEngineMariaDB: engine mode on a private copy of mariadbd with a
+// plain datadir: rows, redo log, binary log and temporary files are
+// written encrypted; the keys open only to the server binary; without
+// the mount the server refuses to start; a physical backup round-trips.
+func TestEngineMariaDB(t *testing.T) {
+	testenv.RequireCommands(t, "mariadb-backup", "mbstream")
+	h := newHardenEnv(t)
+	cnfDir := filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d")
+	state := filepath.Join(h.root, "etc", "mysecure", "engine.json")
+	myCnf := filepath.Join(h.root, "etc", "mysql", "my.cnf")
+	// The server's option file: binary log on, and the conf.d directory
+	// engine mode writes into.
+	if err := os.WriteFile(myCnf, []byte("[mysqld]\nlog-bin=mysql-bin\nserver-id=1\nbinlog-format=ROW\n!includedir "+cnfDir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defaults := []string{"--defaults-file=" + myCnf}
+	flags := []string{"--binary", h.bin, "--cnf-dir", cnfDir, "--state", state, "--harden-state", h.state}
+
+	out := h.ms(0, append(append([]string{"engine", "enable", "--dry-run"}, flags...), h.creds()...)...)
+	if !strings.Contains(out, "dry run: ") || !strings.Contains(out, "ALLOW @protected etc/mysql/mysecure-engine/keys.txt "+h.bin+" --user=mysql") {
+		t.Fatalf("dry run: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(cnfDir, "99-mysecure-engine.cnf")); err == nil {
+		t.Fatal("the dry run wrote the option file")
+	}
+	out = h.ms(0, append(append([]string{"engine", "enable"}, flags...), h.creds()...)...)
+	t.Logf("enable: %s", out)
+	key := filepath.Join(h.mnt, "protected", "etc", "mysql", "mysecure-engine", "keys.txt")
+	cnf, err := os.ReadFile(filepath.Join(cnfDir, "99-mysecure-engine.cnf"))
+	if err != nil || !strings.Contains(string(cnf), "file_key_management_filename = "+key) {
+		t.Fatalf("option file: %q %v", cnf, err)
+	}
+	// A second run changes nothing.
+	if out := h.ms(0, append(append([]string{"engine", "enable"}, flags...), h.creds()...)...); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("second enable: %s", out)
+	}
+
+	// The key file: root's cat and a copy of the server are denied.
+	if b, err := exec.Command("cat", key).CombinedOutput(); err == nil || bytes.Count(b, []byte(";")) > 0 {
+		t.Fatalf("cat read the engine keys (%v): %d bytes", err, len(b))
+	}
+	if s, err := h.start(filepath.Join(h.root, "copy", "mariadbd"), defaults); err == nil {
+		s.Stop()
+		t.Fatal("a copy of mariadbd started with the engine keys")
+	} else if !strings.Contains(err.Error(), "file_key_management") && !strings.Contains(err.Error(), "Permission denied") {
+		t.Logf("copy refused: %v", err)
+	}
+
+	s, err := h.start(h.bin, defaults)
+	if err != nil {
+		t.Fatalf("start with engine mode: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	const rowMark, tmpMark = "ENGROW-7f3a9c", "ENGTMP-51be02"
+	if out, err := s.Client(ctx, "INSERT INTO shop.t VALUES ('"+rowMark+"'); CREATE TABLE shop.big (id INT PRIMARY KEY, v TEXT); INSERT INTO shop.big SELECT seq, CONCAT('"+tmpMark+"', REPEAT(MD5(seq), 20)) FROM shop.seq_1_to_20000;"+
+		" SET SESSION max_heap_table_size=16384, tmp_table_size=16384, sort_buffer_size=32768; SELECT COUNT(*) FROM (SELECT v, COUNT(*) FROM shop.big GROUP BY v ORDER BY v DESC) x;"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	// engine status: every tablespace encrypted once the threads are done.
+	status := append([]string{"engine", "status", "--mysql-socket", s.Socket}, flags...)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		c := h.cmd(status...)
+		o, err := c.CombinedOutput()
+		if err == nil {
+			t.Logf("status: %s", o)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("engine status not complete: %v %s", err, o)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if out, err := s.Client(ctx, "FLUSH BINARY LOGS; FLUSH TABLES;"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	pw := filepath.Join(h.dir, "pw")
+	os.WriteFile(pw, []byte("Eng-Bk-Pw-1"), 0o600)
+	if out, err := s.Client(ctx, "CREATE USER 'bk'@'localhost' IDENTIFIED BY 'Eng-Bk-Pw-1'; GRANT ALL ON *.* TO 'bk'@'localhost';"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	h.ms(0, "backup", "credentials", "set", "--user", "bk", "--mysql-socket", s.Socket, "--password-file", pw)
+	os.Remove(pw)
+	before := dbState(t, s)
+	if before["table shop.big"] == "" {
+		t.Fatalf("state: %v", before)
+	}
+	// A physical backup through the daemon: mariabackup reads the keys by
+	// its rule and the plugin options from the server.
+	h.ms(0, "backup", "--type", "physical")
+
+	// Restart: the data is read back with the keys.
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = h.start(h.bin, defaults); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if out, err := s.Client(ctx, "SELECT COUNT(*) FROM shop.t WHERE v='"+rowMark+"'"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("after restart: %q %v", out, err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// No marker row in any file of the datadir (tables, redo log, undo,
+	// binary logs) or the server's tmpdir.
+	if hits := grepTree(t, h.datadir, rowMark, tmpMark); len(hits) > 0 {
+		t.Fatalf("plaintext in the datadir: %v", hits)
+	}
+	if hits := grepTree(t, filepath.Join(h.dir, "srv"), rowMark, tmpMark); len(hits) > 0 {
+		t.Fatalf("plaintext in the server's directory: %v", hits)
+	}
+	// A row written before engine mode may stay in pages InnoDB no
+	// longer uses; say where.
+	if hits := grepTree(t, h.datadir, "before-harden"); len(hits) > 0 {
+		t.Logf("a row written before engine mode is still on disk in: %v", hits)
+	}
+
+	// Restore: prepare (mariabackup needs the keys) and copy back, then a
+	// server with the same engine options starts on it.
+	ids := h.catalogIDs(t)
+	if len(ids) != 1 {
+		t.Fatalf("catalog: %v", ids)
+	}
+	target := filepath.Join(h.dir, "prepared")
+	datadir := filepath.Join(h.dir, "srv2", "data")
+	h.ms(0, "restore", ids[0], "--target", target, "--copy-back", datadir)
+	if hits := grepTree(t, datadir, rowMark, tmpMark); len(hits) > 0 {
+		t.Fatalf("plaintext in the restored datadir: %v", hits)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel2()
+	srv2, err := sandbox.Start(ctx2, sandbox.Options{Dir: filepath.Join(h.dir, "srv2"), DataDir: datadir, Binary: h.bin, Defaults: defaults})
+	if err != nil {
+		t.Fatalf("a server on the restored datadir: %v", err)
+	}
+	sameState(t, "a server on the restored datadir", before, dbState(t, srv2))
+	srv2.Stop()
+
+	// Without the mount the server refuses to start: no plaintext
+	// fallback.
+	h.ms(0, "umount")
+	if s, err := h.start(h.bin, defaults); err == nil {
+		s.Stop()
+		t.Fatal("the server started without its keys")
+	} else {
+		t.Logf("without the mount: %v", lastLines(err.Error(), 4))
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// TestEngineHardened: engine mode on a hardened server: the key plugin is
+// added to the guard's allow-list (a move session), the key rule names
+// the real binary in the mount; the server starts through the guard, a
+// --skip-grant-tables start through the guard still asks for passwords,
+// and a copy of mariadbd cannot read the keys.
+func TestEngineHardened(t *testing.T) {
+	h := newHardenEnv(t)
+	wrapper := h.bin + "-guard"
+	cnfDir := filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d")
+	myCnf := filepath.Join(h.root, "etc", "mysql", "my.cnf")
+	if err := os.WriteFile(myCnf, []byte("[mysqld]\n!includedir "+cnfDir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defaults := []string{"--defaults-file=" + myCnf}
+	h.harden(0)
+	flags := []string{"--binary", h.bin, "--cnf-dir", cnfDir, "--state", filepath.Join(h.root, "etc", "mysecure", "engine.json"), "--harden-state", h.state, "--allow-backup-tool=none"}
+	// Harden first, then engine mode: the key plugin joins the guard's
+	// allow-list and the rule names the real binary in the mount.
+	out := h.ms(0, append(append([]string{"engine", "enable"}, flags...), h.creds()...)...)
+	real := filepath.Join(h.mnt, "protected", h.bin)
+	if !strings.Contains(out, "ALLOW @protected etc/mysql/mysecure-engine/keys.txt "+real+" --user=mysql") || !strings.Contains(out, "let the guard load the key plugin") {
+		t.Fatalf("enable on a hardened server: %s", out)
+	}
+	s, err := h.start(wrapper, defaults)
+	if err != nil {
+		t.Fatalf("start through the guard with engine mode: %v", err)
+	}
+	if err := login(s, "app", "App-Pw-1"); err != nil {
+		t.Fatalf("app login: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := s.Client(ctx, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME='file_key_management'"); err != nil || strings.TrimSpace(out) != "ACTIVE" {
+		t.Fatalf("key plugin: %q %v", out, err)
+	}
+	s.Stop()
+	// --skip-grant-tables through the guard: removed; passwords still asked.
+	s, err = h.start(wrapper, defaults, "--skip-grant-tables")
+	if err != nil {
+		t.Fatalf("start through the guard: %v", err)
+	}
+	if err := login(s, "intruder", ""); err == nil || !strings.Contains(err.Error(), "Access denied") {
+		t.Fatalf("a passwordless login was not refused: %v", err)
+	}
+	s.Stop()
+	// A copy of the binary: no keys, no start.
+	if s, err := h.start(filepath.Join(h.root, "copy", "mariadbd"), defaults, "--skip-grant-tables"); err == nil {
+		s.Stop()
+		t.Fatal("a copy of mariadbd started with the engine keys")
+	}
+	if b, err := exec.Command("cat", filepath.Join(h.mnt, "protected", "etc", "mysql", "mysecure-engine", "keys.txt")).CombinedOutput(); err == nil {
+		t.Fatalf("cat read the keys: %d bytes", len(b))
+	}
+}
