@@ -3,9 +3,9 @@ package kmip
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"

@@ -81,7 +81,9 @@ type Item struct {
 }
 
 // Struct builds a structure.
-func Struct(t Tag, children ...Item) Item { return Item{Tag: t, Type: TypeStructure, Children: children} }
+func Struct(t Tag, children ...Item) Item {
+	return Item{Tag: t, Type: TypeStructure, Children: children}
+}
 
 // Int32 builds an Integer.
 func Int32(t Tag, v int32) Item { return Item{Tag: t, Type: TypeInteger, Int: int64(v)} }
