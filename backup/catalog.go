@@ -39,6 +39,9 @@ type Service struct {
 	Log     *slog.Logger
 	// SSH connects to the hosts of remote backups (nil: none).
 	SSH SSHDialer
+	// Remotes are the object stores backups may also (or only) go to,
+	// by target name (docs/fleet.md).
+	Remotes map[string]ObjectStore
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
 }

@@ -45,6 +45,9 @@ type Manifest struct {
 	Stream *StreamInfo `json:"stream,omitempty"`
 	// Remote is set for a backup of a server on another host (over SSH).
 	Remote *RemoteInfo `json:"remote,omitempty"`
+	// Targets are where the backup was written, when not only to the
+	// local store ("local" and object store names).
+	Targets []string `json:"targets,omitempty"`
 }
 
 // ToolInfo is the program that produced the stream.

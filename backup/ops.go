@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/mysecure/mysecure/internal/mycnf"
 )
@@ -19,6 +20,9 @@ type Request struct {
 	All         bool            `json:"all,omitempty"`
 	Name        string          `json:"name,omitempty"`
 	Credentials *CredentialsIn  `json:"credentials,omitempty"`
+	// Target is the catalog list, show, verify, delete and prune work
+	// on: "" or "local" for the store, else an object store's name.
+	Target string `json:"target,omitempty"`
 }
 
 // CredentialsIn are credentials to store.
@@ -93,6 +97,15 @@ func (s *Service) Do(ctx context.Context, req Request, root bool, progress func(
 			// The daemon's SSH keys and the stored password would go to
 			// a host the caller picks.
 			return nil, fmt.Errorf("%w: backups over SSH are for root only", ErrDenied)
+		}
+	}
+	if req.Op == OpPrune && req.Prune != nil && req.Target == "" {
+		req.Target = req.Prune.Target
+	}
+	if req.Target != "" && req.Target != LocalTarget {
+		switch req.Op {
+		case OpList, OpShow, OpVerify, OpDelete, OpPrune:
+			return s.doRemote(ctx, req)
 		}
 	}
 	switch req.Op {
@@ -174,4 +187,74 @@ func DecodeRequest(b []byte) (Request, error) {
 		return r, usageErr("bad request: %v", err)
 	}
 	return r, nil
+}
+
+// doRemote runs a catalog operation on an object store.
+func (s *Service) doRemote(ctx context.Context, req Request) (any, error) {
+	r, err := s.remote(req.Target)
+	if err != nil {
+		return nil, err
+	}
+	switch req.Op {
+	case OpList:
+		e, broken, err := r.list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res := ListResult{Backups: e}
+		if res.Backups == nil {
+			res.Backups = []Entry{}
+		}
+		if len(broken) > 0 {
+			res.Broken = map[string]string{}
+			for id, err := range broken {
+				res.Broken[id] = err.Error()
+			}
+		}
+		return res, nil
+	case OpShow:
+		return r.get(ctx, req.ID)
+	case OpVerify:
+		if !req.All {
+			v, err := r.verify(ctx, req.ID)
+			return []VerifyResult{v}, err
+		}
+		entries, broken, err := r.list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []VerifyResult
+		failed := 0
+		for id, e := range broken {
+			out = append(out, VerifyResult{ID: id, Error: e.Error()})
+			failed++
+		}
+		for _, e := range entries {
+			v, err := r.verify(ctx, e.ID)
+			if err != nil {
+				failed++
+			}
+			out = append(out, v)
+		}
+		if failed > 0 {
+			return out, fmt.Errorf("%w: %d of %d backups failed verification", ErrCorrupt, failed, len(out))
+		}
+		return out, nil
+	case OpDelete:
+		if err := r.delete(ctx, req.ID); err != nil {
+			return nil, err
+		}
+		return map[string]string{"deleted": req.ID}, nil
+	case OpPrune:
+		if req.Prune == nil {
+			return nil, usageErr("prune options missing")
+		}
+		entries, _, err := r.list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return s.prune(*req.Prune, entries, func(id string) error { return r.delete(ctx, id) },
+			func(id string) (time.Time, error) { return r.lockedUntil(ctx, id) })
+	}
+	return nil, usageErr("unknown operation %q", req.Op)
 }

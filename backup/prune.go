@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +18,9 @@ type PruneOptions struct {
 	// Location names the time zone of daily/weekly/monthly buckets
 	// (default UTC).
 	Location string `json:"location,omitempty"`
+	// Target is the catalog to prune ("" or "local": the store; else an
+	// object store of Service.Remotes).
+	Target string `json:"target,omitempty"`
 }
 
 // PruneDecision is one backup's fate.
@@ -33,6 +37,22 @@ type PruneDecision struct {
 // Prune applies a retention policy to the catalog. Backups are grouped by
 // type and job; each group keeps what the policy says.
 func (s *Service) Prune(o PruneOptions) ([]PruneDecision, error) {
+	if o.Target != "" && o.Target != LocalTarget {
+		res, err := s.doRemote(context.Background(), Request{Op: OpPrune, Prune: &o, Target: o.Target})
+		d, _ := res.([]PruneDecision)
+		return d, err
+	}
+	entries, _, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	return s.prune(o, entries, s.Delete, nil)
+}
+
+// prune applies o to entries. lockedUntil (nil: no locks) says until when
+// a retention lock holds a backup: prune keeps it until then, whatever
+// the policy says.
+func (s *Service) prune(o PruneOptions, entries []Entry, del func(id string) error, lockedUntil func(id string) (time.Time, error)) ([]PruneDecision, error) {
 	if err := o.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
@@ -43,10 +63,6 @@ func (s *Service) Prune(o PruneOptions) ([]PruneDecision, error) {
 			return nil, usageErr("time zone %q: %v", o.Location, err)
 		}
 		loc = l
-	}
-	entries, _, err := s.List()
-	if err != nil {
-		return nil, err
 	}
 	var items []retention.Item
 	for _, e := range entries {
@@ -72,8 +88,20 @@ func (s *Service) Prune(o PruneOptions) ([]PruneDecision, error) {
 	var failed int
 	for _, d := range decs {
 		pd := PruneDecision{ID: d.Item.ID, Group: d.Item.Group, Started: d.Item.Time.Format(time.RFC3339), Keep: d.Keep, Reasons: d.Reasons}
-		if !d.Keep && !o.DryRun {
-			if err := s.Delete(d.Item.ID); err != nil {
+		if !d.Keep && lockedUntil != nil {
+			until, err := lockedUntil(d.Item.ID)
+			switch {
+			case err != nil:
+				pd.Keep = true
+				pd.Error = err.Error()
+				failed++
+			case until.After(s.now()):
+				pd.Keep = true
+				pd.Reasons = append(pd.Reasons, "object lock until "+until.UTC().Format(time.RFC3339))
+			}
+		}
+		if !pd.Keep && !o.DryRun {
+			if err := del(d.Item.ID); err != nil {
 				pd.Error = err.Error()
 				failed++
 			} else {

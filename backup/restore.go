@@ -16,8 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/mysecure/mysecure/encfs/tree"
 )
 
 // RestoreOptions say what to restore where.
@@ -27,6 +25,9 @@ type RestoreOptions struct {
 	// store form, as `backup show` names it) instead of one in the
 	// catalog: offline restore on another machine.
 	FromDir string `json:"from_dir,omitempty"`
+	// From names the backup target that holds the backup ("" or "local":
+	// the store; else an object store of Service.Remotes).
+	From string `json:"from,omitempty"`
 	// NoVerify skips the verification pass that runs before anything is
 	// written.
 	NoVerify bool `json:"no_verify,omitempty"`
@@ -61,7 +62,7 @@ type RestoreResult struct {
 
 // Restore restores one backup.
 func (s *Service) Restore(ctx context.Context, o RestoreOptions, progress func(Progress)) (*RestoreResult, error) {
-	t, dir, m, err := s.restoreSource(o)
+	src, m, err := s.restoreSource(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +75,7 @@ func (s *Service) Restore(ctx context.Context, o RestoreOptions, progress func(P
 		}
 	}
 	if !o.NoVerify {
-		if _, err := check(ctx, t, dir, m, nil); err != nil {
+		if _, err := check(ctx, src, m, nil); err != nil {
 			return nil, fmt.Errorf("nothing was restored: %w", err)
 		}
 	}
@@ -85,9 +86,9 @@ func (s *Service) Restore(ctx context.Context, o RestoreOptions, progress func(P
 		}
 	}
 	if m.Type == Logical {
-		err = s.restoreLogical(ctx, t, dir, m, o, res, report)
+		err = s.restoreLogical(ctx, src, m, o, res, report)
 	} else {
-		err = s.restorePhysical(ctx, t, dir, m, o, res, report)
+		err = s.restorePhysical(ctx, src, m, o, res, report)
 	}
 	if err != nil {
 		return nil, err
@@ -97,15 +98,29 @@ func (s *Service) Restore(ctx context.Context, o RestoreOptions, progress func(P
 	return res, nil
 }
 
-func (s *Service) restoreSource(o RestoreOptions) (*tree.Tree, string, *Manifest, error) {
+func (s *Service) restoreSource(ctx context.Context, o RestoreOptions) (dataSource, *Manifest, error) {
+	if o.From != "" && o.From != LocalTarget {
+		if o.FromDir != "" {
+			return nil, nil, usageErr("--from-dir and --from cannot be combined")
+		}
+		r, err := s.remote(o.From)
+		if err != nil {
+			return nil, nil, err
+		}
+		e, err := r.get(ctx, o.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r.source(ctx, o.ID), &e.Manifest, nil
+	}
 	if o.FromDir != "" {
 		t := s.Tree.Rebase(o.FromDir)
 		b, err := t.ReadFile(manifestName)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, "", nil, fmt.Errorf("%w: %s holds no backup (copy the directory that 'backup show' names, with its ms.diriv)", ErrNotFound, o.FromDir)
+				return nil, nil, fmt.Errorf("%w: %s holds no backup (copy the directory that 'backup show' names, with its ms.diriv)", ErrNotFound, o.FromDir)
 			}
-			return nil, "", nil, fmt.Errorf("%w: manifest in %s: %v", ErrCorrupt, o.FromDir, err)
+			return nil, nil, fmt.Errorf("%w: manifest in %s: %v", ErrCorrupt, o.FromDir, err)
 		}
 		var probe struct {
 			ID string `json:"id"`
@@ -113,15 +128,15 @@ func (s *Service) restoreSource(o RestoreOptions) (*tree.Tree, string, *Manifest
 		json.Unmarshal(b, &probe)
 		m, err := parseManifest(b, probe.ID)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, nil, err
 		}
-		return t, "", m, nil
+		return treeSource(t, ""), m, nil
 	}
 	e, err := s.Get(o.ID)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, err
 	}
-	return s.Tree, path.Join(backupsDir, o.ID), &e.Manifest, nil
+	return treeSource(s.Tree, path.Join(backupsDir, o.ID)), &e.Manifest, nil
 }
 
 // checkRestoreLogical checks the options of a logical restore and that
@@ -152,7 +167,7 @@ func (s *Service) checkRestoreLogical(ctx context.Context, m *Manifest, o Restor
 	return s.checkPrivileges(ctx, "restore", cnf, dbs, RestorePrivileges)
 }
 
-func (s *Service) restoreLogical(ctx context.Context, t *tree.Tree, dir string, m *Manifest, o RestoreOptions, res *RestoreResult, report func(int64)) error {
+func (s *Service) restoreLogical(ctx context.Context, src dataSource, m *Manifest, o RestoreOptions, res *RestoreResult, report func(int64)) error {
 	if o.Target != "" || o.CopyBack != "" {
 		return usageErr("--target and --copy-back are for physical backups")
 	}
@@ -208,7 +223,7 @@ func (s *Service) restoreLogical(ctx context.Context, t *tree.Tree, dir string, 
 	if filter != nil {
 		sink = filter(stdin)
 	}
-	n, err := check(ctx, t, dir, m, &progressWriter{w: sinkWriter{sink}, report: report})
+	n, err := check(ctx, src, m, &progressWriter{w: sinkWriter{sink}, report: report})
 	res.PlainBytes = n
 	if err != nil {
 		// Never let the client commit what follows a bad block.
@@ -358,7 +373,7 @@ func emptyOrMissing(dir string) error {
 	return nil
 }
 
-func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string, m *Manifest, o RestoreOptions, res *RestoreResult, report func(int64)) error {
+func (s *Service) restorePhysical(ctx context.Context, src dataSource, m *Manifest, o RestoreOptions, res *RestoreResult, report func(int64)) error {
 	if o.RenameTo != "" {
 		return usageErr("--rename-to is for logical backups")
 	}
@@ -411,7 +426,7 @@ func (s *Service) restorePhysical(ctx context.Context, t *tree.Tree, dir string,
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("failed to start %s: %w", mbstream, err)
 	}
-	n, err := check(ctx, t, dir, m, &progressWriter{w: sinkWriter{stdin}, report: report})
+	n, err := check(ctx, src, m, &progressWriter{w: sinkWriter{stdin}, report: report})
 	res.PlainBytes = n
 	stdin.Close()
 	werr := cmd.Wait()

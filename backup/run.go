@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/backup/xbstream"
+	"github.com/mysecure/mysecure/encfs/content"
 )
 
 // Options are one backup's settings.
@@ -32,6 +33,9 @@ type Options struct {
 	Job         string   `json:"job,omitempty"`         // the schedule that started it
 	// SSH backs up a server on another host (docs/ssh.md).
 	SSH *SSHOptions `json:"ssh,omitempty"`
+	// Targets are where the backup goes: "local" (the store) and names
+	// of Service.Remotes (object stores). Empty: local only.
+	Targets []string `json:"targets,omitempty"`
 }
 
 // Progress is reported about once a second while a backup runs.
@@ -75,6 +79,13 @@ func (o *Options) normalize() error {
 	if err := o.SSH.validate(o.Type); err != nil {
 		return err
 	}
+	seen := map[string]bool{}
+	for _, t := range o.Targets {
+		if t == "" || seen[t] {
+			return usageErr("backup targets %q: each target once, none empty", strings.Join(o.Targets, ","))
+		}
+		seen[t] = true
+	}
 	for _, a := range o.ExtraArgs {
 		if strings.HasPrefix(a, "--defaults") || strings.HasPrefix(a, "--password") || strings.HasPrefix(a, "-p") {
 			return usageErr("extra argument %q: credentials come from the stored option file only", a)
@@ -113,10 +124,17 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	if err != nil {
 		return nil, err
 	}
+	local, remotes, err := s.targets(opts.Targets)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.Tree.MkdirAll(backupsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("failed to prepare the catalog: %w", err)
 	}
 	s.cleanPartials()
+	for _, r := range remotes {
+		r.clean(ctx)
+	}
 
 	start := s.now()
 	m := &Manifest{
@@ -124,6 +142,14 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		Credentials: opts.Credentials, Databases: opts.Databases, Server: *server,
 		Started: start, Compression: "zstd", Level: opts.Level,
 		Tool: ToolInfo{Name: path.Base(tool), Path: tool, Version: version}, Remote: rc.info,
+	}
+	if len(remotes) > 0 {
+		if local {
+			m.Targets = append(m.Targets, LocalTarget)
+		}
+		for _, r := range remotes {
+			m.Targets = append(m.Targets, r.name)
+		}
 	}
 	runLock, err := s.tryLock("run-" + m.ID)
 	if err != nil {
@@ -134,15 +160,26 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		runLock.release()
 	}()
 	partial := path.Join(backupsDir, partialPrefix+m.ID)
-	if err := s.Tree.MkdirAll(partial, 0o700); err != nil {
-		return nil, err
+	if local {
+		if err := s.Tree.MkdirAll(partial, 0o700); err != nil {
+			return nil, err
+		}
 	}
 	ok := false
+	up := &uploads{}
+	uploaded := false
 	defer func() {
-		if !ok {
+		if ok {
+			return
+		}
+		if local {
 			if err := s.Tree.RemoveAll(partial); err != nil {
 				s.log().Error("failed to remove partial backup", "id", m.ID, "err", err)
 			}
+		}
+		up.abort()
+		if uploaded {
+			up.removeData(context.WithoutCancel(ctx), m.ID)
 		}
 	}()
 	log := s.log().With("id", m.ID, "type", m.Type)
@@ -180,9 +217,33 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.Tree.Create(path.Join(partial, dataName), 0o600)
-	if err != nil {
-		return nil, err
+	for _, r := range remotes {
+		ow, err := r.st.Upload(ctx, objectKey(m.ID, dataName))
+		if err != nil {
+			cancel()
+			tc.Wait()
+			return nil, fmt.Errorf("%w: %s: %v", ErrObjectStore, r.st, err)
+		}
+		up.cats = append(up.cats, r)
+		up.ws = append(up.ws, ow)
+	}
+	var w dataFile
+	if local {
+		tw, err := s.Tree.CreateTee(path.Join(partial, dataName), 0o600, up.writer())
+		if err != nil {
+			cancel()
+			tc.Wait()
+			return nil, err
+		}
+		w = tw
+	} else {
+		cw, err := content.NewWriter(up.writer(), s.Tree.ContentKey())
+		if err != nil {
+			cancel()
+			tc.Wait()
+			return nil, storeError(err)
+		}
+		w = &streamFile{cw: cw}
 	}
 	committed := false
 	defer func() {
@@ -245,11 +306,15 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		return nil, storeError(err)
 	}
 	committed = true
+	if err := up.commit(); err != nil {
+		return nil, err
+	}
+	uploaded = true
 	m.PackedBytes = counter.n
 	m.StoredBytes = w.StoredSize()
 	m.PlainSHA256 = hex.EncodeToString(sum.Sum(nil))
 	id := w.FileID()
-	m.DataFileID = hex.EncodeToString(id[:])
+	m.DataFileID = fileIDHex(id)
 	if err := obs.finish(m); err != nil {
 		return nil, &ToolError{Tool: m.Tool.Name, Status: "exit status 0, but " + err.Error(), Stderr: tc.Lines()}
 	}
@@ -258,16 +323,53 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Tree.WriteFile(path.Join(partial, manifestName), mb, 0o600); err != nil {
-		return nil, storeError(err)
+	if local {
+		if err := s.Tree.WriteFile(path.Join(partial, manifestName), mb, 0o600); err != nil {
+			return nil, storeError(err)
+		}
 	}
-	// The one step that makes it part of the catalog.
-	if err := s.Tree.Rename(partial, path.Join(backupsDir, m.ID)); err != nil {
-		return nil, storeError(err)
+	// The manifest makes it part of an object store's catalog.
+	if err := up.putManifest(ctx, m.ID, mb); err != nil {
+		return nil, err
+	}
+	// The one step that makes it part of the local catalog.
+	if local {
+		if err := s.Tree.Rename(partial, path.Join(backupsDir, m.ID)); err != nil {
+			return nil, storeError(err)
+		}
 	}
 	ok = true
 	log.Info("backup complete", "plain_bytes", m.PlainBytes, "stored_bytes", m.StoredBytes, "seconds", m.Duration().Seconds())
 	return m, nil
+}
+
+// dataFile is where a backup's data goes: a store file (teeing its
+// ciphertext to the uploads), or the uploads alone.
+type dataFile interface {
+	io.Writer
+	Commit() error
+	Abort()
+	StoredSize() int64
+	FileID() [content.FileIDSize]byte
+}
+
+// targets splits a backup's targets into the store and object stores.
+func (s *Service) targets(names []string) (local bool, remotes []*remoteCatalog, err error) {
+	if len(names) == 0 {
+		return true, nil, nil
+	}
+	for _, n := range names {
+		if n == LocalTarget {
+			local = true
+			continue
+		}
+		r, err := s.remote(n)
+		if err != nil {
+			return false, nil, err
+		}
+		remotes = append(remotes, r)
+	}
+	return local, remotes, nil
 }
 
 func storeError(err error) error {

@@ -23,10 +23,32 @@ type VerifyResult struct {
 	Bytes int64  `json:"plain_bytes"`
 }
 
+// dataReader is a backup's data file, decrypted and authenticated block
+// by block as it is read.
+type dataReader interface {
+	io.Reader
+	FileID() [content.FileIDSize]byte
+	Close() error
+}
+
+// dataSource opens a backup's data file (in the local store or in an
+// object store).
+type dataSource func() (dataReader, error)
+
+func treeSource(t *tree.Tree, dir string) dataSource {
+	return func() (dataReader, error) {
+		r, err := t.Open(path.Join(dir, dataName))
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+}
+
 // openData opens a backup's data as a decompressed, decrypted plaintext
 // stream, checking that it belongs to the manifest. The caller closes it.
-func openData(t *tree.Tree, dir string, m *Manifest) (io.Reader, func(), error) {
-	r, err := t.Open(path.Join(dir, dataName))
+func openData(src dataSource, m *Manifest) (io.Reader, func(), error) {
+	r, err := src()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: data of %s: %v", ErrCorrupt, m.ID, err)
 	}
@@ -45,8 +67,8 @@ func openData(t *tree.Tree, dir string, m *Manifest) (io.Reader, func(), error) 
 
 // check reads a backup's whole plaintext stream through sink and compares
 // it with the manifest.
-func check(ctx context.Context, t *tree.Tree, dir string, m *Manifest, sink io.Writer) (int64, error) {
-	r, closeFn, err := openData(t, dir, m)
+func check(ctx context.Context, src dataSource, m *Manifest, sink io.Writer) (int64, error) {
+	r, closeFn, err := openData(src, m)
 	if err != nil {
 		return 0, err
 	}
@@ -134,7 +156,7 @@ func (s *Service) Verify(ctx context.Context, id string) (VerifyResult, error) {
 	if err != nil {
 		return VerifyResult{ID: id, Error: err.Error()}, err
 	}
-	n, err := check(ctx, s.Tree, path.Join(backupsDir, id), &e.Manifest, nil)
+	n, err := check(ctx, treeSource(s.Tree, path.Join(backupsDir, id)), &e.Manifest, nil)
 	if err != nil {
 		s.log().Error("backup verification failed", "id", id, "err", err)
 		return VerifyResult{ID: id, Error: err.Error(), Bytes: n}, err

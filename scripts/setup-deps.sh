@@ -16,9 +16,27 @@
 #   systemd          systemd-analyze checks the timers 'schedule install --systemd' writes
 #   passwd           useradd/groupadd for the backup-group test user
 #   zstd             the plain-tool side of bench/backup.sh
+#   python3-pykmip   pykmip-server: the KMIP key server the kms key slot tests start on loopback
+#   golang-go is not needed: versitygw (the S3 gateway of the object store tests) is built
+#   with the Go toolchain that builds mysecure, below
 set -euo pipefail
 
-pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps systemd passwd zstd)
+# versitygw: an S3-compatible gateway over a POSIX directory, for the
+# backup-targets tests (integration/s3_test.go). Built once into /usr/local/bin.
+VERSITYGW_VERSION=v1.8.0
+if ! command -v versitygw >/dev/null 2>&1 && command -v go >/dev/null 2>&1; then
+	echo "setup-deps: building versitygw $VERSITYGW_VERSION into /usr/local/bin" >&2
+	if [ "$(id -u)" -eq 0 ]; then
+		GOBIN=/usr/local/bin go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
+	else
+		tmp=$(mktemp -d)
+		GOBIN="$tmp" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
+		sudo install -m 0755 "$tmp/versitygw" /usr/local/bin/versitygw
+		rm -rf "$tmp"
+	fi
+fi
+
+pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps systemd passwd zstd python3-pykmip)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -30,6 +30,9 @@ type Job struct {
 	Databases   []string `mapstructure:"databases" yaml:"databases,omitempty" json:"databases,omitempty"`
 	Credentials string   `mapstructure:"credentials" yaml:"credentials,omitempty" json:"credentials,omitempty"`
 	Level       int      `mapstructure:"level" yaml:"level,omitempty" json:"level,omitempty"`
+	// Targets are where the job's backups go: local and names of
+	// backup-targets (default: backup-to, else local).
+	Targets []string `mapstructure:"targets" yaml:"targets,omitempty" json:"targets,omitempty"`
 
 	Retention Retention `mapstructure:"retention" yaml:"retention,omitempty" json:"retention,omitempty"`
 
@@ -159,7 +162,7 @@ func (j *Job) Validate() error {
 
 // Options are the backup options of one run.
 func (j *Job) Options() backup.Options {
-	o := backup.Options{Type: j.Type, Databases: j.Databases, Credentials: j.Credentials, Level: j.Level, Job: j.Name}
+	o := backup.Options{Type: j.Type, Databases: j.Databases, Credentials: j.Credentials, Level: j.Level, Job: j.Name, Targets: j.Targets}
 	if j.SSH != "" {
 		o.SSH = &backup.SSHOptions{Host: j.SSH, RemoteDump: j.RemoteDump}
 	}

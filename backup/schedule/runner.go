@@ -126,14 +126,22 @@ func (r *Runner) Run(ctx context.Context, job Job, trigger string) (Record, erro
 		// Retention only after a successful run: a failing job never
 		// deletes the backups that are left.
 		if p, ok := job.Retention.Policy(); ok && r.Prune != nil {
-			decs, err := r.Prune(ctx, backup.PruneOptions{Policy: p, Job: job.Name, Location: job.Timezone})
-			for _, d := range decs {
-				if d.Deleted {
-					rec.Pruned = append(rec.Pruned, d.ID)
-				}
+			targets := job.Targets
+			if len(targets) == 0 {
+				targets = []string{""}
 			}
-			if err != nil {
-				log.Error("retention failed", "err", err)
+			// Each target keeps what the policy says of its own catalog
+			// (an object lock may keep more there).
+			for _, t := range targets {
+				decs, err := r.Prune(ctx, backup.PruneOptions{Policy: p, Job: job.Name, Location: job.Timezone, Target: t})
+				for _, d := range decs {
+					if d.Deleted {
+						rec.Pruned = append(rec.Pruned, d.ID)
+					}
+				}
+				if err != nil {
+					log.Error("retention failed", "target", t, "err", err)
+				}
 			}
 		}
 	}

@@ -112,8 +112,13 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 	if fi, err := os.Stat(rt); err != nil || !fi.IsDir() {
 		rt = ""
 	}
+	rem, err := remotes(&g.cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &backup.Service{
-		Tree: t,
+		Tree:    t,
+		Remotes: rem,
 		Tools: backup.Tools{
 			Dump: g.cfg.DumpTool, Physical: g.cfg.PhysicalTool, Client: g.cfg.ClientTool, Mbstream: g.cfg.MbstreamTool,
 			DumpArgs: g.cfg.DumpArgs, PhysicalArgs: g.cfg.PhysicalArgs, RuntimeDir: rt,
@@ -185,6 +190,8 @@ const (
 	codeBusy        = "busy"
 	codeDiskFull    = "disk_full"
 	codeInterrupted = "interrupted"
+	codeLocked      = "locked"
+	codeObjectStore = "object_store"
 )
 
 func (jobRunner) Code(err error) string {
@@ -200,6 +207,10 @@ func (jobRunner) Code(err error) string {
 		return codeMySQLPrivs
 	case errors.As(err, &te):
 		return codeToolFailed
+	case errors.Is(err, backup.ErrLocked):
+		return codeLocked
+	case errors.Is(err, backup.ErrObjectStore):
+		return codeObjectStore
 	case errors.Is(err, backup.ErrNotFound):
 		return codeNotFound
 	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, content.ErrCorrupt):
@@ -321,6 +332,7 @@ type backupOptions struct {
 	Level     int
 	Job       string
 	Scheduled bool
+	To        []string
 	ssh       sshFlags
 }
 
@@ -364,6 +376,7 @@ it with the volume credential.`,
 	f.IntVar(&o.Level, "level", 0, "zstd compression level 1-22 (default: backup-level, 1)")
 	f.StringVar(&o.Job, "job", "", "run the configured job `NAME` (its options, lock, hooks, retention and history)")
 	f.BoolVar(&o.Scheduled, "scheduled", false, "with --job: called by system cron (applies the job's jitter)")
+	f.StringSliceVar(&o.To, "to", nil, "write the backup to these `TARGETS`: local and names under backup-targets (default: backup-to, else local)")
 	o.ssh.AddFlags(f, true)
 	o.exec.AddFlags(f)
 	cmd.AddCommand(newCredentialsCommand(g), newBackupListCommand(g), newBackupShowCommand(g),
@@ -381,8 +394,12 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions) error {
 		return err
 	}
 	o.exec.sshPassFile = o.ssh.PassphraseFile
+	to := o.To
+	if len(to) == 0 {
+		to = g.cfg.BackupTo
+	}
 	req := backup.Request{Op: backup.OpBackup, Backup: &backup.Options{
-		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, SSH: ssh,
+		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, SSH: ssh, Targets: to,
 	}}
 	var m backup.Manifest
 	if err := runOp(ctx, g, &o.exec, req, &m); err != nil {
@@ -398,11 +415,12 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions) error {
 
 func newBackupListCommand(g *globalOptions) *cobra.Command {
 	var eo execOptions
+	var target string
 	cmd := &cobra.Command{
 		Use: "list", Short: "List the complete backups", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res backup.ListResult
-			if err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpList}, &res); err != nil {
+			if err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpList, Target: target}, &res); err != nil {
 				return err
 			}
 			if eo.JSON {
@@ -429,16 +447,18 @@ func newBackupListCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
 	return cmd
 }
 
 func newBackupShowCommand(g *globalOptions) *cobra.Command {
 	var eo execOptions
+	var target string
 	cmd := &cobra.Command{
 		Use: "show ID", Short: "Show a backup's manifest", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var e backup.Entry
-			if err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpShow, ID: args[0]}, &e); err != nil {
+			if err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpShow, ID: args[0], Target: target}, &e); err != nil {
 				return err
 			}
 			if eo.JSON {
@@ -464,11 +484,13 @@ func newBackupShowCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
 	return cmd
 }
 
 func newBackupVerifyCommand(g *globalOptions) *cobra.Command {
 	var eo execOptions
+	var target string
 	var all bool
 	cmd := &cobra.Command{
 		Use: "verify ID|--all", Short: "Decrypt, decompress and check backups against their manifests",
@@ -476,7 +498,7 @@ func newBackupVerifyCommand(g *globalOptions) *cobra.Command {
 			if all == (len(args) == 1) || len(args) > 1 {
 				return usagef("give one backup ID or --all")
 			}
-			req := backup.Request{Op: backup.OpVerify, All: all}
+			req := backup.Request{Op: backup.OpVerify, All: all, Target: target}
 			if !all {
 				req.ID = args[0]
 			}
@@ -505,16 +527,18 @@ func newBackupVerifyCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "verify every backup")
 	eo.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
 	return cmd
 }
 
 func newBackupDeleteCommand(g *globalOptions) *cobra.Command {
 	var eo execOptions
+	var target string
 	cmd := &cobra.Command{
 		Use: "delete ID...", Short: "Delete backups", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, id := range args {
-				if err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpDelete, ID: id}, nil); err != nil {
+				if err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpDelete, ID: id, Target: target}, nil); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.p.out, "deleted %s\n", id)
@@ -523,11 +547,13 @@ func newBackupDeleteCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
 	return cmd
 }
 
 func newBackupPruneCommand(g *globalOptions) *cobra.Command {
 	var eo execOptions
+	var target string
 	var o backup.PruneOptions
 	cmd := &cobra.Command{
 		Use:   "prune",
@@ -539,7 +565,7 @@ least one --keep option is required. --dry-run only shows the decisions.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res []backup.PruneDecision
-			err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &res)
+			err := runOp(cmd.Context(), g, &eo, backup.Request{Op: backup.OpPrune, Prune: &o, Target: target}, &res)
 			if err != nil && res == nil {
 				return err
 			}
@@ -579,6 +605,7 @@ least one --keep option is required. --dry-run only shows the decisions.`,
 	f.StringVar(&o.Job, "job", "", "prune only the backups of schedule `NAME`")
 	f.StringVar(&o.Location, "timezone", "", "time zone of the day/week/month buckets (default UTC)")
 	eo.AddFlags(f)
+	f.StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
 	return cmd
 }
 
@@ -662,6 +689,7 @@ volume credential).`,
 	f.StringVar(&ro.o.Credentials, "credentials", "", "logical: stored credentials `NAME` of the target server (default: the backup's)")
 	f.StringVar(&ro.o.RenameTo, "rename-to", "", "logical: restore a one-database backup into database `NAME`")
 	f.StringVar(&ro.o.Target, "target", "", "physical: extract and prepare into `DIR` (empty or missing)")
+	f.StringVar(&ro.o.From, "from", "", "restore from the catalog of `TARGET`: local (default) or a name under backup-targets")
 	f.StringVar(&ro.o.CopyBack, "copy-back", "", "physical: then copy into the stopped server's empty `DATADIR`")
 	f.StringVar(&ro.o.Owner, "owner", "", "physical: owner of the copied files (default mysql)")
 	f.StringVar(&ro.o.FromDir, "from-dir", "", "restore the backup directory at `DIR`, copied out of a store")

@@ -40,6 +40,7 @@ const (
 	exitSSH         = 16 // an SSH host could not be reached, refused the keys, or its host key is not trusted
 	exitRemote      = 17 // remote exec: the remote command failed
 	exitNodeDown    = 18 // ndb enable/disable: a node did not stop or did not come back (rolled back)
+	exitObjectStore = 19 // an object store (S3) backup target could not be reached or refused the request
 )
 
 // usageError marks errors in how the command was called.
@@ -129,6 +130,10 @@ func classify(err error) (code int, hint string) {
 			return exitError, "the store's filesystem is full; the partial backup was removed: free space and run again"
 		case codeInterrupted:
 			return exitInterrupted, "partial output was removed"
+		case codeObjectStore:
+			return exitObjectStore, hintObjectStore
+		case codeLocked:
+			return exitFile, hintLocked
 		}
 		return exitError, "see the daemon log for details"
 	}
@@ -183,6 +188,10 @@ func classify(err error) (code int, hint string) {
 		return exitStale, ""
 	case errors.Is(err, schedule.ErrInvalid):
 		return exitUsage, "a schedule is 5 cron fields or @hourly, @daily, @weekly, @monthly, @every 6h"
+	case errors.Is(err, backup.ErrLocked):
+		return exitFile, hintLocked
+	case errors.Is(err, backup.ErrObjectStore):
+		return exitObjectStore, hintObjectStore
 	case errors.Is(err, backup.ErrNotFound):
 		return exitFile, "'mysecure backup list' shows the backups; 'mysecure backup credentials list' the credentials"
 	case errors.Is(err, backup.ErrCorrupt):

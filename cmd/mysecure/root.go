@@ -111,6 +111,11 @@ type Config struct {
 	ClientTool     string   `mapstructure:"client-tool"`
 	MbstreamTool   string   `mapstructure:"mbstream-tool"`
 
+	// Object stores for backups, by name, and where `mysecure backup`
+	// writes by default (docs/fleet.md).
+	BackupTargets map[string]TargetConfig `mapstructure:"backup-targets"`
+	BackupTo      []string                `mapstructure:"backup-to"`
+
 	// Scheduled jobs (docs/schedules.md).
 	Schedules       []schedule.Job `mapstructure:"schedules"`
 	MetricsTextfile string         `mapstructure:"metrics-textfile"`
@@ -153,6 +158,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 		v.SetDefault(k, "")
 	}
 	v.SetDefault("dump-args", []string{})
+	v.SetDefault("backup-to", []string{})
 	v.SetDefault("metrics-textfile", "")
 	v.SetDefault("physical-args", []string{})
 	v.SetEnvPrefix("MYSECURE")
@@ -184,7 +190,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 				"fix the YAML, or point --config at another file")
 		}
 		for _, k := range v.AllKeys() {
-			if !knownConfigKeys[k] {
+			if !knownConfigKeys[k] && !strings.HasPrefix(k, "backup-targets.") {
 				return withHint(usagef(fmt.Sprintf("config file %s: unknown setting %q", file, k)),
 					"docs/configuration.md lists the settings")
 			}
@@ -196,6 +202,14 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	}
 	if err := schedule.ValidateAll(c.Schedules); err != nil {
 		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "fix the schedule in the config file; 'mysecure schedule list' shows the jobs")
+	}
+	if err := validateTargets(&c); err != nil {
+		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "docs/fleet.md describes backup-targets and backup-to")
+	}
+	for i := range c.Schedules {
+		if len(c.Schedules[i].Targets) == 0 {
+			c.Schedules[i].Targets = c.BackupTo
+		}
 	}
 	if err := validateSSHConfig(&c); err != nil {
 		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "docs/ssh.md describes the ssh: section")
@@ -228,6 +242,7 @@ var knownConfigKeys = map[string]bool{
 	"client-tool": true, "mbstream-tool": true, "schedules": true, "metrics-textfile": true,
 	"ssh.hosts": true, "ssh.known-hosts": true, "ssh.identity": true,
 	"audit.admins": true, "audit.plugins": true, "audit.udfs": true,
+	"backup-to": true,
 }
 
 func oneLine(err error) string {

@@ -239,26 +239,7 @@ type Writer struct {
 
 // Create makes a new file rel (it must not exist) for sequential writing.
 func (t *Tree) Create(rel string, perm os.FileMode) (*Writer, error) {
-	p, long, err := t.resolve(rel)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return nil, err
-	}
-	if err := names.WriteLongName(p, long); err != nil {
-		f.Close()
-		os.Remove(p)
-		return nil, err
-	}
-	cw, err := content.NewWriter(f, t.key)
-	if err != nil {
-		f.Close()
-		os.Remove(p)
-		return nil, err
-	}
-	return &Writer{f: f, cw: cw, path: p, long: long, parent: filepath.Dir(p)}, nil
+	return t.CreateTee(rel, perm, nil)
 }
 
 // Write encrypts p.
@@ -465,4 +446,38 @@ func syncDir(p string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ContentKey is the category's content key, for writing and reading the
+// same file format outside the store (backups in an object store).
+func (t *Tree) ContentKey() *content.Key { return t.key }
+
+// CreateTee is Create whose ciphertext (header and blocks, exactly the
+// bytes written to the store file) is also written to tee, in order. A
+// failing tee fails the write.
+func (t *Tree) CreateTee(rel string, perm os.FileMode, tee io.Writer) (*Writer, error) {
+	p, long, err := t.resolve(rel)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return nil, err
+	}
+	if err := names.WriteLongName(p, long); err != nil {
+		f.Close()
+		os.Remove(p)
+		return nil, err
+	}
+	var dst io.Writer = f
+	if tee != nil {
+		dst = io.MultiWriter(f, tee)
+	}
+	cw, err := content.NewWriter(dst, t.key)
+	if err != nil {
+		f.Close()
+		os.Remove(p)
+		return nil, err
+	}
+	return &Writer{f: f, cw: cw, path: p, long: long, parent: filepath.Dir(p)}, nil
 }
