@@ -38,10 +38,11 @@ func TestPolicyDatadir(t *testing.T) {
 	if err := sandbox.Init(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	sets := []string{"--set", "datadir=" + datadir, "--set", "mysqld=" + bin}
+	dropins := filepath.Join(m.dir, "etc", "systemd", "system")
+	sets := []string{"--set", "datadir=" + datadir, "--set", "mysqld=" + bin, "--set", "dropin-dir=" + dropins}
 
 	dry := m.ms(0, append([]string{"policy", "apply", "mysql-datadir", "--dry-run"}, sets...)...)
-	for _, want := range []string{"encrypt " + datadir + " into @mysql", "dry run: 2 step(s) would change"} {
+	for _, want := range []string{"encrypt " + datadir + " into @mysql", "dry run: 3 step(s) would change", "write the systemd drop-in " + dropins} {
 		if !strings.Contains(dry, want) {
 			t.Fatalf("dry run lacks %q:\n%s", want, dry)
 		}
@@ -52,10 +53,14 @@ func TestPolicyDatadir(t *testing.T) {
 
 	out := m.ms(0, append(append([]string{"policy", "apply", "mysql-datadir"}, sets...), m.creds()...)...)
 	rule := "ALLOW @mysql " + strings.TrimPrefix(datadir, "/") + "/* " + bin + " --user=mysql"
-	for _, want := range []string{"plan for mysql-datadir", "done:      encrypt " + datadir, "done:      add rule: " + rule, "2 step(s) changed, 1 in place already"} {
+	for _, want := range []string{"plan for mysql-datadir", "done:      encrypt " + datadir, "done:      add rule: " + rule, "3 step(s) changed, 1 in place already"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("apply output lacks %q:\n%s", want, out)
 		}
+	}
+	// The server waits for the mount at boot (issue 14 item 4).
+	if b, err := os.ReadFile(filepath.Join(dropins, "mariadb.service.d", "mysecure-mount.conf")); err != nil || !strings.Contains(string(b), "BindsTo=mysecure.service") {
+		t.Fatalf("boot-order drop-in: %q %v", b, err)
 	}
 	target, err := os.Readlink(datadir)
 	if err != nil || target != filepath.Join(m.mnt, "mysql", datadir) {

@@ -98,6 +98,15 @@ type NDB struct {
 	ConfigIni   string `yaml:"config-ini"`
 }
 
+// Boot makes a database unit wait for the mount at boot (a systemd
+// drop-in, hardening.BootOrderStep). DropInDir "auto" (or empty) is
+// /etc/systemd/system.
+type Boot struct {
+	Unit      string `yaml:"unit"`
+	DropInDir string `yaml:"dropin-dir"`
+	When      string `yaml:"when"`
+}
+
 // Bundle is one policy bundle as written.
 type Bundle struct {
 	Name        string           `yaml:"name"`
@@ -110,6 +119,7 @@ type Bundle struct {
 	Schedules   []schedule.Job   `yaml:"schedules"`
 	Harden      []Harden         `yaml:"harden"`
 	NDB         []NDB            `yaml:"ndb"`
+	Boot        []Boot           `yaml:"boot"`
 	Engine      []Engine         `yaml:"engine"`
 
 	// Source is "built-in" or the file it was read from.

@@ -229,7 +229,7 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 		return nil, err
 	}
 	e := &expander{b: b, vals: vals}
-	var cats, moves, guards, engines, rules, scheds, ndbs []plan.Step
+	var cats, moves, guards, engines, rules, boots, scheds, ndbs []plan.Step
 	var walk func(x *Bundle)
 	walk = func(x *Bundle) {
 		for _, inc := range x.included {
@@ -277,6 +277,17 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 			}
 			engines = append(engines, s.Steps()...)
 		}
+		for _, bo := range x.Boot {
+			if !e.when(bo.When) {
+				continue
+			}
+			unit := e.s(bo.Unit)
+			if unit == "" || strings.ContainsAny(unit, "/ ") || !strings.HasSuffix(unit, ".service") {
+				e.fail(fmt.Errorf("%w: %s: boot: unit %q (want NAME.service)", ErrInvalid, x.Source, unit))
+				continue
+			}
+			boots = append(boots, &hardening.BootOrderStep{Unit: unit, DropInDir: e.auto(bo.DropInDir)})
+		}
 		for _, r := range x.Rules {
 			rules = append(rules, &admin.RuleStep{Conn: env.Conn, Rule: e.s(r)})
 		}
@@ -313,7 +324,7 @@ func (b *Bundle) Compile(sets map[string]string, env Env) ([]plan.Step, error) {
 	seen := map[string]bool{}
 	// A node's stop, moves, rules and start stay together, after the
 	// categories they need.
-	for _, group := range [][]plan.Step{cats, moves, guards, engines, rules, scheds, ndbs} {
+	for _, group := range [][]plan.Step{cats, moves, guards, engines, rules, boots, scheds, ndbs} {
 		for _, s := range group {
 			if !seen[s.ID()] {
 				seen[s.ID()] = true

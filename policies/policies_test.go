@@ -122,6 +122,7 @@ func TestDatadirPlan(t *testing.T) {
 		"the volume has the category @mysql",
 		"encrypt /srv/mysql into @mysql",
 		"add rule: ALLOW @mysql srv/mysql/* /usr/local/bin/mariadbd --user=mysql",
+		"write the systemd drop-in /etc/systemd/system/mariadb.service.d/mysecure-mount.conf: mariadb.service starts after the mount is ready and stops when it goes",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
