@@ -20,6 +20,8 @@ import (
 	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 var errStale = errors.New("stale backups")
@@ -567,7 +569,7 @@ credential: --keyfile.`,
 					return err
 				}
 				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(jobs))
-				warnNoCron(g, o.CronFile, schedule.FindCron("/proc", schedule.CronBinDirs))
+				warnNoCron(g, o.CronFile, schedule.FindCron(procfs.Root, schedule.CronBinDirs))
 				return mark()
 			}
 			units, err := schedule.SystemdUnits(jobs, inv)

@@ -42,7 +42,7 @@ type lazyScript struct {
 
 // IdentifierOptions configures an Identifier.
 type IdentifierOptions struct {
-	// ProcRoot is where procfs is mounted; "" means "/proc".
+	// ProcRoot is where procfs is mounted; "" means procfs.Root.
 	ProcRoot string
 	// HashInMount, when set, is asked first for paths it owns (executables
 	// that live inside the encrypted mount, whose plaintext the daemon must
