@@ -39,8 +39,6 @@ import (
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
 	"github.com/mysecure/mysecure/internal/noatime"
-
-	"github.com/mysecure/mysecure/encfs/tree"
 )
 
 // AccessRequest describes an open of plaintext for the Authorizer.
@@ -309,15 +307,29 @@ func setReadAhead(dev uint64, kib int) {
 }
 
 // CipherPath returns the store path of rel (slash separated, relative to
-// the category) by reading name IVs from the store directly, as
-// tree.Resolve does. Used to hash executables that live on the mount
-// without going through the kernel.
+// the category) by reading name IVs from the store directly. Used to hash
+// executables that live on the mount without going through the kernel.
 func (f *FS) CipherPath(cat, rel string) (string, error) {
 	ck, ok := f.categoryKeys(cat)
 	if !ok {
 		return "", fmt.Errorf("unknown category %q", cat)
 	}
-	return tree.New(f.store, cat, ck.Names, ck.Content).Resolve(rel)
+	p := filepath.Join(f.store, cat)
+	for _, comp := range strings.Split(strings.Trim(rel, "/"), "/") {
+		if comp == "" {
+			continue
+		}
+		iv, err := names.ReadDirIV(p)
+		if err != nil {
+			return "", err
+		}
+		s, _, err := ck.Names.StoredName(iv, comp)
+		if err != nil {
+			return "", err
+		}
+		p = filepath.Join(p, s)
+	}
+	return p, nil
 }
 
 // HashPlain returns the SHA-256 (hex) of the plaintext of a file given by
