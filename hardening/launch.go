@@ -10,11 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // How a running server was started, read from /proc before it is stopped,
@@ -85,14 +86,8 @@ func (l *Launch) StartedBy() string {
 
 // FindServer returns the pid of a process running bin (0 when none).
 func FindServer(bin string) int {
-	ents, _ := filepath.Glob("/proc/[0-9]*/exe")
-	for _, e := range ents {
-		if t, err := os.Readlink(e); err == nil && strings.TrimSuffix(t, " (deleted)") == bin {
-			pid, err := strconv.Atoi(filepath.Base(filepath.Dir(e)))
-			if err == nil {
-				return pid
-			}
-		}
+	if pids := RunningFrom(bin); len(pids) > 0 {
+		return pids[0]
 	}
 	return 0
 }
@@ -104,23 +99,19 @@ func Inspect(pid int) (*Launch, error) {
 		return nil, err
 	}
 	l := &Launch{Server: *srv}
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procfs.ReadStatus(pid)
 	if err != nil {
 		return nil, err
 	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 {
-			switch f[0] {
-			case "Uid:":
-				l.UID, _ = strconv.Atoi(f[1])
-			case "Gid:":
-				l.GID, _ = strconv.Atoi(f[1])
-			}
-		}
+	if len(st.Uid) > 0 {
+		l.UID = int(st.Uid[0])
+	}
+	if len(st.Gid) > 0 {
+		l.GID = int(st.Gid[0])
 	}
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil {
-			l.Unit = unitFromCgroup(string(b))
+		if cg, err := procfs.ReadCgroup(pid); err == nil {
+			l.Unit = unitFromCgroup(cg)
 		}
 	}
 	if l.Unit == "" {
@@ -141,14 +132,10 @@ func Inspect(pid int) (*Launch, error) {
 	return l, nil
 }
 
-// unitFromCgroup returns the .service of a cgroup file ("0::/system.slice/mariadb.service").
-func unitFromCgroup(s string) string {
-	for _, line := range strings.Split(s, "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		for _, el := range strings.Split(parts[2], "/") {
+// unitFromCgroup returns the .service of a process's cgroups ("0::/system.slice/mariadb.service").
+func unitFromCgroup(cgs []procfs.Cgroup) string {
+	for _, cg := range cgs {
+		for _, el := range strings.Split(cg.Path, "/") {
 			if strings.HasSuffix(el, ".service") && !strings.HasPrefix(el, "user@") {
 				return el
 			}
@@ -174,38 +161,30 @@ var secretEnv = regexp.MustCompile(`(?i)^(MYSQL_PWD|.*(PASSWORD|PASSWD|SECRET|TO
 
 func readProc(pid int) (*Proc, error) {
 	p := &Proc{Pid: pid}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	argv, err := procfs.Cmdline(pid)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) == 0 {
+	if len(argv) == 0 {
 		return nil, fmt.Errorf("process %d has no command line", pid)
 	}
-	p.Argv = splitNul(b)
-	if p.Exe, err = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil {
+	p.Argv = argv
+	if p.Exe, err = procfs.Exe(pid); err != nil {
 		return nil, err
 	}
-	p.Exe = strings.TrimSuffix(p.Exe, " (deleted)")
-	if e, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil {
-		for _, kv := range splitNul(e) {
+	p.Exe = procfs.TrimDeleted(p.Exe)
+	if env, err := procfs.Environ(pid); err == nil {
+		for _, kv := range env {
 			name, _, _ := strings.Cut(kv, "=")
 			if !secretEnv.MatchString(name) {
 				p.Env = append(p.Env, kv)
 			}
 		}
 	}
-	p.Dir, _ = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-	p.Stdout, _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/1", pid))
-	p.Stderr, _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/2", pid))
+	p.Dir, _ = procfs.Cwd(pid)
+	p.Stdout, _ = procfs.FDLink(pid, 1)
+	p.Stderr, _ = procfs.FDLink(pid, 2)
 	return p, nil
-}
-
-func splitNul(b []byte) []string {
-	var out []string
-	for _, a := range bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0}) {
-		out = append(out, string(a))
-	}
-	return out
 }
 
 // reopenOutput opens the process's descriptors 1 and 2 again (the same
@@ -213,7 +192,7 @@ func splitNul(b []byte) []string {
 // becomes /dev/null.
 func (p *Proc) reopenOutput() {
 	for i, fd := range []int{1, 2} {
-		f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", p.Pid, fd), os.O_WRONLY|os.O_APPEND, 0)
+		f, err := os.OpenFile(procfs.FDPath(p.Pid, fd), os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			f, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 		}
@@ -222,21 +201,11 @@ func (p *Proc) reopenOutput() {
 }
 
 func parentPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return st.PPid
 }
 
 // gone reports whether pid has ended (a zombie waiting for its parent
@@ -245,17 +214,11 @@ func gone(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return true
 	}
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return true
 	}
-	s := string(st)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		if f := strings.Fields(s[i+1:]); len(f) > 0 && f[0] == "Z" {
-			return true
-		}
-	}
-	return false
+	return st.State == 'Z'
 }
 
 func waitGone(ctx context.Context, pid int, d time.Duration) error {

@@ -12,6 +12,8 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // The procedure of `mysecure harden mysqld` and of its --undo, for the
@@ -132,11 +134,9 @@ func SystemdReload() error {
 // RunningFrom returns the pids of processes executing bin.
 func RunningFrom(bin string) []int {
 	var pids []int
-	ents, _ := filepath.Glob("/proc/[0-9]*/exe")
-	for _, e := range ents {
-		if t, err := os.Readlink(e); err == nil && strings.TrimSuffix(t, " (deleted)") == bin {
-			var pid int
-			fmt.Sscanf(e, "/proc/%d/exe", &pid)
+	all, _ := procfs.Pids()
+	for _, pid := range all {
+		if t, err := procfs.Exe(pid); err == nil && procfs.TrimDeleted(t) == bin {
 			pids = append(pids, pid)
 		}
 	}

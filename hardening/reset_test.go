@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mysecure/mysecure/internal/testenv"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // fakeServer plays the server: StartOnce reads the init file it is given
@@ -184,7 +186,7 @@ func TestUnitFromCgroup(t *testing.T) {
 		"0::/user.slice/user-0.slice/user@0.service/app.slice\n": "",
 		"0::/\n": "",
 	} {
-		if got := unitFromCgroup(in); got != want {
+		if got := unitFromCgroup(procfs.ParseCgroup([]byte(in))); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // ErrNotStarted: a node did not report started within the timeout.
@@ -283,7 +285,7 @@ func (c *Control) Start(ctx context.Context, l Launch) error {
 // can move back.
 func (c *Control) stopStarted(l Launch) {
 	n := &Node{ID: l.NodeID, Kind: l.Kind, DataDir: l.DataDir}
-	if procs, _, err := scanProcs("/proc", map[string]string{l.Program: l.Kind}); err == nil {
+	if procs, _, err := scanProcs(procfs.Root, map[string]string{l.Program: l.Kind}); err == nil {
 		byPid := map[int]Proc{}
 		for _, p := range procs {
 			byPid[p.Pid] = p

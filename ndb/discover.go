@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/mysecure/mysecure/internal/mycnf"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // Dir is a directory a node writes, and whether it is encrypted.
@@ -112,7 +114,7 @@ func localNames() []string {
 // host of every node; my.cnf tells the connect string and config.ini.
 func Discover(ctx context.Context, o Options) (*Status, error) {
 	if o.ProcRoot == "" {
-		o.ProcRoot = "/proc"
+		o.ProcRoot = procfs.Root
 	}
 	if o.LocalNames == nil {
 		o.LocalNames = localNames()

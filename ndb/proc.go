@@ -1,13 +1,11 @@
 package ndb
 
 import (
-	"bytes"
-	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // Proc is a running process of an NDB program, read from /proc.
@@ -44,54 +42,32 @@ func secretEnv(kv string) bool {
 
 // readProc reads one process; ok is false when it is gone or unreadable.
 func readProc(root string, pid int) (Proc, bool) {
-	dir := filepath.Join(root, strconv.Itoa(pid))
-	exe, err := os.Readlink(filepath.Join(dir, "exe"))
+	fs := procfs.At(root)
+	exe, err := fs.Exe(pid)
 	if err != nil {
 		return Proc{}, false
 	}
-	exe = strings.TrimSuffix(exe, " (deleted)")
-	p := Proc{Pid: pid, Exe: exe}
-	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
-		for _, a := range bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0}) {
-			p.Args = append(p.Args, string(a))
-		}
-	}
-	p.Cwd, _ = os.Readlink(filepath.Join(dir, "cwd"))
-	if b, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil {
-		for _, kv := range bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0}) {
-			if len(kv) > 0 && !secretEnv(string(kv)) {
-				p.Env = append(p.Env, string(kv))
+	p := Proc{Pid: pid, Exe: procfs.TrimDeleted(exe)}
+	p.Args, _ = fs.Cmdline(pid)
+	p.Cwd, _ = fs.Cwd(pid)
+	if env, err := fs.Environ(pid); err == nil {
+		for _, kv := range env {
+			if !secretEnv(kv) {
+				p.Env = append(p.Env, kv)
 			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			k, v, _ := strings.Cut(l, ":")
-			f := strings.Fields(v)
-			switch {
-			case k == "Uid" && len(f) > 0:
-				u, _ := strconv.ParseUint(f[0], 10, 32)
-				p.Uid = uint32(u)
-			case k == "Gid" && len(f) > 0:
-				g, _ := strconv.ParseUint(f[0], 10, 32)
-				p.Gid = uint32(g)
-			case k == "Groups":
-				for _, x := range f {
-					if g, err := strconv.ParseUint(x, 10, 32); err == nil {
-						p.Groups = append(p.Groups, uint32(g))
-					}
-				}
-			}
+	if st, err := fs.Status(pid); err == nil {
+		if len(st.Uid) > 0 {
+			p.Uid = st.Uid[0]
 		}
+		if len(st.Gid) > 0 {
+			p.Gid = st.Gid[0]
+		}
+		p.Groups = st.Groups
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "stat")); err == nil {
-		// pid (comm) state ppid ...: comm may hold spaces and ')'.
-		if i := bytes.LastIndexByte(b, ')'); i > 0 {
-			f := strings.Fields(string(b[i+1:]))
-			if len(f) > 1 {
-				p.PPid, _ = strconv.Atoi(f[1])
-			}
-		}
+	if st, err := fs.Stat(pid); err == nil {
+		p.PPid = st.PPid
 	}
 	return p, true
 }
@@ -101,15 +77,9 @@ func alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.Zombie() {
 		return false
-	}
-	if i := bytes.LastIndexByte(b, ')'); i > 0 {
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
-			return false
-		}
 	}
 	return syscall.Kill(pid, 0) == nil
 }
@@ -118,22 +88,19 @@ func alive(pid int) bool {
 // base name is one of Programs, or its path one of extra (stand-ins or
 // binaries with other names), mapped to their kind.
 func scanProcs(root string, extra map[string]string) ([]Proc, map[int]string, error) {
-	ents, err := os.ReadDir(root)
+	fs := procfs.At(root)
+	pids, err := fs.Pids()
 	if err != nil {
-		return nil, nil, fmt.Errorf("failed to list processes: %w", err)
+		return nil, nil, err
 	}
 	var out []Proc
 	kinds := map[int]string{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	for _, pid := range pids {
+		exe, err := fs.Exe(pid)
 		if err != nil {
 			continue
 		}
-		exe, err := os.Readlink(filepath.Join(root, e.Name(), "exe"))
-		if err != nil {
-			continue
-		}
-		exe = strings.TrimSuffix(exe, " (deleted)")
+		exe = procfs.TrimDeleted(exe)
 		kind, ok := extra[exe]
 		if !ok {
 			kind, ok = Programs[filepath.Base(exe)]

@@ -3,7 +3,8 @@ package schedule
 import (
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // CronStatus says whether a cron daemon could run the lines of a cron.d
@@ -35,19 +36,16 @@ func FindCron(proc string, binDirs []string) CronStatus {
 			break
 		}
 	}
-	ents, err := os.ReadDir(proc)
+	pfs := procfs.At(proc)
+	pids, err := pfs.Pids()
 	if err != nil {
 		return st
 	}
-	for _, e := range ents {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(proc, e.Name(), "comm"))
+	for _, pid := range pids {
+		comm, err := pfs.Comm(pid)
 		if err != nil {
 			continue
 		}
-		comm := strings.TrimSpace(string(b))
 		for _, name := range cronDaemons {
 			if comm == name {
 				st.Running = comm

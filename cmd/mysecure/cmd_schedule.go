@@ -20,9 +20,8 @@ import (
 	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/internal/procfs"
 )
-
-var errStale = errors.New("stale backups")
 
 func historyOf(g *globalOptions) *schedule.History {
 	return &schedule.History{Dir: filepath.Join(g.cfg.Store, "ms.jobs")}
@@ -391,16 +390,6 @@ func newScheduleHistoryCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-type jobStatus struct {
-	Job         string     `json:"job"`
-	OK          bool       `json:"ok"`
-	Reason      string     `json:"reason,omitempty"`
-	LastSuccess *time.Time `json:"last_success,omitempty"`
-	AgeSeconds  float64    `json:"age_seconds,omitempty"`
-	MaxAge      string     `json:"max_age,omitempty"`
-	LastStatus  string     `json:"last_status,omitempty"`
-}
-
 func newScheduleStatusCommand(g *globalOptions) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -412,41 +401,17 @@ func newScheduleStatusCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h := historyOf(g)
 			now := time.Now()
-			var out []jobStatus
-			stale := 0
+			var out []schedule.Freshness
 			for _, j := range g.cfg.Schedules {
 				recs, err := h.Read(j.Name)
 				if err != nil {
 					return err
 				}
-				sum := schedule.Summarize(j.Name, recs, now)
-				st := jobStatus{Job: j.Name, OK: true}
-				if j.MaxAge > 0 {
-					st.MaxAge = j.MaxAge.String()
-				}
-				if sum.LastRun != nil {
-					st.LastStatus = sum.LastRun.Status
-				}
-				if sum.LastSuccess != nil {
-					t := sum.LastSuccess.Finished
-					st.LastSuccess = &t
-					st.AgeSeconds = now.Sub(t).Seconds()
-				}
-				switch {
-				case j.MaxAge == 0:
-				case sum.LastSuccess == nil:
-					st.OK, st.Reason = false, "never succeeded"
-				case now.Sub(*st.LastSuccess) > j.MaxAge:
-					st.OK, st.Reason = false, fmt.Sprintf("last success %s ago, more than %s", now.Sub(*st.LastSuccess).Round(time.Second), j.MaxAge)
-				}
-				if !st.OK {
-					stale++
-				}
-				out = append(out, st)
+				out = append(out, schedule.CheckFreshness(j.Name, j.MaxAge, recs, now))
 			}
 			if asJSON {
 				if out == nil {
-					out = []jobStatus{}
+					out = []schedule.Freshness{}
 				}
 				if err := g.p.json(out); err != nil {
 					return err
@@ -467,8 +432,8 @@ func newScheduleStatusCommand(g *globalOptions) *cobra.Command {
 				}
 				tw.Flush()
 			}
-			if stale > 0 {
-				return withHint(fmt.Errorf("%w: %d job(s) without a recent successful backup", errStale, stale), "'mysecure schedule history' shows what happened")
+			if err := schedule.Stale(out); err != nil {
+				return withHint(err, "'mysecure schedule history' shows what happened")
 			}
 			return nil
 		},
@@ -567,7 +532,7 @@ credential: --keyfile.`,
 					return err
 				}
 				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(jobs))
-				warnNoCron(g, o.CronFile, schedule.FindCron("/proc", schedule.CronBinDirs))
+				warnNoCron(g, o.CronFile, schedule.FindCron(procfs.Root, schedule.CronBinDirs))
 				return mark()
 			}
 			units, err := schedule.SystemdUnits(jobs, inv)

@@ -184,7 +184,7 @@ func classify(err error) (code int, hint string) {
 		return exitDrift, "'mysecure harden mysqld' installs the guard"
 	case errors.Is(err, errAuditFailed):
 		return exitAudit, "the findings above say why each matters and how to fix it"
-	case errors.Is(err, errStale):
+	case errors.Is(err, schedule.ErrStale):
 		return exitStale, ""
 	case errors.Is(err, schedule.ErrInvalid):
 		return exitUsage, "a schedule is 5 cron fields or @hourly, @daily, @weekly, @monthly, @every 6h"

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mysecure/mysecure/internal/testenv"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // realPath returns the resolved path of a program on PATH, as
@@ -116,8 +118,8 @@ func waitChild(t testing.TB, ppid int, exe string) int {
 			if err != nil {
 				continue
 			}
-			st, err := parseStat(data)
-			if err != nil || st.ppid != ppid {
+			st, err := procfs.ParseStat(data)
+			if err != nil || st.PPid != ppid {
 				continue
 			}
 			if link, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && link == exe {

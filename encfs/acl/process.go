@@ -1,19 +1,18 @@
 package acl
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // ErrProcessGone is wrapped by Identify errors when the process exited, its
@@ -43,7 +42,7 @@ type lazyScript struct {
 
 // IdentifierOptions configures an Identifier.
 type IdentifierOptions struct {
-	// ProcRoot is where procfs is mounted; "" means "/proc".
+	// ProcRoot is where procfs is mounted; "" means procfs.Root.
 	ProcRoot string
 	// HashInMount, when set, is asked first for paths it owns (executables
 	// that live inside the encrypted mount, whose plaintext the daemon must
@@ -61,7 +60,7 @@ type IdentifierOptions struct {
 // Identifier identifies processes from /proc and fingerprints files with a
 // cache. It is safe for concurrent use.
 type Identifier struct {
-	procRoot    string
+	proc        procfs.FS
 	inMount     func(path string, st *unix.Stat_t) (string, bool, error)
 	cache       fingerprintCache
 	hashes      atomic.Uint64
@@ -99,7 +98,7 @@ func (id *Identifier) cached(pid int) *Process {
 	// recorded. Only a file with several names could be running under
 	// another one, so only then is the link read again.
 	if ok && st.Nlink != 1 {
-		link, err := readlinkAt(e.dirfd, "exe")
+		link, err := procfs.ReadlinkAt(e.dirfd, "exe")
 		ok = err == nil && link == e.link
 	}
 	id.procMu.RUnlock()
@@ -148,148 +147,26 @@ func (id *Identifier) remember(pid, dirfd int, link string, exe fileKey, p *Proc
 
 // NewIdentifier returns an Identifier with an empty fingerprint cache.
 func NewIdentifier(o IdentifierOptions) *Identifier {
-	root := o.ProcRoot
-	if root == "" {
-		root = "/proc"
-	}
-	return &Identifier{procRoot: root, inMount: o.HashInMount, minCacheAge: defaultMinCacheAge}
-}
-
-func (id *Identifier) procDir(pid int) string {
-	return filepath.Join(id.procRoot, strconv.Itoa(pid))
+	return &Identifier{proc: procfs.At(o.ProcRoot), inMount: o.HashInMount, minCacheAge: defaultMinCacheAge}
 }
 
 // openProcDir opens /proc/PID. Files read through this descriptor belong
 // to that very process: once it exits, reads fail even if the pid is
 // reused.
 func (id *Identifier) openProcDir(pid int) (int, error) {
-	for {
-		fd, err := unix.Open(id.procDir(pid), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}
-
-// readAt reads the file name under dirfd, at most limit bytes (more means
-// truncated is true). It uses plain system calls: /proc files cannot be
-// polled, and every open through the mount pays for this.
-func readAt(dirfd int, name string, limit int) (data []byte, truncated bool, err error) {
-	var fd int
-	for {
-		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 2048)
-	for {
-		if len(buf) == cap(buf) {
-			if len(buf) >= limit {
-				return buf[:limit], true, nil
-			}
-			buf = slices.Grow(buf, cap(buf))
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if n == 0 {
-			return buf, false, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
-}
-
-// readlinkAt reads the symbolic link name under dirfd.
-func readlinkAt(dirfd int, name string) (string, error) {
-	for size := 512; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err == unix.EINTR {
-			size /= 2
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-		if size > 1<<20 {
-			return "", unix.ENAMETOOLONG
-		}
-	}
-}
-
-// procStat is what Identify needs from /proc/PID/stat.
-type procStat struct {
-	ppid      int
-	startTime uint64
-}
-
-// readStat reads /proc/PID/stat through the /proc/PID descriptor.
-func readStat(dirfd int) (procStat, error) {
-	data, _, err := readAt(dirfd, "stat", 64<<10)
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseStat(data)
-}
-
-// parseStat parses /proc/PID/stat. The command name (field 2) is in
-// parentheses and may itself hold spaces and ')', so the fields are
-// counted from the last ')'.
-func parseStat(data []byte) (procStat, error) {
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return procStat{}, errors.New("no command name in stat")
-	}
-	f := strings.Fields(string(data[i+1:]))
-	// f[0] is field 3 (state), f[1] field 4 (ppid), f[19] field 22 (starttime).
-	if len(f) < 20 {
-		return procStat{}, fmt.Errorf("short stat: %d fields after the command name", len(f))
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return procStat{}, fmt.Errorf("bad ppid in stat: %q", f[1])
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("bad start time in stat: %q", f[19])
-	}
-	return procStat{ppid: ppid, startTime: start}, nil
+	return id.proc.OpenDir(pid)
 }
 
 // readUID returns the real uid from /proc/PID/status.
 func readUID(dirfd int) (uint32, error) {
-	data, _, err := readAt(dirfd, "status", 64<<10)
+	st, err := procfs.StatusAt(dirfd)
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		rest, ok := strings.CutPrefix(line, "Uid:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			break
-		}
-		uid, err := strconv.ParseUint(f[0], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("bad Uid line in status: %q", line)
-		}
-		return uint32(uid), nil
+	if len(st.Uid) == 0 {
+		return 0, errors.New("no Uid line in status")
 	}
-	return 0, errors.New("no Uid line in status")
+	return st.Uid[0], nil
 }
 
 // isGone reports whether err says a /proc entry disappeared.
@@ -340,7 +217,7 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 		return nil, procErr(pid, "open", err)
 	}
 	defer unix.Close(dirfd)
-	st, err := readStat(dirfd)
+	st, err := procfs.StatAt(dirfd)
 	if err != nil {
 		return nil, procErr(pid, "stat", err)
 	}
@@ -348,7 +225,7 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 	if err != nil {
 		return nil, procErr(pid, "status", err)
 	}
-	path, err := readlinkAt(dirfd, "exe")
+	path, err := procfs.ReadlinkAt(dirfd, "exe")
 	if err != nil {
 		return nil, procErr(pid, "exe", err)
 	}
@@ -378,26 +255,26 @@ func (id *Identifier) Identify(pid int) (*Process, error) {
 		}
 	}
 	// Same program and same process as when we started?
-	again, err := readlinkAt(dirfd, "exe")
+	again, err := procfs.ReadlinkAt(dirfd, "exe")
 	if err != nil {
 		return nil, procErr(pid, "exe", err)
 	}
 	if again != path && again != path+deletedSuffix {
 		return nil, fmt.Errorf("failed to identify process %d: %w (it executed %s while being identified)", pid, ErrProcessGone, again)
 	}
-	st2, err := readStat(dirfd)
+	st2, err := procfs.StatAt(dirfd)
 	if err != nil {
 		return nil, procErr(pid, "stat", err)
 	}
-	if st2.startTime != st.startTime {
+	if st2.StartTime != st.StartTime {
 		return nil, fmt.Errorf("failed to identify process %d: %w (pid was reused)", pid, ErrProcessGone)
 	}
 	p := &Process{
 		Pid:       pid,
-		PPid:      st.ppid,
+		PPid:      st.PPid,
 		Uid:       uid,
 		Exe:       Program{Path: path, SHA256: sum},
-		startTime: st.startTime,
+		startTime: st.StartTime,
 		id:        id,
 		lazy:      &lazyScript{},
 	}
@@ -449,7 +326,7 @@ func (id *Identifier) Parent(p *Process) (*Process, error) {
 	if err != nil {
 		return nil, procErr(p.Pid, "stat", err)
 	}
-	if st.startTime != p.startTime || st.ppid != p.PPid {
+	if st.StartTime != p.startTime || st.PPid != p.PPid {
 		return nil, fmt.Errorf("failed to identify parent of %d: %w (process or parent changed)", p.Pid, ErrProcessGone)
 	}
 	return parent, nil
@@ -493,13 +370,13 @@ func (p *Process) LoadScript() (*Program, error) {
 }
 
 // readStatPid reads /proc/PID/stat.
-func (id *Identifier) readStatPid(pid int) (procStat, error) {
+func (id *Identifier) readStatPid(pid int) (procfs.Stat, error) {
 	dirfd, err := id.openProcDir(pid)
 	if err != nil {
-		return procStat{}, err
+		return procfs.Stat{}, err
 	}
 	defer unix.Close(dirfd)
-	return readStat(dirfd)
+	return procfs.StatAt(dirfd)
 }
 
 // maxCmdline bounds how much of a command line LoadScript reads; a script
@@ -514,14 +391,14 @@ func (id *Identifier) loadScript(p *Process) (*Program, error) {
 	defer unix.Close(dirfd)
 	// A reused pid is caught here, before anything of the new process is
 	// used, and any later read through dirfd fails if it exits.
-	st, err := readStat(dirfd)
+	st, err := procfs.StatAt(dirfd)
 	if err != nil {
 		return nil, procErr(p.Pid, "stat", err)
 	}
-	if st.startTime != p.startTime {
+	if st.StartTime != p.startTime {
 		return nil, fmt.Errorf("failed to identify the script of process %d: %w (pid was reused)", p.Pid, ErrProcessGone)
 	}
-	data, truncated, err := readAt(dirfd, "cmdline", maxCmdline)
+	data, truncated, err := procfs.ReadAt(dirfd, "cmdline", maxCmdline)
 	if err != nil {
 		return nil, procErr(p.Pid, "cmdline", err)
 	}
@@ -541,7 +418,7 @@ func (id *Identifier) loadScript(p *Process) (*Program, error) {
 		path = filepath.Clean(arg)
 		open = "root" + path
 	} else {
-		cwd, err := readlinkAt(dirfd, "cwd")
+		cwd, err := procfs.ReadlinkAt(dirfd, "cwd")
 		if err != nil {
 			return nil, procErr(p.Pid, "cwd", err)
 		}
@@ -550,7 +427,7 @@ func (id *Identifier) loadScript(p *Process) (*Program, error) {
 	}
 	var sst unix.Stat_t
 	if err := unix.Fstatat(dirfd, open, &sst, 0); err != nil {
-		if _, serr := readStat(dirfd); serr != nil {
+		if _, serr := procfs.StatAt(dirfd); serr != nil {
 			return nil, procErr(p.Pid, "script", serr)
 		}
 		return nil, fmt.Errorf("failed to identify the script of process %d: failed to stat %s: %w", p.Pid, path, err)
@@ -562,7 +439,7 @@ func (id *Identifier) loadScript(p *Process) (*Program, error) {
 	if !ok {
 		fd, err := openForHash(dirfd, open)
 		if err != nil {
-			if _, serr := readStat(dirfd); serr != nil {
+			if _, serr := procfs.StatAt(dirfd); serr != nil {
 				return nil, procErr(p.Pid, "script", serr)
 			}
 			return nil, fmt.Errorf("failed to identify the script of process %d: failed to open %s: %w", p.Pid, path, err)
@@ -573,7 +450,7 @@ func (id *Identifier) loadScript(p *Process) (*Program, error) {
 			return nil, fmt.Errorf("failed to identify the script of process %d: %w", p.Pid, err)
 		}
 	}
-	if _, err := readStat(dirfd); err != nil {
+	if _, err := procfs.StatAt(dirfd); err != nil {
 		return nil, procErr(p.Pid, "stat", err)
 	}
 	return &Program{Path: path, SHA256: sum}, nil

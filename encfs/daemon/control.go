@@ -21,6 +21,8 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // The control API is HTTP with JSON bodies over a unix socket that only
@@ -581,7 +583,7 @@ func (d *Daemon) useToken(t []byte) bool {
 func (d *Daemon) auditSession(what string, pid int, uid uint32) {
 	rec := AuditRecord{Time: time.Now().UTC(), Decision: what, Mode: string(d.Mode()), Pid: pid, Uid: uid,
 		File: d.cfg.Mount, Reason: "encrypt/decrypt or recovery: the process moves data through the mount"}
-	if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
+	if exe, err := procfs.Exe(pid); err == nil {
 		rec.Exe = exe
 	}
 	d.writeAudit(rec)
@@ -646,34 +648,23 @@ func (d *Daemon) handleMoveEnd(w http.ResponseWriter, r *http.Request) {
 // /proc/PID/stat) of a process: with the pid it names one process for
 // good, even after the pid is reused.
 func procStart(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return st.StartTime, nil
 }
 
 // tgid returns the process (thread group) id of a thread id.
 func tgid(tid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	st, err := procfs.ReadStatus(tid)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
-			return strconv.Atoi(strings.TrimSpace(v))
-		}
+	if st.Tgid == 0 {
+		return 0, fmt.Errorf("no Tgid in %s", procfs.Path(tid, "status"))
 	}
-	return 0, fmt.Errorf("no Tgid in /proc/%d/status", tid)
+	return st.Tgid, nil
 }
 
 // ErrUnsafeSocketDir: the directory of a socket is not root's alone.

@@ -32,6 +32,8 @@ import (
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/dirs"
 	"github.com/mysecure/mysecure/internal/fds"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // Mode is how access decisions are applied.
@@ -288,18 +290,12 @@ var ErrAlreadyMounted = errors.New("already mounted")
 
 // isMountPoint reports whether dir is listed in /proc/self/mountinfo.
 func isMountPoint(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := procfs.Mounts()
 	if err != nil {
 		return false
 	}
-	clean := filepath.Clean(dir)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMountinfo(f[4]) == clean {
-			return true
-		}
-	}
-	return false
+	_, ok := procfs.MountAt(mounts, dir)
+	return ok
 }
 
 // abortConnection aborts the FUSE connection of the mount at dir through
@@ -319,25 +315,19 @@ func abortConnection(dir string) {
 // mountDevice returns the minor device number of the mount at dir (the
 // fusectl connection name), from /proc/self/mountinfo.
 func mountDevice(dir string) string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := procfs.Mounts()
 	if err != nil {
 		return ""
 	}
 	clean := filepath.Clean(dir)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMountinfo(f[4]) == clean {
-			if _, minor, ok := strings.Cut(f[2], ":"); ok {
+	for _, m := range mounts {
+		if m.Point == clean {
+			if _, minor, ok := strings.Cut(m.Dev, ":"); ok {
 				return minor
 			}
 		}
 	}
 	return ""
-}
-
-func unescapeMountinfo(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
 }
 
 // ErrDetached: the mount was unmounted from outside the daemon (umount -l,
@@ -397,14 +387,13 @@ func (d *Daemon) alarmDetached() {
 // mountedAt reports whether mountinfo lists a mount of device dev
 // ("major:minor") at dir.
 func mountedAt(dir, dev string) (bool, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := procfs.Mounts()
 	if err != nil {
 		return false, err
 	}
 	clean := filepath.Clean(dir)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[2] == dev && unescapeMountinfo(f[4]) == clean {
+	for _, m := range mounts {
+		if m.Dev == dev && m.Point == clean {
 			return true, nil
 		}
 	}

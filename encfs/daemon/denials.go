@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"os"
 	"path"
 	"slices"
 	"sort"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mysecure/mysecure/encfs/acl"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // The daemon remembers its most recent denials in memory (the audit log
@@ -144,23 +145,11 @@ func (d *Daemon) recordDenial(tid int, rec AuditRecord) {
 // procPgid is the process group of pid (field 5 of /proc/PID/stat), 0
 // when it cannot be read.
 func procPgid(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name (field 2) may hold spaces and parentheses: count
-	// from the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 3 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[2])
-	return n
+	return st.Pgid
 }
 
 // GroupDenials groups ds (oldest first) by program and category, newest

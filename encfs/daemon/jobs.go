@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,9 +12,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // Jobs runs the operations of a module (backups) for the control API.
@@ -168,19 +168,13 @@ func inGroup(pid int, gid uint32, want int) bool {
 	if int(gid) == want {
 		return true
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procfs.ReadStatus(pid)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "Groups:"); ok {
-			for _, g := range strings.Fields(rest) {
-				if n, err := strconv.Atoi(g); err == nil && n == want {
-					return true
-				}
-			}
+	for _, g := range st.Groups {
+		if int(g) == want {
+			return true
 		}
 	}
 	return false

@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/encfs/content"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // handle is an open file. Its existence is the access decision: it was
@@ -100,31 +102,13 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 		}
 		h.of.notePriv(m)
 	}
-	uid, uok := in.GetUID()
-	gid, gok := in.GetGID()
-	if uok || gok {
-		suid, sgid := -1, -1
-		if uok {
-			suid = int(uid)
-		}
-		if gok {
-			sgid = int(gid)
-		}
-		if err := unix.Fchown(fd, suid, sgid); err != nil {
+	if uid, gid, ok := owner(in); ok {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
 			return fs.ToErrno(err)
 		}
 	}
-	mtime, mok := in.GetMTime()
-	atime, aok := in.GetATime()
-	if mok || aok {
-		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-		if aok {
-			ts[0] = unix.NsecToTimespec(atime.UnixNano())
-		}
-		if mok {
-			ts[1] = unix.NsecToTimespec(mtime.UnixNano())
-		}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+itoa(fd), ts, 0); err != nil {
+	if ts, ok := times(in); ok {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, procfs.SelfFDPath(fd), ts, 0); err != nil {
 			return fs.ToErrno(err)
 		}
 	}
@@ -195,20 +179,6 @@ func (h *handle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, 
 		return 0, toErrno(err)
 	}
 	return uint64(r), 0
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
 
 // fsyncDataSync is FUSE_FSYNC_FDATASYNC: the caller asked for fdatasync.

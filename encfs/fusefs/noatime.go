@@ -2,10 +2,11 @@ package fusefs
 
 import (
 	"os"
-	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // mergeReader is how the daemon reads a store file for itself: the rest of
@@ -34,7 +35,7 @@ type mergeReader struct {
 // only in WriteAt and Truncate), as is Close, once the last handle is gone.
 func (r *mergeReader) ReadAt(p []byte, off int64) (int, error) {
 	r.once.Do(func() {
-		r.f, _ = os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(r.main.Fd())), os.O_RDONLY|unix.O_NOATIME, 0)
+		r.f, _ = os.OpenFile(procfs.SelfFDPath(int(r.main.Fd())), os.O_RDONLY|unix.O_NOATIME, 0)
 	})
 	if r.f != nil {
 		return r.f.ReadAt(p, off)

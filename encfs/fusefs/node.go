@@ -16,6 +16,8 @@ import (
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // node is a file, directory or symlink below a category.
@@ -140,7 +142,7 @@ func (n *node) openStoreDir() (int, syscall.Errno) {
 
 // fdPath names entry name of the directory open as fd.
 func fdPath(fd int, name string) string {
-	return "/proc/self/fd/" + itoa(fd) + "/" + name
+	return procfs.SelfFDPath(fd) + "/" + name
 }
 
 func noop() {}
@@ -359,26 +361,44 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 }
 
 func setOwner(p string, in *fuse.SetAttrIn) syscall.Errno {
-	uid, uok := in.GetUID()
-	gid, gok := in.GetGID()
-	if !uok && !gok {
+	uid, gid, ok := owner(in)
+	if !ok {
 		return 0
 	}
-	suid, sgid := -1, -1
-	if uok {
-		suid = int(uid)
-	}
-	if gok {
-		sgid = int(gid)
-	}
-	return fs.ToErrno(unix.Lchown(p, suid, sgid))
+	return fs.ToErrno(unix.Lchown(p, uid, gid))
 }
 
 func setTimes(p string, in *fuse.SetAttrIn) syscall.Errno {
+	ts, ok := times(in)
+	if !ok {
+		return 0
+	}
+	return fs.ToErrno(unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW))
+}
+
+// owner returns the uid and gid a setattr asks for, -1 for one it leaves
+// alone; ok is false when it changes neither.
+func owner(in *fuse.SetAttrIn) (uid, gid int, ok bool) {
+	u, uok := in.GetUID()
+	g, gok := in.GetGID()
+	uid, gid = -1, -1
+	if uok {
+		uid = int(u)
+	}
+	if gok {
+		gid = int(g)
+	}
+	return uid, gid, uok || gok
+}
+
+// times returns the atime and mtime a setattr asks for (UTIME_OMIT for
+// one it leaves alone), as utimensat takes them; ok is false when it
+// changes neither.
+func times(in *fuse.SetAttrIn) ([]unix.Timespec, bool) {
 	mtime, mok := in.GetMTime()
 	atime, aok := in.GetATime()
 	if !mok && !aok {
-		return 0
+		return nil, false
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
 	if aok {
@@ -387,7 +407,7 @@ func setTimes(p string, in *fuse.SetAttrIn) syscall.Errno {
 	if mok {
 		ts[1] = unix.NsecToTimespec(mtime.UnixNano())
 	}
-	return fs.ToErrno(unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW))
+	return ts, true
 }
 
 // acquire returns the shared open state of regular file n, opening the

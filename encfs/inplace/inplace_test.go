@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/internal/testenv"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 func TestEncryptDecryptRoundTrip(t *testing.T) {
@@ -540,7 +542,7 @@ func FuzzParseMountinfo(f *testing.F) {
 	f.Add([]byte("36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n"))
 	f.Add([]byte("41 26 0:38 / /tmp/x rw,relatime - tmpfs tmpfs rw\n\\\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, mp := range parseMountinfo(data) {
+		for _, mp := range mountPoints(procfs.ParseMountinfo(data)) {
 			if !filepath.IsAbs(mp) || filepath.Clean(mp) != mp {
 				t.Fatalf("bad mount point %q", mp)
 			}
@@ -550,7 +552,7 @@ func FuzzParseMountinfo(f *testing.F) {
 
 func TestParseMountinfo(t *testing.T) {
 	in := "36 35 98:0 /mnt1 /mnt/with\\040space rw - ext3 /dev/root rw\n41 26 0:38 / /tmp/x rw,relatime - tmpfs tmpfs rw\n"
-	got := parseMountinfo([]byte(in))
+	got := mountPoints(procfs.ParseMountinfo([]byte(in)))
 	want := []string{"/mnt/with space", "/tmp/x"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("parseMountinfo = %q, want %q", got, want)

@@ -1,11 +1,10 @@
 package inplace
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // checkInUse looks through /proc for processes that have a file under one
@@ -29,38 +28,30 @@ func checkInUse(roots []string) error {
 		return false
 	}
 
-	ents, err := os.ReadDir("/proc")
+	pids, err := procfs.Pids()
 	if err != nil {
 		return err
 	}
-	var pids []int
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	slices.Sort(pids)
 
 	var first *InUseError
 	hits := 0
 	hit := func(pid int, p string, cwd bool) {
 		hits++
 		if first == nil {
-			comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
-			first = &InUseError{Path: strings.TrimSuffix(p, " (deleted)"), PID: pid, Command: strings.TrimSpace(string(comm)), Cwd: cwd}
+			comm, _ := procfs.Comm(pid)
+			first = &InUseError{Path: procfs.TrimDeleted(p), PID: pid, Command: comm, Cwd: cwd}
 		}
 	}
 	for _, pid := range pids {
-		dir := filepath.Join("/proc", strconv.Itoa(pid))
-		if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err == nil && under(cwd) {
+		if cwd, err := procfs.Cwd(pid); err == nil && under(cwd) {
 			hit(pid, cwd, true)
 		}
-		fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+		fds, err := procfs.FDs(pid)
 		if err != nil {
 			continue // gone, or a kernel thread
 		}
 		for _, fd := range fds {
-			t, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
+			t, err := procfs.FDLink(pid, fd)
 			if err != nil || !strings.HasPrefix(t, "/") {
 				continue // closed meanwhile, or a pipe/socket/anon inode
 			}

@@ -1,19 +1,19 @@
 package inplace
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/internal/humanize"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // systemDirs may not be moved themselves (what is below them may): moving
@@ -176,11 +176,11 @@ func checkMounts(root, rroot string) error {
 	if st.Dev != pst.Dev {
 		return fmt.Errorf("%w: %s is a mount point (or another filesystem)", ErrRefused, root)
 	}
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := procfs.Mounts()
 	if err != nil {
-		return fmt.Errorf("failed to read the mount table: %w", err)
+		return err
 	}
-	for _, mp := range parseMountinfo(data) {
+	for _, mp := range mountPoints(mounts) {
 		if mp == root || mp == rroot {
 			return fmt.Errorf("%w: %s is a mount point", ErrRefused, root)
 		}
@@ -198,12 +198,12 @@ func checkMounted(mountDir string) error {
 	if mountDir == "" {
 		return nil
 	}
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := procfs.Mounts()
 	if err != nil {
-		return fmt.Errorf("failed to read the mount table: %w", err)
+		return err
 	}
 	real := realDir(mountDir)
-	for _, mp := range parseMountinfo(data) {
+	for _, mp := range mountPoints(mounts) {
 		if mp == mountDir || mp == real {
 			return nil
 		}
@@ -211,39 +211,16 @@ func checkMounted(mountDir string) error {
 	return fmt.Errorf("%w: the encrypted mount %s is not mounted", ErrRefused, mountDir)
 }
 
-// parseMountinfo returns the mount points listed in /proc/self/mountinfo
-// (the fifth field, with the kernel's octal escapes undone).
-func parseMountinfo(data []byte) []string {
+// mountPoints returns the absolute mount points of a mount table,
+// cleaned.
+func mountPoints(mounts []procfs.Mount) []string {
 	var mps []string
-	for line := range bytes.Lines(data) {
-		f := strings.Fields(string(line))
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeOctal(f[4])
-		if filepath.IsAbs(mp) {
-			mps = append(mps, filepath.Clean(mp))
+	for _, m := range mounts {
+		if filepath.IsAbs(m.Point) {
+			mps = append(mps, filepath.Clean(m.Point))
 		}
 	}
 	return mps
-}
-
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func kindName(mode uint32) string {

@@ -32,6 +32,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // Null is how a [Query] returns SQL NULL. The mariadb client in batch mode
@@ -128,12 +130,12 @@ func (h *Host) fill() {
 			*p = v
 		}
 	}
-	def(&h.Proc, "/proc")
+	def(&h.Proc, procfs.Root)
 	def(&h.LdPreload, "/etc/ld.so.preload")
 	def(&h.Passwd, "/etc/passwd")
 	def(&h.Mount, "/var/lib/mysecure/encrypted")
 	def(&h.HardenState, "/etc/mysecure/harden-mysqld.json")
-	def(&h.MountInfo, "/proc/self/mountinfo")
+	def(&h.MountInfo, procfs.MountInfoPath)
 	if h.SystemdDirs == nil {
 		h.SystemdDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
 	}

@@ -1,13 +1,12 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // LocalServer is a MySQL/MariaDB server process on this host.
@@ -23,22 +22,21 @@ var serverNames = map[string]bool{"mariadbd": true, "mysqld": true}
 // LocalServers lists the running server processes (by the base name of
 // their executable), with the socket their command line names.
 func LocalServers() []LocalServer {
-	pids, _ := filepath.Glob("/proc/[0-9]*")
+	pids, _ := procfs.Pids()
 	var out []LocalServer
-	for _, p := range pids {
-		exe, err := os.Readlink(p + "/exe")
+	for _, pid := range pids {
+		exe, err := procfs.Exe(pid)
 		if err != nil {
 			continue
 		}
-		exe = strings.TrimSuffix(exe, " (deleted)")
+		exe = procfs.TrimDeleted(exe)
 		if !serverNames[filepath.Base(exe)] {
 			continue
 		}
-		pid, _ := strconv.Atoi(filepath.Base(p))
 		s := LocalServer{Pid: pid, Exe: exe, Socket: "/run/mysqld/mysqld.sock"}
-		if b, err := os.ReadFile(p + "/cmdline"); err == nil {
-			for _, a := range bytes.Split(b, []byte{0}) {
-				if v, ok := strings.CutPrefix(string(a), "--socket="); ok {
+		if args, err := procfs.Cmdline(pid); err == nil {
+			for _, a := range args {
+				if v, ok := strings.CutPrefix(a, "--socket="); ok {
 					s.Socket = v
 				}
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/mysecure/mysecure/internal/mycnf"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // Sections 4 (general), 6 (logging), 7 (authentication), 8 (network)
@@ -123,17 +125,12 @@ func checkStrictMode(ctx context.Context, a *auditor) (outcome, error) {
 // mountedFuse reports whether dir is a FUSE mount point in the mount
 // table.
 func mountedFuse(mountinfo, dir string) (bool, error) {
-	lines, err := readLines(mountinfo)
+	mounts, err := procfs.MountsFrom(mountinfo)
 	if err != nil {
 		return false, err
 	}
-	for _, l := range lines {
-		pre, post, ok := strings.Cut(l, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 1 {
-			continue
-		}
-		if filepath.Clean(f[4]) == filepath.Clean(dir) && strings.HasPrefix(g[0], "fuse") {
+	for _, m := range mounts {
+		if filepath.Clean(m.Point) == filepath.Clean(dir) && strings.HasPrefix(m.FSType, "fuse") {
 			return true, nil
 		}
 	}
@@ -231,14 +228,14 @@ func (a *auditor) serverStderr(ctx context.Context) (string, error) {
 	if err != nil || pid <= 0 {
 		return "", fmt.Errorf("pid file %s holds no pid", pidFile)
 	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	exe, err := procfs.Exe(pid)
 	if err != nil {
 		return "", fmt.Errorf("server process %d: %v", pid, err)
 	}
 	if base := filepath.Base(strings.TrimSuffix(exe, " (deleted)")); !strings.Contains(base, "mariadbd") && !strings.Contains(base, "mysqld") {
 		return "", fmt.Errorf("pid %d from %s is %s, not the server", pid, pidFile, exe)
 	}
-	return os.Readlink(fmt.Sprintf("/proc/%d/fd/2", pid))
+	return procfs.FDLink(pid, 2)
 }
 
 func checkLogPartition(ctx context.Context, a *auditor) (outcome, error) {

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,9 +9,12 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // procInfo is the running server process, read from /proc.
@@ -65,49 +67,28 @@ func (a *auditor) readServerProc(ctx context.Context) (*procInfo, error) {
 
 // readProc reads one process from a proc filesystem.
 func readProc(proc string, pid int) (*procInfo, error) {
-	dir := filepath.Join(proc, strconv.Itoa(pid))
+	pfs := procfs.At(proc)
 	p := &procInfo{pid: pid}
-	st, err := os.ReadFile(filepath.Join(dir, "status"))
+	st, err := pfs.Status(pid)
 	if err != nil {
 		return nil, fmt.Errorf("server process %d: %v", pid, err)
 	}
-	found := false
-	for _, l := range strings.Split(string(st), "\n") {
-		if rest, ok := strings.CutPrefix(l, "Uid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 2 {
-				u, err := strconv.ParseUint(f[1], 10, 32)
-				if err == nil {
-					p.uid, found = uint32(u), true
-				}
-			}
-		}
-	}
-	if !found {
+	if len(st.Uid) < 2 {
 		return nil, fmt.Errorf("server process %d: no Uid in status", pid)
 	}
-	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
-		p.exe = strings.TrimSuffix(exe, " (deleted)")
+	p.uid = st.Uid[1] // effective
+	if exe, err := pfs.Exe(pid); err == nil {
+		p.exe = procfs.TrimDeleted(exe)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
-		p.args = splitNul(b)
+	if args, err := pfs.Cmdline(pid); err == nil {
+		p.args = slices.DeleteFunc(args, func(s string) bool { return s == "" })
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "environ"))
+	env, err := pfs.Environ(pid)
 	if err != nil {
 		return nil, fmt.Errorf("server process %d: environment: %v", pid, err)
 	}
-	p.env = splitNul(b)
+	p.env = env
 	return p, nil
-}
-
-func splitNul(b []byte) []string {
-	var out []string
-	for _, s := range bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0}) {
-		if len(s) > 0 {
-			out = append(out, string(s))
-		}
-	}
-	return out
 }
 
 // serverGID returns the primary gid of the server user.

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // Sections 1 (operating system) and 2 (installation and planning).
@@ -103,24 +105,20 @@ func checkCommandHistory(_ context.Context, a *auditor) (outcome, error) {
 }
 
 func checkMysqlPwdEnv(_ context.Context, a *auditor) (outcome, error) {
-	envs, err := filepath.Glob(filepath.Join(a.t.Host.Proc, "[0-9]*", "environ"))
-	if err != nil {
-		return outcome{}, err
-	}
+	pfs := procfs.At(a.t.Host.Proc)
+	pids, _ := pfs.Pids() // no procfs: nothing read, as the outcome says
 	var fails []Evidence
 	read := 0
-	for _, e := range envs {
-		b, err := os.ReadFile(e)
+	for _, pid := range pids {
+		env, err := pfs.Environ(pid)
 		if err != nil {
 			continue
 		}
 		read++
-		for _, kv := range splitNul(b) {
+		for _, kv := range env {
 			if strings.HasPrefix(kv, "MYSQL_PWD=") {
-				dir := filepath.Dir(e)
-				pid, _ := strconv.Atoi(filepath.Base(dir))
-				comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
-				fails = append(fails, Evidence{Text: fmt.Sprintf("process %d (%s) has MYSQL_PWD in its environment", pid, strings.TrimSpace(string(comm))), Pid: pid, Variable: "MYSQL_PWD"})
+				comm, _ := pfs.Comm(pid)
+				fails = append(fails, Evidence{Text: fmt.Sprintf("process %d (%s) has MYSQL_PWD in its environment", pid, comm), Pid: pid, Variable: "MYSQL_PWD"})
 			}
 		}
 	}

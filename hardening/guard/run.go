@@ -1,17 +1,17 @@
 package guard
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/syslog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // SighupFlag, as the only argument, makes the guard send SIGHUP (reload
@@ -100,33 +100,30 @@ func (c *Config) log(f Finding, stderr io.Writer) {
 // sighup signals servers started with grants disabled (on their command
 // line) to reload the grant tables.
 func (c *Config) sighup(stderr io.Writer) int {
-	pids, _ := filepath.Glob("/proc/[0-9]*")
+	pids, _ := procfs.Pids()
 	n := 0
-	for _, p := range pids {
-		exe, err := os.Readlink(p + "/exe")
+	for _, pid := range pids {
+		exe, err := procfs.Exe(pid)
 		if err != nil {
 			continue
 		}
-		exe = strings.TrimSuffix(exe, " (deleted)")
+		exe = procfs.TrimDeleted(exe)
 		if exe != c.RealBinary && (c.OriginalBinary == "" || exe != c.OriginalBinary) {
 			continue
 		}
-		b, err := os.ReadFile(p + "/cmdline")
-		if err != nil {
+		args, err := procfs.Cmdline(pid)
+		if err != nil || len(args) == 0 {
 			continue
 		}
-		args := bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0})
-		for _, a := range args[1:] {
-			s := string(a)
+		for _, s := range args[1:] {
 			if !strings.HasPrefix(s, "--") {
 				continue
 			}
 			name, _, _ := strings.Cut(s[2:], "=")
 			if IsSkipGrant(name) {
-				pid, _ := strconv.Atoi(filepath.Base(p))
 				if err := syscall.Kill(pid, syscall.SIGHUP); err == nil {
 					n++
-					c.log(Finding{Source: "pid " + filepath.Base(p), Option: s, Action: "reloaded", Reason: "sent SIGHUP to reload the grant tables"}, stderr)
+					c.log(Finding{Source: "pid " + strconv.Itoa(pid), Option: s, Action: "reloaded", Reason: "sent SIGHUP to reload the grant tables"}, stderr)
 				}
 				break
 			}

@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/mysecure/mysecure/internal/sandbox"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // The steps, in order; each report carries one of these names.
@@ -223,9 +225,9 @@ func mounted(dir string) bool {
 	if dir == "" {
 		return false
 	}
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == dir {
+	mounts, _ := procfs.Mounts()
+	for _, m := range mounts {
+		if m.Point == dir {
 			return true
 		}
 	}

@@ -3,34 +3,31 @@
 // so that the programs it starts get only the descriptors handed to them
 // on purpose (exec.Cmd's Stdin, Stdout, Stderr and ExtraFiles).
 //
-// It reads /proc/self/fd and changes descriptor flags; it never prints.
+// It reads /proc/self/fd (through internal/procfs) and changes descriptor flags; it never prints.
 package fds
 
 import (
 	"fmt"
-	"os"
 	"slices"
-	"sort"
-	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mysecure/mysecure/internal/procfs"
 )
 
 // list returns the process's open descriptors above 2 (including, for
 // the moment of the listing, the one that reads the directory).
 func list() ([]int, error) {
-	ents, err := os.ReadDir("/proc/self/fd")
+	all, err := procfs.SelfFDs()
 	if err != nil {
 		return nil, fmt.Errorf("failed to list open descriptors: %w", err)
 	}
 	var out []int
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err == nil && n > 2 {
+	for _, n := range all {
+		if n > 2 {
 			out = append(out, n)
 		}
 	}
-	sort.Ints(out)
 	return out, nil
 }
 
