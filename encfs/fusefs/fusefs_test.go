@@ -411,3 +411,52 @@ func TestGetattrDuringWrites(t *testing.T) {
 	}
 	t.Logf("%d stats during %d appends", seen.Load(), n)
 }
+
+// A directory renamed over an empty one replaces it, as on a plain
+// directory, though the store's empty directory holds its IV file; over a
+// directory with entries it fails with ENOTEMPTY and leaves both intact.
+// RENAME_NOREPLACE still refuses an empty target. posixtest's RenameOpenDir
+// found this (bench/posixsuite).
+func TestRenameDirOverEmptyDir(t *testing.T) {
+	store := t.TempDir()
+	m := mount(t, store, testKeys(t))
+	base := filepath.Join(m.mnt, "mysql")
+	src, dst, full := filepath.Join(base, "src"), filepath.Join(base, "dst"), filepath.Join(base, "full")
+	for _, d := range []string{src, dst, full} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("moved"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(full, "g"), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("RENAME_NOREPLACE over an empty directory: %v, want EEXIST", err)
+	}
+	// os.Rename refuses any directory as the target by itself.
+	if err := unix.Rename(src, full); !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("rename over a directory with entries: %v, want ENOTEMPTY", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(full, "g")); err != nil || string(b) != "kept" {
+		t.Fatalf("the target of the refused rename: %q %v", b, err)
+	}
+	if err := unix.Rename(src, dst); err != nil {
+		t.Fatalf("rename over an empty directory: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "moved" {
+		t.Fatalf("after the rename: %q %v", b, err)
+	}
+	if _, err := os.Stat(src); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the source is still there: %v", err)
+	}
+	// The renamed directory keeps working: new entries in it.
+	if err := os.WriteFile(filepath.Join(dst, "new"), []byte("n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(dst); err != nil || len(ents) != 2 {
+		t.Fatalf("readdir after the rename: %v %v", ents, err)
+	}
+}
