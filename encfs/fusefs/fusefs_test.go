@@ -340,6 +340,61 @@ func TestMergeReadsKeepAtime(t *testing.T) {
 	}
 }
 
+// Opening a file reads its header in the daemon; like open(2) on a plain
+// directory that leaves the access time alone (posixtest's FstatDeleted
+// compares it before and after). The first read through the mount still
+// updates it.
+func TestOpenKeepsAtime(t *testing.T) {
+	store, keys := t.TempDir(), testKeys(t)
+	m := mount(t, store, keys)
+	if err := os.WriteFile(filepath.Join(m.mnt, "mysql", "t"), []byte("some content"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh mount: the kernel sends RELEASE after close(2) returns, so
+	// the next open could still find the write's open state (no header
+	// read) on this one.
+	m.unmount(t)
+	m = mount(t, store, keys)
+	p := filepath.Join(m.mnt, "mysql", "t")
+	cp, err := m.fs.CipherPath("mysql", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Unix(1_000_000_000, 0)
+	if err := os.Chtimes(cp, old, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []int{os.O_RDONLY, os.O_WRONLY} {
+		f, err := os.OpenFile(p, flag|syscall.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if at := atimeOf(t, cp); !at.Equal(old) {
+			t.Fatalf("open (flags %#x) changed the store file's atime to %v", flag, at)
+		}
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(store, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Flags&unix.ST_NOATIME != 0 {
+		t.Logf("the store's file system is mounted noatime: no read updates an atime there")
+		return
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Read(make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if at := atimeOf(t, cp); at.Equal(old) {
+		t.Fatal("a read through the mount did not update the store file's atime")
+	}
+}
+
 func atimeOf(t *testing.T, p string) time.Time {
 	t.Helper()
 	var st syscall.Stat_t

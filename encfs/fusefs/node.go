@@ -415,7 +415,7 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	b, err := os.OpenFile(p, os.O_RDWR, 0)
+	b, noatime, err := openBackingNoatime(p)
 	if err != nil {
 		return nil, fs.ToErrno(err)
 	}
@@ -423,6 +423,12 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 	if err != nil {
 		b.Close()
 		return nil, toErrno(err)
+	}
+	if noatime {
+		if err := clearNoatime(b); err != nil {
+			b.Close()
+			return nil, fs.ToErrno(err)
+		}
 	}
 	mr := &mergeReader{main: b}
 	cf.SetMergeReader(mr)
