@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"errors"
 	"os"
 	"sync"
 
@@ -51,4 +52,34 @@ func (r *mergeReader) Close() error {
 		return nil
 	}
 	return r.f.Close()
+}
+
+// openBackingNoatime opens store file p for the shared open state with
+// O_NOATIME where the daemon may (it owns the file or is privileged), and
+// says whether it did. content.Open reads the header through it: that read
+// is the daemon's own, and a plain directory does not touch the access
+// time on open(2), only on a read. clearNoatime then makes the descriptor
+// an ordinary one before any read through the mount uses it.
+func openBackingNoatime(p string) (*os.File, bool, error) {
+	b, err := os.OpenFile(p, os.O_RDWR|unix.O_NOATIME, 0)
+	if err == nil {
+		return b, true, nil
+	}
+	if !errors.Is(err, unix.EPERM) {
+		return nil, false, err
+	}
+	b, err = os.OpenFile(p, os.O_RDWR, 0)
+	return b, false, err
+}
+
+// clearNoatime clears O_NOATIME on b (F_SETFL may change it), so that
+// reads through the mount update the access time as on a plain directory.
+func clearNoatime(b *os.File) error {
+	fd := b.Fd()
+	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	_, err = unix.FcntlInt(fd, unix.F_SETFL, fl&^unix.O_NOATIME)
+	return err
 }

@@ -435,7 +435,7 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
-	b, err := os.OpenFile(p, os.O_RDWR, 0)
+	b, noatime, err := openBackingNoatime(p)
 	if err != nil {
 		return nil, fs.ToErrno(err)
 	}
@@ -443,6 +443,12 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 	if err != nil {
 		b.Close()
 		return nil, toErrno(err)
+	}
+	if noatime {
+		if err := clearNoatime(b); err != nil {
+			b.Close()
+			return nil, fs.ToErrno(err)
+		}
 	}
 	mr := &mergeReader{main: b}
 	cf.SetMergeReader(mr)
@@ -694,13 +700,49 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err := names.WriteLongName(p2, long2); err != nil {
 		return fs.ToErrno(err)
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, p1, unix.AT_FDCWD, p2, uint(flags)); err != nil {
+	err := unix.Renameat2(unix.AT_FDCWD, p1, unix.AT_FDCWD, p2, uint(flags))
+	if (err == unix.ENOTEMPTY || err == unix.EEXIST) && flags&(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE) == 0 {
+		err = renameOverEmptyDir(p1, p2, flags, err)
+	}
+	if err != nil {
 		return fs.ToErrno(err)
 	}
 	if flags&unix.RENAME_EXCHANGE == 0 {
 		removeLongName(p1, long1)
 	}
 	return 0
+}
+
+// renameOverEmptyDir retries a rename that failed with errno (ENOTEMPTY
+// or EEXIST) because the target p2 is a directory that is empty on the
+// mount but holds its IV file in the store: the IV file is removed and the
+// rename tried again, which replaces the directory as on a plain
+// directory. A target with other entries, or a retry that fails, leaves
+// the target as it was (its IV put back) and returns the original error.
+// The kernel holds the target's inode lock during a rename, so nothing is
+// looked up or created in it meanwhile.
+func renameOverEmptyDir(p1, p2 string, flags uint32, errno error) error {
+	d, err := os.Open(p2)
+	if err != nil {
+		return errno
+	}
+	ents, _ := d.Readdirnames(2)
+	d.Close()
+	if len(ents) != 1 || ents[0] != names.DirIVFile {
+		return errno
+	}
+	iv, err := names.ReadDirIV(p2)
+	if err != nil {
+		return errno
+	}
+	if err := os.Remove(names.DirIVPath(p2)); err != nil {
+		return errno
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, p1, unix.AT_FDCWD, p2, uint(flags)); err != nil {
+		_ = names.WriteDirIV(p2, iv) // put it back: the directory stays usable
+		return err
+	}
+	return nil
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
