@@ -16,9 +16,10 @@
 #   systemd          systemd-analyze checks the timers 'schedule install --systemd' writes
 #   passwd           useradd/groupadd for the backup-group test user
 #   zstd             the plain-tool side of bench/backup.sh
+#   fio              the soak test's verifying writers (make stress)
 set -euo pipefail
 
-pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps systemd passwd zstd)
+pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps systemd passwd zstd fio)
 
 missing=()
 for p in "${pkgs[@]}"; do
