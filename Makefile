@@ -7,7 +7,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test race lint bench demo clean
+.PHONY: all build deps test race lint bench demo clean stress stress-long fuzz
 
 all: build
 
@@ -24,6 +24,24 @@ deps:
 # CI sets MYSECURE_TEST_STRICT=1 so a test skipped for a missing component fails.
 test: deps lint build
 	$(GO) test -count=1 ./...
+
+# Stress (issue 20, docs/reliability.md): soak with fio and a model-checked
+# random-operation tester, faults injected below the store, kill -9 of the
+# daemon at random points, leak scans; then every fuzz target. The short
+# form runs in CI after `make test` (about 4 minutes); the long form (10 min
+# soak, 10 min per fuzz target, more kill points) is for releases.
+STRESS_TESTS := '^TestStress'
+
+stress: deps build
+	MYSECURE_STRESS=short $(GO) test -count=1 -v -timeout 20m -run $(STRESS_TESTS) ./integration/
+	./scripts/fuzz.sh 2s
+
+stress-long: deps build
+	MYSECURE_STRESS=long $(GO) test -count=1 -v -timeout 120m -run $(STRESS_TESTS) ./integration/
+	./scripts/fuzz.sh 10m
+
+fuzz:
+	./scripts/fuzz.sh $(or $(FUZZTIME),30s)
 
 race: deps
 	$(GO) test -race -count=1 ./...

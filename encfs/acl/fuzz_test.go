@@ -1,6 +1,9 @@
 package acl
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -40,5 +43,63 @@ func FuzzParseRule(f *testing.F) {
 		if again.String() != s {
 			t.Fatalf("String is not stable: %q then %q", s, again.String())
 		}
+	})
+}
+
+// FuzzParseRules: a rules file is refused or parsed without a panic; under
+// the seed key a parsed file's rules are all valid.
+func FuzzParseRules(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, 32)
+	rs := &RuleSet{}
+	for _, line := range []string{"ALLOW @mysql * /usr/bin/cat", "DENY @* *.cnf /usr/bin/head --user=0"} {
+		r, err := ParseRule(line)
+		if err != nil {
+			f.Fatal(err)
+		}
+		rs.Rules = append(rs.Rules, r)
+	}
+	dir := f.TempDir()
+	p := filepath.Join(dir, "rules.json")
+	if err := SaveRules(p, rs, key); err != nil {
+		f.Fatal(err)
+	}
+	good, err := os.ReadFile(p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(bytes.Replace(good, []byte("cat"), []byte("cad"), 1))
+	f.Add([]byte(`{"format":"mysecure-rules","version":1,"rules":[],"mac":""}`))
+	f.Add([]byte(`{"format":"mysecure-rules","version":99}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := parseRules(data, key)
+		if err != nil {
+			return
+		}
+		for _, r := range rs.Rules {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("accepted an invalid rule %+v: %v", r, err)
+			}
+		}
+	})
+}
+
+// FuzzParseStat: /proc/PID/stat with any command name (a process chooses
+// its own, ')' and spaces included) parses to the fields after the last
+// ')' or is refused.
+func FuzzParseStat(f *testing.F) {
+	f.Add("1234 (cat) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100 18446744073709551615")
+	f.Add("1 (a) b) c) R 77 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 5 0")
+	f.Add("1 (x")
+	f.Fuzz(func(t *testing.T, comm string) {
+		line := "4242 (" + comm + ") S 77 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 31337 0 0"
+		st, err := parseStat([]byte(line))
+		if err != nil {
+			t.Fatalf("comm %q: %v", comm, err)
+		}
+		if st.ppid != 77 || st.startTime != 31337 {
+			t.Fatalf("comm %q confused the parser: ppid %d start %d", comm, st.ppid, st.startTime)
+		}
+		parseStat([]byte(comm))
 	})
 }
