@@ -246,6 +246,21 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.ensureHeader(); err != nil {
 		return 0, err
 	}
+	// A failed write (EIO, ENOSPC) must not leave the file longer than
+	// before with a torn last block, unreadable for good: cut the backing
+	// file back to where it ended. Blocks inside the old end were each
+	// written whole or not at all by this call, except the one a failed
+	// store write tore; that one reads as an error, never as wrong bytes.
+	oldEnd := size
+	fail := func(err error) (int, error) {
+		if off+int64(len(p)) > oldEnd {
+			f.truncBacking(CipherSize(oldEnd))
+			if c := f.last; c != nil {
+				c.valid = false
+			}
+		}
+		return 0, err
+	}
 	if off > size {
 		// Zeros up to off: sealed in a file without holes; in one with
 		// holes only the rest of the current last block, the blocks
@@ -255,12 +270,12 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 			end = min(off, roundUp(size))
 		}
 		if err := f.fillZeros(size, end); err != nil {
-			return 0, err
+			return fail(err)
 		}
 		size = end
 	}
 	if err := f.writeRange(p, off, size); err != nil {
-		return 0, err
+		return fail(err)
 	}
 	if end := off + int64(len(p)); end > f.size {
 		f.size = end
