@@ -1,0 +1,352 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crashState is what the workloads of one crash run confirmed before the
+// daemon died: the invariants checked after the remount.
+type crashState struct {
+	mu        sync.Mutex
+	files     map[string][]byte // created, fsynced, never changed again
+	logs      map[string][]byte // appended with fsync: at least this prefix
+	renamed   map[string][2]string
+	renamedB  map[string][]byte
+	versions  map[string]map[string]bool // name -> every content it may hold
+	rules     []string                   // rules whose `acl add` returned 0
+	inplace   string                     // a directory under an encrypt move
+	inBefore  map[string]entry
+	ops       int
+	opsByKind map[string]int
+}
+
+func (c *crashState) op(kind string) {
+	c.mu.Lock()
+	c.ops++
+	c.opsByKind[kind]++
+	c.mu.Unlock()
+}
+
+// killDaemon sends SIGKILL to the daemon and waits until it is gone.
+func killDaemon(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	for i := 0; i < 500; i++ {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("daemon %d still alive 5 s after SIGKILL", pid)
+}
+
+// TestStressCrash kills the daemon with SIGKILL at random moments while
+// files are written with fsync, renamed (also over another file, the
+// atomic replace pattern), moved into the store by `encrypt`, and rules
+// are added; after each kill it mounts again and checks that nothing
+// committed is lost, every file reads, the rules load and the move
+// journal is empty. Short: 8 kills; long: 80.
+func TestStressCrash(t *testing.T) {
+	level := stressLevel(t)
+	start := time.Now()
+	dir := t.TempDir()
+	e, secrets := newStressEnv(t, dir, filepath.Join(dir, "store"))
+	m := mountVolume(t, e, nil)
+	self, _ := os.Executable()
+	m.aclAdd("ALLOW @mysql * " + self)
+	marker := "CRASHMARK-" + randHex(8)
+	secrets = append(secrets, marker)
+	// Files moved by encrypt are plaintext outside the store before and
+	// after (decrypt puts them back): their marker is looked for in the
+	// store only.
+	moveMarker := "MOVEMARK-" + randHex(8)
+	leaks := watchLeaks(secrets...)
+	data := filepath.Join(m.mnt, "mysql")
+	journal := filepath.Join(m.store, "ms.journal")
+	scenarios := []string{"writes", "renames", "inplace", "rules"}
+	runs := pick(level, 8, 80)
+	var kinds = map[string]int{}
+	totalOps := 0
+	for run := 0; run < runs; run++ {
+		sc := scenarios[run%len(scenarios)]
+		c := &crashState{files: map[string][]byte{}, logs: map[string][]byte{}, renamed: map[string][2]string{},
+			renamedB: map[string][]byte{}, versions: map[string]map[string]bool{}, opsByKind: map[string]int{}}
+		rd := filepath.Join(data, fmt.Sprintf("run%03d", run))
+		if err := os.Mkdir(rd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pid := m.daemonPid()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		delay := time.Duration(50+rand.IntN(1200)) * time.Millisecond
+		switch sc {
+		case "writes":
+			for g := 0; g < 2; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					crashWriter(c, rd, g, marker, stop)
+				}()
+			}
+		case "renames":
+			crashRenamesSetup(t, c, rd, marker)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				crashRenamer(c, rd, marker, stop)
+			}()
+		case "inplace":
+			src := filepath.Join(dir, fmt.Sprintf("move%03d", run))
+			os.MkdirAll(filepath.Join(src, "sub"), 0o755)
+			for i := 0; i < 24; i++ {
+				os.WriteFile(filepath.Join(src, "sub", fmt.Sprintf("f%02d", i)), pattern(moveMarker+src+strconv.Itoa(i), 256<<10+i*999), 0o640)
+			}
+			c.inplace, c.inBefore = src, snapshot(t, src)
+			enc := m.cmd(append([]string{"encrypt", "@mysql", src}, m.creds()...)...)
+			enc.Stdout, enc.Stderr = io.Discard, io.Discard
+			if err := enc.Start(); err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); enc.Wait() }()
+			delay = time.Duration(rand.IntN(600)) * time.Millisecond
+		case "rules":
+			// An acl add pays the KDF and a CLI start: kill later.
+			delay = time.Duration(300+rand.IntN(2500)) * time.Millisecond
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r := fmt.Sprintf("ALLOW @mysql run%03d/r%d/* /usr/bin/cat --user=65534", run, i)
+					if err := m.cmd(append([]string{"acl", "add", r}, m.creds()...)...).Run(); err != nil {
+						return
+					}
+					c.mu.Lock()
+					c.rules = append(c.rules, r)
+					c.mu.Unlock()
+					c.op("acl add")
+				}
+			}()
+		}
+		time.Sleep(delay)
+		killDaemon(t, pid)
+		close(stop)
+		wg.Wait()
+
+		// Mount again: the dead mount is cleared, a move is recovered.
+		m.ms(0, append([]string{"mount"}, m.creds()...)...)
+		waitEmpty(t, journal)
+		var st struct {
+			DenyAll     string `json:"deny_all"`
+			RulesLoaded bool   `json:"rules_loaded"`
+		}
+		if err := json.Unmarshal([]byte(m.ms(0, "status", "--json")), &st); err != nil || !st.RulesLoaded || st.DenyAll != "" {
+			t.Fatalf("run %d (%s): after the remount rules are not loaded: %+v %v", run, sc, st, err)
+		}
+		checkCrash(t, m, c, rd, run, sc)
+		kinds[sc]++
+		totalOps += c.ops
+		t.Logf("run %d: %s, killed after %v, %d operations confirmed before the kill %v: all there", run, sc, delay, c.ops, c.opsByKind)
+	}
+	// Every file on the mount reads.
+	unreadable := 0
+	filepath.Walk(data, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if _, err := os.ReadFile(p); err != nil {
+				unreadable++
+				t.Errorf("unreadable after the crashes: %s: %v", p, err)
+			}
+		}
+		return nil
+	})
+	t.Logf("crash points: %d kills %v, %d confirmed operations checked, %d unreadable files", runs, kinds, totalOps, unreadable)
+	m.ms(0, "umount")
+	leaks.finish(t)
+	scanLeaks(t, m, start, secrets...)
+	scanStore(t, m.store, moveMarker)
+}
+
+// crashWriter creates files (write, fsync, close: then committed) and
+// appends to a log with fsync after each record, until stop or an error.
+func crashWriter(c *crashState, dir string, g int, marker string, stop chan struct{}) {
+	logName := filepath.Join(dir, fmt.Sprintf("log%d", g))
+	lf, err := os.OpenFile(logName, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer lf.Close()
+	var logData []byte
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		rec := pattern(fmt.Sprintf("%s-log%d-%d", marker, g, i), 100+rand.IntN(9000))
+		if _, err := lf.Write(rec); err != nil {
+			return
+		}
+		if err := lf.Sync(); err != nil {
+			return
+		}
+		logData = append(logData, rec...)
+		c.mu.Lock()
+		c.logs[logName] = append([]byte(nil), logData...)
+		c.mu.Unlock()
+		c.op("log append+fsync")
+
+		p := filepath.Join(dir, fmt.Sprintf("w%d-%04d", g, i))
+		b := pattern(marker+p, rand.IntN(200<<10))
+		if writeFileSync(p, b) != nil {
+			return
+		}
+		c.mu.Lock()
+		c.files[p] = b
+		c.mu.Unlock()
+		c.op("create+fsync")
+	}
+}
+
+func fsyncDir(d string) error {
+	f, err := os.Open(d)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func crashRenamesSetup(t *testing.T, c *crashState, dir, marker string) {
+	t.Helper()
+	for i := 0; i < 8; i++ {
+		a := filepath.Join(dir, fmt.Sprintf("r%d.a", i))
+		b := pattern(marker+a, 5000+i*3000)
+		if err := writeFileSync(a, b); err != nil {
+			t.Fatal(err)
+		}
+		c.renamed[a] = [2]string{a, filepath.Join(dir, fmt.Sprintf("r%d.b", i))}
+		c.renamedB[a] = b
+	}
+	cfg := filepath.Join(dir, "cfg")
+	v := pattern(marker+"cfg-v0", 20000)
+	if err := writeFileSync(cfg, v); err != nil {
+		t.Fatal(err)
+	}
+	fsyncDir(dir)
+	c.versions[cfg] = map[string]bool{string(v): true}
+}
+
+// crashRenamer renames files back and forth and replaces cfg atomically
+// (write cfg.tmp, fsync, rename over cfg, fsync the directory).
+func crashRenamer(c *crashState, dir, marker string, stop chan struct{}) {
+	cfg := filepath.Join(dir, "cfg")
+	for i := 1; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		for _, names := range c.renamed {
+			from, to := names[0], names[1]
+			if i%2 == 0 {
+				from, to = to, from
+			}
+			if os.Rename(from, to) != nil {
+				return
+			}
+			c.op("rename")
+		}
+		if fsyncDir(dir) != nil {
+			return
+		}
+		v := pattern(fmt.Sprintf("%scfg-v%d", marker, i), 20000+i)
+		// The new version may be there from the moment the rename starts.
+		c.mu.Lock()
+		c.versions[cfg][string(v)] = true
+		c.mu.Unlock()
+		if writeFileSync(cfg+".tmp", v) != nil || os.Rename(cfg+".tmp", cfg) != nil || fsyncDir(dir) != nil {
+			return
+		}
+		c.op("replace cfg")
+	}
+}
+
+// checkCrash checks one run's invariants after the remount.
+func checkCrash(t *testing.T, m *mountEnv, c *crashState, dir string, run int, sc string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, b := range c.files {
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("run %d (%s): committed file %s: %d bytes %v, want %d", run, sc, p, len(got), err, len(b))
+		}
+	}
+	for p, b := range c.logs {
+		got, err := os.ReadFile(p)
+		if err != nil || len(got) < len(b) || !bytes.Equal(got[:len(b)], b) {
+			t.Errorf("run %d (%s): log %s: %d bytes %v, want at least the %d fsynced", run, sc, p, len(got), err, len(b))
+		}
+	}
+	for key, names := range c.renamed {
+		a, errA := os.ReadFile(names[0])
+		b, errB := os.ReadFile(names[1])
+		switch {
+		case errA == nil && errB == nil:
+			t.Errorf("run %d: %s exists under both names", run, key)
+		case errA != nil && errB != nil:
+			t.Errorf("run %d: %s lost under both names: %v / %v", run, key, errA, errB)
+		case errA == nil && !bytes.Equal(a, c.renamedB[key]), errB == nil && !bytes.Equal(b, c.renamedB[key]):
+			t.Errorf("run %d: %s changed by renames", run, key)
+		}
+	}
+	for p, vs := range c.versions {
+		got, err := os.ReadFile(p)
+		if err != nil || !vs[string(got)] {
+			t.Errorf("run %d: %s (replaced by rename) is none of its %d versions: %d bytes %v", run, p, len(vs), len(got), err)
+		}
+	}
+	if len(c.rules) > 0 {
+		list := m.ms(0, "acl", "list")
+		for _, r := range c.rules {
+			// acl list prints rules as they were written.
+			if !strings.Contains(list, strings.TrimPrefix(r, "ALLOW ")) {
+				t.Errorf("run %d: rule added before the kill is gone: %s", run, r)
+			}
+		}
+	}
+	if c.inplace != "" {
+		fi, err := os.Lstat(c.inplace)
+		if err != nil {
+			t.Fatalf("run %d: %s gone after the move was killed: %v", run, c.inplace, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			m.ms(0, append([]string{"decrypt", "@mysql", c.inplace}, m.creds()...)...)
+			c.opsByKind["moved, decrypted back"]++
+		} else {
+			c.opsByKind["rolled back"]++
+		}
+		compareSnapshots(t, c.inBefore, snapshot(t, c.inplace))
+		if left, _ := filepath.Glob(c.inplace + ".mysecure-*"); len(left) != 0 {
+			t.Errorf("run %d: leftovers of the move: %v", run, left)
+		}
+	}
+}
