@@ -247,17 +247,14 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	// A failed write (EIO, ENOSPC) must not leave the file longer than
-	// before with a torn last block, unreadable for good: cut the backing
-	// file back to where it ended. Blocks inside the old end were each
-	// written whole or not at all by this call, except the one a failed
-	// store write tore; that one reads as an error, never as wrong bytes.
+	// before with a torn last block, unreadable for good: put the end back
+	// where it was (restoreEnd). Blocks inside the old end were each
+	// written whole or not at all, except one a failed store write tore;
+	// that one reads as an error, never as wrong bytes.
 	oldEnd := size
 	fail := func(err error) (int, error) {
 		if off+int64(len(p)) > oldEnd {
-			f.truncBacking(CipherSize(oldEnd))
-			if c := f.last; c != nil {
-				c.valid = false
-			}
+			f.restoreEnd(oldEnd)
 		}
 		return 0, err
 	}
@@ -529,6 +526,30 @@ func (f *File) Truncate(newSize int64) error {
 	}
 	f.size = newSize
 	return nil
+}
+
+// restoreEnd puts the end of the file back at end after a failed write
+// that extended it. The old last block, if partial, may have been
+// rewritten longer before the failure: its first bytes are sealed again
+// from what is stored now (as Truncate does), so the bytes the file held
+// stay readable. If that very block is the one the failure tore, its old
+// bytes are gone and it reads as an error.
+func (f *File) restoreEnd(end int64) {
+	f.forget()
+	if rem := end % BlockSize; rem != 0 {
+		blk := end / BlockSize
+		if st, err := f.b.Stat(); err == nil {
+			stored := min(st.Size()-blockOffset(blk), CipherBlockSize)
+			if n := stored - BlockOverhead; n >= rem {
+				f.size = blk*BlockSize + n
+				if f.Truncate(end) == nil {
+					return
+				}
+			}
+		}
+	}
+	f.truncBacking(CipherSize(end))
+	f.size = end
 }
 
 func (f *File) truncBacking(n int64) error {
