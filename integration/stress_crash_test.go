@@ -88,6 +88,8 @@ func TestStressCrash(t *testing.T) {
 	runs := pick(level, 8, 80)
 	var kinds = map[string]int{}
 	totalOps := 0
+	committed := map[string]bool{} // files holding confirmed data, all runs
+	logLen := map[string]int64{}   // fsynced prefix of each log
 	for run := 0; run < runs; run++ {
 		sc := scenarios[run%len(scenarios)]
 		c := &crashState{files: map[string][]byte{}, logs: map[string][]byte{}, renamed: map[string][2]string{},
@@ -170,15 +172,29 @@ func TestStressCrash(t *testing.T) {
 			t.Fatalf("run %d (%s): after the remount rules are not loaded: %+v %v", run, sc, st, err)
 		}
 		checkCrash(t, m, c, rd, run, sc)
+		for p := range c.files {
+			committed[p] = true
+		}
+		for p, b := range c.logs {
+			committed[p] = true
+			logLen[p] = int64(len(b))
+		}
+		for _, names := range c.renamed {
+			committed[names[0]], committed[names[1]] = true, true
+		}
+		for p := range c.versions {
+			committed[p] = true
+		}
 		kinds[sc]++
 		totalOps += c.ops
 		t.Logf("run %d: %s, killed after %v, %d operations confirmed before the kill %v: all there", run, sc, delay, c.ops, c.opsByKind)
 	}
 	// Every file on the mount reads, but for one known limitation: a file
-	// that was being extended when the daemon died may end in a torn
-	// block (the kernel cut the daemon's store write short at a page
-	// boundary). Such a block reads as EIO; everything before it reads.
-	// docs/reliability.md; TestStressCrash fails for any other damage.
+	// that was being written when the daemon died (nothing confirmed it)
+	// may end in a torn block, because the kernel cut the daemon's store
+	// write short. It reads as EIO from that block on, or as a whole when
+	// the store file ends inside a block's overhead. docs/reliability.md.
+	// Any unreadable file holding confirmed data fails the test.
 	unreadable, torn := 0, 0
 	filepath.Walk(data, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || !fi.Mode().IsRegular() {
@@ -188,16 +204,20 @@ func TestStressCrash(t *testing.T) {
 			return nil
 		}
 		bad := badBlocks(p, fi.Size())
-		if len(bad) == 1 && bad[0] == (fi.Size()-1)/4096*4096 {
+		tailOnly := len(bad) > 0 && bad[0] >= 0
+		for _, off := range bad {
+			tailOnly = tailOnly && off >= logLen[p]/4096*4096
+		}
+		if !committed[p] || (logLen[p] > 0 && tailOnly) {
 			torn++
-			t.Logf("torn last block (in flight when killed): %s, %d bytes, EIO at %d", p, fi.Size(), bad[0])
+			t.Logf("torn file (in flight when killed, known limitation): %s, %d bytes, blocks failing at %v (-1: open fails)", p, fi.Size(), bad)
 			return nil
 		}
 		unreadable++
-		t.Errorf("unreadable after the crashes: %s: %d bytes, blocks failing at %v", p, fi.Size(), bad)
+		t.Errorf("unreadable after the crashes: %s: %d bytes, blocks failing at %v (-1: open fails)", p, fi.Size(), bad)
 		return nil
 	})
-	t.Logf("crash points: %d kills %v, %d confirmed operations checked, %d files with a torn last block, %d otherwise unreadable", runs, kinds, totalOps, torn, unreadable)
+	t.Logf("crash points: %d kills %v, %d confirmed operations checked, %d files in flight left torn, %d files with confirmed data unreadable", runs, kinds, totalOps, torn, unreadable)
 	m.ms(0, "umount")
 	leaks.finish(t)
 	scanLeaks(t, m, start, secrets...)
@@ -320,9 +340,18 @@ func checkCrash(t *testing.T, m *mountEnv, c *crashState, dir string, run int, s
 		}
 	}
 	for p, b := range c.logs {
-		got, err := os.ReadFile(p)
-		if err != nil || len(got) < len(b) || !bytes.Equal(got[:len(b)], b) {
-			t.Errorf("run %d (%s): log %s: %d bytes %v, want at least the %d fsynced", run, sc, p, len(got), err, len(b))
+		// The fsynced prefix, read as such: an unsynced record after it
+		// may be torn (see TestStressCrash), and is then counted there.
+		got := make([]byte, len(b))
+		k, err := 0, error(nil)
+		if f, oerr := os.Open(p); oerr != nil {
+			err = oerr
+		} else {
+			k, err = f.ReadAt(got, 0)
+			f.Close()
+		}
+		if k < len(b) || !bytes.Equal(got, b) {
+			t.Errorf("run %d (%s): log %s: read %d of the %d fsynced bytes (%v), equal %v", run, sc, p, k, len(b), err, bytes.Equal(got[:k], b[:k]))
 		}
 	}
 	for key, names := range c.renamed {
