@@ -28,8 +28,9 @@ test: deps lint build
 # Stress (issue 20, docs/reliability.md): soak with fio and a model-checked
 # random-operation tester, faults injected below the store, kill -9 of the
 # daemon at random points, leak scans; then every fuzz target. The short
-# form runs in CI after `make test` (312 s measured on a loaded 2-core machine); the long form (10 min
-# soak, 10 min per fuzz target, more kill points) is for releases.
+# form runs in CI after `make test` (312 s measured on a loaded 2-core
+# machine); the long form (10 min soak, 10 min per fuzz target, more kill
+# points) is for releases.
 STRESS_TESTS := '^TestStress'
 
 stress: deps build
