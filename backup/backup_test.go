@@ -288,3 +288,20 @@ func TestGroupRestrictions(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeRequest: a job request (sent by members of backup-group, who
+// are not trusted) is refused or decoded without a panic.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{`{"op":"run","name":"nightly"}`, `{"op":"credentials-remove","name":"x"}`, `{"op":1}`, `{}`, `nul`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeRequest(b)
+		if err != nil {
+			return
+		}
+		if _, err := json.Marshal(r); err != nil {
+			t.Fatalf("decoded request does not encode: %v", err)
+		}
+	})
+}

@@ -38,7 +38,12 @@ func newMountFiles(t *testing.T, files []*os.File, extra ...string) *mountEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireFUSE(t)
-	e := newEnv(t)
+	return mountVolume(t, newEnv(t), files, extra...)
+}
+
+// mountVolume mounts the volume of e (made by newEnv or newStressEnv).
+func mountVolume(t *testing.T, e *env, files []*os.File, extra ...string) *mountEnv {
+	t.Helper()
 	// The mount must be reachable by other users (the --user test runs
 	// as nobody): t.TempDir is 0700.
 	os.Chmod(e.dir, 0o755)

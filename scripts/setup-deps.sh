@@ -17,6 +17,7 @@
 #   passwd           useradd/groupadd for the backup-group test user
 #   zstd             the plain-tool side of bench/backup.sh
 #   python3-pykmip   pykmip-server: the KMIP key server the kms key slot tests start on loopback
+#   fio              the soak test's verifying writers (make stress)
 #   golang-go is not needed: versitygw (the S3 gateway of the object store tests) is built
 #   with the Go toolchain that builds mysecure, below
 set -euo pipefail
@@ -36,7 +37,7 @@ if ! command -v versitygw >/dev/null 2>&1 && command -v go >/dev/null 2>&1; then
 	fi
 fi
 
-pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps systemd passwd zstd python3-pykmip)
+pkgs=(fuse3 mariadb-server mariadb-client mariadb-backup openssh-server gocryptfs sysbench xxd procps systemd passwd zstd python3-pykmip fio)
 
 missing=()
 for p in "${pkgs[@]}"; do

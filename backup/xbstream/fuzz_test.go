@@ -3,6 +3,7 @@ package xbstream
 import (
 	"hash/crc32"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +66,20 @@ func FuzzObserver(f *testing.F) {
 			if string(b) != string(b2) || ok != ok2 {
 				t.Fatalf("capture of %s differs: %q %v vs %q %v", name, b, ok, b2, ok2)
 			}
+		}
+	})
+}
+
+// FuzzParseBinlogInfo: xtrabackup_binlog_info from a tool's stream parses
+// or is refused, never panics; a parsed file name holds no tab or newline.
+func FuzzParseBinlogInfo(f *testing.F) {
+	for _, s := range []string{"mysql-bin.000001\t1505\t0-1-7\n", "binlog.000002\t157\t3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5,\n4E11FA47-71CA-11E1-9E33-C80AA9429562:1-3\n", "x\t-1", "x"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		file, _, _, err := ParseBinlogInfo(b)
+		if err == nil && strings.ContainsAny(file, "\t\n") {
+			t.Fatalf("file %q", file)
 		}
 	})
 }

@@ -1,6 +1,9 @@
 package acl
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -39,6 +42,44 @@ func FuzzParseRule(f *testing.F) {
 		}
 		if again.String() != s {
 			t.Fatalf("String is not stable: %q then %q", s, again.String())
+		}
+	})
+}
+
+// FuzzParseRules: a rules file is refused or parsed without a panic; under
+// the seed key a parsed file's rules are all valid.
+func FuzzParseRules(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, 32)
+	rs := &RuleSet{}
+	for _, line := range []string{"ALLOW @mysql * /usr/bin/cat", "DENY @* *.cnf /usr/bin/head --user=0"} {
+		r, err := ParseRule(line)
+		if err != nil {
+			f.Fatal(err)
+		}
+		rs.Rules = append(rs.Rules, r)
+	}
+	dir := f.TempDir()
+	p := filepath.Join(dir, "rules.json")
+	if err := SaveRules(p, rs, key); err != nil {
+		f.Fatal(err)
+	}
+	good, err := os.ReadFile(p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(bytes.Replace(good, []byte("cat"), []byte("cad"), 1))
+	f.Add([]byte(`{"format":"mysecure-rules","version":1,"rules":[],"mac":""}`))
+	f.Add([]byte(`{"format":"mysecure-rules","version":99}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := parseRules(data, key)
+		if err != nil {
+			return
+		}
+		for _, r := range rs.Rules {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("accepted an invalid rule %+v: %v", r, err)
+			}
 		}
 	})
 }

@@ -246,6 +246,18 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.ensureHeader(); err != nil {
 		return 0, err
 	}
+	// A failed write (EIO, ENOSPC) must not leave the file longer than
+	// before with a torn last block, unreadable for good: put the end back
+	// where it was (restoreEnd). Blocks inside the old end were each
+	// written whole or not at all, except one a failed store write tore;
+	// that one reads as an error, never as wrong bytes.
+	oldEnd := size
+	fail := func(err error) (int, error) {
+		if off+int64(len(p)) > oldEnd {
+			f.restoreEnd(oldEnd)
+		}
+		return 0, err
+	}
 	if off > size {
 		// Zeros up to off: sealed in a file without holes; in one with
 		// holes only the rest of the current last block, the blocks
@@ -255,12 +267,12 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 			end = min(off, roundUp(size))
 		}
 		if err := f.fillZeros(size, end); err != nil {
-			return 0, err
+			return fail(err)
 		}
 		size = end
 	}
 	if err := f.writeRange(p, off, size); err != nil {
-		return 0, err
+		return fail(err)
 	}
 	if end := off + int64(len(p)); end > f.size {
 		f.size = end
@@ -514,6 +526,30 @@ func (f *File) Truncate(newSize int64) error {
 	}
 	f.size = newSize
 	return nil
+}
+
+// restoreEnd puts the end of the file back at end after a failed write
+// that extended it. The old last block, if partial, may have been
+// rewritten longer before the failure: its first bytes are sealed again
+// from what is stored now (as Truncate does), so the bytes the file held
+// stay readable. If that very block is the one the failure tore, its old
+// bytes are gone and it reads as an error.
+func (f *File) restoreEnd(end int64) {
+	f.forget()
+	if rem := end % BlockSize; rem != 0 {
+		blk := end / BlockSize
+		if st, err := f.b.Stat(); err == nil {
+			stored := min(st.Size()-blockOffset(blk), CipherBlockSize)
+			if n := stored - BlockOverhead; n >= rem {
+				f.size = blk*BlockSize + n
+				if f.Truncate(end) == nil {
+					return
+				}
+			}
+		}
+	}
+	f.truncBacking(CipherSize(end))
+	f.size = end
 }
 
 func (f *File) truncBacking(n int64) error {

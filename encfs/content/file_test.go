@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -524,5 +525,64 @@ func TestLastBlockAfterFailureAndTruncate(t *testing.T) {
 	}
 	if got := readAll(t, g); !bytes.Equal(got, want) {
 		t.Fatalf("after truncate: got %q, want %q", got, want)
+	}
+}
+
+// fullBacking fails a write that would grow the file past limit, after
+// writing the part that fits (as a full file system does).
+type fullBacking struct {
+	*os.File
+	limit int64
+}
+
+func (b *fullBacking) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) <= b.limit {
+		return b.File.WriteAt(p, off)
+	}
+	n := 0
+	if off < b.limit {
+		n, _ = b.File.WriteAt(p[:b.limit-off], off)
+	}
+	return n, syscall.ENOSPC
+}
+
+// TestWriteFailureKeepsFileReadable: a write that extends the file and
+// fails half-way (ENOSPC) leaves the file as it was: same size, every
+// byte readable. Before the fix the torn block stayed and the whole file
+// read as an error.
+func TestWriteFailureKeepsFileReadable(t *testing.T) {
+	key := testKey(t, 1)
+	for _, start := range []int{0, 4096, 5000, 3 * BlockSize} {
+		b := &fullBacking{File: tempBacking(t)}
+		b.limit = 1 << 40
+		f, err := Open(b, key, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := randBytes(t, start)
+		if _, err := f.WriteAt(first, 0); err != nil {
+			t.Fatal(err)
+		}
+		// Room for half a block more.
+		b.limit = CipherSize(int64(start)) + BlockSize/2
+		if start%BlockSize != 0 {
+			b.limit = CipherSize(roundUp(int64(start))) + BlockSize/2
+		}
+		if _, err := f.WriteAt(randBytes(t, 3*BlockSize), int64(start)); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("start %d: write past the limit: %v, want ENOSPC", start, err)
+		}
+		b.limit = 1 << 40
+		g, err := Open(b, key, "f")
+		if err != nil {
+			t.Fatalf("start %d: reopen after the failed write: %v", start, err)
+		}
+		size, _ := g.Size()
+		got := make([]byte, size)
+		if _, err := g.ReadAt(got, 0); err != nil && err != io.EOF {
+			t.Fatalf("start %d: read after the failed write: %v", start, err)
+		}
+		if int(size) != start || !bytes.Equal(got, first) {
+			t.Fatalf("start %d: after the failed write the file has %d bytes, equal %v", start, size, bytes.Equal(got, first))
+		}
 	}
 }

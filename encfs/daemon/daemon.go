@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -522,6 +523,9 @@ type Status struct {
 	// statusDenials) by program, newest first, each with the rule that
 	// would allow it.
 	RecentDenials []DenialGroup `json:"recent_denials"`
+	// Goroutines is the daemon's goroutine count (runtime.NumGoroutine):
+	// the stress tests sample it to see that nothing leaks per request.
+	Goroutines int `json:"goroutines,omitempty"`
 }
 
 // statusDenials is how many of the latest denials status groups.
@@ -542,6 +546,7 @@ func (d *Daemon) Status() Status {
 		AuditLog: d.cfg.AuditLog, RulesLoaded: d.denyAllReason() == "",
 		Warnings:      d.ruleWarnings(),
 		RecentDenials: d.DenialGroups(d.Denials(DenialQuery{Limit: statusDenials})),
+		Goroutines:    runtime.NumGoroutine(),
 	}
 }
 

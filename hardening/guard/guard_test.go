@@ -232,3 +232,20 @@ func withoutPins(out []string) []string {
 	}
 	return r
 }
+
+// FuzzParseGuardConfig: a guard configuration is refused or has an
+// absolute real binary and a clean absolute mount (or none).
+func FuzzParseGuardConfig(f *testing.F) {
+	for _, s := range []string{`{"real_binary":"/usr/sbin/mariadbd","mount":"/var/lib/mysecure/mnt"}`, `{"real_binary":"rel"}`, `{"real_binary":"/x","mount":"/a/../b"}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseConfig("fuzz.json", b)
+		if err != nil {
+			return
+		}
+		if !filepath.IsAbs(c.RealBinary) || (c.Mount != "" && filepath.Clean(c.Mount) != c.Mount) {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
+}

@@ -239,3 +239,23 @@ func FuzzParseMountinfo(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStatComm: /proc/PID/stat with any command name (a process
+// chooses its own, ')' and spaces included) parses to the fields after the
+// last ')', and any input is refused or parsed without a panic.
+func FuzzParseStatComm(f *testing.F) {
+	f.Add("cat")
+	f.Add("a) b) c")
+	f.Add("x")
+	f.Fuzz(func(t *testing.T, comm string) {
+		line := "4242 (" + comm + ") S 77 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 31337 0 0"
+		st, err := ParseStat([]byte(line))
+		if err != nil {
+			t.Fatalf("comm %q: %v", comm, err)
+		}
+		if st.PPid != 77 || st.StartTime != 31337 {
+			t.Fatalf("comm %q confused the parser: ppid %d start %d", comm, st.PPid, st.StartTime)
+		}
+		ParseStat([]byte(comm))
+	})
+}
