@@ -235,11 +235,7 @@ func checkPluginsAllowed(ctx context.Context, a *auditor) (outcome, error) {
 			return
 		}
 		for _, item := range strings.FieldsFunc(o.Value, func(r rune) bool { return r == ';' }) {
-			name := item
-			if n, lib, ok := strings.Cut(item, "="); ok {
-				name = n
-				_ = lib
-			}
+			name, _, _ := strings.Cut(item, "=")
 			if !a.allowed(a.t.AllowedPlugins, name) {
 				ev.Text = fmt.Sprintf("%s loads %s, which is not allowed (audit.plugins)", where, item)
 				fails = append(fails, ev)
@@ -338,9 +334,8 @@ func checkCredentialFiles(_ context.Context, a *auditor) (outcome, error) {
 			fails = append(fails, fileEv(p, st, uid, fmt.Sprintf("%s has mode %04o: others than its owner may read the credentials", p, st.Mode().Perm())))
 		}
 		if home := filepath.Dir(p); !contains(a.t.Host.CredentialFiles, p) {
-			if hs, huid, err := statOwner(home); err == nil && huid != uid {
+			if _, huid, err := statOwner(home); err == nil && huid != uid {
 				fails = append(fails, fileEv(p, st, uid, fmt.Sprintf("%s is owned by %s, not by the owner of %s (%s)", p, userName(uid), home, userName(huid))))
-				_ = hs
 			}
 		} else if uid != 0 {
 			fails = append(fails, fileEv(p, st, uid, fmt.Sprintf("%s is owned by %s, not root", p, userName(uid))))

@@ -83,7 +83,7 @@ func (a *auditor) globalPrivs(ctx context.Context) (map[string]map[string]bool, 
 	return m, nil
 }
 
-var grantRe = regexp.MustCompile("^GRANT (.+) ON \\*\\.\\* TO ")
+var grantRe = regexp.MustCompile(`^GRANT (.+) ON \*\.\* TO `)
 
 // rolePrivs reads a role's global privileges from SHOW GRANTS.
 func (a *auditor) rolePrivs(ctx context.Context, role string) []string {
