@@ -106,10 +106,22 @@ func (o auditOptions) clientQuery() (audit.Query, error) {
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s: %v: %s", client, err, strings.TrimSpace(errb.String()))
+			return nil, fmt.Errorf("%s: %v: %s", client, err, clientError(errb.String()))
 		}
 		return batchRows(out.String()), nil
 	}, nil
+}
+
+// clientError is the client's error message without the statement it
+// echoes before it in batch mode ("--------------\nSELECT ...\n
+// --------------\n\nERROR 1142 ..."): the ERROR line, or all of stderr
+// when there is none.
+func clientError(stderr string) string {
+	s := strings.TrimSpace(stderr)
+	if i := strings.LastIndex(s, "ERROR "); i >= 0 {
+		s, _, _ = strings.Cut(s[i:], "\n")
+	}
+	return s
 }
 
 // batchRows splits the client's --batch --raw output into rows of

@@ -132,6 +132,13 @@ mysecure harden audit --json                # a report for scanners
 Exit status: 0 when nothing failed and every check could run; 14 when a check
 failed or could not run (warnings and not-applicable checks do not count).
 
+**Privileges.** Run it as root on the server's host (file and process checks
+stat and read files there), connected as root or as an account with SELECT on
+the ` + "`mysql`" + ` database and SHOW DATABASES (plus SELECT, SHOW VIEW, TRIGGER and
+EVENT on ` + "`*.*`" + ` for ` + "`privs.definer`" + `). information_schema shows a
+less privileged account only its own grants, databases and objects: the checks
+that need more report ` + "`error`" + ` (exit 14), never a pass they cannot vouch for.
+
 Configuration (` + "`/etc/mysecure/mysecure.yaml`" + `):
 
 ` + "```" + `yaml
