@@ -32,6 +32,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/mysecure/mysecure/internal/mycnf"
 )
 
 // Null is how a [Query] returns SQL NULL. The mariadb client in batch mode
@@ -473,6 +475,11 @@ type auditor struct {
 	proc     *procInfo
 	procErr  error
 	procDone bool
+
+	persistedOpts []mycnf.Option
+	persistedNote string
+	persistedErr  error
+	persistedDone bool
 }
 
 func newAuditor(t Target) *auditor {

@@ -116,9 +116,15 @@ mysecure's criterion is stricter than CIS (the plugin directory), the
 criteria say so.
 
 **MySQL.** MySQL is not packaged on the test machine: the MySQL-only paths
-(variable names, flavor-specific fixes, stderr as a warning, MySQL's option
-name matching) are unit-tested over recorded variable sets, not against a
-live server.
+(flavor detection, variable names, flavor-specific fixes, stderr as a
+warning, the option groups mysqld reads and its full-name option matching,
+persisted variables in ` + "`mysqld-auto.cnf`" + `) are unit-tested over a recorded
+MySQL 8.4.3 server (` + "`hardening/audit/testdata/mysql-8.4.3.txt`" + `), not
+against a live one. That recording was written from knowledge of MySQL 8.4's
+variables, tables and errors, not captured from a running server. MySQL
+roles (mysql.role_edges) are not followed by the privs.* checks, and
+component_keyring_file (MySQL 8.4's replacement for the keyring_file
+plugin) is not checked by files.key-file.
 
 ## Use
 
