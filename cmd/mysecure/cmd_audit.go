@@ -43,13 +43,15 @@ func newHardenAuditCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "CIS-style checks of a live server and its files",
-		Long: `Checks accounts (anonymous, root from other hosts, no password, weak
-plugins), the test database, local_infile, secure_file_priv,
-skip_name_resolve, require_secure_transport, symbolic links, skip-grant-tables
-(live and in every option file), and the ownership and modes of the datadir,
-the error log and the option files. Each finding says why it matters and how
-to fix it; docs/audit.md lists every check with its CIS id. Exits 14 when
-a check fails or could not run (warnings do not fail).
+		Long: `Checks the server, its files and its host against the CIS MariaDB 10.11
+and MySQL 8.4 benchmarks (accounts, privileges, server variables, TLS,
+logging, file ownership and modes) and against the ways around privilege
+checks (skip-grant-tables and init-file in option files, systemd units and
+the running command line, plugins, UDFs, library preloads). Each finding
+says why it matters and how to fix it; docs/audit.md lists every check with
+its CIS id. Exits 14 when a check fails or could not run (warnings do not
+fail). Connect as root: with a less privileged account, the checks that need
+more report an error.
 
 The administrator accounts, allowed plugins and UDFs come from the audit:
 section of the configuration file (admins, plugins, udfs).
