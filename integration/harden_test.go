@@ -598,3 +598,48 @@ func TestHardenAuditFindings(t *testing.T) {
 		t.Fatal("no logging.error-log finding")
 	}
 }
+
+// TestHardenAuditLowPrivilege: audited through an account with only
+// USAGE, the checks that need the grant tables report ERROR (never a
+// pass they cannot vouch for) and the exit status is 14 even though no
+// check that could run failed.
+func TestHardenAuditLowPrivilege(t *testing.T) {
+	dir := serverTestDir(t)
+	cnf := filepath.Join(dir, "my.cnf")
+	os.WriteFile(cnf, []byte("[mysqld]\nlocal_infile = 0\n"), 0o644)
+	s := startSandbox(t, sandbox.Options{Dir: filepath.Join(dir, "srv"), Args: []string{"--local-infile=0"}})
+	if out, err := s.Client(context.Background(), "CREATE USER ''@'localhost'; CREATE USER 'low'@'localhost' IDENTIFIED BY 'Low!pw-1';"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	creds := filepath.Join(dir, "low.cnf")
+	if err := os.WriteFile(creds, []byte("[client]\nuser = low\npassword = Low!pw-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Only checks that need privileges, plus one that does not and passes.
+	only := "accounts.anonymous,privs.file,databases.test,config.skip-name-resolve,config.local-infile"
+	cmd := exec.Command(binary, "harden", "audit", "--defaults-file", creds, "--mysql-socket", s.Socket, "--option-files", cnf, "--only", only)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 14 {
+		t.Fatalf("harden audit as a USAGE-only account: %v, want exit 14\n%s", err, out)
+	}
+	for _, re := range []string{
+		`(?m)^ERROR\s+accounts\.anonymous\s.*SELECT command denied`,
+		`(?m)^ERROR\s+privs\.file\s`,
+		`(?m)^ERROR\s+databases\.test\s.*lacks SHOW DATABASES`,
+		`(?m)^PASS\s+config\.local-infile\s`,
+		// skip_name_resolve is ON in the sandbox: no account lookup needed.
+		`(?m)^PASS\s+config\.skip-name-resolve\s`,
+		`mysecure: error: audit checks failed: 0 failed, 3 could not run, of 5`,
+	} {
+		if !regexp.MustCompile(re).Match(out) {
+			t.Errorf("output does not match %s:\n%s", re, out)
+		}
+	}
+	if regexp.MustCompile(`(?m)^PASS\s+(accounts|privs|databases)\.`).Match(out) {
+		t.Errorf("a check that needs privileges passed:\n%s", out)
+	}
+	// The client's error is one line, without the statement it echoes.
+	if strings.Contains(string(out), "--------------") {
+		t.Errorf("the client's echo of the statement is in the output:\n%s", out)
+	}
+}

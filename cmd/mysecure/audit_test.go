@@ -20,3 +20,15 @@ func TestBatchRows(t *testing.T) {
 		}
 	}
 }
+
+func TestClientError(t *testing.T) {
+	for in, want := range map[string]string{
+		"--------------\nSELECT 1 FROM mysql.user\n--------------\n\nERROR 1142 (42000) at line 1: SELECT command denied\n": "ERROR 1142 (42000) at line 1: SELECT command denied",
+		"ERROR 2002 (HY000): Can't connect\n": "ERROR 2002 (HY000): Can't connect",
+		"  something else\n":                  "something else",
+	} {
+		if got := clientError(in); got != want {
+			t.Errorf("clientError(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -43,13 +43,15 @@ func newHardenAuditCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "CIS-style checks of a live server and its files",
-		Long: `Checks accounts (anonymous, root from other hosts, no password, weak
-plugins), the test database, local_infile, secure_file_priv,
-skip_name_resolve, require_secure_transport, symbolic links, skip-grant-tables
-(live and in every option file), and the ownership and modes of the datadir,
-the error log and the option files. Each finding says why it matters and how
-to fix it; docs/audit.md lists every check with its CIS id. Exits 14 when
-a check fails or could not run (warnings do not fail).
+		Long: `Checks the server, its files and its host against the CIS MariaDB 10.11
+and MySQL 8.4 benchmarks (accounts, privileges, server variables, TLS,
+logging, file ownership and modes) and against the ways around privilege
+checks (skip-grant-tables and init-file in option files, systemd units and
+the running command line, plugins, UDFs, library preloads). Each finding
+says why it matters and how to fix it; docs/audit.md lists every check with
+its CIS id. Exits 14 when a check fails or could not run (warnings do not
+fail). Connect as root: with a less privileged account, the checks that need
+more report an error.
 
 The administrator accounts, allowed plugins and UDFs come from the audit:
 section of the configuration file (admins, plugins, udfs).
@@ -106,10 +108,22 @@ func (o auditOptions) clientQuery() (audit.Query, error) {
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s: %v: %s", client, err, strings.TrimSpace(errb.String()))
+			return nil, fmt.Errorf("%s: %v: %s", client, err, clientError(errb.String()))
 		}
 		return batchRows(out.String()), nil
 	}, nil
+}
+
+// clientError is the client's error message without the statement it
+// echoes before it in batch mode ("--------------\nSELECT ...\n
+// --------------\n\nERROR 1142 ..."): the ERROR line, or all of stderr
+// when there is none.
+func clientError(stderr string) string {
+	s := strings.TrimSpace(stderr)
+	if i := strings.LastIndex(s, "ERROR "); i >= 0 {
+		s, _, _ = strings.Cut(s[i:], "\n")
+	}
+	return s
 }
 
 // batchRows splits the client's --batch --raw output into rows of

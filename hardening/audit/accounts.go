@@ -278,6 +278,11 @@ func hasWildcard(db string) bool {
 }
 
 func checkTestDB(ctx context.Context, a *auditor) (outcome, error) {
+	// information_schema.SCHEMATA lists only the databases the auditing
+	// account may use.
+	if err := a.needOwn(ctx, "to see every database in information_schema.SCHEMATA", "SHOW DATABASES"); err != nil {
+		return outcome{}, err
+	}
 	var bad []string
 	dbs, err := a.query(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE LOWER(SCHEMA_NAME) = 'test'", 1)
 	if err != nil {

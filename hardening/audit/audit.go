@@ -33,6 +33,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mysecure/mysecure/internal/mycnf"
 	"github.com/mysecure/mysecure/internal/procfs"
 )
 
@@ -53,8 +54,11 @@ type Query func(ctx context.Context, sql string) ([][]string, error)
 // Target is the server to audit.
 type Target struct {
 	// Query runs statements on the server. It is required. The account
-	// should be able to read mysql.global_priv (or mysql.user) and
-	// mysql.db, as root can.
+	// should be root or hold SELECT on the mysql database, SHOW DATABASES
+	// and, for privs.definer, SELECT, SHOW VIEW, TRIGGER and EVENT on
+	// *.*: information_schema hides from others the accounts,
+	// databases and objects they may not use, and the checks that need
+	// them then report Error rather than a pass they cannot vouch for.
 	Query Query
 	// OptionFiles are the option files to inspect, with what they
 	// include. Empty means the server's default files that exist among
@@ -383,8 +387,6 @@ func pass(ev ...string) outcome { return outcome{Pass, texts(ev)} }
 
 func fail(ev ...string) outcome { return outcome{Fail, texts(ev)} }
 
-func warn(ev ...string) outcome { return outcome{Warn, texts(ev)} }
-
 func notApplicable(ev ...string) outcome { return outcome{NotApplicable, texts(ev)} }
 
 // worst returns fail if any fail evidence, else warn if any warn evidence,
@@ -474,6 +476,11 @@ type auditor struct {
 	proc     *procInfo
 	procErr  error
 	procDone bool
+
+	persistedOpts []mycnf.Option
+	persistedNote string
+	persistedErr  error
+	persistedDone bool
 }
 
 func newAuditor(t Target) *auditor {

@@ -51,7 +51,7 @@ func TestEnablesSkipGrantTables(t *testing.T) {
 		{"skip-grant-tables", " 1", true, false},
 	} {
 		o := mycnf.Option{Group: "mysqld", Name: c.name, Value: c.value, HasValue: c.hasValue}
-		if got := enablesSkipGrantTables(o); got != c.want {
+		if got := enablesSkipGrantTables(o, MariaDB); got != c.want {
 			t.Errorf("%s (value %q, has %v): got %v, want %v", c.name, c.value, c.hasValue, got, c.want)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // bypasses privilege checks, or "".
 func dangerousArg(o mycnf.Option, f Flavor) string {
 	switch {
-	case enablesSkipGrantTables(o):
+	case enablesSkipGrantTables(o, f):
 		return "turns privilege checks off"
 	case namesOption(o.Name, "init-file", 6, f) && o.HasValue && o.Value != "":
 		return "runs an SQL file with every privilege at start"
@@ -138,7 +138,7 @@ func checkOptionFileBypass(ctx context.Context, a *auditor) (outcome, error) {
 			loc := fmt.Sprintf("%s:%d: [%s] %s", o.File, o.Line, o.Group, o.Name)
 			ev := Evidence{File: o.File, Line: o.Line, Variable: o.Name}
 			switch {
-			case inGroup(g) && !enablesSkipGrantTables(o) && dangerousArg(o, f) != "":
+			case inGroup(g) && !enablesSkipGrantTables(o, f) && dangerousArg(o, f) != "":
 				ev.Text = loc + ": " + dangerousArg(o, f)
 				fails = append(fails, ev)
 			case g == "mysqld_safe" || g == "safe_mysqld":
@@ -152,6 +152,15 @@ func checkOptionFileBypass(ctx context.Context, a *auditor) (outcome, error) {
 					fails = append(fails, ev)
 				}
 			}
+		}
+	}
+	persisted, _, err := a.persisted(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	for _, o := range persisted {
+		if why := dangerousArg(o, f); why != "" && !enablesSkipGrantTables(o, f) {
+			fails = append(fails, Evidence{Text: optLoc(o) + ": " + why, File: o.File, Variable: o.Name})
 		}
 	}
 	sortEv(fails)
@@ -235,11 +244,7 @@ func checkPluginsAllowed(ctx context.Context, a *auditor) (outcome, error) {
 			return
 		}
 		for _, item := range strings.FieldsFunc(o.Value, func(r rune) bool { return r == ';' }) {
-			name := item
-			if n, lib, ok := strings.Cut(item, "="); ok {
-				name = n
-				_ = lib
-			}
+			name, _, _ := strings.Cut(item, "=")
 			if !a.allowed(a.t.AllowedPlugins, name) {
 				ev.Text = fmt.Sprintf("%s loads %s, which is not allowed (audit.plugins)", where, item)
 				fails = append(fails, ev)
@@ -247,7 +252,7 @@ func checkPluginsAllowed(ctx context.Context, a *auditor) (outcome, error) {
 		}
 	}
 	for _, o := range opts {
-		check(o, fmt.Sprintf("%s:%d: [%s] %s", o.File, o.Line, o.Group, o.Name), Evidence{File: o.File, Line: o.Line})
+		check(o, optLoc(o), Evidence{File: o.File, Line: o.Line})
 	}
 	if p, err := a.serverProc(ctx); err == nil {
 		for _, arg := range p.args {
@@ -338,9 +343,8 @@ func checkCredentialFiles(_ context.Context, a *auditor) (outcome, error) {
 			fails = append(fails, fileEv(p, st, uid, fmt.Sprintf("%s has mode %04o: others than its owner may read the credentials", p, st.Mode().Perm())))
 		}
 		if home := filepath.Dir(p); !contains(a.t.Host.CredentialFiles, p) {
-			if hs, huid, err := statOwner(home); err == nil && huid != uid {
+			if _, huid, err := statOwner(home); err == nil && huid != uid {
 				fails = append(fails, fileEv(p, st, uid, fmt.Sprintf("%s is owned by %s, not by the owner of %s (%s)", p, userName(uid), home, userName(huid))))
-				_ = hs
 			}
 		} else if uid != 0 {
 			fails = append(fails, fileEv(p, st, uid, fmt.Sprintf("%s is owned by %s, not root", p, userName(uid))))

@@ -53,7 +53,9 @@ func checkSkipNameResolve(ctx context.Context, a *auditor) (outcome, error) {
 	warns := []string{"skip_name_resolve = " + v + ": client addresses are resolved with DNS"}
 	accts, err := a.accounts(ctx)
 	if err != nil {
-		return warn(append(warns, "could not read the accounts to see whether any is matched by host name: "+err.Error())...), nil
+		// A warning would understate it: an account matched by host
+		// name makes this a failure.
+		return outcome{}, fmt.Errorf("skip_name_resolve = %s, and the accounts could not be read to see whether any is matched by host name: %v", v, err)
 	}
 	var fails []string
 	for _, acc := range logins(accts) {

@@ -116,9 +116,15 @@ mysecure's criterion is stricter than CIS (the plugin directory), the
 criteria say so.
 
 **MySQL.** MySQL is not packaged on the test machine: the MySQL-only paths
-(variable names, flavor-specific fixes, stderr as a warning, MySQL's option
-name matching) are unit-tested over recorded variable sets, not against a
-live server.
+(flavor detection, variable names, flavor-specific fixes, stderr as a
+warning, the option groups mysqld reads and its full-name option matching,
+persisted variables in ` + "`mysqld-auto.cnf`" + `) are unit-tested over a recorded
+MySQL 8.4.3 server (` + "`hardening/audit/testdata/mysql-8.4.3.txt`" + `), not
+against a live one. That recording was written from knowledge of MySQL 8.4's
+variables, tables and errors, not captured from a running server. MySQL
+roles (mysql.role_edges) are not followed by the privs.* checks, and
+component_keyring_file (MySQL 8.4's replacement for the keyring_file
+plugin) is not checked by files.key-file.
 
 ## Use
 
@@ -131,6 +137,13 @@ mysecure harden audit --json                # a report for scanners
 
 Exit status: 0 when nothing failed and every check could run; 14 when a check
 failed or could not run (warnings and not-applicable checks do not count).
+
+**Privileges.** Run it as root on the server's host (file and process checks
+stat and read files there), connected as root or as an account with SELECT on
+the ` + "`mysql`" + ` database and SHOW DATABASES (plus SELECT, SHOW VIEW, TRIGGER and
+EVENT on ` + "`*.*`" + ` for ` + "`privs.definer`" + `). information_schema shows a
+less privileged account only its own grants, databases and objects: the checks
+that need more report ` + "`error`" + ` (exit 14), never a pass they cannot vouch for.
 
 Configuration (` + "`/etc/mysecure/mysecure.yaml`" + `):
 

@@ -343,11 +343,13 @@ func checkOptionFilePasswords(_ context.Context, a *auditor) (outcome, error) {
 // (names compared case-insensitively, '_' = '-'), with no value or one of
 // 1/on/true. "disable-" and "skip-skip-" forms, and any other value,
 // turn it off.
-func enablesSkipGrantTables(o mycnf.Option) bool {
+//
+// MySQL 8 takes no abbreviations: only the full name counts there.
+func enablesSkipGrantTables(o mycnf.Option, f Flavor) bool {
 	const full, shortest = "skip-grant-tables", "skip-gr"
 	n := strings.TrimPrefix(o.Canonical(), "loose-")
 	n = strings.TrimPrefix(n, "enable-")
-	if len(n) < len(shortest) || !strings.HasPrefix(full, n) {
+	if len(n) < len(shortest) || !strings.HasPrefix(full, n) || (f == MySQL && n != full) {
 		return false
 	}
 	if !o.HasValue {
@@ -360,6 +362,13 @@ func enablesSkipGrantTables(o mycnf.Option) bool {
 	return false
 }
 
+// mysqlServerGroups are the groups MySQL's mysqld reads (with
+// [mysqld-MAJOR.MINOR]); MariaDB's [mariadb], [mariadbd],
+// [client-server] and [galera] are not among them.
+func mysqlServerGroups(version string) []string {
+	return []string{"mysqld", "server", "mysqld-" + version}
+}
+
 // serverGroups returns a function telling the option groups the server
 // reads. With the version unknown, every version's groups count.
 func (a *auditor) serverGroups(ctx context.Context) func(string) bool {
@@ -370,8 +379,12 @@ func (a *auditor) serverGroups(ctx context.Context) func(string) bool {
 			base = parts[0] + "." + minor
 		}
 	}
+	groups := mycnf.ServerGroups(base)
+	if a.flavor(ctx) == MySQL {
+		groups = mysqlServerGroups(base)
+	}
 	want := map[string]bool{}
-	for _, g := range mycnf.ServerGroups(base) {
+	for _, g := range groups {
 		want[g] = true
 	}
 	return func(g string) bool {
@@ -397,6 +410,7 @@ func checkSkipGrantTablesFiles(ctx context.Context, a *auditor) (outcome, error)
 		return noOptionFiles(), nil
 	}
 	inGroup := a.serverGroups(ctx)
+	f := a.flavor(ctx)
 	var fails, notes []string
 	for _, p := range top {
 		l, err := mycnf.LoadAll(p)
@@ -405,11 +419,23 @@ func checkSkipGrantTablesFiles(ctx context.Context, a *auditor) (outcome, error)
 		}
 		notes = append(notes, fmt.Sprintf("%s: %d files read", p, len(l.Files)))
 		for _, o := range l.Options {
-			if inGroup(o.Group) && enablesSkipGrantTables(o) {
-				fails = append(fails, fmt.Sprintf("%s:%d: [%s] %s", o.File, o.Line, o.Group, o.Name))
+			if inGroup(o.Group) && enablesSkipGrantTables(o, f) {
+				fails = append(fails, optLoc(o))
 			}
 		}
 	}
+	persisted, note, err := a.persisted(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	for _, o := range persisted {
+		if enablesSkipGrantTables(o, f) {
+			fails = append(fails, optLoc(o))
+		}
+	}
 	sort.Strings(notes)
+	if note != "" {
+		notes = append(notes, note)
+	}
 	return worst(fails, nil, notes), nil
 }

@@ -34,7 +34,20 @@ func (a *auditor) serverOptions(ctx context.Context) ([]mycnf.Option, error) {
 			}
 		}
 	}
-	return out, nil
+	persisted, _, err := a.persisted(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, persisted...), nil
+}
+
+// optLoc says where an option is set: "file:line: [group] name", or
+// "file: persisted name" for MySQL's mysqld-auto.cnf.
+func optLoc(o mycnf.Option) string {
+	if o.Line == 0 {
+		return fmt.Sprintf("%s: persisted %s", o.File, o.Name)
+	}
+	return fmt.Sprintf("%s:%d: [%s] %s", o.File, o.Line, o.Group, o.Name)
 }
 
 // optName strips loose-/enable- and returns the canonical name.
@@ -101,7 +114,7 @@ func checkSuspiciousUDFs(ctx context.Context, a *auditor) (outcome, error) {
 	}
 	for _, o := range opts {
 		if namesOption(o.Name, "allow-suspicious-udfs", 9, f) && truthy(o) {
-			fails = append(fails, Evidence{Text: fmt.Sprintf("%s:%d: [%s] %s", o.File, o.Line, o.Group, o.Name), File: o.File, Line: o.Line})
+			fails = append(fails, Evidence{Text: optLoc(o), File: o.File, Line: o.Line})
 		}
 	}
 	return worstE(fails, nil, nil), nil
@@ -188,15 +201,20 @@ func checkErrorLogConfigured(ctx context.Context, a *auditor) (outcome, error) {
 	case err != nil:
 		ev.Text += ", which could not be followed (" + err.Error() + "): check that the journal or syslog keeps it"
 		return outcome{Warn, []Evidence{ev}}, nil
+	case target == "/dev/null":
+		ev.Text += ", which is /dev/null: the error log is discarded"
+		return outcome{Fail, []Evidence{ev}}, nil
+	case v == "stderr":
+		// MySQL's log_error = stderr: the log goes to the console (as in
+		// containers), whatever keeps it.
+		ev.Text += ", which is " + target + " (MySQL log_error = stderr): check that it is kept"
+		return outcome{Warn, []Evidence{ev}}, nil
 	case strings.HasPrefix(target, "socket:"):
 		ev.Text += ", a socket: the systemd journal (journalctl -u mariadb), or syslog"
 		return outcome{Pass, []Evidence{ev}}, nil
 	case strings.HasPrefix(target, "pipe:"):
 		ev.Text += ", a pipe: to syslog through logger under mysqld_safe --syslog (Debian's default), or to the program that started it"
 		return outcome{Pass, []Evidence{ev}}, nil
-	case target == "/dev/null":
-		ev.Text += ", which is /dev/null: the error log is discarded"
-		return outcome{Fail, []Evidence{ev}}, nil
 	case filepath.IsAbs(target):
 		ev.Text += ", the file " + target
 		return outcome{Pass, []Evidence{ev}}, nil
@@ -228,14 +246,14 @@ func (a *auditor) serverStderr(ctx context.Context) (string, error) {
 	if err != nil || pid <= 0 {
 		return "", fmt.Errorf("pid file %s holds no pid", pidFile)
 	}
-	exe, err := procfs.Exe(pid)
+	exe, err := procfs.At(a.t.Host.Proc).Exe(pid)
 	if err != nil {
 		return "", fmt.Errorf("server process %d: %v", pid, err)
 	}
 	if base := filepath.Base(strings.TrimSuffix(exe, " (deleted)")); !strings.Contains(base, "mariadbd") && !strings.Contains(base, "mysqld") {
 		return "", fmt.Errorf("pid %d from %s is %s, not the server", pid, pidFile, exe)
 	}
-	return procfs.FDLink(pid, 2)
+	return procfs.At(a.t.Host.Proc).FDLink(pid, 2)
 }
 
 func checkLogPartition(ctx context.Context, a *auditor) (outcome, error) {

@@ -209,7 +209,19 @@ func checkBindAddress(ctx context.Context, a *auditor) (outcome, error) {
 
 func checkTLSVersions(ctx context.Context, a *auditor) (outcome, error) {
 	ssl, err := a.variable(ctx, "have_ssl")
-	if err != nil {
+	if err != nil && a.flavor(ctx) == MySQL {
+		// Servers without have_ssl (deprecated since MySQL 8.0.26): TLS
+		// is on when a certificate is configured (MySQL makes one in
+		// the datadir at first start).
+		cert, err2 := a.variable(ctx, "ssl_cert")
+		if err2 != nil {
+			return outcome{}, fmt.Errorf("%v; %v", err, err2)
+		}
+		ssl = "YES"
+		if cert == "" || cert == Null {
+			return fail("ssl_cert is not set: TLS is not enabled"), nil
+		}
+	} else if err != nil {
 		return outcome{}, err
 	}
 	if !strings.EqualFold(ssl, "YES") {

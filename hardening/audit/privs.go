@@ -45,7 +45,7 @@ func (a *auditor) globalPrivs(ctx context.Context) (map[string]map[string]bool, 
 		a.privsErr = fmt.Errorf("cannot tell who holds which privileges: %v", err)
 		return nil, a.privsErr
 	}
-	rows, err := a.query(ctx, "SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES", 3)
+	rows, err := a.cached(ctx, userPrivsSQL, 3)
 	if err != nil {
 		a.privsErr = err
 		return nil, err
@@ -64,18 +64,40 @@ func (a *auditor) globalPrivs(ctx context.Context) (map[string]map[string]bool, 
 			add(r[0], "GRANT OPTION")
 		}
 	}
+	// USER_PRIVILEGES shows every account (those without global
+	// privileges as USAGE) only to an account with SELECT on the mysql
+	// database; table grants on mysql.global_priv and mysql.user let an
+	// account read the account list but show it only its own rows.
+	var missing []string
+	for _, acc := range a.accts {
+		if !acc.Role && m[acc.name()] == nil {
+			missing = append(missing, acc.name())
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		a.privsErr = fmt.Errorf("information_schema.USER_PRIVILEGES shows no privileges for %d of %d accounts (%s): the auditing account needs SELECT on the mysql database to see everyone's privileges", len(missing), len(a.accts), strings.Join(missing, ", "))
+		return nil, a.privsErr
+	}
 	if a.flavor(ctx) != MySQL {
 		maps, err := a.query(ctx, "SELECT User, Host, Role FROM mysql.roles_mapping", 3)
-		if err == nil {
-			rolePrivs := map[string][]string{}
-			for _, r := range maps {
-				role := r[2]
-				if _, ok := rolePrivs[role]; !ok {
-					rolePrivs[role] = a.rolePrivs(ctx, role)
+		if err != nil {
+			a.privsErr = fmt.Errorf("cannot tell who holds privileges through roles: %v", err)
+			return nil, a.privsErr
+		}
+		rolePrivs := map[string][]string{}
+		for _, r := range maps {
+			role := r[2]
+			if _, ok := rolePrivs[role]; !ok {
+				ps, err := a.rolePrivs(ctx, role)
+				if err != nil {
+					a.privsErr = fmt.Errorf("cannot read the privileges of role %s: %v", role, err)
+					return nil, a.privsErr
 				}
-				for _, p := range rolePrivs[role] {
-					add(account{User: r[0], Host: r[1]}.name(), p)
-				}
+				rolePrivs[role] = ps
+			}
+			for _, p := range rolePrivs[role] {
+				add(account{User: r[0], Host: r[1]}.name(), p)
 			}
 		}
 	}
@@ -83,13 +105,62 @@ func (a *auditor) globalPrivs(ctx context.Context) (map[string]map[string]bool, 
 	return m, nil
 }
 
+const userPrivsSQL = "SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES"
+
+// ownPrivs returns the global privileges of the auditing account
+// (information_schema always shows an account its own), upper case; all
+// is true when the server runs without privilege checks.
+func (a *auditor) ownPrivs(ctx context.Context) (privs map[string]bool, all bool, err error) {
+	cu, err := a.value(ctx, "SELECT CURRENT_USER()")
+	if err != nil {
+		return nil, false, err
+	}
+	if cu == "@" || strings.Contains(cu, "skip-grants") {
+		return nil, true, nil
+	}
+	rows, err := a.cached(ctx, userPrivsSQL, 3)
+	if err != nil {
+		return nil, false, err
+	}
+	me := normAccount(cu)
+	privs = map[string]bool{}
+	for _, r := range rows {
+		if normAccount(r[0]) == me {
+			privs[strings.ToUpper(r[1])] = true
+		}
+	}
+	return privs, false, nil
+}
+
+// needOwn fails unless the auditing account holds every privilege in
+// need globally; why says what they are needed for.
+func (a *auditor) needOwn(ctx context.Context, why string, need ...string) error {
+	privs, all, err := a.ownPrivs(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot read the auditing account's own privileges: %v", err)
+	}
+	if all {
+		return nil
+	}
+	var lack []string
+	for _, p := range need {
+		if !privs[p] {
+			lack = append(lack, p)
+		}
+	}
+	if len(lack) > 0 {
+		return fmt.Errorf("the auditing account lacks %s on *.*, needed %s", strings.Join(lack, ", "), why)
+	}
+	return nil
+}
+
 var grantRe = regexp.MustCompile(`^GRANT (.+) ON \*\.\* TO `)
 
 // rolePrivs reads a role's global privileges from SHOW GRANTS.
-func (a *auditor) rolePrivs(ctx context.Context, role string) []string {
+func (a *auditor) rolePrivs(ctx context.Context, role string) ([]string, error) {
 	rows, err := a.query(ctx, "SHOW GRANTS FOR '"+strings.ReplaceAll(role, "'", "''")+"'", 1)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var out []string
 	for _, r := range rows {
@@ -104,7 +175,7 @@ func (a *auditor) rolePrivs(ctx context.Context, role string) []string {
 			out = append(out, "GRANT OPTION")
 		}
 	}
-	return out
+	return out, nil
 }
 
 // holders fails every non-admin grantee holding one of privs globally.
@@ -205,6 +276,11 @@ func checkReplSlavePriv(ctx context.Context, a *auditor) (outcome, error) {
 
 func checkDefinerAdmins(ctx context.Context, a *auditor) (outcome, error) {
 	if _, err := a.globalPrivs(ctx); err != nil {
+		return outcome{}, err
+	}
+	// information_schema shows only the objects the auditing account
+	// may use.
+	if err := a.needOwn(ctx, "to see every routine, view, trigger and event in information_schema", "SELECT", "SHOW VIEW", "TRIGGER", "EVENT"); err != nil {
 		return outcome{}, err
 	}
 	var fails []Evidence
