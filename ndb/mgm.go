@@ -95,6 +95,11 @@ func (m Mgm) Status(ctx context.Context, id int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return parseStatus(out, id)
+}
+
+// parseStatus finds node id's state in the output of "ID STATUS".
+func parseStatus(out string, id int) (string, error) {
 	for _, sm := range statusRE.FindAllStringSubmatch(out, -1) {
 		if sm[1] == strconv.Itoa(id) {
 			return sm[2], nil
