@@ -40,6 +40,14 @@ func keygen(t *testing.T, path string) {
 
 func startSSHD(t *testing.T) *sshd {
 	t.Helper()
+	return startSSHDEnv(t, nil, "")
+}
+
+// startSSHDEnv starts an sshd whose sessions get env (NAME=value, no
+// spaces) besides PATH, with pathFirst before the usual PATH: each such
+// sshd is another "host" with its own mysecure settings.
+func startSSHDEnv(t *testing.T, env []string, pathFirst string) *sshd {
+	t.Helper()
 	testenv.RequireRoot(t)
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 		testenv.Missing(t, "sshd", "/usr/sbin/sshd (Debian openssh-server)")
@@ -83,8 +91,8 @@ UsePAM no
 AllowTcpForwarding yes
 AllowStreamLocalForwarding yes
 LogLevel DEBUG3
-SetEnv PATH=%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
-`, s.port, s.hostKey, dir, dir, filepath.Dir(binary))
+SetEnv PATH=%s%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin %s
+`, s.port, s.hostKey, dir, dir, pathFirst, filepath.Dir(binary), strings.Join(env, " "))
 	os.WriteFile(s.config, []byte(conf), 0o600)
 	s.start(t)
 	return s
