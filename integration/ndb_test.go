@@ -317,9 +317,8 @@ func TestNDBPolicy(t *testing.T) {
 }
 
 // TestNDBRolling: a rolling enable over two hosts, one at a time, through
-// the Host interface. SSH is not available here (the SSH client is being
-// written on another branch), so both "hosts" are LocalHost, each with its
-// own mount, volume and stand-in node. The first host's node does not come
+// the Host interface with LocalHost "hosts", each with its own mount,
+// volume and stand-in node (the SSH roll is in ndb_ssh_test.go). The first host's node does not come
 // back: that host is rolled back, the roll stops, the second host is not
 // touched.
 func TestNDBRolling(t *testing.T) {

@@ -40,6 +40,14 @@ func keygen(t *testing.T, path string) {
 
 func startSSHD(t *testing.T) *sshd {
 	t.Helper()
+	return startSSHDEnv(t, nil, "")
+}
+
+// startSSHDEnv starts an sshd whose sessions get env (NAME=value, no
+// spaces) besides PATH, with pathFirst before the usual PATH: each such
+// sshd is another "host" with its own mysecure settings.
+func startSSHDEnv(t *testing.T, env []string, pathFirst string) *sshd {
+	t.Helper()
 	testenv.RequireRoot(t)
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 		testenv.Missing(t, "sshd", "/usr/sbin/sshd (Debian openssh-server)")
@@ -83,8 +91,8 @@ UsePAM no
 AllowTcpForwarding yes
 AllowStreamLocalForwarding yes
 LogLevel DEBUG3
-SetEnv PATH=%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
-`, s.port, s.hostKey, dir, dir, filepath.Dir(binary))
+SetEnv PATH=%s%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin %s
+`, s.port, s.hostKey, dir, dir, pathFirst, filepath.Dir(binary), strings.Join(env, " "))
 	os.WriteFile(s.config, []byte(conf), 0o600)
 	s.start(t)
 	return s
@@ -517,5 +525,72 @@ func TestSSHTunnelIdle(t *testing.T) {
 	}
 	if err := fwd.Err(); err != nil {
 		t.Fatalf("forward error: %v", err)
+	}
+}
+
+// TestSSHScheduleAdd: `schedule add --ssh NAME --remote-dump` writes the
+// job into the config file (NAME must be a configured ssh host), and the
+// line `schedule install --cron` writes for it, run as cron runs it,
+// backs up over the test's sshd into the catalog and the history.
+func TestSSHScheduleAdd(t *testing.T) {
+	e := newSSHBackupEnv(t, "")
+	for _, bad := range [][]string{
+		{"--ssh", "db9"}, {"--ssh", "root@127.0.0.1"}, {"--remote-dump"},
+	} {
+		_, stderr := e.msPlain(t, 2, append([]string{"schedule", "add", "bad", "--schedule", "@daily"}, bad...)...)
+		if !strings.Contains(stderr, "mysecure: error:") {
+			t.Fatalf("schedule add %v: %s", bad, stderr)
+		}
+	}
+	if _, stderr := e.msPlain(t, 2, "schedule", "add", "bad", "--schedule", "@daily", "--ssh", "db9"); !strings.Contains(stderr, "configured ssh hosts: db1, db2, db3") {
+		t.Fatalf("unknown host: no list of the configured ones: %s", stderr)
+	}
+	e.msPlain(t, 0, "schedule", "add", "cron-db1", "--schedule", "15 3 * * *", "--ssh", "db1", "--remote-dump", "--databases", "shop", "--keep-last", "3")
+	cfg, _ := os.ReadFile(e.config)
+	if !strings.Contains(string(cfg), "name: cron-db1") || !strings.Contains(string(cfg), "ssh: db1") || !strings.Contains(string(cfg), "remote-dump: true") || strings.Contains(string(cfg), "name: bad") {
+		t.Fatalf("config file after schedule add:\n%s", cfg)
+	}
+	keyFile := filepath.Join(e.dir, "boot.key")
+	e.ms(t, 0, "key", "add", "--type", "keyfile", "--create-keyfile", keyFile)
+	cronFile := filepath.Join(e.dir, "cron.d", "mysecure")
+	e.msPlain(t, 0, "schedule", "install", "--cron", "--cron-file", cronFile, "--keyfile", keyFile, "cron-db1")
+	data, err := os.ReadFile(cronFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "--job cron-db1") {
+			line = l
+		}
+	}
+	f := strings.Fields(line)
+	if len(f) < 8 || strings.Join(f[:5], " ") != "15 3 * * *" || f[5] != "root" {
+		t.Fatalf("cron line %q", line)
+	}
+	n := len(e.catalog(t))
+	cmdline := strings.Join(f[6:], " ")
+	cmdline = cmdline[:strings.Index(cmdline, " >>")]
+	out, err := runShell(e.vars, cmdline)
+	if err != nil || !strings.Contains(out, "job cron-db1: backup") {
+		t.Fatalf("running the cron command %q: %v\n%s", cmdline, err, out)
+	}
+	cat := e.catalog(t)
+	if len(cat) != n+1 {
+		t.Fatalf("catalog after the cron run: %s", ids(cat))
+	}
+	hist, _ := e.msPlain(t, 0, "schedule", "history", "cron-db1", "--json")
+	if !strings.Contains(hist, `"success"`) {
+		t.Fatalf("history: %s", hist)
+	}
+	var id string
+	for _, c := range cat {
+		if strings.Contains(hist, c.ID) {
+			id = c.ID
+		}
+	}
+	show, _ := e.ms(t, 0, "backup", "show", id, "--json")
+	if id == "" || !strings.Contains(show, `"ssh_host": "db1"`) || !strings.Contains(show, `"mode": "remote-dump"`) {
+		t.Fatalf("the cron run's backup %q is not a remote dump over db1: %s", id, show)
 	}
 }

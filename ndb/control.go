@@ -156,8 +156,9 @@ func pidFromFile(dataDir string, id int) int {
 	return pid
 }
 
-// Stop stops node n: through the management server when it is reachable,
-// else with SIGTERM to the worker (the angel ignores SIGTERM and exits
+// Stop stops node n: through the management server when it is reachable
+// (a refusal, ErrMgmRefused, ends it: the node keeps running), else with
+// SIGTERM to the worker (the angel ignores SIGTERM and exits
 // when its worker does). It waits for the pid file to go (or hold a pid
 // that is gone) and the processes to exit.
 func (c *Control) Stop(ctx context.Context, n *Node) error {
@@ -165,6 +166,9 @@ func (c *Control) Stop(ctx context.Context, n *Node) error {
 	switch {
 	case err == nil:
 		c.log("node %d: stopped through the management server", n.ID)
+	case errors.Is(err, ErrMgmRefused):
+		// Never around the server's refusal: it protects the cluster.
+		return fmt.Errorf("node %d: %w", n.ID, err)
 	default:
 		target := n.Worker
 		if target == nil {

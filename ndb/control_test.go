@@ -263,3 +263,29 @@ func TestStartAsUser(t *testing.T) {
 		t.Fatalf("restarted node: %+v", n)
 	}
 }
+
+// TestStopRefused: the management server refuses to stop the node
+// ("Node shutdown would cause system crash", error 2002, exit 255 like an
+// unreachable server): Stop returns ErrMgmRefused and the node keeps
+// running; no SIGTERM is sent around the refusal.
+func TestStopRefused(t *testing.T) {
+	c := newCluster(t)
+	c.launch("--ndb-nodeid=2")
+	os.WriteFile(filepath.Join(c.state, "refuse-stop-2"), nil, 0o644)
+	st, err := c.discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := st.Node(2)
+	err = c.control.Stop(context.Background(), n)
+	if !errors.Is(err, ErrMgmRefused) || errors.Is(err, ErrMgmUnreachable) || !strings.Contains(err.Error(), "Node shutdown would cause system crash") {
+		t.Fatalf("stop refused by the server: %v", err)
+	}
+	if strings.Contains(strings.Join(c.logs, "\n"), "SIGTERM") || !alive(n.Angel.Pid) || !alive(n.Worker.Pid) {
+		t.Fatalf("the node was signalled after a refusal: %q", c.logs)
+	}
+	if s, err := c.control.Mgm.Status(context.Background(), 2); err != nil || s != "started" {
+		t.Fatalf("status after a refused stop: %q %v", s, err)
+	}
+	os.Remove(filepath.Join(c.state, "refuse-stop-2"))
+}

@@ -31,19 +31,23 @@ type Dir struct {
 
 // Node is a data or management node as discovered.
 type Node struct {
-	ID      int      `json:"id"`
-	Kind    string   `json:"kind"` // KindData or KindMgm
-	Host    string   `json:"host,omitempty"`
-	Local   bool     `json:"local"`
-	Running bool     `json:"running"`
-	Program string   `json:"program,omitempty"` // the running binary
-	Angel   *Proc    `json:"angel,omitempty"`
-	Worker  *Proc    `json:"worker,omitempty"`
-	DataDir string   `json:"datadir,omitempty"`
-	Dirs    []Dir    `json:"dirs"`
-	Sources []string `json:"sources"`
+	ID      int    `json:"id"`
+	Kind    string `json:"kind"` // KindData or KindMgm
+	Host    string `json:"host,omitempty"`
+	Local   bool   `json:"local"`
+	Running bool   `json:"running"`
+	Program string `json:"program,omitempty"` // the running binary
+	Angel   *Proc  `json:"angel,omitempty"`
+	Worker  *Proc  `json:"worker,omitempty"`
+	DataDir string `json:"datadir,omitempty"`
+	// NodeGroup is the data node's node group, from config.ini (nil when
+	// config.ini does not describe the node or puts it in no group).
+	NodeGroup *int     `json:"nodegroup,omitempty"`
+	Dirs      []Dir    `json:"dirs"`
+	Sources   []string `json:"sources"`
 
-	params map[string]string
+	params  map[string]string
+	fromIni bool // config.ini describes the node
 }
 
 // Options say where discovery looks.
@@ -217,6 +221,7 @@ func Discover(ctx context.Context, o Options) (*Status, error) {
 				n.params[k] = v
 			}
 			n.Host = cn.Get("hostname")
+			n.fromIni = true
 			n.Sources = append(n.Sources, fmt.Sprintf("%s:%d", st.ConfigIni, cn.Line))
 		}
 	}
@@ -257,7 +262,47 @@ func Discover(ctx context.Context, o Options) (*Status, error) {
 		st.Nodes = append(st.Nodes, n)
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].ID < st.Nodes[j].ID })
+	assignNodeGroups(st.Nodes)
 	return st, nil
+}
+
+// assignNodeGroups sets the NodeGroup of the data nodes that config.ini
+// describes, as the management server does: NodeGroup when given, else
+// the nodes without one fill groups 0, 1, ... in node id order,
+// NoOfReplicas (default 2) to a group. A node with NodeGroup=65536 (no
+// group) and nodes config.ini does not describe keep nil.
+func assignNodeGroups(nodes []*Node) {
+	used := map[int]int{}
+	var implicit []*Node
+	replicas := 0
+	for _, n := range nodes {
+		if n.Kind != KindData || !n.fromIni {
+			continue
+		}
+		if r, err := strconv.Atoi(n.params["noofreplicas"]); err == nil && r > 0 && replicas == 0 {
+			replicas = r
+		}
+		if v, ok := n.params["nodegroup"]; ok {
+			if g, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && g >= 0 && g < 65536 {
+				n.NodeGroup = &g
+				used[g]++
+			}
+			continue
+		}
+		implicit = append(implicit, n)
+	}
+	if replicas == 0 {
+		replicas = 2
+	}
+	g := 0
+	for _, n := range implicit {
+		for used[g] >= replicas {
+			g++
+		}
+		gg := g
+		n.NodeGroup = &gg
+		used[g]++
+	}
 }
 
 // unmount maps a path inside Mount/Category back to the configured path

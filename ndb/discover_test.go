@@ -107,3 +107,38 @@ func TestEncryptedDir(t *testing.T) {
 		t.Fatalf("unmount: %s", got)
 	}
 }
+
+// TestNodeGroups: node groups as the management server assigns them:
+// NodeGroup when given, else NoOfReplicas nodes to a group in id order.
+func TestNodeGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name, ini string
+		want      map[int]int // node id -> group; -1: none
+	}{
+		{"two replicas", "[ndbd default]\nNoOfReplicas=2\n[ndbd]\nNodeId=3\n[ndbd]\nNodeId=2\n[ndbd]\nNodeId=4\n[ndbd]\nNodeId=5\n", map[int]int{2: 0, 3: 0, 4: 1, 5: 1}},
+		{"default replicas", "[ndbd]\nNodeId=2\n[ndbd]\nNodeId=3\n[ndbd]\nNodeId=4\n", map[int]int{2: 0, 3: 0, 4: 1}},
+		{"explicit", "[ndbd default]\nNoOfReplicas=2\n[ndbd]\nNodeId=2\nNodeGroup=1\n[ndbd]\nNodeId=3\n[ndbd]\nNodeId=4\nNodeGroup=65536\n[ndbd]\nNodeId=5\n[ndbd]\nNodeId=6\nNodeGroup=1\n", map[int]int{2: 1, 3: 0, 4: -1, 5: 0, 6: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ini := filepath.Join(t.TempDir(), "config.ini")
+			if err := os.WriteFile(ini, []byte(tc.ini), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			st, err := Discover(context.Background(), Options{ConfigIni: ini, NdbConfig: "-", MyCnf: []string{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id, g := range tc.want {
+				n := st.Node(id)
+				switch {
+				case n == nil:
+					t.Fatalf("node %d missing", id)
+				case g < 0 && n.NodeGroup != nil:
+					t.Fatalf("node %d: group %d, want none", id, *n.NodeGroup)
+				case g >= 0 && (n.NodeGroup == nil || *n.NodeGroup != g):
+					t.Fatalf("node %d: group %v, want %d", id, n.NodeGroup, g)
+				}
+			}
+		})
+	}
+}

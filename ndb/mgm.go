@@ -16,6 +16,11 @@ import (
 // management server (ndb_mgm exits 255 with error 2002).
 var ErrMgmUnreachable = errors.New("the management server is not reachable")
 
+// ErrMgmRefused: the management server refused to stop a node, as it
+// does when the node's group would have no node left ("Node shutdown
+// would cause system crash"). The node must not be stopped another way.
+var ErrMgmRefused = errors.New("the management server refused to stop the node")
+
 // ErrMgmMissing: no ndb_mgm program.
 var ErrMgmMissing = errors.New("ndb_mgm not found")
 
@@ -66,7 +71,12 @@ func (m Mgm) run(ctx context.Context, command string) (string, error) {
 	s := out.String()
 	var ee *exec.ExitError
 	switch {
-	case errors.As(err, &ee) && (ee.ExitCode() == 255 || strings.Contains(s, "2002")):
+	// Error 2002 is both "Connect failed" and "Stop failed": the text
+	// decides, never the code alone. A refused stop falling back to
+	// SIGTERM would do what the management server refused to do.
+	case refusedStop(s):
+		return s, fmt.Errorf("%w: ndb_mgm -e %q: %s", ErrMgmRefused, command, refusalLine(s))
+	case errors.As(err, &ee) && (ee.ExitCode() == 255 || strings.Contains(s, "Connect failed") || strings.Contains(s, "Unable to connect")):
 		return s, fmt.Errorf("%w: ndb_mgm -e %q: %s", ErrMgmUnreachable, command, lastLine(s))
 	case errors.Is(err, exec.ErrNotFound):
 		return s, fmt.Errorf("%w: %v", ErrMgmMissing, err)
@@ -85,6 +95,11 @@ func (m Mgm) Status(ctx context.Context, id int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return parseStatus(out, id)
+}
+
+// parseStatus finds node id's state in the output of "ID STATUS".
+func parseStatus(out string, id int) (string, error) {
 	for _, sm := range statusRE.FindAllStringSubmatch(out, -1) {
 		if sm[1] == strconv.Itoa(id) {
 			return sm[2], nil
@@ -104,4 +119,27 @@ func (m Mgm) Stop(ctx context.Context, id int) error {
 		return fmt.Errorf("ndb_mgm -e \"%d STOP\": %s", id, lastLine(out))
 	}
 	return nil
+}
+
+// refusedStop tells a stop the management server refused (the real
+// client prints "Shutdown of node N failed." then "*  2002: Stop failed"
+// and the reason, such as "Node shutdown would cause system crash").
+func refusedStop(out string) bool {
+	if strings.Contains(out, "would cause system crash") {
+		return true
+	}
+	// A node the server does not see ("Node N is not connected") may be
+	// stopped by a signal: it is not part of the cluster.
+	return (strings.Contains(out, "Stop failed") || strings.Contains(out, "Shutdown of node") && strings.Contains(out, "failed")) &&
+		!strings.Contains(out, "not connected")
+}
+
+// refusalLine is the reason the client gave, else its last line.
+func refusalLine(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "would cause system crash") {
+			return strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(l), "*"))
+		}
+	}
+	return lastLine(out)
 }

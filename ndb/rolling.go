@@ -5,18 +5,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 )
 
 // Host runs a command on one host of the cluster. Run returns the
 // command's output and exit code; err is for a command that could not be
-// run at all (no connection, no such program), and exit is then -1. The
-// SSH client (internal/ssh, in progress) will implement it for remote
-// hosts; LocalHost runs on this one.
+// run at all (no connection, no such program), and exit is then -1.
+// stdin, when not nil, is the command's standard input (the only way a
+// secret may reach it: never argv or the environment). SSHHost runs on
+// a remote host; LocalHost runs on this one.
 type Host interface {
 	Name() string
-	Run(ctx context.Context, argv []string) (stdout, stderr string, exit int, err error)
+	Run(ctx context.Context, argv []string, stdin io.Reader) (stdout, stderr string, exit int, err error)
 }
 
 // LocalHost runs commands on this host, with Env added to this process's
@@ -28,12 +30,13 @@ type LocalHost struct {
 
 func (h LocalHost) Name() string { return h.Label }
 
-func (h LocalHost) Run(ctx context.Context, argv []string) (string, string, int, error) {
+func (h LocalHost) Run(ctx context.Context, argv []string, stdin io.Reader) (string, string, int, error) {
 	if len(argv) == 0 {
 		return "", "", -1, errors.New("empty command")
 	}
 	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	c.Env = append(c.Environ(), h.Env...)
+	c.Stdin = stdin
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()
@@ -59,6 +62,7 @@ type HostResult struct {
 // were changed, the ones after it not touched.
 type RollError struct {
 	Host    string
+	Node    int // the data node (a node roll), else 0
 	Exit    int
 	Err     error  // the command could not be run
 	Last    string // the last line the host's command printed on stderr
@@ -71,7 +75,11 @@ func (e *RollError) Error() string {
 	if e.Err != nil {
 		why = e.Err.Error()
 	}
-	msg := fmt.Sprintf("rolling change stopped at host %s (%s)", e.Host, why)
+	at := "host " + e.Host
+	if e.Node != 0 {
+		at += fmt.Sprintf(", node %d", e.Node)
+	}
+	msg := fmt.Sprintf("rolling change stopped at %s (%s)", at, why)
 	if len(e.Done) > 0 {
 		msg += "; changed before it: " + strings.Join(e.Done, ", ")
 	}
@@ -96,7 +104,7 @@ func Roll(ctx context.Context, hosts []Host, argv func(Host) []string, report fu
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		stdout, stderr, exit, err := h.Run(ctx, argv(h))
+		stdout, stderr, exit, err := h.Run(ctx, argv(h), nil)
 		r := HostResult{Host: h.Name(), Exit: exit, Stdout: stdout, Stderr: stderr}
 		out = append(out, r)
 		if report != nil {

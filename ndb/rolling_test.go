@@ -3,6 +3,8 @@ package ndb
 import (
 	"context"
 	"errors"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -41,5 +43,50 @@ func TestRollStopsAtRefusal(t *testing.T) {
 	_, err = Roll(context.Background(), hosts, func(h Host) []string { return []string{"/nonexistent/mysecure"} }, nil)
 	if !errors.As(err, &re) || re.Exit != -1 || re.Err == nil || len(re.Skipped) != 2 {
 		t.Fatalf("missing program: %v", err)
+	}
+}
+
+// TestNodeRoll: nodes one at a time; a node whose group peer is not
+// started is not touched; a failing node stops the roll; the credential
+// reaches each command on stdin.
+func TestNodeRoll(t *testing.T) {
+	g0, g1 := 0, 1
+	a, b := LocalHost{Label: "a"}, LocalHost{Label: "b"}
+	states := map[int]string{2: "started", 3: "started", 4: "started", 5: "started"}
+	var ran []string
+	roll := &NodeRoll{
+		Nodes: []RollNode{{Host: a, Node: 2, Group: &g0, Peers: []int{3}}, {Host: b, Node: 3, Group: &g0, Peers: []int{2}},
+			{Host: a, Node: 4, Group: &g1, Peers: []int{5}}, {Host: b, Node: 5, Group: &g1, Peers: []int{4}}},
+		Argv: func(n RollNode) []string {
+			return []string{"/bin/sh", "-c", `read -r s; [ "$s" = secret ] && echo "node $0 ok" || exit 3`, strconv.Itoa(n.Node)}
+		},
+		Stdin:  func() io.Reader { return strings.NewReader("secret\n") },
+		Status: func(ctx context.Context, h Host, id int) (string, error) { return states[id], nil },
+		Begin:  func(n RollNode) { ran = append(ran, n.label()) },
+	}
+	res, err := roll.Run(context.Background())
+	if err != nil || len(res) != 4 || res[3].Stdout != "node 5 ok\n" || strings.Join(ran, ",") != "a node 2,b node 3,a node 4,b node 5" {
+		t.Fatalf("roll: %v %+v %v", err, res, ran)
+	}
+
+	// Node 5 is down: node 4 (its group) is not touched; 2 and 3 are done.
+	states[5] = "not connected"
+	ran = nil
+	_, err = roll.Run(context.Background())
+	var re *RollError
+	if !errors.As(err, &re) || !errors.Is(err, ErrGroupDown) || re.Host != "a" || re.Node != 4 || strings.Join(re.Done, ",") != "a node 2,b node 3" ||
+		strings.Join(re.Skipped, ",") != "b node 5" || len(ran) != 2 {
+		t.Fatalf("group down: %v %+v %v", err, re, ran)
+	}
+	if !strings.Contains(err.Error(), "rolling change stopped at host a, node 4 (a node of the group is not started: node 5 of node group 1 is not connected") {
+		t.Fatalf("message: %v", err)
+	}
+
+	// A wrong credential: the first node fails with its exit code.
+	states[5] = "started"
+	roll.Stdin = func() io.Reader { return strings.NewReader("wrong\n") }
+	_, err = roll.Run(context.Background())
+	if !errors.As(err, &re) || re.Node != 2 || re.Exit != 3 || len(re.Done) != 0 || len(re.Skipped) != 3 {
+		t.Fatalf("failing node: %v", err)
 	}
 }

@@ -157,6 +157,7 @@ type ndbChangeOptions struct {
 	IncludeMgmd bool
 	DryRun      bool
 	creds       credOptions
+	roll        rollOptions
 }
 
 func newNDBChangeCommand(g *globalOptions, enable bool) *cobra.Command {
@@ -166,12 +167,19 @@ func newNDBChangeCommand(g *globalOptions, enable bool) *cobra.Command {
 		use, short = "disable", "Move data nodes' files back out of the mount, remove their rules, restart them"
 	}
 	cmd := &cobra.Command{
-		Use:   use + " (--node ID | --all-local) [--stop] [--include-mgmd] [--dry-run]",
+		Use:   use + " (--node ID | --all-local | --rolling --hosts HOST,...) [--stop] [--include-mgmd] [--dry-run]",
 		Short: short,
 		Example: `  mysecure ndb ` + use + ` --node 2 --stop --dry-run
-  mysecure ndb ` + use + ` --all-local --stop`,
+  mysecure ndb ` + use + ` --all-local --stop
+  mysecure ndb ` + use + ` --rolling --hosts ndb1,ndb2 --stop`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.roll.Rolling {
+				return runNDBRoll(cmd.Context(), cmd, g, &o, enable)
+			}
+			if len(o.roll.Hosts) > 0 {
+				return usagef("--hosts goes with --rolling")
+			}
 			if (o.Node == 0) == !o.AllLocal {
 				return withHint(usagef("give one of --node ID and --all-local"), "'mysecure ndb status' lists the nodes of this host")
 			}
@@ -185,6 +193,7 @@ func newNDBChangeCommand(g *globalOptions, enable bool) *cobra.Command {
 	cmd.Flags().BoolVar(&o.IncludeMgmd, "include-mgmd", false, "also encrypt the local ndb_mgmd's DataDir and allow ndb_mgmd")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the plan, change nothing")
 	o.creds.AddFlags(cmd.Flags())
+	o.roll.AddFlags(cmd.Flags())
 	return cmd
 }
 
@@ -241,7 +250,12 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", todo)
 		return nil
 	}
-	cred, err := adminCredential(ctx, c, &o.creds)
+	var cred *daemon.Credential
+	if o.roll.CredStdin {
+		cred, err = readStdinCredential()
+	} else {
+		cred, err = adminCredential(ctx, c, &o.creds)
+	}
 	if err != nil {
 		return err
 	}

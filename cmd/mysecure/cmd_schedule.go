@@ -181,10 +181,14 @@ func newScheduleAddCommand(g *globalOptions) *cobra.Command {
 		Use:   "add NAME --schedule EXPR",
 		Short: "Add a backup job to the config file",
 		Example: `  mysecure schedule add nightly --schedule "30 2 * * *" --keep-daily 7 --keep-weekly 4 --max-age 26h
-  mysecure schedule add hourly-shop --schedule @hourly --databases shop --keep-last 24 --overlap skip`,
+  mysecure schedule add hourly-shop --schedule @hourly --databases shop --keep-last 24 --overlap skip
+  mysecure schedule add nightly-db1 --schedule "0 2 * * *" --ssh db1 --remote-dump --keep-daily 7`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			j.Name = args[0]
+			if err := validateJobSSH(g, &j); err != nil {
+				return err
+			}
 			if err := j.Validate(); err != nil {
 				return withHint(usagef(oneLine(err)), `a schedule is 5 cron fields ("30 2 * * *") or @hourly, @daily, @weekly, @monthly, @every 6h`)
 			}
@@ -239,8 +243,35 @@ func newScheduleAddCommand(g *globalOptions) *cobra.Command {
 	f.StringVar(&j.PostHook, "post-hook", "", "shell `COMMAND` after the run ($MYSECURE_STATUS, $MYSECURE_BACKUP_ID, $MYSECURE_ERROR)")
 	f.StringVar(&j.Webhook, "webhook", "", "POST the run record as JSON to `URL` on failure")
 	f.BoolVar(&j.WebhookOnSuccess, "webhook-on-success", false, "call the webhook on success too")
+	f.StringVar(&j.SSH, "ssh", "", "back up the server of ssh host `NAME` (a name of the ssh: section)")
+	f.BoolVar(&j.RemoteDump, "remote-dump", false, "with --ssh: run the dump tool on that host and stream its output back")
 	f.BoolVar(&replace, "replace", false, "replace a job of the same name")
 	return cmd
+}
+
+// validateJobSSH checks --ssh and --remote-dump of schedule add: a job
+// that runs unattended names a configured host (a typo must not become a
+// DNS lookup at 2 a.m., and its keys and known_hosts are configured).
+func validateJobSSH(g *globalOptions, j *schedule.Job) error {
+	if j.SSH == "" {
+		if j.RemoteDump {
+			return usagef("--remote-dump needs --ssh NAME")
+		}
+		return nil
+	}
+	var names []string
+	for _, h := range g.cfg.SSH.Hosts {
+		if h.Name == j.SSH {
+			_, err := g.cfg.SSH.Resolve(j.SSH)
+			return err
+		}
+		names = append(names, h.Name)
+	}
+	hint := "add the host to the ssh: section of the config file (docs/ssh.md)"
+	if len(names) > 0 {
+		hint = "configured ssh hosts: " + strings.Join(names, ", ")
+	}
+	return withHint(usagef(fmt.Sprintf("--ssh %s: no ssh host of that name in the configuration", j.SSH)), hint)
 }
 
 func newScheduleRemoveCommand(g *globalOptions) *cobra.Command {

@@ -162,6 +162,8 @@ func classify(err error) (code int, hint string) {
 	switch {
 	case errors.Is(err, ndb.ErrNotStarted):
 		return exitNodeDown, "the node was rolled back and started as it was; its ndb_<ID>_out.log says why it did not start"
+	case errors.Is(err, ndb.ErrMgmRefused):
+		return exitNodeDown, "the management server refuses to stop the node (its node group would have no node left): start the other nodes of its group, wait until 'ndb_mgm -e SHOW' shows them started, then run again; nothing was changed"
 	case errors.Is(err, ndb.ErrStopFailed):
 		return exitNodeDown, "the node did not stop in time and nothing was moved: see its ndb_<ID>_out.log, stop it by hand ('ndb_mgm -e \"ID STOP\"') or give a longer --stop-timeout"
 	case errors.Is(err, ndb.ErrRunning):

@@ -9,7 +9,11 @@
 //
 // from the files the stand-in ndbd keeps in $NDB_STANDIN_STATE. While the
 // file mgmd-down exists there, it refuses as the real client does when no
-// management server answers: error 2002, exit code 255.
+// management server answers: error 2002, exit code 255. While a file
+// refuse-stop-<ID> exists there, "ID STOP" is refused as the real server
+// refuses to stop the last node of a node group: "Node shutdown would
+// cause system crash" under error 2002 (Stop failed), exit code 255 (the
+// same code as an unreachable server: only the text tells them apart).
 package main
 
 import (
@@ -68,6 +72,10 @@ func main() {
 		if s != "started" && s != "starting" {
 			fmt.Printf("Shutdown of node %d failed.\n*  2002: Stop failed\n*        Node %d is not connected\n", id, id)
 			os.Exit(1)
+		}
+		if _, err := os.Stat(filepath.Join(state, fmt.Sprintf("refuse-stop-%d", id))); err == nil {
+			fmt.Printf("Shutdown of node %d failed.\n*  2002: Stop failed\n*        Node shutdown would cause system crash: Permanent error: Application error\n", id)
+			os.Exit(255)
 		}
 		os.WriteFile(filepath.Join(state, fmt.Sprintf("stop-%d", id)), nil, 0o644)
 		for i := 0; i < 600 && syscall.Kill(pid, 0) == nil; i++ {
