@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +42,11 @@ type Runner struct {
 	Log     *slog.Logger
 	HTTP    *http.Client
 	Now     func() time.Time
+	// HookSource is the config file the jobs' pre- and post-hooks come
+	// from: hooks run as root through /bin/sh, so they run only while that
+	// file (and its directory) is root's and nobody else can write it. ""
+	// means the jobs did not come from a file (tests, flags).
+	HookSource string
 }
 
 func (r *Runner) now() time.Time {
@@ -253,6 +259,9 @@ func (r *Runner) hook(ctx context.Context, job Job, what, command string, rec Re
 	if command == "" {
 		return nil
 	}
+	if err := CheckHookSource(r.HookSource); err != nil {
+		return fmt.Errorf("%s of job %s not run: %w", what, job.Name, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
 	// umask 022: the daemon itself runs with umask 0.
@@ -277,4 +286,33 @@ func (j *Job) Delay() time.Duration {
 		return 0
 	}
 	return rand.N(j.Jitter)
+}
+
+// ErrUnsafeHookSource: hooks from a file others can change are not run.
+var ErrUnsafeHookSource = errors.New("unsafe hook source")
+
+// CheckHookSource refuses a config file (or its directory) that is not
+// root's or that group or others can write: whoever can change it could
+// make the root daemon run any command through a hook.
+func CheckHookSource(path string) error {
+	if path == "" {
+		return nil
+	}
+	for _, p := range []string{path, filepath.Dir(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnsafeHookSource, err)
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%w: cannot read the owner of %s", ErrUnsafeHookSource, p)
+		}
+		if st.Uid != 0 {
+			return fmt.Errorf("%w: %s is owned by uid %d, not root", ErrUnsafeHookSource, p, st.Uid)
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("%w: %s is mode %04o: group or others may change the hooks", ErrUnsafeHookSource, p, fi.Mode().Perm())
+		}
+	}
+	return nil
 }

@@ -455,3 +455,46 @@ func TestJobListConcurrent(t *testing.T) {
 		t.Fatal("Store kept the caller's slice")
 	}
 }
+
+// TestHookSource: hooks run as root only from a config file (and
+// directory) root owns and nobody else can write (a hook from a file
+// others can change is code execution next to the keys).
+func TestHookSource(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	cfg := filepath.Join(dir, "mysecure.yaml")
+	os.WriteFile(cfg, []byte("schedules: []\n"), 0o600)
+	if err := CheckHookSource(cfg); err != nil {
+		t.Fatalf("root's 0600 file: %v", err)
+	}
+	marker := filepath.Join(dir, "ran")
+	f := &fakeBackup{}
+	r, _ := newRunner(t, f)
+	r.HookSource = cfg
+	job := Job{Name: "hooked", Schedule: "@daily", PreHook: "touch " + marker}
+	if _, err := r.Run(context.Background(), job, "manual"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the hook of a safe config did not run")
+	}
+	os.Remove(marker)
+	for name, loosen := range map[string]func(){
+		"group-writable file": func() { os.Chmod(cfg, 0o620) },
+		"world-writable dir":  func() { os.Chmod(cfg, 0o600); os.Chmod(dir, 0o777) },
+		"file of another uid": func() { os.Chmod(dir, 0o755); os.Chown(cfg, 65534, 65534) },
+	} {
+		loosen()
+		if err := CheckHookSource(cfg); !errors.Is(err, ErrUnsafeHookSource) {
+			t.Errorf("%s: %v", name, err)
+		}
+		rec, _ := r.Run(context.Background(), job, "manual")
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("%s: the hook ran", name)
+		}
+		if rec.Status == "success" {
+			t.Errorf("%s: the job succeeded without its pre-hook", name)
+		}
+	}
+}

@@ -34,11 +34,12 @@ func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger, jo
 		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
 			return svc.Prune(o)
 		},
-		History: historyOf(g),
-		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
-		Metrics: g.cfg.MetricsTextfile,
-		Jobs:    jobs.Load,
-		Log:     log.With("module", "scheduler"),
+		History:    historyOf(g),
+		HookSource: g.configFileForEdit(),
+		LockDir:    filepath.Join(g.cfg.Store, "ms.locks"),
+		Metrics:    g.cfg.MetricsTextfile,
+		Jobs:       jobs.Load,
+		Log:        log.With("module", "scheduler"),
 	}
 }
 
@@ -112,11 +113,12 @@ func runJob(ctx context.Context, g *globalOptions, eo *execOptions, name, trigge
 			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
 			return d, err
 		},
-		History: historyOf(g),
-		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
-		Metrics: g.cfg.MetricsTextfile,
-		Jobs:    func() []schedule.Job { return g.cfg.Schedules },
-		Log:     slog.New(slog.NewJSONHandler(g.p.err, nil)),
+		History:    historyOf(g),
+		HookSource: g.cfg.file,
+		LockDir:    filepath.Join(g.cfg.Store, "ms.locks"),
+		Metrics:    g.cfg.MetricsTextfile,
+		Jobs:       func() []schedule.Job { return g.cfg.Schedules },
+		Log:        slog.New(slog.NewJSONHandler(g.p.err, nil)),
 	}
 	rec, err := r.Run(ctx, *job, trigger)
 	if err != nil {
