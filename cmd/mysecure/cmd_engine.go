@@ -164,32 +164,13 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	if s, err = engineSetup(g, eo, conn); err != nil {
 		return err
 	}
-	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: func(e plan.Event) {
-		switch e.Kind {
-		case plan.EventApplied:
-			fmt.Fprintf(g.p.out, "done:      %s\n", e.Step)
-		case plan.EventFailed:
-			fmt.Fprintf(g.p.out, "failed:    %s: %s\n", e.Step, e.Detail)
-		case plan.EventUndone:
-			fmt.Fprintf(g.p.out, "undone:    %s\n", e.Step)
-		case plan.EventUndoFailed:
-			fmt.Fprintf(g.p.out, "not undone: %s: %s\n", e.Step, e.Detail)
-		}
-	}}
+	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent}
 	res, err := r.Apply(ctx, "engine", s.Steps())
 	if res != nil && len(res.Applied) > 0 {
 		notifyDaemon(ctx, g)
 	}
 	if err != nil {
-		var se *plan.StepError
-		if errors.As(err, &se) && se.RollbackErr != nil {
-			return withHint(err, "what could not be undone is recorded in "+r.StatePath+"; fix the cause and run again (it resumes)")
-		}
-		if errors.As(err, &se) {
-			_, hint := classify(se.Err)
-			return withHint(err, strings.TrimSpace("nothing was left changed. "+hint))
-		}
-		return err
+		return planApplyError(err, r.StatePath, "run again", "nothing was left changed. ")
 	}
 	fmt.Fprintf(g.p.out, "engine mode on: restart the server (existing tables are encrypted in the background: 'mysecure engine status')\n")
 	return nil

@@ -229,25 +229,25 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 		return err
 	}
 	fmt.Fprintf(g.p.out, "plan for %s (%s):\n", b.Name, paramLine(vals))
-	todo := 0
+	changing := 0
 	for i, f := range findings {
 		switch {
 		case f.Done:
 			fmt.Fprintf(g.p.out, "%3d. in place:  %s\n", i+1, f.Step)
 		case f.CheckErr != "":
-			todo++
+			changing++
 			fmt.Fprintf(g.p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, f.Step, f.CheckErr)
 		default:
-			todo++
+			changing++
 			fmt.Fprintf(g.p.out, "%3d. change:    %s (%s)\n", i+1, f.Step, f.Drift)
 		}
 	}
-	if todo == 0 {
+	if changing == 0 {
 		fmt.Fprintf(g.p.out, "nothing to change: every step of %s is in place\n", b.Name)
 		return nil
 	}
 	if o.DryRun {
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", todo)
+		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
 		return nil
 	}
 	cred, err := adminCredential(ctx, c, &o.creds)
@@ -260,32 +260,13 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 	if steps, _, err = compilePolicy(g, b, o.Sets, conn); err != nil {
 		return err
 	}
-	r := &plan.Runner{StatePath: policyStatePath(g, b.Name), Params: vals, Report: func(e plan.Event) {
-		switch e.Kind {
-		case plan.EventApplied:
-			fmt.Fprintf(g.p.out, "done:      %s\n", e.Step)
-		case plan.EventFailed:
-			fmt.Fprintf(g.p.out, "failed:    %s: %s\n", e.Step, e.Detail)
-		case plan.EventUndone:
-			fmt.Fprintf(g.p.out, "undone:    %s\n", e.Step)
-		case plan.EventUndoFailed:
-			fmt.Fprintf(g.p.out, "not undone: %s: %s\n", e.Step, e.Detail)
-		}
-	}}
+	r := &plan.Runner{StatePath: policyStatePath(g, b.Name), Params: vals, Report: g.p.planEvent}
 	res, err := r.Apply(ctx, b.Name, steps)
 	if res != nil && len(res.Applied) > 0 {
 		notifyDaemon(ctx, g)
 	}
 	if err != nil {
-		var se *plan.StepError
-		if errors.As(err, &se) && se.RollbackErr != nil {
-			return withHint(err, "what could not be undone is recorded in "+r.StatePath+"; fix the cause and apply again (it resumes)")
-		}
-		if errors.As(err, &se) {
-			_, hint := classify(se.Err)
-			return withHint(err, strings.TrimSpace("the host is as it was before the apply. "+hint))
-		}
-		return err
+		return planApplyError(err, r.StatePath, "apply again", "the host is as it was before the apply. ")
 	}
 	fmt.Fprintf(g.p.out, "applied %s: %d step(s) changed, %d in place already\n", b.Name, len(res.Applied), len(res.Unchanged))
 	return nil

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mysecure/mysecure/internal/plan"
+)
+
+// planEvent prints one event of a plan run (policy apply, engine enable):
+// what was done, what failed, what was rolled back.
+func (p *printer) planEvent(e plan.Event) {
+	switch e.Kind {
+	case plan.EventApplied:
+		fmt.Fprintf(p.out, "done:      %s\n", e.Step)
+	case plan.EventFailed:
+		fmt.Fprintf(p.out, "failed:    %s: %s\n", e.Step, e.Detail)
+	case plan.EventUndone:
+		fmt.Fprintf(p.out, "undone:    %s\n", e.Step)
+	case plan.EventUndoFailed:
+		fmt.Fprintf(p.out, "not undone: %s: %s\n", e.Step, e.Detail)
+	}
+}
+
+// planApplyError gives a failed plan run its hint: where the state that
+// could not be undone is recorded, or (rolled back) that nothing is left
+// changed, with the failed step's own hint. again names the command to
+// run again; rolledBack starts the second hint.
+func planApplyError(err error, statePath, again, rolledBack string) error {
+	var se *plan.StepError
+	if !errors.As(err, &se) {
+		return err
+	}
+	if se.RollbackErr != nil {
+		return withHint(err, "what could not be undone is recorded in "+statePath+"; fix the cause and "+again+" (it resumes)")
+	}
+	_, hint := classify(se.Err)
+	return withHint(err, strings.TrimSpace(rolledBack+hint))
+}
