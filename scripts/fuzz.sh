@@ -10,10 +10,25 @@
 # non-zero if any target fails. A failing input is written by Go under the
 # package's testdata/fuzz/FuzzX/ directory: commit it as a regression seed
 # once fixed.
+#
+# Go 1.26's fuzz coordinator has a shutdown race (go.dev/issue/75804, fixed
+# in Go 1.27): when -fuzztime runs out while a worker is mid-call on a loaded
+# machine, the target "fails" with a bare "context deadline exceeded" and no
+# input is written. Such a run is re-checked: if the log names no failing
+# input and no panic or test error, and the target's committed seeds replay
+# cleanly without fuzzing, the target is reported as
+# "ok (deadline race)". Anything else is still a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${1:-3s}
 go=${GO:-go}
+
+# deadline_race LOG: true when the only failure in LOG is the coordinator's
+# "context deadline exceeded" at the end of -fuzztime.
+deadline_race() {
+	grep -q '^[[:space:]]*context deadline exceeded$' "$1" &&
+		! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:|fuzzing process hung|testdata/fuzz/' "$1"
+}
 
 fail=0
 total=0
@@ -37,10 +52,14 @@ while IFS=: read -r file fn; do
 	if (cd "$dir" && "$bin" -test.run='^$' -test.fuzz="^${fn}\$" -test.fuzztime="$fuzztime" -test.parallel=2 \
 		-test.fuzzcachedir="$cache/$mod/$dir") >"$log" 2>&1; then
 		res=ok
+	elif deadline_race "$log" && (cd "$dir" && "$bin" -test.run="^${fn}\$" -test.count=1 \
+		-test.fuzzcachedir="$cache/$mod/$dir") >"$log.replay" 2>&1; then
+		res="ok (deadline race, corpus replayed)"
 	else
 		res=FAIL
 		fail=1
 	fi
+	rm -f "$log.replay"
 	# The last progress line: "fuzz: elapsed: 3s, execs: 12345 (4115/sec), new interesting: 2 (total: 40)"
 	line=$(grep -E '^fuzz: elapsed: .*execs: ' "$log" | tail -1 || true)
 	execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$line")
