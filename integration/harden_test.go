@@ -33,7 +33,13 @@ type hardenEnv struct {
 func newHardenEnv(t *testing.T, mountVars ...string) *hardenEnv {
 	t.Helper()
 	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
-	m := newMount(t, mountVars...)
+	return newHardenEnvOn(t, newMount(t, mountVars...))
+}
+
+// newHardenEnvOn lays the host-like root out next to the volume of m.
+func newHardenEnvOn(t *testing.T, m *mountEnv) *hardenEnv {
+	t.Helper()
+	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
 	h := &hardenEnv{mountEnv: m, root: filepath.Join(m.dir, "root")}
 	h.bin = filepath.Join(h.root, "usr", "sbin", "mariadbd")
 	h.datadir = filepath.Join(h.root, "var", "lib", "mysql")

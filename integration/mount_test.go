@@ -23,6 +23,9 @@ type mountEnv struct {
 	*env
 	mnt, socket, audit, log string
 	vars                    []string
+	// base replaces os.Environ() when set: the defaults tests drop every
+	// MYSECURE_* setting (the TestMain's private state dir among them).
+	base []string
 }
 
 // newMount mounts a fresh volume; extra are more MYSECURE_* settings.
@@ -78,7 +81,11 @@ func (m *mountEnv) creds() []string { return append([]string(nil), m.env.creds..
 
 func (m *mountEnv) cmd(args ...string) *exec.Cmd {
 	c := exec.Command(binary, args...)
-	c.Env = append(os.Environ(), m.vars...)
+	base := m.base
+	if base == nil {
+		base = os.Environ()
+	}
+	c.Env = append(append([]string(nil), base...), m.vars...)
 	return c
 }
 

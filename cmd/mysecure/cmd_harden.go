@@ -123,7 +123,7 @@ func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 		}
 		// Every refusal the real run would hit, not only the first.
 		for _, r := range refusals {
-			fmt.Fprintf(g.p.out, "refused: %v\n", r)
+			fmt.Fprintf(g.p.out, "refused: %s\n", strings.TrimPrefix(r.Error(), "refused: "))
 		}
 	}
 	if len(refusals) > 0 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,11 +151,21 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 	if srv.Launch != nil {
 		g.p.noticef("stopping the server (pid %d, started by %s)", srv.Launch.Server.Pid, srv.Launch.StartedBy())
 	}
+	since := time.Now()
 	err = hardening.ResetPassword(ctx, restart, hardening.ResetRequest{
 		Account: account, Host: host, Password: pw, InitDir: ro.InitDir, UID: uid, GID: gid,
 		Notice: func(s string) { g.p.noticef("%s", s) },
 	})
 	var re *hardening.ResetError
+	if err != nil && !errors.Is(err, hardening.ErrInitDir) {
+		// A server the rules kept from its files fails with "Errcode: 13";
+		// the daemon knows which opens it denied, and the rule to add.
+		var allow string
+		allow, err = withDenials(c, since, err)
+		if allow != "" {
+			return withHint(err, allow+"; then start the server (if it is down) and run the reset again")
+		}
+	}
 	switch {
 	case errors.Is(err, hardening.ErrInitDir):
 		return withHint(err, "nothing was changed and the server keeps running: pass --init-dir with a directory of root's that the server user can enter (mode 0755)")
@@ -179,6 +190,31 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 	}
 	fmt.Fprintf(g.p.out, "password of %s@%s set (checked by logging in)\n", account, host)
 	return nil
+}
+
+// withDenials returns the hints that say which rule would allow what the
+// mount's rules denied since the reset began, and err with the denials
+// added ("denied: PROG opening FILES") ("" when nothing was denied or the daemon
+// cannot tell).
+func withDenials(c *daemon.Client, since time.Time, err error) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, derr := c.Denials(ctx, daemon.DenialQuery{Since: since})
+	if derr != nil || len(r.Groups) == 0 {
+		return "", err
+	}
+	var seen, hints []string
+	for _, d := range r.Groups {
+		prog := d.Program
+		if prog == "" {
+			prog = "an unidentified process"
+		}
+		seen = append(seen, prog+" opening "+strings.Join(d.Files, ", "))
+		if d.Hint != "" && !slices.Contains(hints, d.Hint) {
+			hints = append(hints, d.Hint)
+		}
+	}
+	return strings.Join(hints, "; "), fmt.Errorf("%w: denied: %s", err, strings.Join(seen, "; denied: "))
 }
 
 // restartAfter runs before (removing the temporary rule) before the

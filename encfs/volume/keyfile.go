@@ -7,14 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
+
+	"github.com/mysecure/mysecure/internal/dirs"
 )
 
 // KeyFileSecretSize is the size of the random secret in a key file.
 const KeyFileSecretSize = 32
 
 // GenerateKeyFile writes a new key file at path: 32 random bytes as hex and
-// a newline, mode 0400, owned by the caller. It refuses to overwrite.
+// a newline, mode 0400, owned by the caller. It refuses to overwrite. Its
+// missing parent directories are created 0755 (the usual place,
+// /etc/mysecure, also holds files that the server user reads).
 //
 // Trade-off (docs/threat-model.md): whoever can read the file can unlock
 // the volume without any passphrase; it lets a server mount at boot with no
@@ -24,6 +29,9 @@ func GenerateKeyFile(path string) (*KeyFile, error) {
 	secret := make([]byte, KeyFileSecretSize)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("failed to generate key file secret: %w", err)
+	}
+	if err := dirs.MkdirAll(filepath.Dir(path), 0o755, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create key file: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o400)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mysecure/mysecure/internal/testenv"
@@ -200,6 +201,28 @@ func TestKeyFilePermissions(t *testing.T) {
 	}
 	if _, err := ReadKeyFile(p); !errors.Is(err, ErrInsecureKeyFile) {
 		t.Fatalf("world-readable key file: %v", err)
+	}
+}
+
+// TestKeyFileNewDirectory: --create-keyfile /etc/mysecure/boot.key on a
+// fresh host, where /etc/mysecure does not exist yet (it failed with
+// ENOENT): the parents are made 0755 whatever the umask, the file 0400.
+func TestKeyFileNewDirectory(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "etc", "mysecure")
+	p := filepath.Join(dir, "boot.key")
+	if _, err := GenerateKeyFile(p); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o755, filepath.Dir(dir): 0o755, p: 0o400} {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Fatalf("%s: %v, mode %v, want %04o", path, err, fi.Mode().Perm(), want)
+		}
+	}
+	if _, err := ReadKeyFile(p); err != nil {
+		t.Fatal(err)
 	}
 }
 
