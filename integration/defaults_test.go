@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,62 +25,14 @@ var defaultPaths = []string{"/var/lib/mysecure", "/run/mysecure", "/var/log/myse
 // (InnoDB: "Cannot open ib_buffer_pool: Permission denied") and no denial
 // said why.
 func TestDefaultPathsMariaDB(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireFUSE(t)
 	testenv.RequireCommands(t, "mariadbd", "mariadb-install-db", "mariadb")
-	for _, p := range defaultPaths {
-		if _, err := os.Lstat(p); err == nil {
-			testenv.Missing(t, "free default paths", p+" exists: this test creates and removes the default paths, and will not touch a real installation")
-		}
-	}
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	os.Chmod(filepath.Dir(dir), 0o755)
-	pass, salt := filepath.Join(dir, "pass"), filepath.Join(dir, "salt")
-	os.WriteFile(pass, []byte("default paths passphrase\n"), 0o600)
-	os.WriteFile(salt, []byte("default paths salt\n"), 0o600)
-	creds := []string{"--passphrase-file", pass, "--salt-file", salt}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MYSECURE_") && !strings.HasPrefix(kv, "HOME=") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "HOME="+dir)
+	m := newDefaultsMount(t) // init and mount under umask 077
+	dir := m.dir
 	run := func(want int, args ...string) string {
 		t.Helper()
-		c := exec.Command(binary, args...)
-		c.Env = env
-		var out bytes.Buffer
-		c.Stdout, c.Stderr = &out, &out
-		err := c.Run()
-		got := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			got = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Fatalf("mysecure %s: exit %d, want %d\n%s", strings.Join(args, " "), got, want, out.String())
-		}
-		return out.String()
+		return m.ms(want, args...)
 	}
-	t.Cleanup(func() {
-		c := exec.Command(binary, "umount")
-		c.Env = env
-		if err := c.Run(); err != nil {
-			exec.Command("umount", "-l", "/var/lib/mysecure/encrypted").Run()
-		}
-		for _, p := range defaultPaths {
-			os.RemoveAll(p)
-		}
-	})
-
-	old := syscall.Umask(0o077)
-	run(0, append([]string{"init", "--kdf-memory", "8", "--kdf-time", "1"}, creds...)...)
-	run(0, append([]string{"mount"}, creds...)...)
-	syscall.Umask(old)
+	creds := m.creds()
 	for p, want := range map[string]os.FileMode{"/var/lib/mysecure": 0o755, "/var/lib/mysecure/storage": 0o700} {
 		fi, err := os.Stat(p)
 		if err != nil || fi.Mode().Perm() != want {
