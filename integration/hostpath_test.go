@@ -282,4 +282,3 @@ func TestHostPathOnDefaults(t *testing.T) {
 		scanFiles(t, d, bkPw, rsPw, newPw)
 	}
 }
-
