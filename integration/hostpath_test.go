@@ -52,13 +52,7 @@ func newDefaultsMount(t *testing.T) *mountEnv {
 	}
 	m.base = append(m.base, "HOME="+dir)
 	t.Cleanup(func() {
-		if err := m.cmd("umount").Run(); err != nil {
-			exec.Command("umount", "-l", m.mnt).Run()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(m.log)
-			t.Logf("daemon log:\n%s", b)
-		}
+		m.unmount()
 		for _, p := range hostDefaultPaths {
 			os.RemoveAll(p)
 		}

@@ -65,16 +65,20 @@ func mountVolume(t *testing.T, e *env, files []*os.File, extra ...string) *mount
 			t.Fatalf("mysecure mount: %v\n%s", err, out)
 		}
 	}
-	t.Cleanup(func() {
-		if err := m.cmd("umount").Run(); err != nil {
-			exec.Command("umount", "-l", m.mnt).Run()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(m.log)
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
+	t.Cleanup(m.unmount)
 	return m
+}
+
+// unmount ends the test's mount (lazily if the daemon does not answer)
+// and shows the daemon's log when the test failed.
+func (m *mountEnv) unmount() {
+	if err := m.cmd("umount").Run(); err != nil {
+		exec.Command("umount", "-l", m.mnt).Run()
+	}
+	if m.t.Failed() {
+		b, _ := os.ReadFile(m.log)
+		m.t.Logf("daemon log:\n%s", b)
+	}
 }
 
 func (m *mountEnv) creds() []string { return append([]string(nil), m.env.creds...) }
