@@ -149,7 +149,7 @@ func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error
 	restart := &restartAfter{ProcServer: srv, before: dropRule}
 
 	if srv.Launch != nil {
-		g.p.noticef("stopping the server (pid %d, started by %s)", srv.Launch.Server.Pid, srv.Launch.StartedBy())
+		g.p.noticef("the server runs as pid %d, started by %s", srv.Launch.Server.Pid, srv.Launch.StartedBy())
 	}
 	since := time.Now()
 	err = hardening.ResetPassword(ctx, restart, hardening.ResetRequest{
