@@ -1,6 +1,7 @@
 // Package volume implements the mysecure volume: its versioned, authenticated
 // config file, the random master key wrapped in key slots (passphrase+salt
-// with Argon2id, RSA-OAEP, key file) and the HKDF subkeys derived from it.
+// with Argon2id, RSA-OAEP, key file, a KMIP key server) and the HKDF
+// subkeys derived from it.
 //
 // It must not print, prompt or read terminals: callers hand it credentials
 // as bytes. It knows categories as names (added and removed with the

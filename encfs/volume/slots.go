@@ -27,6 +27,8 @@ const (
 	SlotRSA SlotType = "rsa"
 	// SlotKeyFile: HKDF of a 32-byte secret kept in a root-only file.
 	SlotKeyFile SlotType = "keyfile"
+	// SlotKMS: AES-256-GCM by a KMIP key server (kms.go).
+	SlotKMS SlotType = "kms"
 )
 
 // Slot is one wrapping of the master key. The wrapped bytes authenticate
@@ -46,8 +48,10 @@ type Slot struct {
 	RSAFingerprint string `json:"rsa_fingerprint,omitempty"`
 	// KeyFileHint is where the key file was when the slot was made.
 	KeyFileHint string `json:"keyfile_hint,omitempty"`
-	// Wrapped is the wrapped master key: nonce||AES-256-GCM for passphrase
-	// and keyfile slots, the OAEP ciphertext for rsa slots.
+	// KMS is the key server, key and client certificate (kms slots).
+	KMS *KMSRef `json:"kms,omitempty"`
+	// Wrapped is the wrapped master key: nonce||AES-256-GCM for passphrase,
+	// keyfile and kms slots, the OAEP ciphertext for rsa slots.
 	Wrapped string `json:"wrapped"`
 }
 
@@ -112,6 +116,13 @@ func (s *Slot) validate() error {
 	case SlotRSA:
 		if s.RSAFingerprint == "" {
 			return errors.New("no rsa fingerprint")
+		}
+	case SlotKMS:
+		if s.KMS == nil {
+			return errors.New("no kms settings")
+		}
+		if err := s.KMS.validate(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("unknown slot type %q", s.Type)
@@ -359,10 +370,13 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 
 // Unlock opens the master key with c, trying every slot of c's type, then
 // checks the config MAC. A credential that opens no slot gives
-// ErrIncorrectCredentials; a config whose MAC fails gives ErrTampered.
+// ErrIncorrectCredentials (for KMS, a *KMSUnlockError that wraps it and
+// says why each kms slot failed); a config whose MAC fails gives
+// ErrTampered.
 func (v *Volume) Unlock(c Credential) (*Keys, error) {
 	id := v.Config.volumeID()
 	tried := false
+	var kmsErrs []*KMSError
 	for i := range v.Config.Slots {
 		s := &v.Config.Slots[i]
 		if s.Type != c.SlotType() {
@@ -371,6 +385,10 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 		tried = true
 		master, err := c.unwrap(id, s)
 		if err != nil {
+			var ke *KMSError
+			if errors.As(err, &ke) {
+				kmsErrs = append(kmsErrs, ke)
+			}
 			continue
 		}
 		k := newKeys(master, &v.Config, s.ID)
@@ -384,6 +402,9 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 	}
 	if !tried {
 		return nil, fmt.Errorf("%w: the volume has no %s key slot", ErrIncorrectCredentials, c.SlotType())
+	}
+	if len(kmsErrs) > 0 {
+		return nil, &KMSUnlockError{Slots: kmsErrs}
 	}
 	return nil, ErrIncorrectCredentials
 }

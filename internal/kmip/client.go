@@ -65,7 +65,7 @@ func (c *Client) call(ctx context.Context, name string, op uint32, payload Item)
 	d := tls.Dialer{Config: c.TLS, NetDialer: &net.Dialer{}}
 	conn, err := d.DialContext(ctx, "tcp", c.Addr)
 	if err != nil {
-		return Item{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.Addr, err)
+		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -77,13 +77,13 @@ func (c *Client) call(ctx context.Context, name string, op uint32, payload Item)
 			Int32(TagBatchCount, 1)),
 		Struct(TagBatchItem, Enum(TagOperation, op), payload))
 	if _, err := conn.Write(req.Marshal()); err != nil {
-		return Item{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.Addr, err)
+		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
 	}
 	hdr := make([]byte, 8)
 	if _, err := io.ReadFull(conn, hdr); err != nil {
 		// A server that refuses the client certificate closes the
 		// connection after the handshake.
-		return Item{}, fmt.Errorf("%w: %s: no answer to %s (a server that does not accept the client certificate closes the connection): %v", ErrUnreachable, c.Addr, name, err)
+		return Item{}, fmt.Errorf("%w: %s: no answer to %s (a server that does not accept the client certificate closes the connection): %w", ErrUnreachable, c.Addr, name, err)
 	}
 	n, err := MessageLength(hdr)
 	if err != nil {
@@ -92,7 +92,7 @@ func (c *Client) call(ctx context.Context, name string, op uint32, payload Item)
 	msg := make([]byte, n)
 	copy(msg, hdr)
 	if _, err := io.ReadFull(conn, msg[8:]); err != nil {
-		return Item{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.Addr, err)
+		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
 	}
 	resp, err := Unmarshal(msg)
 	if err != nil {
