@@ -97,13 +97,21 @@ func TestKMS(t *testing.T) {
 		rogue := testenv.NewCert(t, "mysecure", rogueCA, false, x509.ExtKeyUsageClientAuth)
 		cert, key := rogue.Write(t, dir, "rogue")
 		errOut := e.run(3, nil, nil, append(kmsSlotArgs(ks, keyID, cert, key), pass...)...)
+		t.Logf("rogue CA:\n%s", errOut)
 		mustContain(t, errOut, "mysecure: error: failed to create kms key slot: kms: "+ks.URL()+": ", "mysecure: hint: ")
 		// Another identity of the same CA does not own the key.
 		other := testenv.NewCert(t, "other-host", ks.CA, false, x509.ExtKeyUsageClientAuth)
 		cert, key = other.Write(t, dir, "other")
 		errOut = e.run(3, nil, nil, append(kmsSlotArgs(ks, keyID, cert, key), pass...)...)
+		t.Logf("other identity:\n%s", errOut)
 		mustContain(t, errOut, "the key server refused Encrypt")
-		// Neither left a slot behind.
+		// A CA file that does not sign the server's certificate.
+		rogueCAPath, _ := rogueCA.Write(t, dir, "rogue-ca")
+		args := kmsSlotArgs(ks, keyID, ks.ClientCert, ks.ClientKey)
+		args[len(args)-3] = rogueCAPath
+		errOut = e.run(3, nil, nil, append(args, pass...)...)
+		mustContain(t, errOut, "the key server's certificate does not verify with the CA file")
+		// None left a slot behind.
 		var lo bytes.Buffer
 		e.run(0, nil, &lo, "key", "list")
 		if strings.Count(lo.String(), " kms ") != 1 {
@@ -194,11 +202,13 @@ func TestKMS(t *testing.T) {
 		refused := "kms slot 3: " + ks.URL() + ": connection refused"
 		// With the passphrase at hand: one line, then the passphrase slot.
 		out := m.msNoTTY(0, append([]string{"mount", "--kms"}, pass...)...)
+		t.Logf("mount --kms, server down:\n%s", out)
 		mustContain(t, out, "mysecure: warning: "+refused+"; falling back to the passphrase slot")
 		mustContain(t, m.ms(0, "status"), "mounted:")
 		m.ms(0, "umount")
 		// Without: a clear error, exit 3, nothing mounted.
 		out = m.msNoTTY(3, "mount")
+		t.Logf("mount, server down, no passphrase:\n%s", out)
 		mustContain(t, out, "mysecure: error: "+refused+"; no passphrase to fall back to", "mysecure: hint: ")
 		m.msNoTTY(8, "status")
 		// In the foreground (the boot unit) the same.
@@ -207,6 +217,7 @@ func TestKMS(t *testing.T) {
 		// key verify says which slot no longer opens the volume.
 		var vo bytes.Buffer
 		errOut := e.run(3, nil, &vo, append([]string{"key", "verify"}, pass...)...)
+		t.Logf("key verify, server down:\n%s%s", vo.String(), errOut)
 		mustContain(t, vo.String(), "slot 3", "FAILS: "+refused)
 		mustContain(t, errOut, "1 of 1 kms slots do not open the volume")
 	})

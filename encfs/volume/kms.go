@@ -245,7 +245,14 @@ func (e *KMSError) Unreachable() bool { return errors.Is(e.Err, kmip.ErrUnreacha
 // kmsReason is the short cause shown after "kms slot N: URL: ".
 func kmsReason(err error) string {
 	var se *kmip.ServerError
+	var alert *net.OpError
+	var cv *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &alert) && alert.Op == "remote error":
+		// A TLS alert from the server (crypto/tls reports it so).
+		return "the key server refused the TLS handshake (" + alert.Err.Error() + "): does it trust the CA of the client certificate?"
+	case errors.As(err, &cv):
+		return "the key server's certificate does not verify with the CA file: " + cv.Err.Error()
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
