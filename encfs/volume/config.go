@@ -54,6 +54,13 @@ const (
 
 var knownFeatures = []string{FeatureContentGCM4K, FeatureNamesEME, FeatureLongNames, FeatureHKDFSubkeys}
 
+// FeatureSlotKMS is written by the first kms key slot: a build that does
+// not know kms slots then says "unsupported" (upgrade) rather than
+// "corrupt". Optional features are not required of a volume.
+const FeatureSlotKMS = "slot-kms"
+
+var optionalFeatures = []string{FeatureSlotKMS}
+
 // DefaultCategories are the categories a new volume gets unless told
 // otherwise: the four of the product mysecure replaces.
 var DefaultCategories = []string{"mysql", "mysqlbackup", "ndbdata", "protected"}
@@ -137,7 +144,7 @@ func parse(dir string, data []byte) (*Volume, error) {
 		return nil, fmt.Errorf("%w: volume format version %d (this mysecure reads 1 to %d)", ErrUnsupported, head.Version, ConfigVersion)
 	}
 	for _, f := range head.Features {
-		if !slices.Contains(knownFeatures, f) {
+		if !slices.Contains(knownFeatures, f) && !slices.Contains(optionalFeatures, f) {
 			return nil, fmt.Errorf("%w: volume uses feature %q, unknown to this mysecure", ErrUnsupported, f)
 		}
 	}
@@ -193,7 +200,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("key slot %d appears twice", s.ID)
 		}
 		seen[s.ID] = true
-		if err := s.validate(); err != nil {
+		if err := s.validate(c); err != nil {
 			return fmt.Errorf("key slot %d: %v", s.ID, err)
 		}
 	}

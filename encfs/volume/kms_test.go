@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -128,6 +129,16 @@ func TestKMSSlot(t *testing.T) {
 	}
 	if bytes.Contains(w, e.master.master[:8]) {
 		t.Fatal("the wrapped key holds the master key")
+	}
+
+	var feats struct {
+		Volume struct {
+			Features []string `json:"features"`
+		} `json:"volume"`
+	}
+	json.Unmarshal(raw, &feats)
+	if !slices.Contains(feats.Volume.Features, FeatureSlotKMS) {
+		t.Fatalf("features %v lack %q: an older build would call the volume corrupt", feats.Volume.Features, FeatureSlotKMS)
 	}
 
 	k, err := e.unlock(t)
@@ -251,6 +262,21 @@ func TestKMSSlotRefusals(t *testing.T) {
 		}
 		v, _ = Load(e.dir)
 		v.Config.Slots[1].ID = e.slot
+		if err := v.save(e.master); err != nil {
+			t.Fatal(err)
+		}
+		restore(t)
+	})
+	t.Run("kms slot without its feature flag", func(t *testing.T) {
+		v, _ := Load(e.dir)
+		v.Config.Features = slices.DeleteFunc(v.Config.Features, func(f string) bool { return f == FeatureSlotKMS })
+		if err := v.save(e.master); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(e.dir); !errors.Is(err, ErrCorruptConfig) {
+			t.Fatalf("kms slot without %q: %v", FeatureSlotKMS, err)
+		}
+		v.Config.Features = append(v.Config.Features, FeatureSlotKMS)
 		if err := v.save(e.master); err != nil {
 			t.Fatal(err)
 		}

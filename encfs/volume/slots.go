@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -91,7 +92,7 @@ func (p *KDFParams) validate() error {
 // MaxSlots bounds the key slots of a volume (unlock may try each).
 const MaxSlots = 32
 
-func (s *Slot) validate() error {
+func (s *Slot) validate(c *Config) error {
 	if s.ID < 1 || s.ID > 1<<20 {
 		return errors.New("bad id")
 	}
@@ -118,6 +119,9 @@ func (s *Slot) validate() error {
 			return errors.New("no rsa fingerprint")
 		}
 	case SlotKMS:
+		if !slices.Contains(c.Features, FeatureSlotKMS) {
+			return fmt.Errorf("kms slot without feature %q", FeatureSlotKMS)
+		}
 		if s.KMS == nil {
 			return errors.New("no kms settings")
 		}
@@ -416,6 +420,7 @@ func (v *Volume) AddSlot(k *Keys, c NewCredential, label string) (int, error) {
 	if err := k.RequireMaster(); err != nil {
 		return 0, err
 	}
+	features := slices.Clone(v.Config.Features)
 	id, err := v.addSlot(k, c, time.Now())
 	if err != nil {
 		return 0, err
@@ -423,6 +428,7 @@ func (v *Volume) AddSlot(k *Keys, c NewCredential, label string) (int, error) {
 	v.Config.Slots[len(v.Config.Slots)-1].Label = label
 	if err := v.save(k); err != nil {
 		v.Config.Slots = v.Config.Slots[:len(v.Config.Slots)-1]
+		v.Config.Features = features
 		return 0, err
 	}
 	return id, nil
@@ -448,6 +454,9 @@ func (v *Volume) addSlot(k *Keys, c NewCredential, now time.Time) (int, error) {
 				return 0, fmt.Errorf("slot %d already holds RSA key %s", o.ID, s.RSAFingerprint)
 			}
 		}
+	}
+	if s.Type == SlotKMS && !slices.Contains(v.Config.Features, FeatureSlotKMS) {
+		v.Config.Features = append(v.Config.Features, FeatureSlotKMS)
 	}
 	v.Config.Slots = append(v.Config.Slots, s)
 	return s.ID, nil
