@@ -76,7 +76,12 @@ func (c *Client) call(ctx context.Context, name string, op uint32, payload Item)
 			Struct(TagProtocolVersion, Int32(TagProtocolVersionMajor, 1), Int32(TagProtocolVersionMinor, 4)),
 			Int32(TagBatchCount, 1)),
 		Struct(TagBatchItem, Enum(TagOperation, op), payload))
-	if _, err := conn.Write(req.Marshal()); err != nil {
+	// Requests and answers carry the kms slot's master key: wipe the
+	// buffers once used (decoded items are copies).
+	out := req.Marshal()
+	_, err = conn.Write(out)
+	clear(out)
+	if err != nil {
 		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
 	}
 	hdr := make([]byte, 8)
@@ -90,6 +95,7 @@ func (c *Client) call(ctx context.Context, name string, op uint32, payload Item)
 		return Item{}, err
 	}
 	msg := make([]byte, n)
+	defer clear(msg)
 	copy(msg, hdr)
 	if _, err := io.ReadFull(conn, msg[8:]); err != nil {
 		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
