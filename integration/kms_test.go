@@ -6,41 +6,16 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mysecure/mysecure/internal/kmip"
 	"github.com/mysecure/mysecure/internal/testenv"
 )
-
-// msNoTTY runs mysecure in a new session: no controlling terminal to ask
-// a passphrase on, as under systemd or cron.
-func (m *mountEnv) msNoTTY(want int, args ...string) string {
-	m.t.Helper()
-	var out bytes.Buffer
-	c := m.cmd(args...)
-	c.Stdout, c.Stderr = &out, &out
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err := c.Run()
-	got := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		got = ee.ExitCode()
-	} else if err != nil {
-		m.t.Fatal(err)
-	}
-	if got != want {
-		m.t.Fatalf("mysecure %s: exit %d, want %d\n%s", strings.Join(args, " "), got, want, out.String())
-	}
-	return out.String()
-}
 
 // kmsSlotArgs are the flags of 'key add --type kms' for keyID with the
 // server's client certificate.
@@ -119,8 +94,9 @@ func TestKMS(t *testing.T) {
 		}
 	})
 
-	// Mount through the kms slot: no credential, no terminal.
-	m := mountVolumeNoTTY(t, &noCreds)
+	// Mount through the kms slot: no credential; from here on no terminal.
+	m := mountVolume(t, &noCreds, nil)
+	m.noTTY = true
 	st := m.ms(0, "status")
 	mustContain(t, st, "mounted:")
 	if b, _ := os.ReadFile(m.log); bytes.Contains(b, []byte("falling back")) {
@@ -132,7 +108,6 @@ func TestKMS(t *testing.T) {
 		c := m.cmd("mount", "--foreground")
 		var logb bytes.Buffer
 		c.Stdout, c.Stderr = &logb, &logb
-		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +130,7 @@ func TestKMS(t *testing.T) {
 		var vo bytes.Buffer
 		e.run(0, nil, &vo, append([]string{"key", "verify"}, pass...)...)
 		mustContain(t, vo.String(), "ok: the credential opens key slot 1", "opens the volume (the key server unwrapped it)")
-		mustContain(t, m.msNoTTY(0, "key", "verify", "--kms"), "ok: the credential opens key slot 2")
+		mustContain(t, m.ms(0, "key", "verify", "--kms"), "ok: the credential opens key slot 2")
 	})
 
 	t.Run("tampered wrapped key refused", func(t *testing.T) {
@@ -166,9 +141,9 @@ func TestKMS(t *testing.T) {
 		}
 		defer os.WriteFile(conf, orig, 0o600)
 		tamperKMSSlot(t, conf, orig)
-		out := m.msNoTTY(3, "key", "verify", "--kms")
+		out := m.ms(3, "key", "verify", "--kms")
 		mustContain(t, out, "kms slot 2: "+ks.URL()+": the slot does not verify with the client key: it was changed outside mysecure")
-		out = m.msNoTTY(3, "mount")
+		out = m.ms(3, "mount")
 		mustContain(t, out, "no passphrase to fall back to", "mysecure: hint: ")
 		if _, err := os.Stat(filepath.Join(m.mnt, "mysql")); err == nil {
 			t.Fatal("mounted with a tampered kms slot")
@@ -190,9 +165,9 @@ func TestKMS(t *testing.T) {
 		if len(list.Slots) != 2 || list.Slots[1].ID != 3 || list.Slots[1].KMS.KeyID != newID {
 			t.Fatalf("after rotation: %s", lo.String())
 		}
-		vo := m.msNoTTY(0, "key", "verify", "--kms")
+		vo := m.ms(0, "key", "verify", "--kms")
 		mustContain(t, vo, "ok: the credential opens key slot 3")
-		m.msNoTTY(0, "mount")
+		m.ms(0, "mount")
 		mustContain(t, m.ms(0, "status"), "mounted:")
 		m.ms(0, "umount")
 	})
@@ -201,18 +176,18 @@ func TestKMS(t *testing.T) {
 		ks.Stop()
 		refused := "kms slot 3: " + ks.URL() + ": connection refused"
 		// With the passphrase at hand: one line, then the passphrase slot.
-		out := m.msNoTTY(0, append([]string{"mount", "--kms"}, pass...)...)
+		out := m.ms(0, append([]string{"mount", "--kms"}, pass...)...)
 		t.Logf("mount --kms, server down:\n%s", out)
 		mustContain(t, out, "mysecure: warning: "+refused+"; falling back to the passphrase slot")
 		mustContain(t, m.ms(0, "status"), "mounted:")
 		m.ms(0, "umount")
 		// Without: a clear error, exit 3, nothing mounted.
-		out = m.msNoTTY(3, "mount")
+		out = m.ms(3, "mount")
 		t.Logf("mount, server down, no passphrase:\n%s", out)
 		mustContain(t, out, "mysecure: error: "+refused+"; no passphrase to fall back to", "mysecure: hint: ")
-		m.msNoTTY(8, "status")
+		m.ms(8, "status")
 		// In the foreground (the boot unit) the same.
-		out = m.msNoTTY(3, "mount", "--foreground")
+		out = m.ms(3, "mount", "--foreground")
 		mustContain(t, out, refused+"; no passphrase to fall back to")
 		// key verify says which slot no longer opens the volume.
 		var vo bytes.Buffer
@@ -221,29 +196,6 @@ func TestKMS(t *testing.T) {
 		mustContain(t, vo.String(), "slot 3", "FAILS: "+refused)
 		mustContain(t, errOut, "1 of 1 kms slots do not open the volume")
 	})
-}
-
-// mountVolumeNoTTY is mountVolume in a new session (no terminal).
-func mountVolumeNoTTY(t *testing.T, e *env) *mountEnv {
-	t.Helper()
-	os.Chmod(e.dir, 0o755)
-	os.Chmod(filepath.Dir(e.dir), 0o755)
-	m := &mountEnv{env: e, mnt: filepath.Join(e.dir, "mnt"), socket: filepath.Join(e.dir, "ctl.sock"),
-		audit: filepath.Join(e.dir, "access.log"), log: filepath.Join(e.dir, "daemon.log")}
-	m.vars = []string{"MYSECURE_STORE=" + e.store, "MYSECURE_MOUNT=" + m.mnt, "MYSECURE_SOCKET=" + m.socket,
-		"MYSECURE_AUDIT_LOG=" + m.audit, "MYSECURE_LOG_FILE=" + m.log, "MYSECURE_STATE_DIR=" + e.state}
-	out := m.msNoTTY(0, "mount")
-	mustContain(t, out, "mounted "+e.store)
-	t.Cleanup(func() {
-		if err := m.cmd("umount").Run(); err != nil {
-			exec.Command("umount", "-l", m.mnt).Run()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(m.log)
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
-	return m
 }
 
 // waitMounted waits until status answers "mounted", or the daemon exits.

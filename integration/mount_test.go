@@ -23,6 +23,9 @@ type mountEnv struct {
 	*env
 	mnt, socket, audit, log string
 	vars                    []string
+	// noTTY runs commands in a new session: no terminal to prompt on,
+	// as under systemd or cron.
+	noTTY bool
 }
 
 // newMount mounts a fresh volume; extra are more MYSECURE_* settings.
@@ -79,6 +82,9 @@ func (m *mountEnv) creds() []string { return append([]string(nil), m.env.creds..
 func (m *mountEnv) cmd(args ...string) *exec.Cmd {
 	c := exec.Command(binary, args...)
 	c.Env = append(os.Environ(), m.vars...)
+	if m.noTTY {
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	return c
 }
 

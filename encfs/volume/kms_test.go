@@ -290,6 +290,24 @@ func TestKMSSlotRefusals(t *testing.T) {
 			t.Fatalf("world-readable client key: %v", err)
 		}
 	})
+	t.Run("client certificate replaced by another key pair", func(t *testing.T) {
+		// Another identity's files at the slot's paths: refused before
+		// the server is asked, naming both keys.
+		oc, _ := os.ReadFile(e.settings.Cert)
+		ok, _ := os.ReadFile(e.settings.Key)
+		defer os.WriteFile(e.settings.Cert, oc, 0o600)
+		defer os.WriteFile(e.settings.Key, ok, 0o600)
+		other := testenv.NewCert(t, "mysecure", e.ks.CA, false, x509.ExtKeyUsageClientAuth)
+		c, k := other.Write(t, t.TempDir(), "x")
+		for src, dst := range map[string]string{c: e.settings.Cert, k: e.settings.Key} {
+			b, _ := os.ReadFile(src)
+			os.WriteFile(dst, b, 0o600)
+		}
+		_, err := e.unlock(t)
+		if ke := kmsFailure(t, err); !strings.Contains(ke.Error(), "the slot was made with "+origRef.ClientKey) {
+			t.Fatalf("replaced client key: %v", err)
+		}
+	})
 	t.Run("other client of the same CA", func(t *testing.T) {
 		other := testenv.NewCert(t, "other-host", e.ks.CA, false, x509.ExtKeyUsageClientAuth)
 		cert, key := other.Write(t, t.TempDir(), "other")
