@@ -97,8 +97,7 @@ func TestKMS(t *testing.T) {
 	// Mount through the kms slot: no credential; from here on no terminal.
 	m := mountVolume(t, &noCreds, nil)
 	m.noTTY = true
-	st := m.ms(0, "status")
-	mustContain(t, st, "mounted:")
+	mustContain(t, m.ms(0, "status"), "mounted:")
 	if b, _ := os.ReadFile(m.log); bytes.Contains(b, []byte("falling back")) {
 		t.Fatalf("the kms mount fell back:\n%s", b)
 	}

@@ -139,36 +139,36 @@ func (o *mountOptions) unlockForMount(ctx context.Context, g *globalOptions, v *
 			return nil, err
 		}
 	}
-	var kmsErr error
+	var c volume.Credential
+	wipe := func() {}
+	defer func() { wipe() }()
+	if o.CredFD > 0 {
+		// Read (and close) the credential fd first, whatever opens the
+		// volume: it must not stay open in the daemon.
+		var err error
+		if c, wipe, err = o.Creds.credentialFromFD(o.CredFD); err != nil {
+			return nil, err
+		}
+	}
 	if kms {
 		k, err := unlockKMS(ctx, v)
 		if err == nil {
 			return k, nil
 		}
-		kmsErr = err
-		if o.CredFD == 0 {
-			if err := kmsFallback(g, &o.Creds, err, o.Creds.canFallBack()); err != nil {
-				return nil, err
-			}
+		canFallBack := o.Creds.canFallBack()
+		if o.CredFD > 0 {
+			// The parent hands over an empty passphrase when it had
+			// nothing to fall back to.
+			p, isPass := c.(volume.Passphrase)
+			canFallBack = !isPass || len(p.Passphrase) > 0
+		}
+		if err := kmsFallback(g, &o.Creds, err, canFallBack); err != nil {
+			return nil, err
 		}
 	}
-	var c volume.Credential
-	var wipe func()
-	var err error
-	if o.CredFD > 0 {
-		c, wipe, err = o.Creds.credentialFromFD(o.CredFD)
-	} else {
-		c, wipe, err = o.Creds.credential()
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer wipe()
-	if kmsErr != nil && o.CredFD > 0 {
-		// The parent hands over an empty passphrase when it had nothing
-		// to fall back to.
-		p, empty := c.(volume.Passphrase)
-		if err := kmsFallback(g, &o.Creds, kmsErr, !empty || len(p.Passphrase) > 0); err != nil {
+	if c == nil {
+		var err error
+		if c, wipe, err = o.Creds.credential(); err != nil {
 			return nil, err
 		}
 	}
