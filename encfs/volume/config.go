@@ -4,7 +4,8 @@
 // subkeys derived from it.
 //
 // It must not print, prompt or read terminals: callers hand it credentials
-// as bytes. It knows categories as names (added and removed with the
+// as bytes. Only kms slots reach the network (their key server, through
+// internal/kmip), and only when a kms credential is used. It knows categories as names (added and removed with the
 // master credential) and looks into a category's store directory only to
 // tell whether it is empty; what lives in them is the business of the
 // mount and the modules above.
