@@ -26,6 +26,9 @@ type mountEnv struct {
 	// base replaces os.Environ() when set: the defaults tests drop every
 	// MYSECURE_* setting (the TestMain's private state dir among them).
 	base []string
+	// noTTY runs commands in a new session: no terminal to prompt on,
+	// as under systemd or cron.
+	noTTY bool
 }
 
 // newMount mounts a fresh volume; extra are more MYSECURE_* settings.
@@ -90,6 +93,9 @@ func (m *mountEnv) cmd(args ...string) *exec.Cmd {
 		base = os.Environ()
 	}
 	c.Env = append(append([]string(nil), base...), m.vars...)
+	if m.noTTY {
+		c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	return c
 }
 

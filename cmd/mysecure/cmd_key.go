@@ -22,7 +22,9 @@ func newKeyCommand(g *globalOptions) *cobra.Command {
 re-wraps the master key only: data is never re-encrypted. Every change needs a
 master credential that opens an existing slot: the passphrase and salt, or an
 RSA private key. A key file (for unattended mounts) only mounts, verifies and
-decrypts.`,
+decrypts. So does a kms slot (the master key wrapped by a KMIP key server,
+for unattended mounts across a fleet): it needs no secret typed in, only this
+host's client certificate, and is therefore not a master credential.`,
 	}
 	cmd.AddCommand(newKeyListCommand(g), newKeyVerifyCommand(g), newKeyAddCommand(g),
 		newKeyRemoveCommand(g), newKeyChangeCommand(g), newKeyAcceptRollbackCommand(g))
@@ -78,13 +80,14 @@ func printable(s string) string {
 }
 
 type slotInfo struct {
-	ID             int               `json:"id"`
-	Type           volume.SlotType   `json:"type"`
-	Created        string            `json:"created"`
-	Label          string            `json:"label,omitempty"`
-	KDF            *volume.KDFParams `json:"kdf,omitempty"`
-	RSAFingerprint string            `json:"rsa_fingerprint,omitempty"`
-	KeyFileHint    string            `json:"keyfile_hint,omitempty"`
+	ID             int                 `json:"id"`
+	Type           volume.SlotType     `json:"type"`
+	Created        string              `json:"created"`
+	Label          string              `json:"label,omitempty"`
+	KDF            *volume.KDFParams   `json:"kdf,omitempty"`
+	RSAFingerprint string              `json:"rsa_fingerprint,omitempty"`
+	KeyFileHint    string              `json:"keyfile_hint,omitempty"`
+	KMS            *volume.KMSSettings `json:"kms,omitempty"`
 }
 
 type keyListOutput struct {
@@ -107,7 +110,11 @@ func newKeyListCommand(g *globalOptions) *cobra.Command {
 			}
 			out := keyListOutput{VolumeID: v.Config.VolumeID, Version: v.Config.Version, Categories: v.Config.Categories, Slots: []slotInfo{}}
 			for _, s := range v.Config.Slots {
-				out.Slots = append(out.Slots, slotInfo{s.ID, s.Type, s.Created, s.Label, s.KDF, s.RSAFingerprint, s.KeyFileHint})
+				si := slotInfo{s.ID, s.Type, s.Created, s.Label, s.KDF, s.RSAFingerprint, s.KeyFileHint, nil}
+				if s.KMS != nil {
+					si.KMS = &s.KMS.KMSSettings
+				}
+				out.Slots = append(out.Slots, si)
 			}
 			if asJSON {
 				return g.p.json(out)
@@ -124,6 +131,10 @@ func newKeyListCommand(g *globalOptions) *cobra.Command {
 					detail = s.RSAFingerprint
 				case volume.SlotKeyFile:
 					detail = s.KeyFileHint
+				case volume.SlotKMS:
+					if s.KMS != nil {
+						detail = s.KMS.URL + " key " + s.KMS.KeyID
+					}
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, printable(string(s.Type)), printable(s.Created), printable(s.Label), printable(detail))
 			}
@@ -136,22 +147,80 @@ func newKeyListCommand(g *globalOptions) *cobra.Command {
 
 func newKeyVerifyCommand(g *globalOptions) *cobra.Command {
 	var creds credOptions
+	var viaKMS bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check that a credential opens the volume (exit 0) or not (exit 3)",
-		Args:  noArgs,
+		Short: "Check that a credential opens the volume (exit 0) or not (exit 3), and ask the key server of every kms slot",
+		Long: `Unlock the volume with the credential given (or, with --kms, through its kms
+slots), then report for each key slot whether it still opens the volume: the
+slot that opened it, and every kms slot by asking its key server to unwrap
+the master key. Passphrase, RSA and key-file slots other than the one that
+opened are not checked: that needs their secrets. Exit 3 when the credential
+opens nothing or a kms slot no longer opens the volume.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, k, err := unlockChecked(g, &creds)
-			if err != nil {
-				return err
-			}
-			defer k.Wipe()
-			fmt.Fprintf(g.p.out, "ok: the credential opens key slot %d\n", k.SlotID())
-			return nil
+			return runKeyVerify(cmd.Context(), g, &creds, viaKMS)
 		},
 	}
 	creds.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&viaKMS, "kms", false, "unlock through the kms slots (no other credential needed)")
 	return cmd
+}
+
+// runKeyVerify unlocks the volume and reports, slot by slot, whether each
+// still opens it.
+func runKeyVerify(ctx context.Context, g *globalOptions, creds *credOptions, viaKMS bool) error {
+	var v *volume.Volume
+	var k *volume.Keys
+	var err error
+	if viaKMS {
+		if v, err = volume.Load(g.cfg.Store); err != nil {
+			return err
+		}
+		if len(v.KMSSlots()) == 0 {
+			return withHint(usagef("the volume has no kms key slot"), "'mysecure key add --type kms' makes one")
+		}
+		if k, err = unlockKMS(ctx, v); err != nil {
+			return err
+		}
+		if err := observeConfig(g, v); err != nil {
+			k.Wipe()
+			return err
+		}
+	} else if v, k, err = unlockChecked(g, creds); err != nil {
+		return err
+	}
+	defer k.Wipe()
+	fmt.Fprintf(g.p.out, "ok: the credential opens key slot %d\n", k.SlotID())
+	tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
+	var failed []error
+	kmsSlots := 0
+	for _, s := range v.Config.Slots {
+		state := "not checked: needs its secret"
+		switch {
+		case s.ID == k.SlotID():
+			state = "opens the volume (it just did)"
+		case s.Type == volume.SlotKMS:
+			kmsSlots++
+			if err := v.CheckKMSSlot(k, s.ID, volume.KMS{Ctx: ctx, Timeout: kmsTimeout}); err != nil {
+				failed = append(failed, err)
+				state = "FAILS: " + err.Error()
+			} else {
+				state = "opens the volume (the key server unwrapped it)"
+			}
+		}
+		if s.Type == volume.SlotKMS && s.ID == k.SlotID() {
+			kmsSlots++
+		}
+		fmt.Fprintf(tw, "slot %d\t%s\t%s\n", s.ID, printable(string(s.Type)), printable(state))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d kms slots do not open the volume: %w", len(failed), kmsSlots, failed[0])
+	}
+	return nil
 }
 
 type keyAddOptions struct {
@@ -159,14 +228,16 @@ type keyAddOptions struct {
 	Label string
 	Creds credOptions
 	New   newCredOptions
+	KMS   kmsAddOptions
 }
 
 func (o *keyAddOptions) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.Type, "type", "passphrase", "slot type: passphrase, rsa or keyfile")
+	f.StringVar(&o.Type, "type", "passphrase", "slot type: passphrase, rsa, keyfile or kms")
 	f.StringVar(&o.Label, "label", "", "a note shown by 'key list'")
 	o.Creds.AddFlags(f)
 	o.New.prefix = "new-"
 	o.New.AddFlags(f, true)
+	o.KMS.AddFlags(f)
 }
 
 func newKeyAddCommand(g *globalOptions) *cobra.Command {
@@ -176,6 +247,8 @@ func newKeyAddCommand(g *globalOptions) *cobra.Command {
 		Short: "Add a key slot",
 		Example: `  mysecure key add --type rsa --rsa-public-key ops-pub.pem --passphrase-file P --salt-file S
   mysecure key add --type keyfile --create-keyfile /etc/mysecure/boot.key
+  mysecure key add --type kms --kms kmip://kms.example:5696 --cert /etc/mysecure/kms.crt \
+      --key /etc/mysecure/kms.key --ca /etc/mysecure/kms-ca.pem --key-id 1234
   mysecure key add --type passphrase --new-passphrase-file NP --new-salt-file NS --rsa-private-key ops.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -188,7 +261,13 @@ func newKeyAddCommand(g *globalOptions) *cobra.Command {
 
 func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error {
 	// Check the new credential's flags before asking for the old one.
+	var kms volume.KMSSettings
 	switch volume.SlotType(opts.Type) {
+	case volume.SlotKMS:
+		var err error
+		if kms, err = opts.KMS.settings(); err != nil {
+			return err
+		}
 	case volume.SlotRSA:
 		if opts.New.RSAPublicKey == "" {
 			return usagef("--type rsa needs --rsa-public-key")
@@ -199,7 +278,7 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 		}
 	case volume.SlotPassphrase:
 	default:
-		return usagef(fmt.Sprintf("unknown slot type %q: want passphrase, rsa or keyfile", opts.Type))
+		return usagef(fmt.Sprintf("unknown slot type %q: want passphrase, rsa, keyfile or kms", opts.Type))
 	}
 	v, k, err := unlockMaster(g, &opts.Creds)
 	if err != nil {
@@ -208,6 +287,8 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 	defer k.Wipe()
 	var nc volume.NewCredential
 	switch volume.SlotType(opts.Type) {
+	case volume.SlotKMS:
+		nc = volume.NewKMS{Settings: kms, Ctx: ctx, Timeout: kmsTimeout}
 	case volume.SlotRSA:
 		nc, err = opts.New.rsa()
 	case volume.SlotKeyFile:

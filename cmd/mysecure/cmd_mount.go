@@ -31,6 +31,7 @@ type mountOptions struct {
 	Foreground bool
 	ReadyFD    int
 	CredFD     int
+	KMS        bool
 	Creds      credOptions
 	// notifySocket is $NOTIFY_SOCKET of a Type=notify service.
 	notifySocket string
@@ -45,6 +46,7 @@ func (o *mountOptions) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.CredFD, "credential-fd", 0, "internal: read the credential from this fd")
 	_ = f.MarkHidden("ready-fd")
 	_ = f.MarkHidden("credential-fd")
+	f.BoolVar(&o.KMS, "kms", false, "unlock through the volume's kms key slots (the default when it has some and no other credential is named); falls back to the passphrase (docs/fleet.md)")
 	o.Creds.AddFlags(f)
 }
 
@@ -62,6 +64,7 @@ Without --foreground, mysecure starts the daemon in the background and
 returns once the mount is ready (exit 0) or failed (its exit code).`,
 		Example: `  mysecure mount                                   # asks for passphrase and salt
   mysecure mount --keyfile /etc/mysecure/boot.key  # unattended start
+  mysecure mount --kms                             # through a KMIP key server (kms key slot)
   mysecure mount --foreground --keyfile ...        # under systemd (examples/mysecure.service)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -100,7 +103,8 @@ type readyMsg struct {
 // runMountDetached collects the credential, starts `mysecure mount
 // --foreground` in a new session and waits for its readiness report.
 func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) error {
-	if _, err := volume.Load(g.cfg.Store); err != nil {
+	v, err := volume.Load(g.cfg.Store)
+	if err != nil {
 		return err
 	}
 	// Mounting what is mounted is done already (a boot script, a retry):
@@ -113,9 +117,13 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 		}
 		return withHint(fmt.Errorf("%w: the daemon on %s serves %s on %s", daemon.ErrAlreadyMounted, g.cfg.Socket, s.Store, s.Mount), "'mysecure status' shows it; use another --socket for a second volume")
 	}
+	viaKMS, err := opts.mountKMSParent(ctx, g, v)
+	if err != nil {
+		return err
+	}
 	var cc childCredential
 	defer func() { clear(cc.Passphrase); clear(cc.Salt); clear(cc.RSAPEM); clear(cc.RSAPassword) }()
-	if opts.Creds.KeyFile == "" {
+	if opts.Creds.KeyFile == "" && (!viaKMS || opts.Creds.explicit()) {
 		mc, err := opts.Creds.masterCredential()
 		if err != nil {
 			return err
@@ -148,6 +156,9 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 		"--audit-allows=" + strconv.FormatBool(g.cfg.AuditAllows)}
 	if opts.Creds.KeyFile != "" {
 		args = append(args, "--keyfile", opts.Creds.KeyFile)
+	}
+	if viaKMS {
+		args = append(args, "--kms")
 	}
 	if g.ConfigFile != "" {
 		args = append(args, "--config", g.ConfigFile)
@@ -251,18 +262,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	if err != nil {
 		return err
 	}
-	var c volume.Credential
-	var wipe func()
-	if opts.CredFD > 0 {
-		c, wipe, err = opts.Creds.credentialFromFD(opts.CredFD)
-	} else {
-		c, wipe, err = opts.Creds.credential()
-	}
-	if err != nil {
-		return err
-	}
-	keys, err := v.Unlock(c)
-	wipe()
+	keys, err := opts.unlockForMount(ctx, g, v)
 	if err != nil {
 		return err
 	}

@@ -154,6 +154,9 @@ func classify(err error) (code int, hint string) {
 		}
 		return exitTool, "the error ends with the tool's last messages; nothing was added to the catalog"
 	}
+	if code, hint, ok := classifyKMS(err); ok {
+		return code, hint
+	}
 	if code, hint, ok := classifyRollback(err); ok {
 		return code, hint
 	}

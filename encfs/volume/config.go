@@ -1,9 +1,11 @@
 // Package volume implements the mysecure volume: its versioned, authenticated
 // config file, the random master key wrapped in key slots (passphrase+salt
-// with Argon2id, RSA-OAEP, key file) and the HKDF subkeys derived from it.
+// with Argon2id, RSA-OAEP, key file, a KMIP key server) and the HKDF
+// subkeys derived from it.
 //
 // It must not print, prompt or read terminals: callers hand it credentials
-// as bytes. It knows categories as names (added and removed with the
+// as bytes. Only kms slots reach the network (their key server, through
+// internal/kmip), and only when a kms credential is used. It knows categories as names (added and removed with the
 // master credential) and looks into a category's store directory only to
 // tell whether it is empty; what lives in them is the business of the
 // mount and the modules above.
@@ -52,6 +54,13 @@ const (
 )
 
 var knownFeatures = []string{FeatureContentGCM4K, FeatureNamesEME, FeatureLongNames, FeatureHKDFSubkeys}
+
+// FeatureSlotKMS is written by the first kms key slot: a build that does
+// not know kms slots then says "unsupported" (upgrade) rather than
+// "corrupt". Optional features are not required of a volume.
+const FeatureSlotKMS = "slot-kms"
+
+var optionalFeatures = []string{FeatureSlotKMS}
 
 // DefaultCategories are the categories a new volume gets unless told
 // otherwise: the four of the product mysecure replaces.
@@ -136,7 +145,7 @@ func parse(dir string, data []byte) (*Volume, error) {
 		return nil, fmt.Errorf("%w: volume format version %d (this mysecure reads 1 to %d)", ErrUnsupported, head.Version, ConfigVersion)
 	}
 	for _, f := range head.Features {
-		if !slices.Contains(knownFeatures, f) {
+		if !slices.Contains(knownFeatures, f) && !slices.Contains(optionalFeatures, f) {
 			return nil, fmt.Errorf("%w: volume uses feature %q, unknown to this mysecure", ErrUnsupported, f)
 		}
 	}
@@ -192,7 +201,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("key slot %d appears twice", s.ID)
 		}
 		seen[s.ID] = true
-		if err := s.validate(); err != nil {
+		if err := s.validate(c); err != nil {
 			return fmt.Errorf("key slot %d: %v", s.ID, err)
 		}
 	}

@@ -50,7 +50,7 @@ var (
 
 	// ErrNotMasterCredential: the volume was unlocked with a credential
 	// that may open it (mount, decrypt, verify) but not manage it: a key
-	// file. Adding, changing or removing key slots (and, in the daemon,
+	// file or a kms slot. Adding, changing or removing key slots (and, in the daemon,
 	// changing rules, modes and moves, or accepting a rollback) needs a
 	// master credential: passphrase and salt, or an RSA private key.
 	ErrNotMasterCredential = errors.New("a key file is not a master credential")

@@ -69,7 +69,9 @@ func (k *Keys) SlotID() int { return k.slotID }
 
 // ConfigAuthenticated reports whether the unlock also proved the config
 // genuine. A passphrase or key file proves it: only the holder of the
-// secret could have wrapped the master key. An RSA slot does not: anyone
+// secret could have wrapped the master key. So does a kms slot: it is
+// signed with the client certificate's key (kms.go), which unlocking also
+// needs. An RSA slot does not: anyone
 // with the public key can wrap a master key of their choosing into a
 // config of their own, so after an RSA unlock a forged store is possible
 // (docs/threat-model.md).
@@ -77,8 +79,10 @@ func (k *Keys) ConfigAuthenticated() bool { return k.slotType != SlotRSA }
 
 // IsMaster reports whether the keys were opened with a master credential
 // (passphrase and salt, or an RSA private key) or made by Create. Keys
-// opened with a key file are not: a key file exists to mount unattended,
-// and must not mint, change or remove the credentials that outrank it.
+// opened with a key file or a kms slot are not: both exist to mount
+// unattended (the secret is on the host: a file, or a client certificate
+// that reaches the key server), and must not mint, change or remove the
+// credentials that outrank them.
 func (k *Keys) IsMaster() bool { return k.masterCred }
 
 // RequireMaster returns nil for master keys and an error wrapping
@@ -90,7 +94,8 @@ func (k *Keys) RequireMaster() error {
 	return fmt.Errorf("%w: key slot %d (%s) may mount and decrypt, not manage key slots, rules or modes", ErrNotMasterCredential, k.slotID, k.slotType)
 }
 
-// isMasterSlot reports whether a slot of type t is a master credential.
+// isMasterSlot reports whether a slot of type t is a master credential:
+// passphrase and rsa; never keyfile or kms.
 func isMasterSlot(t SlotType) bool { return t == SlotPassphrase || t == SlotRSA }
 
 var knownPurposes = []string{PurposeContent, PurposeNames, PurposeKeyID, PurposeConfigMAC, PurposeRules, PurposeCatalog}

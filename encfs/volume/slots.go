@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -27,6 +28,8 @@ const (
 	SlotRSA SlotType = "rsa"
 	// SlotKeyFile: HKDF of a 32-byte secret kept in a root-only file.
 	SlotKeyFile SlotType = "keyfile"
+	// SlotKMS: AES-256-GCM by a KMIP key server (kms.go).
+	SlotKMS SlotType = "kms"
 )
 
 // Slot is one wrapping of the master key. The wrapped bytes authenticate
@@ -46,8 +49,10 @@ type Slot struct {
 	RSAFingerprint string `json:"rsa_fingerprint,omitempty"`
 	// KeyFileHint is where the key file was when the slot was made.
 	KeyFileHint string `json:"keyfile_hint,omitempty"`
-	// Wrapped is the wrapped master key: nonce||AES-256-GCM for passphrase
-	// and keyfile slots, the OAEP ciphertext for rsa slots.
+	// KMS is the key server, key and client certificate (kms slots).
+	KMS *KMSRef `json:"kms,omitempty"`
+	// Wrapped is the wrapped master key: nonce||AES-256-GCM for passphrase,
+	// keyfile and kms slots, the OAEP ciphertext for rsa slots.
 	Wrapped string `json:"wrapped"`
 }
 
@@ -87,7 +92,7 @@ func (p *KDFParams) validate() error {
 // MaxSlots bounds the key slots of a volume (unlock may try each).
 const MaxSlots = 32
 
-func (s *Slot) validate() error {
+func (s *Slot) validate(c *Config) error {
 	if s.ID < 1 || s.ID > 1<<20 {
 		return errors.New("bad id")
 	}
@@ -112,6 +117,16 @@ func (s *Slot) validate() error {
 	case SlotRSA:
 		if s.RSAFingerprint == "" {
 			return errors.New("no rsa fingerprint")
+		}
+	case SlotKMS:
+		if !slices.Contains(c.Features, FeatureSlotKMS) {
+			return fmt.Errorf("kms slot without feature %q", FeatureSlotKMS)
+		}
+		if s.KMS == nil {
+			return errors.New("no kms settings")
+		}
+		if err := s.KMS.validate(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("unknown slot type %q", s.Type)
@@ -359,10 +374,13 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 
 // Unlock opens the master key with c, trying every slot of c's type, then
 // checks the config MAC. A credential that opens no slot gives
-// ErrIncorrectCredentials; a config whose MAC fails gives ErrTampered.
+// ErrIncorrectCredentials (for KMS, a *KMSUnlockError that wraps it and
+// says why each kms slot failed); a config whose MAC fails gives
+// ErrTampered.
 func (v *Volume) Unlock(c Credential) (*Keys, error) {
 	id := v.Config.volumeID()
 	tried := false
+	var kmsErrs []*KMSError
 	for i := range v.Config.Slots {
 		s := &v.Config.Slots[i]
 		if s.Type != c.SlotType() {
@@ -371,6 +389,10 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 		tried = true
 		master, err := c.unwrap(id, s)
 		if err != nil {
+			var ke *KMSError
+			if errors.As(err, &ke) {
+				kmsErrs = append(kmsErrs, ke)
+			}
 			continue
 		}
 		k := newKeys(master, &v.Config, s.ID)
@@ -385,6 +407,9 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 	if !tried {
 		return nil, fmt.Errorf("%w: the volume has no %s key slot", ErrIncorrectCredentials, c.SlotType())
 	}
+	if len(kmsErrs) > 0 {
+		return nil, &KMSUnlockError{Slots: kmsErrs}
+	}
 	return nil, ErrIncorrectCredentials
 }
 
@@ -395,6 +420,7 @@ func (v *Volume) AddSlot(k *Keys, c NewCredential, label string) (int, error) {
 	if err := k.RequireMaster(); err != nil {
 		return 0, err
 	}
+	features := slices.Clone(v.Config.Features)
 	id, err := v.addSlot(k, c, time.Now())
 	if err != nil {
 		return 0, err
@@ -402,6 +428,7 @@ func (v *Volume) AddSlot(k *Keys, c NewCredential, label string) (int, error) {
 	v.Config.Slots[len(v.Config.Slots)-1].Label = label
 	if err := v.save(k); err != nil {
 		v.Config.Slots = v.Config.Slots[:len(v.Config.Slots)-1]
+		v.Config.Features = features
 		return 0, err
 	}
 	return id, nil
@@ -427,6 +454,9 @@ func (v *Volume) addSlot(k *Keys, c NewCredential, now time.Time) (int, error) {
 				return 0, fmt.Errorf("slot %d already holds RSA key %s", o.ID, s.RSAFingerprint)
 			}
 		}
+	}
+	if s.Type == SlotKMS && !slices.Contains(v.Config.Features, FeatureSlotKMS) {
+		v.Config.Features = append(v.Config.Features, FeatureSlotKMS)
 	}
 	v.Config.Slots = append(v.Config.Slots, s)
 	return s.ID, nil

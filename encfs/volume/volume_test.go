@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -342,11 +344,22 @@ func TestConfigErrors(t *testing.T) {
 
 func FuzzParseConfig(f *testing.F) {
 	dir := filepath.Join(f.TempDir(), "s")
-	if _, _, err := Create(dir, CreateOptions{}, NewPassphrase{Passphrase: pass("p", "s"), KDF: cheapKDF}); err != nil {
+	v, k, err := Create(dir, CreateOptions{}, NewPassphrase{Passphrase: pass("p", "s"), KDF: cheapKDF})
+	if err != nil {
 		f.Fatal(err)
 	}
 	good, _ := os.ReadFile(ConfigPath(dir))
 	f.Add(good)
+	// A kms slot as a key server would have wrapped it (made by hand).
+	v.Config.Features = append(v.Config.Features, FeatureSlotKMS)
+	v.Config.Slots = append(v.Config.Slots, Slot{ID: 2, Type: SlotKMS, Created: "2026-12-05T00:00:00Z",
+		KMS: &KMSRef{KMSSettings: KMSSettings{URL: "kmip://kms:5696", KeyID: "1", Cert: "/c", Key: "/k", CA: "/ca"},
+			ClientKey: "SHA256:x", Signature: "c2ln"}, Wrapped: base64.StdEncoding.EncodeToString(make([]byte, 60))})
+	if err := v.save(k); err != nil {
+		f.Fatal(err)
+	}
+	withKMS, _ := os.ReadFile(ConfigPath(dir))
+	f.Add(withKMS)
 	f.Add([]byte(`{"volume":{"format":"mysecure-volume","version":1},"mac":""}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := parse("x", data)
@@ -360,6 +373,9 @@ func FuzzParseConfig(f *testing.F) {
 		for _, s := range v.Config.Slots {
 			if s.Type == SlotPassphrase && (s.KDF == nil || s.KDF.MemoryKiB > maxKDFMemoryKiB) {
 				t.Fatal("accepted unsafe KDF parameters")
+			}
+			if s.Type == SlotKMS && (s.KMS == nil || s.KMS.Validate() != nil || !slices.Contains(v.Config.Features, FeatureSlotKMS)) {
+				t.Fatal("accepted a kms slot without valid settings or its feature flag")
 			}
 		}
 	})

@@ -65,7 +65,7 @@ func (c *Client) call(ctx context.Context, name string, op uint32, payload Item)
 	d := tls.Dialer{Config: c.TLS, NetDialer: &net.Dialer{}}
 	conn, err := d.DialContext(ctx, "tcp", c.Addr)
 	if err != nil {
-		return Item{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.Addr, err)
+		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -76,23 +76,29 @@ func (c *Client) call(ctx context.Context, name string, op uint32, payload Item)
 			Struct(TagProtocolVersion, Int32(TagProtocolVersionMajor, 1), Int32(TagProtocolVersionMinor, 4)),
 			Int32(TagBatchCount, 1)),
 		Struct(TagBatchItem, Enum(TagOperation, op), payload))
-	if _, err := conn.Write(req.Marshal()); err != nil {
-		return Item{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.Addr, err)
+	// Requests and answers carry the kms slot's master key: wipe the
+	// buffers once used (decoded items are copies).
+	out := req.Marshal()
+	_, err = conn.Write(out)
+	clear(out)
+	if err != nil {
+		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
 	}
 	hdr := make([]byte, 8)
 	if _, err := io.ReadFull(conn, hdr); err != nil {
 		// A server that refuses the client certificate closes the
 		// connection after the handshake.
-		return Item{}, fmt.Errorf("%w: %s: no answer to %s (a server that does not accept the client certificate closes the connection): %v", ErrUnreachable, c.Addr, name, err)
+		return Item{}, fmt.Errorf("%w: %s: no answer to %s (a server that does not accept the client certificate closes the connection): %w", ErrUnreachable, c.Addr, name, err)
 	}
 	n, err := MessageLength(hdr)
 	if err != nil {
 		return Item{}, err
 	}
 	msg := make([]byte, n)
+	defer clear(msg)
 	copy(msg, hdr)
 	if _, err := io.ReadFull(conn, msg[8:]); err != nil {
-		return Item{}, fmt.Errorf("%w: %s: %v", ErrUnreachable, c.Addr, err)
+		return Item{}, fmt.Errorf("%w: %s: %w", ErrUnreachable, c.Addr, err)
 	}
 	resp, err := Unmarshal(msg)
 	if err != nil {
