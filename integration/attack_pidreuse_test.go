@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mysecure/mysecure/internal/testenv"
+)
+
+// nsLastPid is the kernel's last allocated pid of the caller's pid
+// namespace; root writes it to choose the next pid (CRIU uses it).
+const nsLastPid = "/proc/sys/kernel/ns_last_pid"
+
+// TestAttackPidReuse: a pid-reuse race between identification and
+// decision. An allowed program (/usr/bin/cat by its fingerprint) reads a
+// protected file and exits; the daemon has identified its pid and keeps
+// that identity for the next opens of the pid (acl's per-pid cache). The
+// attacker then gets that very pid for its own program, a byte-identical
+// copy of cat at another path, by setting ns_last_pid just before it
+// forks, and opens the same file. The daemon must deny it: its identity is
+// bound to the process, not to the number (a /proc/PID descriptor that
+// stops reaching the process when it exits, and the start time read
+// before and after). Tried until the attacker got the pid a few times.
+//
+// The other half of the race, recycling the pid of a caller while the
+// daemon is still deciding its open, cannot be staged: the kernel does
+// not let a task whose FUSE request the daemon has read exit, even on
+// SIGKILL, until the daemon answers (fuse request_wait_answer), so its
+// pid is not free before the decision is made (docs/threat-model.md).
+func TestAttackPidReuse(t *testing.T) {
+	m := newMount(t)
+	last, err := os.ReadFile(nsLastPid)
+	if err == nil {
+		err = os.WriteFile(nsLastPid, last, 0)
+	}
+	if err != nil {
+		// Readable but not writable without CAP_SYS_ADMIN or
+		// CAP_CHECKPOINT_RESTORE, or missing without
+		// CONFIG_CHECKPOINT_RESTORE.
+		testenv.Missing(t, "writable "+nsLastPid, err.Error())
+	}
+	const reader = "/usr/bin/cat" // an old file: its identity is cached per pid
+	bin := filepath.Join(m.dir, "bin")
+	os.Mkdir(bin, 0o755)
+	writer := filepath.Join(bin, "writer")
+	copyFile(t, "/usr/bin/tee", writer, 0o755)
+	attacker := filepath.Join(bin, "cat")
+	copyFile(t, reader, attacker, 0o755)
+	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + reader)
+	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + writer)
+	secret := filepath.Join(m.mnt, "mysqlbackup", "pidreuse.cnf")
+	marker := "PIDREUSE-" + randHex(8)
+	w := exec.Command(writer, secret)
+	w.Stdin = strings.NewReader("[client]\npassword=" + marker + "\n")
+	if out, err := w.CombinedOutput(); err != nil {
+		t.Fatalf("allowed writer: %v %s", err, out)
+	}
+	// The attacker's program alone is denied.
+	if out, err := read(attacker, secret); err == nil || strings.Contains(out, marker) {
+		t.Fatalf("copy of cat at another path read the file: %q %v", out, err)
+	}
+
+	hits, tries := 0, 0
+	for ; tries < 200 && hits < 5; tries++ {
+		r := exec.Command(reader, secret)
+		out, err := r.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), marker) {
+			t.Fatalf("allowed reader: %q %v", out, err)
+		}
+		pid := r.Process.Pid
+		if tries == 0 {
+			// Past the fingerprint cache's minimum age of a file
+			// version: from now on the reader's identity is kept
+			// per pid, which is what the attack aims at.
+			time.Sleep(2100 * time.Millisecond)
+		}
+		if err := os.WriteFile(nsLastPid, []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Fatal(err)
+		}
+		a := exec.Command(attacker, secret)
+		aout, aerr := a.CombinedOutput()
+		if aerr == nil || strings.Contains(string(aout), marker) {
+			t.Fatalf("attack succeeded: pid %d (the reader had %d) read the file: %q", a.Process.Pid, pid, aout)
+		}
+		if a.Process.Pid != pid {
+			continue // another process on the host took the pid first
+		}
+		hits++
+		if !strings.Contains(string(aout), "Permission denied") {
+			t.Fatalf("pid %d reused by the attacker: %q %v, want Permission denied", pid, aout, aerr)
+		}
+		if !auditDenied(t, m.audit, pid, attacker) {
+			t.Fatalf("no deny of %s as pid %d in the audit log", attacker, pid)
+		}
+	}
+	t.Logf("attacker got the allowed reader's pid %d times in %d tries: denied every time", hits, tries)
+	if hits == 0 {
+		t.Fatalf("the attacker never got the reader's pid in %d tries (the host forks too much?)", tries)
+	}
+}
+
+// auditDenied reports whether the audit log holds a deny of exe as pid.
+func auditDenied(t *testing.T, audit string, pid int, exe string) bool {
+	t.Helper()
+	b, err := os.ReadFile(audit)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var r struct {
+			Decision, Exe string
+			Pid           int
+		}
+		if json.Unmarshal([]byte(line), &r) == nil && r.Decision == "deny" && r.Pid == pid && r.Exe == exe {
+			return true
+		}
+	}
+	return false
+}
