@@ -124,3 +124,127 @@ func auditDenied(t *testing.T, audit string, pid int, exe string) bool {
 	}
 	return false
 }
+
+// TestAttackPidReuseDuringDecision stages the other half of the race: the
+// caller is killed while the daemon is still identifying it (hashing a
+// 512 MiB program on its first run), and the attacker at once asks the
+// kernel for that pid again, for the allowed reader. The kernel keeps the
+// killed caller until the daemon answers its open (FUSE waits for the
+// reply of a request the daemon has read, even on SIGKILL), so the pid is
+// never free during the decision: the killed caller does not exit until
+// the daemon has denied it (by its own program, in the audit log), and
+// every try meanwhile gets another pid.
+func TestAttackPidReuseDuringDecision(t *testing.T) {
+	m := newMount(t)
+	last, err := os.ReadFile(nsLastPid)
+	if err == nil {
+		err = os.WriteFile(nsLastPid, last, 0)
+	}
+	if err != nil {
+		testenv.Missing(t, "writable "+nsLastPid, err.Error())
+	}
+	const reader = "/usr/bin/cat"
+	bin := filepath.Join(m.dir, "bin")
+	os.Mkdir(bin, 0o755)
+	writer := filepath.Join(bin, "writer")
+	copyFile(t, "/usr/bin/tee", writer, 0o755)
+	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + reader)
+	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + writer)
+	secret := filepath.Join(m.mnt, "mysqlbackup", "pidreuse.cnf")
+	marker := "PIDREUSE-" + randHex(8)
+	w := exec.Command(writer, secret)
+	w.Stdin = strings.NewReader(marker + "\n")
+	if out, err := w.CombinedOutput(); err != nil {
+		t.Fatalf("allowed writer: %v %s", err, out)
+	}
+
+	// Cats with 512 MiB of (sparse) zeros after them: they still run.
+	// Each is named by a rule, then changed (its last byte), so that the
+	// daemon hashes all of it on the open before it denies it.
+	const rounds = 2
+	bigs := make([]string, rounds)
+	for i := range bigs {
+		bigs[i] = filepath.Join(bin, "bigcat"+strconv.Itoa(i))
+		copyFile(t, reader, bigs[i], 0o755)
+		if err := os.Truncate(bigs[i], 512<<20); err != nil {
+			t.Fatal(err)
+		}
+		m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + bigs[i])
+		f, err := os.OpenFile(bigs[i], os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte{1}, 512<<20-1)
+		f.Close()
+	}
+	blocked, recycled := 0, 0
+	for round, big := range bigs {
+		a := exec.Command(big, secret)
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := a.Process.Pid
+		// Wait until it sleeps in the open, waiting for the daemon's
+		// answer to its FUSE request.
+		inOpen := false
+		for i := 0; i < 500 && !inOpen; i++ {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan")
+			inOpen = strings.Contains(string(b), "request_wait_answer") || strings.Contains(string(b), "fuse")
+			if !inOpen {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		if !inOpen {
+			a.Process.Kill()
+			a.Wait()
+			t.Logf("round %d: the caller was never seen waiting for the daemon", round)
+			continue
+		}
+		blocked++
+		killed := time.Now()
+		a.Process.Kill()
+		reaped := make(chan struct{})
+		go func() { a.Wait(); close(reaped) }()
+		// Ask for the pid again and again until the caller is gone.
+	tries:
+		for {
+			select {
+			case <-reaped:
+				break tries
+			default:
+			}
+			stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			if err := os.WriteFile(nsLastPid, []byte(strconv.Itoa(pid-1)), 0); err != nil {
+				t.Fatal(err)
+			}
+			r := exec.Command(reader, secret)
+			out, err := r.CombinedOutput()
+			if r.Process.Pid == pid {
+				// Only possible once the killed caller was reaped.
+				select {
+				case <-reaped:
+				default:
+					t.Fatalf("round %d: pid %d handed out again while the killed caller (%q) was still waiting for the daemon: read %q %v", round, pid, stat, out, err)
+				}
+				break tries
+			}
+			// Tries while the caller had not even exited (a zombie
+			// holds its pid too, until its parent reaps it).
+			if _, st, _ := strings.Cut(string(stat), ") "); st != "" && !strings.HasPrefix(st, "Z") {
+				recycled++
+			}
+		}
+		t.Logf("round %d: caller %d killed during the decision, gone after %v", round, pid, time.Since(killed).Round(time.Millisecond))
+		if b, _ := os.ReadFile(m.audit); strings.Contains(string(b), `"decision":"allow"`) && strings.Contains(string(b), big) {
+			t.Fatalf("round %d: an open was allowed for %s", round, big)
+		}
+		if !auditDenied(t, m.audit, pid, big) {
+			t.Fatalf("round %d: no deny of %s as pid %d in the audit log", round, big, pid)
+		}
+		os.Remove(big)
+	}
+	t.Logf("%d callers killed while the daemon decided; %d tries for their pids while they had not exited got other pids", blocked, recycled)
+	if blocked == 0 || recycled == 0 {
+		t.Fatal("the race was never staged: no caller seen waiting for the daemon, or no try made while it waited")
+	}
+}
