@@ -64,7 +64,7 @@ func secretForms(secrets []string) map[string]string {
 		name := fmt.Sprintf("secret %d", i)
 		forms[s] = name
 		forms[base64.StdEncoding.EncodeToString([]byte(s))] = name + " (base64)"
-		forms[base64.StdEncoding.EncodeToString([]byte(s + "\n"))] = name + " (base64, with its newline)"
+		forms[base64.StdEncoding.EncodeToString([]byte(s+"\n"))] = name + " (base64, with its newline)"
 	}
 	return forms
 }
