@@ -35,33 +35,9 @@ const nsLastPid = "/proc/sys/kernel/ns_last_pid"
 // SIGKILL, until the daemon answers (fuse request_wait_answer), so its
 // pid is not free before the decision is made (docs/threat-model.md).
 func TestAttackPidReuse(t *testing.T) {
-	m := newMount(t)
-	last, err := os.ReadFile(nsLastPid)
-	if err == nil {
-		err = os.WriteFile(nsLastPid, last, 0)
-	}
-	if err != nil {
-		// Readable but not writable without CAP_SYS_ADMIN or
-		// CAP_CHECKPOINT_RESTORE, or missing without
-		// CONFIG_CHECKPOINT_RESTORE.
-		testenv.Missing(t, "writable "+nsLastPid, err.Error())
-	}
-	const reader = "/usr/bin/cat" // an old file: its identity is cached per pid
-	bin := filepath.Join(m.dir, "bin")
-	os.Mkdir(bin, 0o755)
-	writer := filepath.Join(bin, "writer")
-	copyFile(t, "/usr/bin/tee", writer, 0o755)
+	m, bin, secret, marker := pidReuseSetup(t)
 	attacker := filepath.Join(bin, "cat")
-	copyFile(t, reader, attacker, 0o755)
-	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + reader)
-	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + writer)
-	secret := filepath.Join(m.mnt, "mysqlbackup", "pidreuse.cnf")
-	marker := "PIDREUSE-" + randHex(8)
-	w := exec.Command(writer, secret)
-	w.Stdin = strings.NewReader("[client]\npassword=" + marker + "\n")
-	if out, err := w.CombinedOutput(); err != nil {
-		t.Fatalf("allowed writer: %v %s", err, out)
-	}
+	copyFile(t, pidReader, attacker, 0o755)
 	// The attacker's program alone is denied.
 	if out, err := read(attacker, secret); err == nil || strings.Contains(out, marker) {
 		t.Fatalf("copy of cat at another path read the file: %q %v", out, err)
@@ -69,7 +45,7 @@ func TestAttackPidReuse(t *testing.T) {
 
 	hits, tries := 0, 0
 	for ; tries < 200 && hits < 5; tries++ {
-		r := exec.Command(reader, secret)
+		r := exec.Command(pidReader, secret)
 		out, err := r.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), marker) {
 			t.Fatalf("allowed reader: %q %v", out, err)
@@ -106,6 +82,42 @@ func TestAttackPidReuse(t *testing.T) {
 	}
 }
 
+// pidReader is the allowed program of the pid-reuse attacks: an old file,
+// so that the daemon keeps its identity per pid.
+const pidReader = "/usr/bin/cat"
+
+// pidReuseSetup mounts a volume where pidReader may read pidreuse.cnf of
+// @mysqlbackup, which holds marker, and returns the mount, a directory for
+// programs, the file and the marker. It needs a writable ns_last_pid.
+func pidReuseSetup(t *testing.T) (m *mountEnv, bin, secret, marker string) {
+	t.Helper()
+	m = newMount(t)
+	last, err := os.ReadFile(nsLastPid)
+	if err == nil {
+		err = os.WriteFile(nsLastPid, last, 0)
+	}
+	if err != nil {
+		// Readable but not writable without CAP_SYS_ADMIN or
+		// CAP_CHECKPOINT_RESTORE, or missing without
+		// CONFIG_CHECKPOINT_RESTORE.
+		testenv.Missing(t, "writable "+nsLastPid, err.Error())
+	}
+	bin = filepath.Join(m.dir, "bin")
+	os.Mkdir(bin, 0o755)
+	writer := filepath.Join(bin, "writer")
+	copyFile(t, "/usr/bin/tee", writer, 0o755)
+	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + pidReader)
+	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + writer)
+	secret = filepath.Join(m.mnt, "mysqlbackup", "pidreuse.cnf")
+	marker = "PIDREUSE-" + randHex(8)
+	w := exec.Command(writer, secret)
+	w.Stdin = strings.NewReader("[client]\npassword=" + marker + "\n")
+	if out, err := w.CombinedOutput(); err != nil {
+		t.Fatalf("allowed writer: %v %s", err, out)
+	}
+	return m, bin, secret, marker
+}
+
 // auditDenied reports whether the audit log holds a deny of exe as pid.
 func auditDenied(t *testing.T, audit string, pid int, exe string) bool {
 	t.Helper()
@@ -135,29 +147,7 @@ func auditDenied(t *testing.T, audit string, pid int, exe string) bool {
 // the daemon has denied it (by its own program, in the audit log), and
 // every try meanwhile gets another pid.
 func TestAttackPidReuseDuringDecision(t *testing.T) {
-	m := newMount(t)
-	last, err := os.ReadFile(nsLastPid)
-	if err == nil {
-		err = os.WriteFile(nsLastPid, last, 0)
-	}
-	if err != nil {
-		testenv.Missing(t, "writable "+nsLastPid, err.Error())
-	}
-	const reader = "/usr/bin/cat"
-	bin := filepath.Join(m.dir, "bin")
-	os.Mkdir(bin, 0o755)
-	writer := filepath.Join(bin, "writer")
-	copyFile(t, "/usr/bin/tee", writer, 0o755)
-	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + reader)
-	m.aclAdd("ALLOW @mysqlbackup pidreuse.cnf " + writer)
-	secret := filepath.Join(m.mnt, "mysqlbackup", "pidreuse.cnf")
-	marker := "PIDREUSE-" + randHex(8)
-	w := exec.Command(writer, secret)
-	w.Stdin = strings.NewReader(marker + "\n")
-	if out, err := w.CombinedOutput(); err != nil {
-		t.Fatalf("allowed writer: %v %s", err, out)
-	}
-
+	m, bin, secret, _ := pidReuseSetup(t)
 	// Cats with 512 MiB of (sparse) zeros after them: they still run.
 	// Each is named by a rule, then changed (its last byte), so that the
 	// daemon hashes all of it on the open before it denies it.
@@ -165,7 +155,7 @@ func TestAttackPidReuseDuringDecision(t *testing.T) {
 	bigs := make([]string, rounds)
 	for i := range bigs {
 		bigs[i] = filepath.Join(bin, "bigcat"+strconv.Itoa(i))
-		copyFile(t, reader, bigs[i], 0o755)
+		copyFile(t, pidReader, bigs[i], 0o755)
 		if err := os.Truncate(bigs[i], 512<<20); err != nil {
 			t.Fatal(err)
 		}
@@ -184,12 +174,21 @@ func TestAttackPidReuseDuringDecision(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := a.Process.Pid
-		// Wait until it sleeps in the open, waiting for the daemon's
-		// answer to its FUSE request.
+		// Wait until it sleeps waiting for the daemon's answer to a FUSE
+		// request for 50 ms on end: the open being decided, not one of
+		// the lookups before it (each well under a millisecond).
 		inOpen := false
-		for i := 0; i < 500 && !inOpen; i++ {
+		var since time.Time
+		for i := 0; i < 1000 && !inOpen; i++ {
 			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan")
-			inOpen = strings.Contains(string(b), "request_wait_answer") || strings.Contains(string(b), "fuse")
+			switch {
+			case !strings.Contains(string(b), "request_wait_answer") && !strings.Contains(string(b), "fuse"):
+				since = time.Time{}
+			case since.IsZero():
+				since = time.Now()
+			default:
+				inOpen = time.Since(since) >= 50*time.Millisecond
+			}
 			if !inOpen {
 				time.Sleep(2 * time.Millisecond)
 			}
@@ -217,7 +216,7 @@ func TestAttackPidReuseDuringDecision(t *testing.T) {
 			if err := os.WriteFile(nsLastPid, []byte(strconv.Itoa(pid-1)), 0); err != nil {
 				t.Fatal(err)
 			}
-			r := exec.Command(reader, secret)
+			r := exec.Command(pidReader, secret)
 			out, err := r.CombinedOutput()
 			if r.Process.Pid == pid {
 				// Only possible once the killed caller was reaped.
