@@ -59,9 +59,9 @@ func killDaemon(t *testing.T, pid int) {
 }
 
 // TestStressCrash kills the daemon with SIGKILL at random moments while
-// files are written with fsync, renamed (also over another file, the
-// atomic replace pattern), moved into the store by `encrypt`, and rules
-// are added; after each kill it mounts again and checks that nothing
+// files are written with fsync, extended with large writes (an fsync per
+// MiB), renamed (also over another file, the atomic replace pattern),
+// moved into the store by `encrypt`, and rules are added; after each kill it mounts again and checks that nothing
 // committed is lost, every file reads, the rules load and the move
 // journal is empty. Short: 8 kills; long: 80.
 func TestStressCrash(t *testing.T) {
@@ -81,7 +81,7 @@ func TestStressCrash(t *testing.T) {
 	leaks := watchLeaks(secrets...)
 	data := filepath.Join(m.mnt, "mysql")
 	journal := filepath.Join(m.store, "ms.journal")
-	scenarios := []string{"writes", "renames", "inplace", "rules"}
+	scenarios := []string{"writes", "renames", "inplace", "rules", "appends"}
 	if v := os.Getenv("MYSECURE_STRESS_SCENARIOS"); v != "" {
 		scenarios = strings.Split(v, ",")
 	}
@@ -110,6 +110,12 @@ func TestStressCrash(t *testing.T) {
 					crashWriter(c, rd, g, marker, stop)
 				}()
 			}
+		case "appends":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				crashAppender(c, rd, marker, stop)
+			}()
 		case "renames":
 			crashRenamesSetup(t, c, rd, marker)
 			wg.Add(1)
@@ -254,6 +260,48 @@ func crashWriter(c *crashState, dir string, g int, marker string, stop chan stru
 		c.files[p] = b
 		c.mu.Unlock()
 		c.op("create+fsync")
+	}
+}
+
+// crashAppender extends files with large writes and an fsync after each
+// MiB (each fsynced prefix is recorded as a log's), until stop or an
+// error. Most of the daemon's time then goes to extending store writes, so
+// a kill often lands inside one and leaves a torn last block, which the
+// next open must cut without touching the fsynced prefix.
+func crashAppender(c *crashState, dir, marker string, stop chan struct{}) {
+	for n := 0; ; n++ {
+		p := filepath.Join(dir, fmt.Sprintf("big%02d", n))
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return
+		}
+		var data []byte
+		for len(data) < 16<<20 {
+			select {
+			case <-stop:
+				f.Close()
+				return
+			default:
+			}
+			chunk := pattern(fmt.Sprintf("%s-%s-%d", marker, p, len(data)), 256<<10+rand.IntN(4096))
+			if _, err := f.Write(chunk); err != nil {
+				f.Close()
+				return
+			}
+			data = append(data, chunk...)
+			if len(data)>>20 == (len(data)-len(chunk))>>20 {
+				continue
+			}
+			if f.Sync() != nil {
+				f.Close()
+				return
+			}
+			c.mu.Lock()
+			c.logs[p] = data[:len(data):len(data)] // later appends do not change it
+			c.mu.Unlock()
+			c.op("append+fsync")
+		}
+		f.Close()
 	}
 }
 
