@@ -24,7 +24,7 @@ func TestTornTailCutOnOpen(t *testing.T) {
 	data := make([]byte, 3*content.BlockSize+500)
 	rand.Read(data)
 	m := mount(t, store, keys)
-	for _, name := range []string{"torn", "tampered"} {
+	for _, name := range []string{"torn", "tampered", "short"} {
 		if err := os.WriteFile(filepath.Join(m.mnt, "mysql", name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -40,13 +40,17 @@ func TestTornTailCutOnOpen(t *testing.T) {
 		}
 		return nil
 	})
-	if len(stored) != 2 {
+	if len(stored) != 3 {
 		t.Fatalf("store files: %v", stored)
 	}
-	// One torn (the stored size leaves the last block no byte), the
-	// other with a flipped byte in block 1.
+	// One torn where the stored size leaves the last block no byte (a
+	// size that cannot be), one torn inside its last block (a size that
+	// can), one with a flipped byte in block 1.
 	tornAt := int64(content.HeaderSize + 3*content.CipherBlockSize + 20)
 	if err := os.Truncate(stored[0], tornAt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(stored[2], content.HeaderSize+3*content.CipherBlockSize+300); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(stored[1])
@@ -64,7 +68,7 @@ func TestTornTailCutOnOpen(t *testing.T) {
 		o.OnRepair = func(r Repair) { mu.Lock(); repairs = append(repairs, r); mu.Unlock() }
 	})
 	var eio, cut int
-	for _, name := range []string{"torn", "tampered"} {
+	for _, name := range []string{"torn", "tampered", "short"} {
 		got, err := os.ReadFile(filepath.Join(m.mnt, "mysql", name))
 		switch {
 		case errors.Is(err, syscall.EIO):
@@ -75,13 +79,32 @@ func TestTornTailCutOnOpen(t *testing.T) {
 			t.Fatalf("%s: %d bytes, %v", name, len(got), err)
 		}
 	}
-	if eio != 1 || cut != 1 {
-		t.Fatalf("%d files cut back to their whole blocks, %d read EIO; want one each", cut, eio)
+	if eio != 1 || cut != 2 {
+		t.Fatalf("%d files cut back to their whole blocks, %d read EIO; want 2 and 1", cut, eio)
+	}
+	// The names tell nothing about the damage (the store names are
+	// encrypted): the sizes and the reports must agree with each other.
+	cutNames := map[string]bool{}
+	for _, name := range []string{"torn", "tampered", "short"} {
+		fi, err := os.Stat(filepath.Join(m.mnt, "mysql", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() == 3*content.BlockSize {
+			cutNames[name] = true
+		} else if fi.Size() != int64(len(data)) {
+			t.Fatalf("%s: %d bytes after the opens", name, fi.Size())
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(repairs) != 1 || repairs[0].Category != "mysql" || repairs[0].PlainTo != 3*content.BlockSize || repairs[0].StoredFrom != tornAt {
-		t.Fatalf("repairs reported: %+v", repairs)
+	if len(repairs) != 2 || len(cutNames) != 2 {
+		t.Fatalf("repairs reported: %+v; files cut: %v", repairs, cutNames)
+	}
+	for _, r := range repairs {
+		if r.Category != "mysql" || r.PlainTo != 3*content.BlockSize || !cutNames[r.Path] {
+			t.Fatalf("repair reported: %+v; files cut: %v", r, cutNames)
+		}
 	}
 	fi, err := os.Stat(stored[0])
 	if err != nil || fi.Size() != content.CipherSize(3*content.BlockSize) {
