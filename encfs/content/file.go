@@ -460,21 +460,33 @@ func (f *File) Truncate(newSize int64) error {
 			// Growing inside the last block: re-seal it longer.
 			return f.fillZeros(size, newSize)
 		}
-		// Set the stored size first: it fails at once (EFBIG) where the
-		// store's filesystem cannot hold the file, before anything
-		// changed. Then seal the zeros that complete the old last block;
-		// a crash in between leaves that block failing authentication (an
-		// error), never wrong plaintext. Everything after it is a hole
-		// (or, in a version 1 file, zeros sealed block by block).
-		if err := f.truncBacking(CipherSize(newSize)); err != nil {
-			return err
-		}
-		end := roundUp(size)
-		if !f.holes() {
-			end = newSize
-		}
-		if err := f.fillZeros(size, end); err != nil {
-			return err
+		// Seal the zeros that complete the old last block first, then set
+		// the stored size: a process killed in between leaves a file
+		// that ends in whole blocks (and a kill inside the sealing write
+		// a torn last block, which RepairTail cuts); the other order left
+		// the old last block short inside a longer file, a torn block in
+		// the middle. Where the store's filesystem cannot hold the new
+		// size (EFBIG) the old end is put back. Everything after the old
+		// last block is a hole (or, in a version 1 file, zeros sealed
+		// block by block).
+		if f.holes() {
+			if err := f.fillZeros(size, roundUp(size)); err != nil {
+				f.restoreEnd(size)
+				return err
+			}
+			if err := f.truncBacking(CipherSize(newSize)); err != nil {
+				f.restoreEnd(size)
+				return err
+			}
+		} else {
+			// Version 1: check the size first, then seal block by block.
+			if err := f.truncBacking(CipherSize(newSize)); err != nil {
+				f.truncBacking(CipherSize(size))
+				return err
+			}
+			if err := f.fillZeros(size, newSize); err != nil {
+				return err
+			}
 		}
 		f.size = newSize
 		return nil
@@ -498,10 +510,19 @@ func (f *File) Truncate(newSize int64) error {
 		f.size = newSize
 		return nil
 	}
-	// Re-seal the new last block first, then cut. A crash in between leaves
-	// a last block that fails authentication (an error), never a silently
-	// shorter or longer file.
+	// Cut after the block that becomes the last, re-seal it shorter, then
+	// cut after it. A process killed after the first cut leaves a file
+	// ending in whole blocks; after the re-sealing, a last block whose
+	// sealed prefix authenticates and which RepairTail cuts back to that
+	// prefix. Never a torn block in the middle of the file.
 	blk := newSize / BlockSize
+	if end := blockOffset(blk + 1); end < CipherSize(size) {
+		if err := f.truncBacking(end); err != nil {
+			return err
+		}
+		f.size = (blk + 1) * BlockSize
+		size = f.size
+	}
 	oldLen := size - blk*BlockSize
 	if oldLen > BlockSize {
 		oldLen = BlockSize

@@ -146,7 +146,7 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	fsys, err := fusefs.New(fusefs.Options{Store: cfg.Store, Keys: ck, Auth: d})
+	fsys, err := fusefs.New(fusefs.Options{Store: cfg.Store, Keys: ck, Auth: d, OnRepair: d.repaired})
 	if err != nil {
 		return nil, err
 	}
@@ -383,6 +383,19 @@ func (d *Daemon) alarmDetached() {
 	d.log.Error(msg, "mount", d.cfg.Mount, "alarm", true)
 	d.writeAudit(AuditRecord{Time: time.Now().UTC(), Decision: "alarm", Mode: string(d.Mode()),
 		Pid: d.pid, File: d.cfg.Mount, Reason: msg + ": unmounted outside mysecure; processes that still hold files on it keep them"})
+}
+
+// repaired records a torn file end the mount cut (fusefs.Repair) in the
+// daemon log and the audit log: data that a killed daemon had not finished
+// writing is gone, and so is anything a writer of the store cut.
+func (d *Daemon) repaired(r fusefs.Repair) {
+	msg := "torn end of a file cut on open (daemon killed while writing it?)"
+	d.log.Warn(msg, "category", r.Category, "file", r.Path, "repair", r.TailRepair.String())
+	if d.audit == nil {
+		return
+	}
+	d.writeAudit(AuditRecord{Time: time.Now().UTC(), Decision: "repair", Mode: string(d.Mode()),
+		Pid: d.pid, File: r.Path, Category: r.Category, Reason: msg + ": " + r.TailRepair.String()})
 }
 
 // mountedAt reports whether mountinfo lists a mount of device dev

@@ -71,6 +71,19 @@ type Options struct {
 	Keys map[string]CategoryKeys
 	// Auth decides opens. Required.
 	Auth Authorizer
+	// OnRepair, if set, is told of every torn file end the mount cut
+	// (see Repair). Called with the file's lock held: it must not touch
+	// the mount.
+	OnRepair func(Repair)
+}
+
+// Repair reports a file whose torn end the mount cut when the file was
+// first opened (content.RepairTail): the daemon was killed in the middle
+// of a write that extended it.
+type Repair struct {
+	Category string
+	Path     string // relative to the category
+	content.TailRepair
 }
 
 // FS is a mounted (or mountable) plaintext view of a store.
@@ -83,6 +96,8 @@ type FS struct {
 	keysMu sync.Mutex
 	auth   Authorizer
 	root   *rootNode
+	// onRepair is Options.OnRepair, never nil.
+	onRepair func(Repair)
 
 	// Counters for status.
 	opens atomic.Uint64
@@ -105,7 +120,10 @@ func New(o Options) (*FS, error) {
 	if o.Auth == nil {
 		return nil, errors.New("fusefs: no authorizer")
 	}
-	f := &FS{store: o.Store, auth: o.Auth}
+	f := &FS{store: o.Store, auth: o.Auth, onRepair: o.OnRepair}
+	if f.onRepair == nil {
+		f.onRepair = func(Repair) {}
+	}
 	keys := make(map[string]CategoryKeys, len(o.Keys))
 	for cat, ck := range o.Keys {
 		if err := f.makeCategoryDir(cat); err != nil {

@@ -62,13 +62,19 @@ type mounted struct {
 	fs         *FS
 }
 
-func mount(t *testing.T, store string, keys map[string]CategoryKeys) *mounted {
+// mount mounts store at a new directory; set, if given, changes the
+// options first.
+func mount(t *testing.T, store string, keys map[string]CategoryKeys, set ...func(*Options)) *mounted {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireFUSE(t)
 	mnt := t.TempDir()
 	auth := &switchAuth{}
-	f, err := New(Options{Store: store, Keys: keys, Auth: auth})
+	opts := Options{Store: store, Keys: keys, Auth: auth}
+	for _, s := range set {
+		s(&opts)
+	}
+	f, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,12 @@ type node struct {
 	// guards of; rw orders I/O on it: reads share, writes exclude.
 	fmu sync.Mutex
 	of  *openState
-	rw  sync.RWMutex
+	// tailChecked: the end of the store file was checked for a torn
+	// block (checkTail) since this node was made; guarded by fmu. Only
+	// a process killed while writing leaves one, and this daemon is
+	// the only writer from then on.
+	tailChecked bool
+	rw          sync.RWMutex
 }
 
 type openState struct {
@@ -265,7 +270,14 @@ func (n *node) fillAttr(p string, st *syscall.Stat_t, out *fuse.Attr) {
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 		size, err := content.PlainSize(st.Size)
-		if err != nil {
+		if err != nil && st.Size > content.HeaderSize {
+			// The last block has no room for a byte: a torn end, which
+			// the first open cuts (checkTail). Report the size after
+			// the cut, or the kernel would cache a size of 0 and read
+			// nothing of the file until the attributes expire.
+			whole := (st.Size - content.HeaderSize) / content.CipherBlockSize
+			size = whole * content.BlockSize
+		} else if err != nil {
 			size = 0 // reads report the damage; listing must still work
 		}
 		out.Size = uint64(size)
@@ -439,6 +451,10 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 	if err != nil {
 		return nil, fs.ToErrno(err)
 	}
+	if err := n.checkTail(b, ck.Content, p); err != nil {
+		b.Close()
+		return nil, toErrno(err)
+	}
 	cf, err := content.Open(b, ck.Content, p)
 	if err != nil {
 		b.Close()
@@ -457,6 +473,24 @@ func (n *node) acquirePath(p string) (*openState, syscall.Errno) {
 		n.of.notePriv(uint32(fi.Mode().Perm()) | suidBits(fi.Mode()))
 	}
 	return n.of, 0
+}
+
+// checkTail cuts a torn end off store file b (content.RepairTail) the
+// first time the node is opened, and reports the cut. Called with fmu
+// held, before content.Open.
+func (n *node) checkTail(b *os.File, key *content.Key, p string) error {
+	if n.tailChecked {
+		return nil
+	}
+	r, err := content.RepairTail(b, key, p)
+	if err != nil {
+		return err
+	}
+	n.tailChecked = true
+	if r != nil {
+		n.fsys.onRepair(Repair{Category: n.cat, Path: n.relPath(), TailRepair: *r})
+	}
+	return nil
 }
 
 func (n *node) release() {
