@@ -539,3 +539,76 @@ func checkReplicationTLS(ctx context.Context, a *auditor) (outcome, error) {
 	}
 	return worstE(fails, nil, notes), nil
 }
+
+// checkReplicationUserTLS looks at the primary's side of replication:
+// the accounts replicas log in as.
+func checkReplicationUserTLS(ctx context.Context, a *auditor) (outcome, error) {
+	accts, err := a.accounts(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	m, err := a.globalPrivs(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	types, err := a.sslTypes(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	var fails []Evidence
+	n := 0
+	for _, acc := range logins(accts) {
+		name := acc.name()
+		if isLocalHost(acc.Host) || !m[name].has("REPLICATION SLAVE") {
+			continue
+		}
+		n++
+		switch t := strings.ToUpper(types[name]); t {
+		case "ANY", "X509", "SPECIFIED":
+		default:
+			if t == "" {
+				t = "none"
+			}
+			fails = append(fails, Evidence{Text: fmt.Sprintf("replication account %s may connect from other hosts with ssl_type %s: replicas may stream the binary log in clear", name, t), Account: name, Variable: "ssl_type", Value: t})
+		}
+	}
+	sortEv(fails)
+	return worstE(fails, nil, []Evidence{{Text: fmt.Sprintf("%d remote replication accounts inspected", n)}}), nil
+}
+
+func checkMemcached(ctx context.Context, a *auditor) (outcome, error) {
+	st, _, err := a.plugin(ctx, "daemon_memcached")
+	if err != nil {
+		return outcome{}, err
+	}
+	if st == "" {
+		return pass("the daemon_memcached plugin is not loaded"), nil
+	}
+	return outcome{Fail, []Evidence{{Text: "the daemon_memcached plugin is loaded (" + st + "): InnoDB tables are reachable over the memcached protocol, without MySQL accounts", Variable: "daemon_memcached", Value: st}}}, nil
+}
+
+func checkPasswordReuse(ctx context.Context, a *auditor) (outcome, error) {
+	var fails, notes []Evidence
+	for _, c := range []struct {
+		name string
+		min  int
+		what string
+	}{{"password_history", 5, "previous passwords"}, {"password_reuse_interval", 365, "days"}} {
+		v, err := a.variable(ctx, c.name)
+		if err != nil {
+			return outcome{}, err
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return outcome{}, fmt.Errorf("%s: unexpected value %q", c.name, v)
+		}
+		ev := Evidence{Text: fmt.Sprintf("%s = %d", c.name, n), Variable: c.name, Value: v}
+		if n < c.min {
+			ev.Text += fmt.Sprintf(": a password may be reused sooner than after %d %s", c.min, c.what)
+			fails = append(fails, ev)
+		} else {
+			notes = append(notes, ev)
+		}
+	}
+	return worstE(fails, nil, notes), nil
+}
