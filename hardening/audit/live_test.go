@@ -24,11 +24,13 @@ func clientQuery(srv *sandbox.Server) Query {
 		if err != nil {
 			return nil, err
 		}
+		// Every row ends in a newline; a row of one empty column (SELECT
+		// @@log_error when it is empty) is an empty line.
+		if out == "" {
+			return nil, nil
+		}
 		var rows [][]string
 		for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-			if line == "" {
-				continue
-			}
 			fields := strings.Split(line, "\t")
 			for i, f := range fields {
 				fields[i] = unescapeBatch(f)
