@@ -1,0 +1,78 @@
+package audit
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// auditTarget runs every check with the target edited by edit.
+func (e *liveEnv) auditTarget(q Query, edit func(*Target)) map[string]Finding {
+	e.t.Helper()
+	tg := Target{Query: q, OptionFiles: []string{e.top}, Host: e.host}
+	edit(&tg)
+	fs, err := Run(e.ctx, tg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m := map[string]Finding{}
+	for _, f := range fs {
+		m[f.ID] = f
+	}
+	return m
+}
+
+// TestLiveRolesAndUnused: privileges held through MariaDB roles (a
+// default role granted a role) and through PUBLIC are reported, and
+// accounts.unused fails an unlocked account with an expired password and,
+// with audit.accounts given, the accounts not listed; all pass once the
+// roles are revoked and the accounts locked or listed.
+func TestLiveRolesAndUnused(t *testing.T) {
+	e := newLiveEnv(t)
+	e.write("my.cnf", "[mysqld]\nlocal_infile = 0\n", 0o644)
+	srv := e.start()
+	e.sql(srv, "CREATE ROLE inner_r; GRANT FILE, SUPER, SHUTDOWN ON *.* TO inner_r;"+
+		" CREATE ROLE outer_r; GRANT inner_r TO outer_r; GRANT CREATE USER ON *.* TO outer_r;"+
+		" CREATE USER 'u'@'localhost' IDENTIFIED BY 'U!pw-12345'; GRANT outer_r TO 'u'@'localhost'; SET DEFAULT ROLE outer_r FOR 'u'@'localhost';"+
+		// A role only an administrator holds gives no one else anything.
+		" CREATE ROLE admin_r; GRANT PROCESS ON *.* TO admin_r; GRANT admin_r TO 'root'@'localhost';"+
+		" GRANT REPLICATION CLIENT, PROCESS ON *.* TO PUBLIC;"+
+		" CREATE USER 'stale'@'localhost' IDENTIFIED BY 'Stale!pw-1' PASSWORD EXPIRE;"+
+		" CREATE USER 'app'@'10.0.0.5' IDENTIFIED BY 'App!pw-123';")
+	// The server agrees: u reads a file through the roles.
+	probe := filepath.Join(filepath.Dir(e.dir), "probe.txt")
+	if err := os.WriteFile(probe, []byte("readable\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := userPwQuery(srv, "u", "U!pw-12345")(e.ctx, "SELECT LENGTH(LOAD_FILE('"+probe+"')) > 0"); err != nil || len(out) != 1 || out[0][0] != "1" {
+		t.Fatalf("u could not use FILE through its roles: %v %v", out, err)
+	}
+
+	fs := e.audit(clientQuery(srv))
+	expect(t, fs, "privs.file", Fail, []string{"'u'@'localhost' holds FILE (through role outer_r > inner_r) on *.*"}, "inner_r holds", "'inner_r'@", "'outer_r'@")
+	expect(t, fs, "privs.super", Fail, []string{"'u'@'localhost' holds SUPER (through role outer_r > inner_r)"})
+	expect(t, fs, "privs.shutdown", Fail, []string{"'u'@'localhost' holds SHUTDOWN (through role outer_r > inner_r)"})
+	expect(t, fs, "privs.create-user", Fail, []string{"'u'@'localhost' holds CREATE USER (through role outer_r)"})
+	// PUBLIC once, not again for every account; admin_r through root
+	// is not reported.
+	expect(t, fs, "privs.process", Fail, []string{"PUBLIC (every account) holds PROCESS on *.*"}, "'u'@'localhost' holds", "'app'@", "admin_r")
+	if f := fs["privs.file"]; !strings.Contains(f.Evidence[0].Role, "outer_r > inner_r") || f.Evidence[0].Account != "'u'@'localhost'" {
+		t.Errorf("privs.file: structured evidence %+v", f.Evidence[0])
+	}
+	// Without audit.accounts: the expired account fails, the others warn.
+	expect(t, fs, "accounts.unused", Fail, []string{"'stale'@'localhost' has an expired password (PASSWORD EXPIRE) and is not locked",
+		"'app'@'10.0.0.5' is not an administrator and not locked", "'u'@'localhost' is not an administrator"}, "'root'@", "'mysql'@", "inner_r", "PUBLIC")
+	// With audit.accounts: the accounts not listed fail.
+	fs = e.auditTarget(clientQuery(srv), func(tg *Target) { tg.InUse = []string{"'app'@'10.0.0.5'"} })
+	expect(t, fs, "accounts.unused", Fail, []string{"'u'@'localhost' is neither an administrator (audit.admins) nor an account in use (audit.accounts), and is not locked"}, "'app'@")
+
+	// Fix.
+	e.sql(srv, "REVOKE inner_r FROM outer_r; REVOKE CREATE USER ON *.* FROM outer_r; REVOKE REPLICATION CLIENT, PROCESS ON *.* FROM PUBLIC;"+
+		" ALTER USER 'stale'@'localhost' ACCOUNT LOCK;")
+	fs = e.auditTarget(clientQuery(srv), func(tg *Target) { tg.InUse = []string{"app@10.0.0.5", "'u'@'localhost'"} })
+	for _, id := range []string{"privs.file", "privs.super", "privs.shutdown", "privs.create-user", "privs.process"} {
+		expect(t, fs, id, Pass, nil)
+	}
+	expect(t, fs, "accounts.unused", Pass, []string{"unlocked logins inspected"})
+}
