@@ -128,6 +128,15 @@ follow as they follow MariaDB's (tested live). component_keyring_file
 files.key-file. The CIS MySQL 8.4 ids of the MySQL-only checks
 (config.memcached, auth.password-reuse) are the least certain ones.
 
+**Tests.** Every check is shown failing (or warning) and passing against a
+real MariaDB 10.11 server that the tests misconfigure and then fix
+(` + "`hardening/audit/live_*_test.go`" + `; replication with a real primary and
+replica, partitions with a tmpfs, roles, a server run as root). When the
+whole package runs, its TestMain fails if a check lacks either verdict,
+except the MySQL-only checks (recorded MySQL 8.4 set) and the pass of
+` + "`harden.guard`" + `, which needs a mysecure mount and is shown in
+` + "`integration/audit_live2_test.go`" + `.
+
 ## Use
 
 ` + "```" + `sh

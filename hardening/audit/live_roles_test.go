@@ -39,7 +39,8 @@ func TestLiveRolesAndUnused(t *testing.T) {
 		" CREATE ROLE admin_r; GRANT PROCESS ON *.* TO admin_r; GRANT admin_r TO 'root'@'localhost';"+
 		" GRANT REPLICATION CLIENT, PROCESS ON *.* TO PUBLIC;"+
 		" CREATE USER 'stale'@'localhost' IDENTIFIED BY 'Stale!pw-1' PASSWORD EXPIRE;"+
-		" CREATE USER 'app'@'10.0.0.5' IDENTIFIED BY 'App!pw-123';")
+		" CREATE USER 'app'@'10.0.0.5' IDENTIFIED BY 'App!pw-123';"+
+		" INSTALL SONAME 'auth_ed25519';")
 	// The server agrees: u reads a file through the roles.
 	probe := filepath.Join(filepath.Dir(e.dir), "probe.txt")
 	if err := os.WriteFile(probe, []byte("readable\n"), 0o644); err != nil {
@@ -63,14 +64,21 @@ func TestLiveRolesAndUnused(t *testing.T) {
 	// Without audit.accounts: the expired account fails, the others warn.
 	expect(t, fs, "accounts.unused", Fail, []string{"'stale'@'localhost' has an expired password (PASSWORD EXPIRE) and is not locked",
 		"'app'@'10.0.0.5' is not an administrator and not locked", "'u'@'localhost' is not an administrator"}, "'root'@", "'mysql'@", "inner_r", "PUBLIC")
+	expect(t, fs, "accounts.connection-limits", Warn, []string{"'app'@'10.0.0.5' has no connection limit (MAX_USER_CONNECTIONS)"}, "'root'@", "'mysql'@")
+	expect(t, fs, "bypass.plugins", Fail, []string{"mysql.plugin loads ed25519 from auth_ed25519.so at every start, and it is not allowed (audit.plugins)"})
 	// With audit.accounts: the accounts not listed fail.
 	fs = e.auditTarget(clientQuery(srv), func(tg *Target) { tg.InUse = []string{"'app'@'10.0.0.5'"} })
 	expect(t, fs, "accounts.unused", Fail, []string{"'u'@'localhost' is neither an administrator (audit.admins) nor an account in use (audit.accounts), and is not locked"}, "'app'@")
 
 	// Fix.
 	e.sql(srv, "REVOKE inner_r FROM outer_r; REVOKE CREATE USER ON *.* FROM outer_r; REVOKE REPLICATION CLIENT, PROCESS ON *.* FROM PUBLIC;"+
-		" ALTER USER 'stale'@'localhost' ACCOUNT LOCK;")
-	fs = e.auditTarget(clientQuery(srv), func(tg *Target) { tg.InUse = []string{"app@10.0.0.5", "'u'@'localhost'"} })
+		" ALTER USER 'stale'@'localhost' ACCOUNT LOCK;"+
+		" ALTER USER 'app'@'10.0.0.5' WITH MAX_USER_CONNECTIONS 10; ALTER USER 'u'@'localhost' WITH MAX_USER_CONNECTIONS 10;")
+	fs = e.auditTarget(clientQuery(srv), func(tg *Target) {
+		tg.InUse, tg.AllowedPlugins = []string{"app@10.0.0.5", "'u'@'localhost'"}, []string{"ed25519"}
+	})
+	expect(t, fs, "accounts.connection-limits", Pass, []string{"max_user_connections = 0"})
+	expect(t, fs, "bypass.plugins", Pass, []string{"allowed plugins: ed25519"})
 	for _, id := range []string{"privs.file", "privs.super", "privs.shutdown", "privs.create-user", "privs.process"} {
 		expect(t, fs, id, Pass, nil)
 	}

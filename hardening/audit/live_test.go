@@ -190,6 +190,7 @@ func expect(t *testing.T, fs map[string]Finding, id string, r Result, want []str
 		t.Errorf("%s: got %s, want %s; evidence:\n%s", id, f.Result, r, ev)
 		return
 	}
+	shown(id, r)
 	for _, w := range want {
 		if !strings.Contains(ev, w) {
 			t.Errorf("%s: evidence lacks %q:\n%s", id, w, ev)
