@@ -543,37 +543,15 @@ func checkReplicationTLS(ctx context.Context, a *auditor) (outcome, error) {
 // checkReplicationUserTLS looks at the primary's side of replication:
 // the accounts replicas log in as.
 func checkReplicationUserTLS(ctx context.Context, a *auditor) (outcome, error) {
-	accts, err := a.accounts(ctx)
-	if err != nil {
-		return outcome{}, err
-	}
 	m, err := a.globalPrivs(ctx)
 	if err != nil {
 		return outcome{}, err
 	}
-	types, err := a.sslTypes(ctx)
-	if err != nil {
-		return outcome{}, err
-	}
-	var fails []Evidence
-	n := 0
-	for _, acc := range logins(accts) {
-		name := acc.name()
-		if isLocalHost(acc.Host) || !m[name].has("REPLICATION SLAVE") {
-			continue
-		}
-		n++
-		switch t := strings.ToUpper(types[name]); t {
-		case "ANY", "X509", "SPECIFIED":
-		default:
-			if t == "" {
-				t = "none"
-			}
-			fails = append(fails, Evidence{Text: fmt.Sprintf("replication account %s may connect from other hosts with ssl_type %s: replicas may stream the binary log in clear", name, t), Account: name, Variable: "ssl_type", Value: t})
-		}
-	}
-	sortEv(fails)
-	return worstE(fails, nil, []Evidence{{Text: fmt.Sprintf("%d remote replication accounts inspected", n)}}), nil
+	return a.remoteSSLOf(ctx, map[string]bool{"ANY": true, "X509": true, "SPECIFIED": true},
+		func(name string) bool { return m[name].has("REPLICATION SLAVE") },
+		func(name, t string) string {
+			return fmt.Sprintf("replication account %s may connect from other hosts with ssl_type %s: replicas may stream the binary log in clear", name, t)
+		}, "remote replication accounts")
 }
 
 func checkMemcached(ctx context.Context, a *auditor) (outcome, error) {

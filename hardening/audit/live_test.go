@@ -330,15 +330,7 @@ func TestLive(t *testing.T) {
 
 func (e *liveEnv) auditWith(q Query, plugins []string) map[string]Finding {
 	e.t.Helper()
-	fs, err := Run(e.ctx, Target{Query: q, OptionFiles: []string{e.top}, Host: e.host, AllowedPlugins: plugins})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	m := map[string]Finding{}
-	for _, f := range fs {
-		m[f.ID] = f
-	}
-	return m
+	return e.auditTarget(q, func(tg *Target) { tg.AllowedPlugins = plugins })
 }
 
 // chownUser gives a file to the mysql user.
