@@ -480,6 +480,9 @@ type auditor struct {
 
 	privs    map[string]privSet
 	privsErr error
+	// roleChains maps each role to the logins holding it, with the chain
+	// of roles through which they do (set by globalPrivs).
+	roleChains map[string]map[string]string
 
 	proc     *procInfo
 	procErr  error

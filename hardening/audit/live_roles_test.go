@@ -49,6 +49,15 @@ func TestLiveRolesAndUnused(t *testing.T) {
 	if out, err := userPwQuery(srv, "u", "U!pw-12345")(e.ctx, "SELECT LENGTH(LOAD_FILE('"+probe+"')) > 0"); err != nil || len(out) != 1 || out[0][0] != "1" {
 		t.Fatalf("u could not use FILE through its roles: %v %v", out, err)
 	}
+	// Database grants through roles and PUBLIC. MariaDB 10.11.19 then
+	// forgets, in memory, the global privileges outer_r inherits from
+	// inner_r until FLUSH PRIVILEGES (or a restart) rebuilds them from the
+	// grant tables, which the audit reads: flush, and u has FILE again.
+	e.sql(srv, "GRANT SELECT ON mysql.* TO outer_r; GRANT INSERT ON mysql.* TO PUBLIC; GRANT SELECT ON mysql.* TO admin_r;"+
+		" CREATE DATABASE appdb; GRANT SELECT ON appdb.* TO inner_r WITH GRANT OPTION; FLUSH PRIVILEGES;")
+	if out, err := userPwQuery(srv, "u", "U!pw-12345")(e.ctx, "SELECT LENGTH(LOAD_FILE('"+probe+"')) > 0"); err != nil || len(out) != 1 || out[0][0] != "1" {
+		t.Fatalf("after database grants, u could not use FILE through its roles: %v %v", out, err)
+	}
 
 	fs := e.audit(clientQuery(srv))
 	expect(t, fs, "privs.file", Fail, []string{"'u'@'localhost' holds FILE (through role outer_r > inner_r) on *.*"}, "inner_r holds", "'inner_r'@", "'outer_r'@")
@@ -58,6 +67,9 @@ func TestLiveRolesAndUnused(t *testing.T) {
 	// PUBLIC once, not again for every account; admin_r through root
 	// is not reported.
 	expect(t, fs, "privs.process", Fail, []string{"PUBLIC (every account) holds PROCESS on *.*"}, "'u'@'localhost' holds", "'app'@", "admin_r")
+	expect(t, fs, "privs.full-access", Fail, []string{"'u'@'localhost' has privileges on the mysql schema through role outer_r",
+		"PUBLIC (every account) has privileges on the mysql schema"}, "role outer_r has", "admin_r", "'root'@'localhost' has")
+	expect(t, fs, "privs.grant-option", Fail, []string{"'u'@'localhost' may grant privileges on `appdb` through role outer_r > inner_r"}, "'inner_r'@", "'root'@'localhost' may")
 	if f := fs["privs.file"]; !strings.Contains(f.Evidence[0].Role, "outer_r > inner_r") || f.Evidence[0].Account != "'u'@'localhost'" {
 		t.Errorf("privs.file: structured evidence %+v", f.Evidence[0])
 	}
@@ -72,6 +84,7 @@ func TestLiveRolesAndUnused(t *testing.T) {
 
 	// Fix.
 	e.sql(srv, "REVOKE inner_r FROM outer_r; REVOKE CREATE USER ON *.* FROM outer_r; REVOKE REPLICATION CLIENT, PROCESS ON *.* FROM PUBLIC;"+
+		" REVOKE SELECT ON mysql.* FROM outer_r; REVOKE INSERT ON mysql.* FROM PUBLIC;"+
 		" ALTER USER 'stale'@'localhost' ACCOUNT LOCK;"+
 		" ALTER USER 'app'@'10.0.0.5' WITH MAX_USER_CONNECTIONS 10; ALTER USER 'u'@'localhost' WITH MAX_USER_CONNECTIONS 10;")
 	fs = e.auditTarget(clientQuery(srv), func(tg *Target) {
@@ -79,7 +92,7 @@ func TestLiveRolesAndUnused(t *testing.T) {
 	})
 	expect(t, fs, "accounts.connection-limits", Pass, []string{"max_user_connections = 0"})
 	expect(t, fs, "bypass.plugins", Pass, []string{"allowed plugins: ed25519"})
-	for _, id := range []string{"privs.file", "privs.super", "privs.shutdown", "privs.create-user", "privs.process"} {
+	for _, id := range []string{"privs.file", "privs.super", "privs.shutdown", "privs.create-user", "privs.process", "privs.full-access", "privs.grant-option"} {
 		expect(t, fs, id, Pass, nil)
 	}
 	expect(t, fs, "accounts.unused", Pass, []string{"unlocked logins inspected"})

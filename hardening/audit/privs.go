@@ -122,6 +122,7 @@ func (a *auditor) readGlobalPrivs(ctx context.Context) (map[string]privSet, erro
 	if err != nil {
 		return nil, err
 	}
+	a.roleChains = map[string]map[string]string{}
 	out := map[string]privSet{}
 	for _, acc := range a.accts {
 		if acc.Role {
@@ -145,6 +146,10 @@ func (a *auditor) readGlobalPrivs(ctx context.Context) (map[string]privSet, erro
 				continue
 			}
 			seen[s.role] = true
+			if a.roleChains[s.role] == nil {
+				a.roleChains[s.role] = map[string]string{}
+			}
+			a.roleChains[s.role][acc.name()] = s.chain
 			for p := range g.privs[s.role] {
 				if _, ok := ps[p]; !ok {
 					ps[p] = s.chain
@@ -380,14 +385,48 @@ func uniq(ss []string) []string {
 	return out
 }
 
-// grantName names a grantee of mysql.db: an account, a MariaDB role
-// (empty host) or PUBLIC.
+// roleHolders returns the non-administrator logins that hold the grantee
+// user@host of a mysql.db row through roles, when it is a role (MariaDB:
+// an empty host; MySQL: an account granted to others), each with the
+// role chain. Call it after globalPrivs.
+func (a *auditor) roleHolders(user, host string) []Evidence {
+	if host == "" && user == publicGrantee {
+		return nil // reported as PUBLIC (every account)
+	}
+	key := account{User: user, Host: host}.name()
+	if host == "" {
+		key = user
+	}
+	var out []Evidence
+	for acc, chain := range a.roleChains[key] {
+		if !a.isAdmin(acc) {
+			out = append(out, Evidence{Account: acc, Role: chain})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Account < out[j].Account })
+	return out
+}
+
+// isRoleGrantee reports whether the grantee of a mysql.db row is a role
+// (not PUBLIC): a role gives its privileges only to those holding it,
+// whom roleHolders names.
+func (a *auditor) isRoleGrantee(user, host string) bool {
+	if host == "" {
+		return user != publicGrantee
+	}
+	for _, acc := range a.accts {
+		if acc.User == user && acc.Host == host {
+			return acc.Role
+		}
+	}
+	return false
+}
+
+// grantName names a grantee of mysql.db that is not a role: an account
+// or PUBLIC.
 func grantName(user, host string) string {
-	switch {
-	case host == "" && user == publicGrantee:
+	if host == "" && user == publicGrantee {
 		return "PUBLIC (every account)"
-	case host == "":
-		return "role " + user
 	}
 	return account{User: user, Host: host}.name()
 }
@@ -404,8 +443,11 @@ func checkFullAccess(ctx context.Context, a *auditor) (outcome, error) {
 	var fails []Evidence
 	for _, r := range rows {
 		n := account{User: r[0], Host: r[1]}.name()
-		if !a.isAdmin(n) {
+		if !a.isRoleGrantee(r[0], r[1]) && !a.isAdmin(n) {
 			fails = append(fails, Evidence{Text: grantName(r[0], r[1]) + " has privileges on the mysql schema (the privilege tables)", Account: n})
+		}
+		for _, h := range a.roleHolders(r[0], r[1]) {
+			fails = append(fails, Evidence{Text: fmt.Sprintf("%s has privileges on the mysql schema through role %s", h.Account, h.Role), Account: h.Account, Role: h.Role})
 		}
 	}
 	if len(fails) > 0 {
@@ -448,8 +490,11 @@ func checkGrantOption(ctx context.Context, a *auditor) (outcome, error) {
 	var fails []Evidence
 	for _, r := range rows {
 		n := account{User: r[0], Host: r[1]}.name()
-		if !a.isAdmin(n) {
+		if !a.isRoleGrantee(r[0], r[1]) && !a.isAdmin(n) {
 			fails = append(fails, Evidence{Text: fmt.Sprintf("%s may grant its privileges on `%s`", grantName(r[0], r[1]), r[2]), Account: n})
+		}
+		for _, h := range a.roleHolders(r[0], r[1]) {
+			fails = append(fails, Evidence{Text: fmt.Sprintf("%s may grant privileges on `%s` through role %s", h.Account, r[2], h.Role), Account: h.Account, Role: h.Role})
 		}
 	}
 	if len(fails) > 0 {
