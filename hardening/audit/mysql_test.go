@@ -357,6 +357,19 @@ func TestMySQLRecordedOnly(t *testing.T) {
 		!strings.Contains(ev, "'ops'@'localhost' is neither") || !strings.Contains(ev, "'old'@'localhost' has an expired password") || strings.Contains(ev, "'app'@") {
 		t.Errorf("unused with audit.accounts: %s\n%s", f.Result, ev)
 	}
+	// A MySQL role granted to a role: without mandatory_roles, only ops
+	// holds PROCESS, through filerole and then procrole.
+	f = run(t, func(r *recorded, tg *Target) {
+		r.vars["mandatory_roles"] = ""
+		r.rows["SELECT FROM_USER, FROM_HOST FROM mysql.role_edges"] = [][]string{{"filerole", "%"}, {"procrole", "%"}}
+		r.rows["SELECT FROM_USER, FROM_HOST, TO_USER, TO_HOST FROM mysql.role_edges"] = [][]string{{"filerole", "%", "ops", "localhost"}, {"procrole", "%", "filerole", "%"}}
+		tg.Only = []string{"privs.process"}
+	})
+	ev = evText(f)
+	if f.Result != Fail || !strings.Contains(ev, "'ops'@'localhost' holds PROCESS (through role 'filerole'@'%' > 'procrole'@'%')") ||
+		strings.Contains(ev, "'web'@") || strings.Contains(ev, "'procrole'@'%' holds") || strings.Contains(ev, "'filerole'@'%' holds") {
+		t.Errorf("nested MySQL roles: %s\n%s", f.Result, ev)
+	}
 	// On MariaDB, the MySQL-only checks do not apply.
 	f = run(t, func(r *recorded, tg *Target) {
 		r.vars["version"] = "10.11.19-MariaDB"
