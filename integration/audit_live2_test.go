@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +34,8 @@ func auditQuery(s *sandbox.Server) audit.Query {
 // started from its own binary with its datadir in the clear fails
 // harden.guard and config.encryption-at-rest; after 'harden mysqld', the
 // same server started through the guard (its binary in @protected, its
-// datadir in @mysql on the mount) passes both.
+// datadir in @mysql on the mount) passes both; 'harden audit' takes the
+// mount and audit.accounts from its configuration.
 func TestAuditHardenGuard(t *testing.T) {
 	h := newHardenEnv(t)
 	run := func(s *sandbox.Server) map[string]audit.Finding {
@@ -91,4 +94,27 @@ func TestAuditHardenGuard(t *testing.T) {
 	check(fs, "harden.guard", audit.Pass, h.state+" records the hardening",
 		"is "+filepath.Join(h.mnt, "protected"))
 	check(fs, "config.encryption-at-rest", audit.Pass, "is in mysecure's @mysql category ("+filepath.Join(h.mnt, "mysql"))
+
+	// The CLI: the mount comes from the configuration (MYSECURE_MOUNT
+	// here), the accounts in use from audit.accounts.
+	cfg := filepath.Join(h.dir, "audit.yaml")
+	writeCfg := func(accounts string) {
+		if err := os.WriteFile(cfg, []byte("audit:\n  accounts: ["+accounts+"]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := func(want int) string {
+		return h.ms(want, "--config", cfg, "harden", "audit", "--mysql-socket", s.Socket, "--only", "config.encryption-at-rest,accounts.unused")
+	}
+	writeCfg(`"'other'@'10.0.0.9'"`)
+	out := cli(14)
+	for _, re := range []string{`(?m)^PASS\s+config\.encryption-at-rest\s`, `(?m)^FAIL\s+accounts\.unused\s.*'app'@'127\.0\.0\.1' is neither an administrator`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("audit output does not match %s:\n%s", re, out)
+		}
+	}
+	writeCfg(`"app@127.0.0.1"`)
+	if out := cli(0); !regexp.MustCompile(`(?m)^PASS\s+accounts\.unused\s`).MatchString(out) {
+		t.Errorf("accounts.unused with app listed:\n%s", out)
+	}
 }
