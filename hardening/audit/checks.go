@@ -650,9 +650,10 @@ var checks = []check{
 		MariaDB:  &CISRef{ID: "9.2", Level: 1},
 		MySQL:    &CISRef{ID: "9.2", Level: 1},
 		Severity: Medium,
-		Criteria: "Not applicable if the server is not a replica. Fails if a replication connection (SHOW ALL SLAVES STATUS) has Master_SSL_Allowed or Master_SSL_Verify_Server_Cert not Yes. MariaDB only: on MySQL it reports error (check SHOW REPLICA STATUS by hand).",
+		Criteria: "Not applicable if the server is not a replica. Fails if a replication connection (MariaDB: SHOW ALL SLAVES STATUS; MySQL: performance_schema.replication_connection_configuration) has Master_SSL_Allowed (SSL_ALLOWED) or Master_SSL_Verify_Server_Cert (SSL_VERIFY_SERVER_CERTIFICATE) not Yes.",
 		Why:      "Replication carries every change and the replication password; without verified TLS, anyone on the path reads or alters it.",
 		Fix:      "STOP SLAVE; CHANGE MASTER TO MASTER_SSL = 1, MASTER_SSL_CA = '...', MASTER_SSL_VERIFY_SERVER_CERT = 1; START SLAVE.",
+		FixMySQL: "STOP REPLICA; CHANGE REPLICATION SOURCE TO SOURCE_SSL = 1, SOURCE_SSL_CA = '...', SOURCE_SSL_VERIFY_SERVER_CERT = 1; START REPLICA.",
 	}, checkReplicationTLS},
 	{Check{
 		ID:       "replication.user-super",

@@ -195,7 +195,5 @@ they apply, ` + "`file`" + `, ` + "`line`" + `, ` + "`variable`" + `, ` + "`valu
   unless the audit plugin logs connections; accounts.unused uses the
   criterion its text gives instead (expired passwords, and the accounts in
   use listed in audit.accounts).
-- MySQL-only items: master_info_repository, log-raw, and MySQL's
-  replication status (replication.tls reads MariaDB's SHOW ALL SLAVES
-  STATUS).
+- MySQL-only items: master_info_repository and log-raw.
 `

@@ -515,11 +515,27 @@ func (a *auditor) replicas(ctx context.Context) ([]map[string]string, error) {
 	return out, nil
 }
 
-func checkReplicationTLS(ctx context.Context, a *auditor) (outcome, error) {
-	if a.flavor(ctx) == MySQL {
-		return outcome{}, fmt.Errorf("replication TLS is read from MariaDB's information_schema.SLAVE_STATUS; on MySQL check SHOW REPLICA STATUS by hand")
+// mysqlReplicas returns MySQL's replication channels from
+// performance_schema.replication_connection_configuration, in the shape
+// of replicas (SSL_ALLOWED is YES, NO or IGNORED).
+func (a *auditor) mysqlReplicas(ctx context.Context) ([]map[string]string, error) {
+	rows, err := a.query(ctx, "SELECT CHANNEL_NAME, HOST, USER, SSL_ALLOWED, SSL_VERIFY_SERVER_CERTIFICATE FROM performance_schema.replication_connection_configuration", 5)
+	if err != nil {
+		return nil, err
 	}
-	reps, err := a.replicas(ctx)
+	var out []map[string]string
+	for _, r := range rows {
+		out = append(out, map[string]string{"name": r[0], "host": r[1], "user": r[2], "ssl": r[3], "verify": r[4]})
+	}
+	return out, nil
+}
+
+func checkReplicationTLS(ctx context.Context, a *auditor) (outcome, error) {
+	read := a.replicas
+	if a.flavor(ctx) == MySQL {
+		read = a.mysqlReplicas
+	}
+	reps, err := read(ctx)
 	if err != nil {
 		return outcome{}, err
 	}

@@ -225,7 +225,7 @@ func TestMySQLRecorded(t *testing.T) {
 		{"privs.definer", Fail, []string{"`shop`.`restock`"}, []string{"`sys`"}},
 		{"databases.test", Pass, nil, nil},
 		{"config.encryption-at-rest", Fail, nil, nil},
-		{"replication.tls", Error, []string{"SHOW REPLICA STATUS"}, nil},
+		{"replication.tls", NotApplicable, []string{"not a replica"}, nil},
 		// Only the full option name in a group mysqld reads: not
 		// [mariadbd], [client-server], [galera], nor abbreviations.
 		{"files.skip-grant-tables", Fail, []string{"my.cnf:16: [mysqld-8.4] loose_skip_grant_tables"},
@@ -369,6 +369,26 @@ func TestMySQLRecordedOnly(t *testing.T) {
 	if f.Result != Fail || !strings.Contains(ev, "'ops'@'localhost' holds PROCESS (through role 'filerole'@'%' > 'procrole'@'%')") ||
 		strings.Contains(ev, "'web'@") || strings.Contains(ev, "'procrole'@'%' holds") || strings.Contains(ev, "'filerole'@'%' holds") {
 		t.Errorf("nested MySQL roles: %s\n%s", f.Result, ev)
+	}
+	// A MySQL replica: a channel without TLS fails, one with the
+	// source's certificate verified passes.
+	const channels = "SELECT CHANNEL_NAME, HOST, USER, SSL_ALLOWED, SSL_VERIFY_SERVER_CERTIFICATE FROM performance_schema.replication_connection_configuration"
+	for _, c := range []struct {
+		rows [][]string
+		want Result
+		text string
+	}{
+		{[][]string{{"", "10.0.0.1", "repl", "NO", "NO"}}, Fail, `replication from 10.0.0.1 (connection "") does not use TLS (MASTER_SSL=0)`},
+		{[][]string{{"", "10.0.0.1", "repl", "YES", "NO"}}, Fail, "does not verify the primary's certificate"},
+		{[][]string{{"", "10.0.0.1", "repl", "YES", "YES"}, {"eu", "10.0.1.1", "repl", "YES", "YES"}}, Pass, `replication from 10.0.1.1 (connection "eu") inspected`},
+	} {
+		f = run(t, func(r *recorded, tg *Target) {
+			r.rows[channels] = c.rows
+			tg.Only = []string{"replication.tls"}
+		})
+		if f.Result != c.want || !strings.Contains(evText(f), c.text) {
+			t.Errorf("MySQL channels %v: %s\n%s", c.rows, f.Result, evText(f))
+		}
 	}
 	// On MariaDB, the MySQL-only checks do not apply.
 	f = run(t, func(r *recorded, tg *Target) {
