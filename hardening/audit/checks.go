@@ -458,6 +458,16 @@ var checks = []check{
 		Fix:      "Put the logs on a dedicated file system (log_error, log_bin, relay_log, slow_query_log_file, general_log_file) and restart.",
 	}, checkLogPartition},
 	{Check{
+		ID:       "logging.log-raw",
+		Title:    "log-raw is OFF",
+		MySQL:    &CISRef{ID: "6.4", Level: 1},
+		Only:     MySQL,
+		Severity: High,
+		Criteria: "Fails if @@log_raw is ON.",
+		Why:      "With log-raw, the general, slow and error logs keep statements as sent, the passwords of CREATE USER, ALTER USER and SET PASSWORD included.",
+		Fix:      "Remove log-raw from the option files (it cannot be changed at run time) and restart.",
+	}, checkLogRaw},
+	{Check{
 		ID:       "logging.log-warnings",
 		Title:    "Warnings logged (log_warnings >= 2)",
 		MariaDB:  &CISRef{ID: "6.3", Level: 1},

@@ -126,7 +126,8 @@ MySQL's roles (mysql.role_edges, mandatory_roles), which the privs.* checks
 follow as they follow MariaDB's (tested live). component_keyring_file
 (MySQL 8.4's replacement for the keyring_file plugin) is not checked by
 files.key-file. The CIS MySQL 8.4 ids of the MySQL-only checks
-(config.memcached, auth.password-reuse) are the least certain ones.
+(config.memcached, auth.password-reuse, logging.log-raw) are the least
+certain ones.
 
 **Tests.** Every check is shown failing (or warning) and passing against a
 real MariaDB 10.11 server that the tests misconfigure and then fix
@@ -195,5 +196,6 @@ they apply, ` + "`file`" + `, ` + "`line`" + `, ` + "`variable`" + `, ` + "`valu
   unless the audit plugin logs connections; accounts.unused uses the
   criterion its text gives instead (expired passwords, and the accounts in
   use listed in audit.accounts).
-- MySQL-only items: master_info_repository and log-raw.
+- MySQL-only items: master_info_repository (gone in MySQL 8.4, which keeps
+  the replication metadata in tables).
 `

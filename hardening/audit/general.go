@@ -606,3 +606,16 @@ func checkPasswordReuse(ctx context.Context, a *auditor) (outcome, error) {
 	}
 	return worstE(fails, nil, notes), nil
 }
+
+func checkLogRaw(ctx context.Context, a *auditor) (outcome, error) {
+	on, v, err := a.boolVar(ctx, "log_raw")
+	if err != nil {
+		return outcome{}, err
+	}
+	ev := Evidence{Text: "log_raw = " + v, Variable: "log_raw", Value: v}
+	if on {
+		ev.Text += ": the logs keep passwords as typed"
+		return outcome{Fail, []Evidence{ev}}, nil
+	}
+	return outcome{Pass, []Evidence{ev}}, nil
+}

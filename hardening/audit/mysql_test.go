@@ -220,6 +220,7 @@ func TestMySQLRecorded(t *testing.T) {
 		{"accounts.unused", Fail, []string{"'old'@'localhost' has an expired password", "'app'@'%' is not an administrator and not locked"},
 			[]string{"'filerole'@", "'procrole'@", "'root'@", "mysql.sys", "'old'@'localhost' is not"}},
 		{"config.memcached", Pass, []string{"not loaded"}, nil},
+		{"logging.log-raw", Pass, []string{"log_raw = OFF"}, nil},
 		{"auth.password-reuse", Fail, []string{"password_history = 0: a password may be reused", "password_reuse_interval = 0"}, nil},
 		{"privs.super", Fail, []string{"'app'@'%' holds SYSTEM_VARIABLES_ADMIN"}, []string{"'mysql.session'@'localhost' holds"}},
 		{"privs.definer", Fail, []string{"`shop`.`restock`"}, []string{"`sys`"}},
@@ -300,6 +301,7 @@ func TestMySQLRecordedVariants(t *testing.T) {
 		{"log_error file", map[string]string{"log_error": "/var/log/mysql/error.log"}, "logging.error-log", Pass, "/var/log/mysql/error.log"},
 		{"persisted ignored", map[string]string{"persisted_globals_load": "OFF"}, "bypass.option-files", Pass, ""},
 		{"validate_password strong", map[string]string{"validate_password.policy": "STRONG", "validate_password.length": "14"}, "auth.password-complexity", Pass, "STRONG"},
+		{"log-raw on", map[string]string{"log_raw": "ON"}, "logging.log-raw", Fail, "log_raw = ON: the logs keep passwords as typed"},
 		{"password reuse restricted", map[string]string{"password_history": "5", "password_reuse_interval": "365"}, "auth.password-reuse", Pass, "password_reuse_interval = 365"},
 		{"password history only", map[string]string{"password_history": "10", "password_reuse_interval": "30"}, "auth.password-reuse", Fail, "password_reuse_interval = 30: a password may be reused"},
 		// 'web' changed its password 1733000000, "now" is 1733100000: more
