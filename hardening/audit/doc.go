@@ -182,7 +182,9 @@ failing: list the accounts in use to make it a pass/fail check.
 ` + "`severity`" + `, ` + "`title`" + `, ` + "`status`" + ` (pass, warn, fail, error, not-applicable),
 ` + "`rationale`" + `, ` + "`fix`" + ` and ` + "`evidence`" + `, a list of objects with ` + "`text`" + ` and, where
 they apply, ` + "`file`" + `, ` + "`line`" + `, ` + "`variable`" + `, ` + "`value`" + `, ` + "`account`" + `, ` + "`mode`" + `,
-` + "`owner`" + `, ` + "`pid`" + `. Evidence never carries a password.
+` + "`owner`" + `, ` + "`pid`" + `, ` + "`role`" + ` (the role, or chain of roles "outer > inner",
+through which an account holds a privilege). Evidence never carries a
+password.
 
 ## Not covered
 
