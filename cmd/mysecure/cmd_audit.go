@@ -20,9 +20,10 @@ var errAuditFailed = errors.New("audit checks failed")
 
 // auditConfig is the audit: section of the configuration file.
 type auditConfig struct {
-	Admins  []string `mapstructure:"admins"`
-	Plugins []string `mapstructure:"plugins"`
-	UDFs    []string `mapstructure:"udfs"`
+	Admins   []string `mapstructure:"admins"`
+	Accounts []string `mapstructure:"accounts"`
+	Plugins  []string `mapstructure:"plugins"`
+	UDFs     []string `mapstructure:"udfs"`
 }
 
 type auditOptions struct {
@@ -53,8 +54,9 @@ its CIS id. Exits 14 when a check fails or could not run (warnings do not
 fail). Connect as root: with a less privileged account, the checks that need
 more report an error.
 
-The administrator accounts, allowed plugins and UDFs come from the audit:
-section of the configuration file (admins, plugins, udfs).
+The administrator accounts, the other accounts in use, allowed plugins and
+UDFs come from the audit: section of the configuration file (admins,
+accounts, plugins, udfs).
 
 It connects with the mariadb/mysql client as the OS user running it (root
 has unix_socket access on Debian), or with --defaults-file (a client option
@@ -152,7 +154,8 @@ func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
 	}
 	r, err := audit.RunReport(ctx, audit.Target{Query: q, OptionFiles: o.OptionFiles, DataDir: o.DataDir, ServerUser: o.ServerUser,
 		Profile: o.Profile, Only: o.Only, Skip: o.Skip,
-		Admins: g.cfg.Audit.Admins, AllowedPlugins: g.cfg.Audit.Plugins, AllowedUDFs: g.cfg.Audit.UDFs})
+		Admins: g.cfg.Audit.Admins, InUse: g.cfg.Audit.Accounts, AllowedPlugins: g.cfg.Audit.Plugins, AllowedUDFs: g.cfg.Audit.UDFs,
+		Host: audit.Host{Mount: g.cfg.Mount}})
 	if errors.Is(err, audit.ErrProfile) {
 		return withHint(usagef(err.Error()), "docs/audit.md lists the checks and profiles")
 	}

@@ -241,7 +241,7 @@ var knownConfigKeys = map[string]bool{
 	"dump-tool": true, "dump-args": true, "physical-tool": true, "physical-args": true,
 	"client-tool": true, "mbstream-tool": true, "schedules": true, "metrics-textfile": true,
 	"ssh.hosts": true, "ssh.known-hosts": true, "ssh.identity": true,
-	"audit.admins": true, "audit.plugins": true, "audit.udfs": true,
+	"audit.admins": true, "audit.accounts": true, "audit.plugins": true, "audit.udfs": true,
 	"backup-to": true,
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -18,6 +19,12 @@ type account struct {
 	// Auth are the ways the account may authenticate (IDENTIFIED VIA a
 	// OR b ...): any one of them lets a client in.
 	Auth []authMethod
+	// PwChanged is when the password last changed (Unix seconds): 0 when
+	// it was expired (ALTER USER ... PASSWORD EXPIRE), -1 when unknown.
+	// PwLifetime is the account's own password lifetime in days: -1 for
+	// the server's default_password_lifetime, 0 for never.
+	PwChanged  int64
+	PwLifetime int
 }
 
 // authMethod is one authentication alternative.
@@ -35,6 +42,8 @@ type privJSON struct {
 	Plugin        *string `json:"plugin"`
 	AuthString    string  `json:"authentication_string"`
 	AccountLocked bool    `json:"account_locked"`
+	PwChanged     *int64  `json:"password_last_changed"`
+	PwLifetime    *int    `json:"password_lifetime"`
 	IsRole        bool    `json:"is_role"`
 	AuthOr        []struct {
 		Plugin     *string `json:"plugin"`
@@ -46,12 +55,18 @@ type privJSON struct {
 // authentication_string are one alternative; auth_or, when present, lists
 // all alternatives, with {} standing for the top-level one.
 func parsePriv(user, host, priv string) (account, error) {
-	acc := account{User: user, Host: host}
+	acc := account{User: user, Host: host, PwChanged: -1, PwLifetime: -1}
 	var p privJSON
 	if err := json.Unmarshal([]byte(priv), &p); err != nil {
 		return acc, fmt.Errorf("mysql.global_priv: account '%s'@'%s': bad Priv JSON: %v", user, host, err)
 	}
 	acc.Locked, acc.Role = p.AccountLocked, p.IsRole
+	if p.PwChanged != nil {
+		acc.PwChanged = *p.PwChanged
+	}
+	if p.PwLifetime != nil {
+		acc.PwLifetime = *p.PwLifetime
+	}
 	top := authMethod{Plugin: "mysql_native_password", String: p.AuthString}
 	if p.Plugin != nil {
 		top.Plugin = *p.Plugin
@@ -111,7 +126,7 @@ func (a *auditor) accounts(ctx context.Context) ([]account, error) {
 		if auth == Null {
 			auth = ""
 		}
-		a.accts = append(a.accts, account{User: r[0], Host: r[1], Auth: []authMethod{{Plugin: plugin, String: auth}}})
+		a.accts = append(a.accts, account{User: r[0], Host: r[1], Auth: []authMethod{{Plugin: plugin, String: auth}}, PwChanged: -1, PwLifetime: -1})
 	}
 	if len(a.accts) == 0 {
 		a.acctsErr = errors.New("mysql.user lists no accounts, not even the one auditing")
@@ -120,8 +135,51 @@ func (a *auditor) accounts(ctx context.Context) ([]account, error) {
 	// Optional columns: is_role (MariaDB), account_locked (MySQL 5.7+).
 	a.markAccounts(ctx, "SELECT User, Host FROM mysql.user WHERE is_role = 'Y'", func(acc *account) { acc.Role = true })
 	a.markAccounts(ctx, "SELECT User, Host FROM mysql.user WHERE account_locked = 'Y'", func(acc *account) { acc.Locked = true })
+	// MySQL roles are accounts, locked by CREATE ROLE: those granted to
+	// someone, or to everyone (mandatory_roles), are roles, not logins.
+	role := func(acc *account) {
+		if acc.Locked {
+			acc.Role = true
+		}
+	}
+	a.markAccounts(ctx, "SELECT FROM_USER, FROM_HOST FROM mysql.role_edges", role)
+	if v, err := a.variable(ctx, "mandatory_roles"); err == nil && v != Null {
+		for _, r := range strings.Split(v, ",") {
+			n := normAccount(r)
+			for i := range a.accts {
+				if a.accts[i].name() == n {
+					role(&a.accts[i])
+				}
+			}
+		}
+	}
+	// Password ages (MySQL; MariaDB's mysql.user view has no such
+	// columns, its global_priv JSON has them).
+	if rows, err := a.query(ctx, pwAgeSQL, 5); err == nil {
+		for _, r := range rows {
+			for i := range a.accts {
+				acc := &a.accts[i]
+				if acc.User != r[0] || acc.Host != r[1] {
+					continue
+				}
+				if n, err := strconv.ParseInt(r[3], 10, 64); err == nil {
+					acc.PwChanged = n
+				}
+				if n, err := strconv.Atoi(r[4]); err == nil {
+					acc.PwLifetime = n
+				}
+				if r[2] == "Y" {
+					acc.PwChanged = 0
+				}
+			}
+		}
+	}
 	return a.accts, nil
 }
+
+// pwAgeSQL reads MySQL's password expiry columns: expired, last change
+// (Unix seconds, -1 unknown) and lifetime (-1 for the default).
+const pwAgeSQL = "SELECT User, Host, password_expired, IFNULL(UNIX_TIMESTAMP(password_last_changed), -1), IFNULL(password_lifetime, -1) FROM mysql.user"
 
 // markAccounts applies mark to the accounts sql lists; a failing query
 // (a column this server does not have) changes nothing.
@@ -319,4 +377,73 @@ func isIPHost(host string) bool {
 		return true
 	}
 	return strings.Contains(host, ":") && strings.Trim(strings.ToLower(host), "0123456789abcdef:.%_") == ""
+}
+
+// listed reports whether an account is in list (forms as Target.Admins).
+func listed(list []string, name string) bool {
+	name = normAccount(name)
+	for _, x := range list {
+		if normAccount(x) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkUnusedAccounts stands in for "no login since ...", which MariaDB
+// does not record without the audit plugin: a login that is not listed as
+// in use, or whose password has expired, is unused and must be locked.
+func checkUnusedAccounts(ctx context.Context, a *auditor) (outcome, error) {
+	accts, err := a.accounts(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	var now int64 = -1
+	def := -1
+	for _, acc := range accts {
+		if acc.PwChanged > 0 {
+			v, err := a.value(ctx, "SELECT UNIX_TIMESTAMP()")
+			if err != nil {
+				return outcome{}, err
+			}
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				now = int64(f)
+			}
+			if v, err := a.variable(ctx, "default_password_lifetime"); err == nil {
+				if n, err := strconv.Atoi(v); err == nil {
+					def = n
+				}
+			}
+			break
+		}
+	}
+	var fails, warns []Evidence
+	n := 0
+	for _, acc := range logins(accts) {
+		n++
+		name := acc.name()
+		life := acc.PwLifetime
+		if life < 0 {
+			life = def
+		}
+		switch {
+		case acc.PwChanged == 0:
+			fails = append(fails, Evidence{Text: name + " has an expired password (PASSWORD EXPIRE) and is not locked: no one has set a new one, so no one uses it", Account: name})
+			continue
+		case acc.PwChanged > 0 && now > 0 && life > 0 && now-acc.PwChanged > int64(life)*86400:
+			fails = append(fails, Evidence{Text: fmt.Sprintf("%s has a password %d days old, past its lifetime of %d days, and is not locked", name, (now-acc.PwChanged)/86400, life), Account: name})
+			continue
+		}
+		if a.isAdmin(name) || listed(a.t.InUse, name) {
+			continue
+		}
+		if len(a.t.InUse) > 0 {
+			fails = append(fails, Evidence{Text: name + " is neither an administrator (audit.admins) nor an account in use (audit.accounts), and is not locked", Account: name})
+		} else {
+			warns = append(warns, Evidence{Text: name + " is not an administrator and not locked: list the accounts in use in audit.accounts to check the others are locked", Account: name})
+		}
+	}
+	sortEv(fails)
+	sortEv(warns)
+	return worstE(fails, warns, []Evidence{{Text: fmt.Sprintf("%d unlocked logins inspected", n)}}), nil
 }

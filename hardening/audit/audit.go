@@ -82,6 +82,11 @@ type Target struct {
 	// the host may be %): they may hold the privileges that the privs.*
 	// checks deny everyone else. Empty means [DefaultAdmins].
 	Admins []string
+	// InUse are the non-administrator accounts in use (audit.accounts,
+	// same forms as Admins): accounts.unused wants every other login
+	// locked. Empty means the list was not given, and the check warns
+	// instead of failing.
+	InUse []string
 	// AllowedPlugins are the plugin names (as in mysql.plugin and
 	// information_schema.PLUGINS, any case) that may be loaded from
 	// option files or mysql.plugin; AllowedUDFs the function names that
@@ -225,6 +230,9 @@ type Evidence struct {
 	Mode     string `json:"mode,omitempty"`
 	Owner    string `json:"owner,omitempty"`
 	Pid      int    `json:"pid,omitempty"`
+	// Role is the role (or chain of roles, "outer > inner") through
+	// which an account holds a privilege.
+	Role string `json:"role,omitempty"`
 }
 
 func (e Evidence) String() string { return e.Text }
@@ -470,8 +478,11 @@ type auditor struct {
 
 	memo map[string]memoEntry
 
-	privs    map[string]map[string]bool
+	privs    map[string]privSet
 	privsErr error
+	// roleChains maps each role to the logins holding it, with the chain
+	// of roles through which they do (set by globalPrivs).
+	roleChains map[string]map[string]string
 
 	proc     *procInfo
 	procErr  error

@@ -227,3 +227,24 @@ func isOriginal(id string) bool {
 	}
 	return false
 }
+
+func TestRoleGrantLines(t *testing.T) {
+	for _, c := range []struct {
+		line, role string
+		ok         bool
+		privs      string
+	}{
+		{"GRANT SUPER, FILE ON *.* TO `outer_r`", "outer_r", true, "SUPER, FILE"},
+		{"GRANT FILE ON *.* TO `inner_r`", "outer_r", false, ""},
+		{"GRANT FILE ON *.* TO PUBLIC", "PUBLIC", true, "FILE"},
+		{"GRANT USAGE ON *.* TO `we``ird`", "we`ird", true, "USAGE"},
+		{"GRANT SELECT ON `mysql`.* TO `outer_r`", "outer_r", false, ""},
+		{"GRANT `inner_r` TO `outer_r`", "outer_r", false, ""},
+	} {
+		m := grantRe.FindStringSubmatch(c.line)
+		ok := m != nil && unquoteName(m[2]) == c.role
+		if ok != c.ok || ok && m[1] != c.privs {
+			t.Errorf("%q for role %q: match %v %q, want %v %q", c.line, c.role, ok, m, c.ok, c.privs)
+		}
+	}
+}

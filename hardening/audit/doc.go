@@ -121,10 +121,22 @@ warning, the option groups mysqld reads and its full-name option matching,
 persisted variables in ` + "`mysqld-auto.cnf`" + `) are unit-tested over a recorded
 MySQL 8.4.3 server (` + "`hardening/audit/testdata/mysql-8.4.3.txt`" + `), not
 against a live one. That recording was written from knowledge of MySQL 8.4's
-variables, tables and errors, not captured from a running server. MySQL
-roles (mysql.role_edges) are not followed by the privs.* checks, and
-component_keyring_file (MySQL 8.4's replacement for the keyring_file
-plugin) is not checked by files.key-file.
+variables, tables and errors, not captured from a running server; so are
+MySQL's roles (mysql.role_edges, mandatory_roles), which the privs.* checks
+follow as they follow MariaDB's (tested live). component_keyring_file
+(MySQL 8.4's replacement for the keyring_file plugin) is not checked by
+files.key-file. The CIS MySQL 8.4 ids of the MySQL-only checks
+(config.memcached, auth.password-reuse, logging.log-raw) are the least
+certain ones.
+
+**Tests.** Every check is shown failing (or warning) and passing against a
+real MariaDB 10.11 server that the tests misconfigure and then fix
+(` + "`hardening/audit/live_*_test.go`" + `; replication with a real primary and
+replica, partitions with a tmpfs, roles, a server run as root). When the
+whole package runs, its TestMain fails if a check lacks either verdict,
+except the MySQL-only checks (recorded MySQL 8.4 set) and the pass of
+` + "`harden.guard`" + `, which needs a mysecure mount and is shown in
+` + "`integration/audit_live2_test.go`" + `.
 
 ## Use
 
@@ -150,13 +162,16 @@ Configuration (` + "`/etc/mysecure/mysecure.yaml`" + `):
 ` + "```" + `yaml
 audit:
   admins: ["'root'@'localhost'", "'repl'@'10.0.0.%'"]  # may hold admin privileges
+  accounts: ["'app'@'10.0.0.5'"]                      # other accounts in use
   plugins: [server_audit, simple_password_check]      # may be loaded
   udfs: []                                            # may be in mysql.func
 ` + "```" + `
 
 Without ` + "`admins`" + `, the administrators are the accounts a MariaDB or MySQL
 install makes: root, mysql, mariadb.sys and MySQL's mysql.sys, mysql.session,
-mysql.infoschema, all @localhost.
+mysql.infoschema, all @localhost. Without ` + "`accounts`" + `, accounts.unused
+warns about every unlocked account that is not an administrator instead of
+failing: list the accounts in use to make it a pass/fail check.
 
 ## JSON report
 
@@ -167,7 +182,9 @@ mysql.infoschema, all @localhost.
 ` + "`severity`" + `, ` + "`title`" + `, ` + "`status`" + ` (pass, warn, fail, error, not-applicable),
 ` + "`rationale`" + `, ` + "`fix`" + ` and ` + "`evidence`" + `, a list of objects with ` + "`text`" + ` and, where
 they apply, ` + "`file`" + `, ` + "`line`" + `, ` + "`variable`" + `, ` + "`value`" + `, ` + "`account`" + `, ` + "`mode`" + `,
-` + "`owner`" + `, ` + "`pid`" + `. Evidence never carries a password.
+` + "`owner`" + `, ` + "`pid`" + `, ` + "`role`" + ` (the role, or chain of roles "outer > inner",
+through which an account holds a privilege). Evidence never carries a
+password.
 
 ## Not covered
 
@@ -177,9 +194,10 @@ they apply, ` + "`file`" + `, ` + "`line`" + `, ` + "`variable`" + `, ` + "`valu
   reused user names (2.4), unique cryptographic material (2.5), security
   patches (4.1), sandboxing (1.7), "replication traffic is secured" as a
   network design (9.1).
-- Unused accounts that are not locked (CIS 2.7): MariaDB keeps no last-login
-  time unless user statistics are on; not checked yet.
-- MySQL-only items: daemon_memcached (4.7), password reuse/history settings,
-  master_info_repository, log-raw, and MySQL's replication status (the
-  replication TLS check reads MariaDB's SHOW ALL SLAVES STATUS).
+- Unused accounts (CIS 2.7) by last login: MariaDB keeps no last-login time
+  unless the audit plugin logs connections; accounts.unused uses the
+  criterion its text gives instead (expired passwords, and the accounts in
+  use listed in audit.accounts).
+- MySQL-only items: master_info_repository (gone in MySQL 8.4, which keeps
+  the replication metadata in tables).
 `

@@ -515,11 +515,27 @@ func (a *auditor) replicas(ctx context.Context) ([]map[string]string, error) {
 	return out, nil
 }
 
-func checkReplicationTLS(ctx context.Context, a *auditor) (outcome, error) {
-	if a.flavor(ctx) == MySQL {
-		return outcome{}, fmt.Errorf("replication TLS is read from MariaDB's information_schema.SLAVE_STATUS; on MySQL check SHOW REPLICA STATUS by hand")
+// mysqlReplicas returns MySQL's replication channels from
+// performance_schema.replication_connection_configuration, in the shape
+// of replicas (SSL_ALLOWED is YES, NO or IGNORED).
+func (a *auditor) mysqlReplicas(ctx context.Context) ([]map[string]string, error) {
+	rows, err := a.query(ctx, "SELECT CHANNEL_NAME, HOST, USER, SSL_ALLOWED, SSL_VERIFY_SERVER_CERTIFICATE FROM performance_schema.replication_connection_configuration", 5)
+	if err != nil {
+		return nil, err
 	}
-	reps, err := a.replicas(ctx)
+	var out []map[string]string
+	for _, r := range rows {
+		out = append(out, map[string]string{"name": r[0], "host": r[1], "user": r[2], "ssl": r[3], "verify": r[4]})
+	}
+	return out, nil
+}
+
+func checkReplicationTLS(ctx context.Context, a *auditor) (outcome, error) {
+	read := a.replicas
+	if a.flavor(ctx) == MySQL {
+		read = a.mysqlReplicas
+	}
+	reps, err := read(ctx)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -538,4 +554,68 @@ func checkReplicationTLS(ctx context.Context, a *auditor) (outcome, error) {
 		notes = append(notes, Evidence{Text: ch + " inspected"})
 	}
 	return worstE(fails, nil, notes), nil
+}
+
+// checkReplicationUserTLS looks at the primary's side of replication:
+// the accounts replicas log in as.
+func checkReplicationUserTLS(ctx context.Context, a *auditor) (outcome, error) {
+	m, err := a.globalPrivs(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	return a.remoteSSLOf(ctx, map[string]bool{"ANY": true, "X509": true, "SPECIFIED": true},
+		func(name string) bool { return m[name].has("REPLICATION SLAVE") },
+		func(name, t string) string {
+			return fmt.Sprintf("replication account %s may connect from other hosts with ssl_type %s: replicas may stream the binary log in clear", name, t)
+		}, "remote replication accounts")
+}
+
+func checkMemcached(ctx context.Context, a *auditor) (outcome, error) {
+	st, _, err := a.plugin(ctx, "daemon_memcached")
+	if err != nil {
+		return outcome{}, err
+	}
+	if st == "" {
+		return pass("the daemon_memcached plugin is not loaded"), nil
+	}
+	return outcome{Fail, []Evidence{{Text: "the daemon_memcached plugin is loaded (" + st + "): InnoDB tables are reachable over the memcached protocol, without MySQL accounts", Variable: "daemon_memcached", Value: st}}}, nil
+}
+
+func checkPasswordReuse(ctx context.Context, a *auditor) (outcome, error) {
+	var fails, notes []Evidence
+	for _, c := range []struct {
+		name string
+		min  int
+		what string
+	}{{"password_history", 5, "previous passwords"}, {"password_reuse_interval", 365, "days"}} {
+		v, err := a.variable(ctx, c.name)
+		if err != nil {
+			return outcome{}, err
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return outcome{}, fmt.Errorf("%s: unexpected value %q", c.name, v)
+		}
+		ev := Evidence{Text: fmt.Sprintf("%s = %d", c.name, n), Variable: c.name, Value: v}
+		if n < c.min {
+			ev.Text += fmt.Sprintf(": a password may be reused sooner than after %d %s", c.min, c.what)
+			fails = append(fails, ev)
+		} else {
+			notes = append(notes, ev)
+		}
+	}
+	return worstE(fails, nil, notes), nil
+}
+
+func checkLogRaw(ctx context.Context, a *auditor) (outcome, error) {
+	on, v, err := a.boolVar(ctx, "log_raw")
+	if err != nil {
+		return outcome{}, err
+	}
+	ev := Evidence{Text: "log_raw = " + v, Variable: "log_raw", Value: v}
+	if on {
+		ev.Text += ": the logs keep passwords as typed"
+		return outcome{Fail, []Evidence{ev}}, nil
+	}
+	return outcome{Pass, []Evidence{ev}}, nil
 }

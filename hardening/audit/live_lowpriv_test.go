@@ -38,7 +38,7 @@ var needsPrivileges = []string{
 	"privs.create-user", "privs.grant-option", "privs.replication-slave", "privs.definer",
 	"accounts.weak-plugin", "accounts.wildcard-host", "accounts.anonymous", "accounts.root-remote",
 	"accounts.empty-password", "config.skip-name-resolve", "accounts.connection-limits",
-	"replication.user-super", "bypass.plugins",
+	"replication.user-super", "bypass.plugins", "accounts.unused", "replication.user-tls",
 }
 
 // TestLiveLowPrivilege audits a misconfigured server as accounts that

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,7 +16,7 @@ import (
 )
 
 // writeTLS writes a self-signed CA and a server certificate and key
-// (ECDSA P-256) signed by it into dir: ca.pem, server-cert.pem,
+// (ECDSA P-256, for localhost and 127.0.0.1) signed by it into dir: ca.pem, server-cert.pem,
 // server-key.pem.
 func writeTLS(t *testing.T, dir string) (ca, cert, key string) {
 	t.Helper()
@@ -35,7 +36,7 @@ func writeTLS(t *testing.T, dir string) (ca, cert, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caTmpl, &srvKey.PublicKey, caKey)

@@ -208,15 +208,25 @@ func TestMySQLRecorded(t *testing.T) {
 		{"network.x509-remote", Fail, []string{"'app'@'%'", "'web'@'10.0.0.%'"}, nil},
 		{"accounts.weak-plugin", Fail, []string{"'app'@'%' (mysql_native_password)"}, []string{"root", "mysql."}},
 		{"accounts.empty-password", Pass, nil, nil},
-		{"accounts.wildcard-host", Fail, []string{"'app'@'%'", "'web'@'10.0.0.%'"}, nil},
+		{"accounts.wildcard-host", Fail, []string{"'app'@'%'", "'web'@'10.0.0.%'"}, []string{"filerole", "procrole"}},
 		{"accounts.anonymous", Pass, nil, nil},
 		{"accounts.connection-limits", Warn, []string{"'app'@'%' has no connection limit"}, []string{"'web'@", "root", "mysql.sys"}},
-		{"privs.file", Fail, []string{"'app'@'%' holds FILE"}, []string{"'root'@'localhost' holds"}},
+		{"privs.file", Fail, []string{"'app'@'%' holds FILE on", "'ops'@'localhost' holds FILE (through role 'filerole'@'%')"},
+			[]string{"'root'@'localhost' holds", "'filerole'@'%' holds", "'web'@"}},
+		// mandatory_roles: every account holds what procrole holds.
+		{"privs.process", Fail, []string{"'web'@'10.0.0.%' holds PROCESS (through role 'procrole'@'%')", "'old'@'localhost' holds PROCESS (through role 'procrole'@'%')"},
+			[]string{"'procrole'@'%' holds", "'root'@'localhost' holds"}},
+		// Roles are not accounts with wildcard hosts.
+		{"accounts.unused", Fail, []string{"'old'@'localhost' has an expired password", "'app'@'%' is not an administrator and not locked"},
+			[]string{"'filerole'@", "'procrole'@", "'root'@", "mysql.sys", "'old'@'localhost' is not"}},
+		{"config.memcached", Pass, []string{"not loaded"}, nil},
+		{"logging.log-raw", Pass, []string{"log_raw = OFF"}, nil},
+		{"auth.password-reuse", Fail, []string{"password_history = 0: a password may be reused", "password_reuse_interval = 0"}, nil},
 		{"privs.super", Fail, []string{"'app'@'%' holds SYSTEM_VARIABLES_ADMIN"}, []string{"'mysql.session'@'localhost' holds"}},
 		{"privs.definer", Fail, []string{"`shop`.`restock`"}, []string{"`sys`"}},
 		{"databases.test", Pass, nil, nil},
 		{"config.encryption-at-rest", Fail, nil, nil},
-		{"replication.tls", Error, []string{"SHOW REPLICA STATUS"}, nil},
+		{"replication.tls", NotApplicable, []string{"not a replica"}, nil},
 		// Only the full option name in a group mysqld reads: not
 		// [mariadbd], [client-server], [galera], nor abbreviations.
 		{"files.skip-grant-tables", Fail, []string{"my.cnf:16: [mysqld-8.4] loose_skip_grant_tables"},
@@ -291,6 +301,12 @@ func TestMySQLRecordedVariants(t *testing.T) {
 		{"log_error file", map[string]string{"log_error": "/var/log/mysql/error.log"}, "logging.error-log", Pass, "/var/log/mysql/error.log"},
 		{"persisted ignored", map[string]string{"persisted_globals_load": "OFF"}, "bypass.option-files", Pass, ""},
 		{"validate_password strong", map[string]string{"validate_password.policy": "STRONG", "validate_password.length": "14"}, "auth.password-complexity", Pass, "STRONG"},
+		{"log-raw on", map[string]string{"log_raw": "ON"}, "logging.log-raw", Fail, "log_raw = ON: the logs keep passwords as typed"},
+		{"password reuse restricted", map[string]string{"password_history": "5", "password_reuse_interval": "365"}, "auth.password-reuse", Pass, "password_reuse_interval = 365"},
+		{"password history only", map[string]string{"password_history": "10", "password_reuse_interval": "30"}, "auth.password-reuse", Fail, "password_reuse_interval = 30: a password may be reused"},
+		// 'web' changed its password 1733000000, "now" is 1733100000: more
+		// than one day.
+		{"password past its lifetime", map[string]string{"default_password_lifetime": "1"}, "accounts.unused", Fail, "'web'@'10.0.0.%' has a password 1 days old, past its lifetime of 1 days"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tg, fill := mysqlHost(t, "[mysqld]\n", mysqlAutoCnf)
@@ -307,6 +323,82 @@ func TestMySQLRecordedVariants(t *testing.T) {
 				t.Fatalf("got %+v, want %s with %q", fs, c.r, c.want)
 			}
 		})
+	}
+}
+
+// TestMySQLRecordedOnly covers the MySQL-only checks beyond variables: a
+// loaded daemon_memcached plugin, and accounts.unused with the list of
+// accounts in use.
+func TestMySQLRecordedOnly(t *testing.T) {
+	run := func(t *testing.T, edit func(*recorded, *Target)) Finding {
+		t.Helper()
+		tg, fill := mysqlHost(t, "[mysqld]\n", mysqlAutoCnf)
+		rec := loadRecorded(t, "testdata/mysql-8.4.3.txt", fill)
+		tg.Query = rec.query
+		edit(rec, &tg)
+		fs, err := Run(context.Background(), tg)
+		if err != nil || len(fs) != 1 {
+			t.Fatalf("%v %+v", err, fs)
+		}
+		return fs[0]
+	}
+	f := run(t, func(r *recorded, tg *Target) {
+		r.rows["SELECT PLUGIN_STATUS, IFNULL(LOAD_OPTION, '') FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'daemon_memcached'"] = [][]string{{"ACTIVE", "ON"}}
+		tg.Only = []string{"4.7"}
+	})
+	if f.ID != "config.memcached" || f.Result != Fail || !strings.Contains(evText(f), "daemon_memcached plugin is loaded (ACTIVE)") {
+		t.Errorf("memcached loaded: %+v", f)
+	}
+	// With audit.accounts: the accounts not listed fail, the listed
+	// ones pass, the expired one fails even when listed.
+	f = run(t, func(r *recorded, tg *Target) {
+		tg.Only, tg.InUse = []string{"accounts.unused"}, []string{"app@%", "'old'@'localhost'"}
+	})
+	ev := evText(f)
+	if f.Result != Fail || !strings.Contains(ev, "'web'@'10.0.0.%' is neither an administrator (audit.admins) nor an account in use (audit.accounts)") ||
+		!strings.Contains(ev, "'ops'@'localhost' is neither") || !strings.Contains(ev, "'old'@'localhost' has an expired password") || strings.Contains(ev, "'app'@") {
+		t.Errorf("unused with audit.accounts: %s\n%s", f.Result, ev)
+	}
+	// A MySQL role granted to a role: without mandatory_roles, only ops
+	// holds PROCESS, through filerole and then procrole.
+	f = run(t, func(r *recorded, tg *Target) {
+		r.vars["mandatory_roles"] = ""
+		r.rows["SELECT FROM_USER, FROM_HOST FROM mysql.role_edges"] = [][]string{{"filerole", "%"}, {"procrole", "%"}}
+		r.rows["SELECT FROM_USER, FROM_HOST, TO_USER, TO_HOST FROM mysql.role_edges"] = [][]string{{"filerole", "%", "ops", "localhost"}, {"procrole", "%", "filerole", "%"}}
+		tg.Only = []string{"privs.process"}
+	})
+	ev = evText(f)
+	if f.Result != Fail || !strings.Contains(ev, "'ops'@'localhost' holds PROCESS (through role 'filerole'@'%' > 'procrole'@'%')") ||
+		strings.Contains(ev, "'web'@") || strings.Contains(ev, "'procrole'@'%' holds") || strings.Contains(ev, "'filerole'@'%' holds") {
+		t.Errorf("nested MySQL roles: %s\n%s", f.Result, ev)
+	}
+	// A MySQL replica: a channel without TLS fails, one with the
+	// source's certificate verified passes.
+	const channels = "SELECT CHANNEL_NAME, HOST, USER, SSL_ALLOWED, SSL_VERIFY_SERVER_CERTIFICATE FROM performance_schema.replication_connection_configuration"
+	for _, c := range []struct {
+		rows [][]string
+		want Result
+		text string
+	}{
+		{[][]string{{"", "10.0.0.1", "repl", "NO", "NO"}}, Fail, `replication from 10.0.0.1 (connection "") does not use TLS (MASTER_SSL=0)`},
+		{[][]string{{"", "10.0.0.1", "repl", "YES", "NO"}}, Fail, "does not verify the primary's certificate"},
+		{[][]string{{"", "10.0.0.1", "repl", "YES", "YES"}, {"eu", "10.0.1.1", "repl", "YES", "YES"}}, Pass, `replication from 10.0.1.1 (connection "eu") inspected`},
+	} {
+		f = run(t, func(r *recorded, tg *Target) {
+			r.rows[channels] = c.rows
+			tg.Only = []string{"replication.tls"}
+		})
+		if f.Result != c.want || !strings.Contains(evText(f), c.text) {
+			t.Errorf("MySQL channels %v: %s\n%s", c.rows, f.Result, evText(f))
+		}
+	}
+	// On MariaDB, the MySQL-only checks do not apply.
+	f = run(t, func(r *recorded, tg *Target) {
+		r.vars["version"] = "10.11.19-MariaDB"
+		tg.Only = []string{"config.memcached"}
+	})
+	if f.Result != NotApplicable {
+		t.Errorf("memcached on MariaDB: %+v", f)
 	}
 }
 

@@ -287,6 +287,15 @@ func (a *auditor) sslTypes(ctx context.Context) (map[string]string, error) {
 
 // remoteSSL fails remote logins whose ssl_type is not in ok.
 func (a *auditor) remoteSSL(ctx context.Context, ok map[string]bool, need string) (outcome, error) {
+	return a.remoteSSLOf(ctx, ok, nil, func(name, t string) string {
+		return fmt.Sprintf("%s may connect from other hosts with ssl_type %s (needs %s)", name, t, need)
+	}, "remote logins")
+}
+
+// remoteSSLOf fails the remote logins that include accepts (all when
+// nil) whose ssl_type is not in ok, saying why with text(account,
+// ssl_type); what names them in the pass note.
+func (a *auditor) remoteSSLOf(ctx context.Context, ok map[string]bool, include func(name string) bool, text func(name, t string) string, what string) (outcome, error) {
 	accts, err := a.accounts(ctx)
 	if err != nil {
 		return outcome{}, err
@@ -298,7 +307,7 @@ func (a *auditor) remoteSSL(ctx context.Context, ok map[string]bool, need string
 	var fails []Evidence
 	n := 0
 	for _, acc := range logins(accts) {
-		if isLocalHost(acc.Host) {
+		if isLocalHost(acc.Host) || include != nil && !include(acc.name()) {
 			continue
 		}
 		n++
@@ -307,11 +316,11 @@ func (a *auditor) remoteSSL(ctx context.Context, ok map[string]bool, need string
 			if t == "" {
 				t = "none"
 			}
-			fails = append(fails, Evidence{Text: fmt.Sprintf("%s may connect from other hosts with ssl_type %s (needs %s)", acc.name(), t, need), Account: acc.name(), Variable: "ssl_type", Value: t})
+			fails = append(fails, Evidence{Text: text(acc.name(), t), Account: acc.name(), Variable: "ssl_type", Value: t})
 		}
 	}
 	sort.Slice(fails, func(i, j int) bool { return fails[i].Text < fails[j].Text })
-	return worstE(fails, nil, []Evidence{{Text: fmt.Sprintf("%d remote logins inspected", n)}}), nil
+	return worstE(fails, nil, []Evidence{{Text: fmt.Sprintf("%d %s inspected", n, what)}}), nil
 }
 
 func checkX509Remote(ctx context.Context, a *auditor) (outcome, error) {

@@ -32,31 +32,71 @@ func (a *auditor) isAdmin(name string) bool {
 	return false
 }
 
-// globalPrivs returns each grantee's global privileges (upper case; a
-// "GRANT OPTION" entry when grantable), roles' privileges added to the
-// accounts granted the role (MariaDB roles_mapping, one level deep).
-func (a *auditor) globalPrivs(ctx context.Context) (map[string]map[string]bool, error) {
+// privSet is what a grantee holds on *.*: each privilege (upper case,
+// "GRANT OPTION" when grantable) maps to how it is held: "" directly, else
+// the chain of roles it comes through ("outer > inner", or "PUBLIC").
+type privSet map[string]string
+
+// has reports whether p is held, ALL PRIVILEGES included.
+func (ps privSet) has(p string) bool {
+	_, ok := ps[p]
+	if !ok {
+		_, ok = ps["ALL PRIVILEGES"]
+	}
+	return ok
+}
+
+// via says how p is held ("" directly, else the role chain).
+func (ps privSet) via(p string) string {
+	if v, ok := ps[p]; ok {
+		return v
+	}
+	return ps["ALL PRIVILEGES"]
+}
+
+// publicGrantee is how MariaDB's PUBLIC (privileges every account holds)
+// appears among the grantees.
+const publicGrantee = "PUBLIC"
+
+// globalPrivs returns each login's global privileges, those it holds
+// through roles included: granted roles are followed through roles
+// granted to roles (MariaDB mysql.roles_mapping, MySQL mysql.role_edges),
+// whether or not they are the default role, since an account may SET
+// ROLE to any role it was granted; MySQL's mandatory_roles count for
+// every account. Roles themselves are not grantees (a role no login holds
+// gives no one anything), except MariaDB's PUBLIC, whose privileges every
+// account holds: it is the grantee "PUBLIC", and each login also holds
+// its privileges via "PUBLIC".
+func (a *auditor) globalPrivs(ctx context.Context) (map[string]privSet, error) {
 	if a.privs != nil || a.privsErr != nil {
 		return a.privs, a.privsErr
 	}
-	// USER_PRIVILEGES shows a low-privileged account only its own rows:
-	// without the account list (mysql.global_priv), a pass would lie.
-	if _, err := a.accounts(ctx); err != nil {
-		a.privsErr = fmt.Errorf("cannot tell who holds which privileges: %v", err)
-		return nil, a.privsErr
-	}
-	rows, err := a.cached(ctx, userPrivsSQL, 3)
+	m, err := a.readGlobalPrivs(ctx)
 	if err != nil {
 		a.privsErr = err
 		return nil, err
 	}
-	m := map[string]map[string]bool{}
+	a.privs = m
+	return m, nil
+}
+
+func (a *auditor) readGlobalPrivs(ctx context.Context) (map[string]privSet, error) {
+	// USER_PRIVILEGES shows a low-privileged account only its own rows:
+	// without the account list (mysql.global_priv), a pass would lie.
+	if _, err := a.accounts(ctx); err != nil {
+		return nil, fmt.Errorf("cannot tell who holds which privileges: %v", err)
+	}
+	rows, err := a.cached(ctx, userPrivsSQL, 3)
+	if err != nil {
+		return nil, err
+	}
+	direct := map[string]privSet{}
 	add := func(g, p string) {
 		g = normAccount(g)
-		if m[g] == nil {
-			m[g] = map[string]bool{}
+		if direct[g] == nil {
+			direct[g] = privSet{}
 		}
-		m[g][strings.ToUpper(p)] = true
+		direct[g][strings.ToUpper(p)] = ""
 	}
 	for _, r := range rows {
 		add(r[0], r[1])
@@ -70,39 +110,138 @@ func (a *auditor) globalPrivs(ctx context.Context) (map[string]map[string]bool, 
 	// account read the account list but show it only its own rows.
 	var missing []string
 	for _, acc := range a.accts {
-		if !acc.Role && m[acc.name()] == nil {
+		if !acc.Role && direct[acc.name()] == nil {
 			missing = append(missing, acc.name())
 		}
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		a.privsErr = fmt.Errorf("information_schema.USER_PRIVILEGES shows no privileges for %d of %d accounts (%s): the auditing account needs SELECT on the mysql database to see everyone's privileges", len(missing), len(a.accts), strings.Join(missing, ", "))
-		return nil, a.privsErr
+		return nil, fmt.Errorf("information_schema.USER_PRIVILEGES shows no privileges for %d of %d accounts (%s): the auditing account needs SELECT on the mysql database to see everyone's privileges", len(missing), len(a.accts), strings.Join(missing, ", "))
 	}
-	if a.flavor(ctx) != MySQL {
-		maps, err := a.query(ctx, "SELECT User, Host, Role FROM mysql.roles_mapping", 3)
-		if err != nil {
-			a.privsErr = fmt.Errorf("cannot tell who holds privileges through roles: %v", err)
-			return nil, a.privsErr
+	g, err := a.roleGraph(ctx, direct)
+	if err != nil {
+		return nil, err
+	}
+	a.roleChains = map[string]map[string]string{}
+	out := map[string]privSet{}
+	for _, acc := range a.accts {
+		if acc.Role {
+			continue
 		}
-		rolePrivs := map[string][]string{}
-		for _, r := range maps {
-			role := r[2]
-			if _, ok := rolePrivs[role]; !ok {
-				ps, err := a.rolePrivs(ctx, role)
-				if err != nil {
-					a.privsErr = fmt.Errorf("cannot read the privileges of role %s: %v", role, err)
-					return nil, a.privsErr
+		ps := privSet{}
+		for p, v := range direct[acc.name()] {
+			ps[p] = v
+		}
+		// Breadth first, so that each privilege names the shortest chain.
+		type step struct{ role, chain string }
+		var queue []step
+		for _, r := range append(append([]string(nil), g.edges[acc.name()]...), g.everyone...) {
+			queue = append(queue, step{r, r})
+		}
+		seen := map[string]bool{}
+		for len(queue) > 0 {
+			s := queue[0]
+			queue = queue[1:]
+			if seen[s.role] {
+				continue
+			}
+			seen[s.role] = true
+			if a.roleChains[s.role] == nil {
+				a.roleChains[s.role] = map[string]string{}
+			}
+			a.roleChains[s.role][acc.name()] = s.chain
+			for p := range g.privs[s.role] {
+				if _, ok := ps[p]; !ok {
+					ps[p] = s.chain
 				}
-				rolePrivs[role] = ps
 			}
-			for _, p := range rolePrivs[role] {
-				add(account{User: r[0], Host: r[1]}.name(), p)
+			for _, r := range g.edges[s.role] {
+				queue = append(queue, step{r, s.chain + " > " + r})
 			}
 		}
+		out[acc.name()] = ps
 	}
-	a.privs = m
-	return m, nil
+	if pub := g.privs[publicGrantee]; len(pub) > 0 {
+		out[publicGrantee] = privSet{}
+		for p := range pub {
+			out[publicGrantee][p] = ""
+		}
+	}
+	return out, nil
+}
+
+// roleGraph is who was granted which role, and what each role holds.
+type roleGraph struct {
+	// edges maps a grantee (an account name, or a MariaDB role's name) to
+	// the roles granted to it.
+	edges map[string][]string
+	// privs are each role's own global privileges.
+	privs map[string]privSet
+	// everyone are the roles every account holds (MariaDB PUBLIC, MySQL
+	// mandatory_roles).
+	everyone []string
+}
+
+func (a *auditor) roleGraph(ctx context.Context, direct map[string]privSet) (*roleGraph, error) {
+	g := &roleGraph{edges: map[string][]string{}, privs: map[string]privSet{}}
+	if a.flavor(ctx) == MySQL {
+		// Roles are accounts: their privileges are in USER_PRIVILEGES.
+		rows, err := a.query(ctx, "SELECT FROM_USER, FROM_HOST, TO_USER, TO_HOST FROM mysql.role_edges", 4)
+		if err != nil {
+			return nil, fmt.Errorf("cannot tell who holds privileges through roles: %v", err)
+		}
+		for _, r := range rows {
+			role, to := account{User: r[0], Host: r[1]}.name(), account{User: r[2], Host: r[3]}.name()
+			g.edges[to] = append(g.edges[to], role)
+			g.privs[role] = direct[role]
+		}
+		if v, err := a.variable(ctx, "mandatory_roles"); err == nil && v != Null {
+			for _, r := range strings.Split(v, ",") {
+				if strings.TrimSpace(r) == "" {
+					continue
+				}
+				role := normAccount(r)
+				g.everyone = append(g.everyone, role)
+				g.privs[role] = direct[role]
+			}
+		}
+		return g, nil
+	}
+	maps, err := a.query(ctx, "SELECT User, Host, Role FROM mysql.roles_mapping", 3)
+	if err != nil {
+		return nil, fmt.Errorf("cannot tell who holds privileges through roles: %v", err)
+	}
+	need := map[string]bool{}
+	for _, r := range maps {
+		to := r[0] // a role granted to a role has an empty host
+		if r[1] != "" {
+			to = account{User: r[0], Host: r[1]}.name()
+		}
+		g.edges[to] = append(g.edges[to], r[2])
+		need[r[2]] = true
+	}
+	for _, acc := range a.accts {
+		if acc.Role && acc.User == publicGrantee && acc.Host == "" {
+			need[publicGrantee] = true
+			g.everyone = append(g.everyone, publicGrantee)
+		}
+	}
+	var roles []string
+	for r := range need {
+		roles = append(roles, r)
+	}
+	sort.Strings(roles)
+	for _, role := range roles {
+		ps, err := a.rolePrivs(ctx, role)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the privileges of role %s: %v", role, err)
+		}
+		g.privs[role] = privSet{}
+		for _, p := range ps {
+			g.privs[role][strings.ToUpper(p)] = ""
+		}
+	}
+	return g, nil
 }
 
 const userPrivsSQL = "SELECT GRANTEE, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES"
@@ -154,9 +293,11 @@ func (a *auditor) needOwn(ctx context.Context, why string, need ...string) error
 	return nil
 }
 
-var grantRe = regexp.MustCompile(`^GRANT (.+) ON \*\.\* TO `)
+var grantRe = regexp.MustCompile("^GRANT (.+) ON \\*\\.\\* TO (`(?:[^`]|``)*`|'(?:[^']|'')*'|\\S+)")
 
-// rolePrivs reads a role's global privileges from SHOW GRANTS.
+// rolePrivs reads a role's own global privileges from SHOW GRANTS, which
+// also lists the grants of the roles granted to it: those are left to
+// the caller, which follows role grants itself.
 func (a *auditor) rolePrivs(ctx context.Context, role string) ([]string, error) {
 	rows, err := a.query(ctx, "SHOW GRANTS FOR '"+strings.ReplaceAll(role, "'", "''")+"'", 1)
 	if err != nil {
@@ -165,7 +306,7 @@ func (a *auditor) rolePrivs(ctx context.Context, role string) ([]string, error) 
 	var out []string
 	for _, r := range rows {
 		m := grantRe.FindStringSubmatch(r[0])
-		if m == nil {
+		if m == nil || unquoteName(m[2]) != role {
 			continue
 		}
 		for _, p := range strings.Split(m[1], ",") {
@@ -178,7 +319,18 @@ func (a *auditor) rolePrivs(ctx context.Context, role string) ([]string, error) 
 	return out, nil
 }
 
-// holders fails every non-admin grantee holding one of privs globally.
+// unquoteName undoes SHOW GRANTS quoting of a role name (`r`, 'r', r).
+func unquoteName(s string) string {
+	if len(s) >= 2 && (s[0] == '`' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		q := string(s[0])
+		return strings.ReplaceAll(s[1:len(s)-1], q+q, q)
+	}
+	return s
+}
+
+// holders fails every non-admin grantee holding one of privs globally,
+// directly or through a role (MariaDB's PUBLIC is reported once, as the
+// grantee PUBLIC, not again for every account).
 func (a *auditor) holders(ctx context.Context, privs ...string) (outcome, error) {
 	m, err := a.globalPrivs(ctx)
 	if err != nil {
@@ -189,18 +341,94 @@ func (a *auditor) holders(ctx context.Context, privs ...string) (outcome, error)
 		if a.isAdmin(g) {
 			continue
 		}
-		var held []string
+		var held, names, roles []string
 		for _, p := range privs {
-			if ps[p] || ps["ALL PRIVILEGES"] {
+			if !ps.has(p) {
+				continue
+			}
+			via := ps.via(p)
+			switch {
+			case via == publicGrantee:
+				continue
+			case via != "":
+				held = append(held, p+" (through role "+via+")")
+				roles = append(roles, via)
+			default:
 				held = append(held, p)
 			}
+			names = append(names, p)
 		}
-		if len(held) > 0 {
-			fails = append(fails, Evidence{Text: fmt.Sprintf("%s holds %s on *.* and is not an administrator (audit.admins)", g, strings.Join(held, ", ")), Account: g, Value: strings.Join(held, ",")})
+		if len(held) == 0 {
+			continue
 		}
+		who := g
+		if g == publicGrantee {
+			who = "PUBLIC (every account)"
+		}
+		fails = append(fails, Evidence{Text: fmt.Sprintf("%s holds %s on *.* and is not an administrator (audit.admins)", who, strings.Join(held, ", ")),
+			Account: g, Value: strings.Join(names, ","), Role: strings.Join(uniq(roles), ",")})
 	}
 	sortEv(fails)
 	return worstE(fails, nil, []Evidence{{Text: "administrators: " + strings.Join(a.t.Admins, ", ")}}), nil
+}
+
+// uniq returns ss without repeats, in order.
+func uniq(ss []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// roleHolders returns the non-administrator logins that hold the grantee
+// user@host of a mysql.db row through roles, when it is a role (MariaDB:
+// an empty host; MySQL: an account granted to others), each with the
+// role chain. Call it after globalPrivs.
+func (a *auditor) roleHolders(user, host string) []Evidence {
+	if host == "" && user == publicGrantee {
+		return nil // reported as PUBLIC (every account)
+	}
+	key := account{User: user, Host: host}.name()
+	if host == "" {
+		key = user
+	}
+	var out []Evidence
+	for acc, chain := range a.roleChains[key] {
+		if !a.isAdmin(acc) {
+			out = append(out, Evidence{Account: acc, Role: chain})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Account < out[j].Account })
+	return out
+}
+
+// isRoleGrantee reports whether the grantee of a mysql.db row is a role
+// (not PUBLIC): a role gives its privileges only to those holding it,
+// whom roleHolders names.
+func (a *auditor) isRoleGrantee(user, host string) bool {
+	if host == "" {
+		return user != publicGrantee
+	}
+	for _, acc := range a.accts {
+		if acc.User == user && acc.Host == host {
+			return acc.Role
+		}
+	}
+	return false
+}
+
+// grantName names a grantee of mysql.db that is not a role: an account
+// or PUBLIC.
+func grantName(user, host string) string {
+	if host == "" && user == publicGrantee {
+		return "PUBLIC (every account)"
+	}
+	return account{User: user, Host: host}.name()
 }
 
 func checkFullAccess(ctx context.Context, a *auditor) (outcome, error) {
@@ -215,8 +443,11 @@ func checkFullAccess(ctx context.Context, a *auditor) (outcome, error) {
 	var fails []Evidence
 	for _, r := range rows {
 		n := account{User: r[0], Host: r[1]}.name()
-		if !a.isAdmin(n) {
-			fails = append(fails, Evidence{Text: n + " has privileges on the mysql schema (the privilege tables)", Account: n})
+		if !a.isRoleGrantee(r[0], r[1]) && !a.isAdmin(n) {
+			fails = append(fails, Evidence{Text: grantName(r[0], r[1]) + " has privileges on the mysql schema (the privilege tables)", Account: n})
+		}
+		for _, h := range a.roleHolders(r[0], r[1]) {
+			fails = append(fails, Evidence{Text: fmt.Sprintf("%s has privileges on the mysql schema through role %s", h.Account, h.Role), Account: h.Account, Role: h.Role})
 		}
 	}
 	if len(fails) > 0 {
@@ -259,8 +490,11 @@ func checkGrantOption(ctx context.Context, a *auditor) (outcome, error) {
 	var fails []Evidence
 	for _, r := range rows {
 		n := account{User: r[0], Host: r[1]}.name()
-		if !a.isAdmin(n) {
-			fails = append(fails, Evidence{Text: fmt.Sprintf("%s may grant its privileges on `%s`", n, r[2]), Account: n})
+		if !a.isRoleGrantee(r[0], r[1]) && !a.isAdmin(n) {
+			fails = append(fails, Evidence{Text: fmt.Sprintf("%s may grant its privileges on `%s`", grantName(r[0], r[1]), r[2]), Account: n})
+		}
+		for _, h := range a.roleHolders(r[0], r[1]) {
+			fails = append(fails, Evidence{Text: fmt.Sprintf("%s may grant privileges on `%s` through role %s", h.Account, r[2], h.Role), Account: h.Account, Role: h.Role})
 		}
 	}
 	if len(fails) > 0 {
@@ -329,8 +563,11 @@ func checkUnixSocketAdmins(ctx context.Context, a *auditor) (outcome, error) {
 		}
 		ps := m[acc.name()]
 		var held []string
-		for _, p := range append([]string{"ALL PRIVILEGES", "CREATE USER", "GRANT OPTION", "FILE", "SHUTDOWN"}, superLike...) {
-			if ps[p] {
+		for _, p := range append([]string{"CREATE USER", "GRANT OPTION", "FILE", "SHUTDOWN"}, superLike...) {
+			if ps.has(p) {
+				if via := ps.via(p); via != "" {
+					p += " (through role " + via + ")"
+				}
 				held = append(held, p)
 			}
 		}
@@ -349,11 +586,11 @@ func checkReplUserSuper(ctx context.Context, a *auditor) (outcome, error) {
 	}
 	var fails []Evidence
 	for g, ps := range m {
-		if !ps["REPLICATION SLAVE"] || a.isAdmin(g) {
+		if !ps.has("REPLICATION SLAVE") || a.isAdmin(g) {
 			continue
 		}
 		for _, p := range superLike {
-			if ps[p] {
+			if ps.has(p) {
 				fails = append(fails, Evidence{Text: fmt.Sprintf("replication user %s also holds %s", g, p), Account: g})
 				break
 			}
