@@ -521,7 +521,7 @@ var checks = []check{
 	{Check{
 		ID:       "auth.secure-auth",
 		Title:    "secure_auth is ON",
-		MariaDB:  &CISRef{ID: "7.2", Level: 1},
+		MariaDB:  &CISRef{ID: "7.1", Level: 1},
 		Only:     MariaDB,
 		Severity: High,
 		Criteria: "Fails if @@secure_auth is OFF.",
@@ -542,7 +542,7 @@ var checks = []check{
 	{Check{
 		ID:       "files.option-passwords",
 		Title:    "No passwords in world-readable option files",
-		MariaDB:  &CISRef{ID: "7.4", Level: 1},
+		MariaDB:  &CISRef{ID: "7.2", Level: 1},
 		MySQL:    &CISRef{ID: "7.2", Level: 1},
 		Severity: High,
 		Criteria: "Fails if an option file the server reads (any mode, any group) sets a password (an option whose name contains password, an abbreviation such as pass, or wsrep_sst_auth) to a non-empty value. The value is never shown.",
@@ -552,7 +552,7 @@ var checks = []check{
 	{Check{
 		ID:       "auth.password-complexity",
 		Title:    "Password complexity enforced",
-		MariaDB:  &CISRef{ID: "7.5", Level: 1},
+		MariaDB:  &CISRef{ID: "7.4", Level: 1},
 		MySQL:    &CISRef{ID: "2.7", Level: 1},
 		Severity: Medium,
 		Criteria: "MariaDB: fails unless simple_password_check or cracklib_password_check is ACTIVE, and if simple_password_check_minimal_length is below 14. MySQL: fails unless the validate_password component is installed with policy MEDIUM or STRONG and length 14 or more.",
@@ -573,7 +573,7 @@ var checks = []check{
 	{Check{
 		ID:       "accounts.wildcard-host",
 		Title:    "No wildcard hosts",
-		MariaDB:  &CISRef{ID: "7.6", Level: 1},
+		MariaDB:  &CISRef{ID: "7.5", Level: 1},
 		MySQL:    &CISRef{ID: "7.4", Level: 1},
 		Severity: Medium,
 		Criteria: "Fails if any account (locked or not; roles excluded) has % or _ in its host.",
@@ -583,7 +583,7 @@ var checks = []check{
 	{Check{
 		ID:       "accounts.anonymous",
 		Title:    "No anonymous accounts",
-		MariaDB:  &CISRef{ID: "7.7", Level: 1},
+		MariaDB:  &CISRef{ID: "7.6", Level: 1},
 		MySQL:    &CISRef{ID: "7.5", Level: 1},
 		Severity: High,
 		Criteria: "Fails if any account has an empty user name (''@host), locked or not. Roles are ignored.",
