@@ -201,7 +201,27 @@ func TestInitFileAndBootstrap(t *testing.T) {
 
 func FuzzFilter(f *testing.F) {
 	f.Add("--skip-grant-tables", "--init-file=/x")
+	f.Add("--skip-innodb-encrypt-tables", "--loose-file-key-management-filename=/k")
+	f.Add("--innodb-encrypt-log", "OFF")
 	f.Fuzz(func(t *testing.T, a, b string) {
+		// Engine mode's pins: whatever is accepted, the last word on each
+		// pinned value is the pin's.
+		ce := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: enginePins()}
+		if out, _, err := ce.Filter([]string{"--no-defaults", "--plugin-load-add=file_key_management", a, b}, ""); err == nil {
+			last := map[string]string{}
+			for _, o := range out {
+				if name, _, ok := strings.Cut(strings.TrimPrefix(o, "--"), "="); ok || strings.HasPrefix(o, "--") {
+					if c, _ := pinnedName(name); c != "" {
+						last[c] = o
+					}
+				}
+			}
+			for _, v := range ce.Pins.Values {
+				if last[v.Option] != "--"+v.Option+"="+v.Value {
+					t.Fatalf("%s: the last word is %q: %v", v.Option, last[v.Option], out)
+				}
+			}
+		}
 		c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}}
 		out, _, err := c.Filter([]string{"--no-defaults", a, b}, "")
 		if err != nil {
