@@ -142,7 +142,19 @@ const (
 	// plugin stays loaded because encrypted pages, redo log blocks or
 	// binary logs may remain until the next restart and purge.
 	Decrypting
+	// Off: no option file, no pins.
+	Off
 )
+
+func (p Phase) String() string {
+	switch p {
+	case Encrypting:
+		return "encrypting"
+	case Decrypting:
+		return "decrypting"
+	}
+	return "off"
+}
 
 // Setting is one server option engine mode sets, as written in the
 // option file ('_' spelling).
@@ -200,6 +212,9 @@ func (o *Options) ServerConfig() string { return o.PhaseConfig(Encrypting) }
 
 // PhaseConfig returns the option file of a phase.
 func (o *Options) PhaseConfig(p Phase) string {
+	if p == Off {
+		return ""
+	}
 	var b strings.Builder
 	b.WriteString(Marker + "\n")
 	if o.Flavor == MySQL {
