@@ -27,6 +27,7 @@ const (
 	DefaultCnfName   = "99-mysecure-engine.cnf"
 	DefaultStatePath = "/etc/mysecure/engine.json"
 	DefaultThreads   = 4
+	DefaultPluginDir = "/usr/lib/mysql/plugin"
 	// KeyPlugin is the plugin-load entry of MariaDB's key plugin (the
 	// guard's allow-list holds it on a hardened server).
 	KeyPlugin = "file_key_management"
@@ -60,6 +61,9 @@ type Options struct {
 	BackupTool string
 	// StatePath records the applied steps.
 	StatePath string
+	// PluginDir is MySQL's plugin directory, where the keyring
+	// component's configuration goes (default /usr/lib/mysql/plugin).
+	PluginDir string
 }
 
 // Fill sets the defaults.
@@ -117,6 +121,9 @@ func (o *Options) Fill() error {
 	}
 	if o.StatePath == "" {
 		o.StatePath = DefaultStatePath
+	}
+	if o.PluginDir == "" {
+		o.PluginDir = DefaultPluginDir
 	}
 	return nil
 }
@@ -256,15 +263,18 @@ type ManifestFile struct {
 }
 
 // ManifestFiles returns, for MySQL, the global component manifest next to
-// the server binary and the keyring component's configuration in the
-// plugin directory (plugin-dir), which names the data file on the mount.
-// MariaDB needs none.
+// the server binary (mysqld.my) and the keyring component's configuration
+// in the plugin directory (pluginDir, default o.PluginDir), which names the
+// data file on the mount. MariaDB needs none.
 func (o *Options) ManifestFiles(pluginDir string) []ManifestFile {
 	if o.Flavor != MySQL {
 		return nil
 	}
 	if pluginDir == "" {
-		pluginDir = "/usr/lib/mysql/plugin"
+		pluginDir = o.PluginDir
+	}
+	if pluginDir == "" {
+		pluginDir = DefaultPluginDir
 	}
 	bin := strings.TrimSuffix(o.Binary, filepath.Ext(o.Binary))
 	return []ManifestFile{

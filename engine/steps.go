@@ -90,6 +90,9 @@ func (s *Setup) Steps() []plan.Step {
 	if s.Hardened != nil && s.Opts.Flavor == MariaDB {
 		steps = append(steps, &GuardStep{Setup: s, Phase: Encrypting, UndoPhase: Off})
 	}
+	for _, m := range s.Opts.ManifestFiles("") {
+		steps = append(steps, &ManifestStep{File: m})
+	}
 	steps = append(steps, &CnfStep{Path: s.Opts.CnfPath(), Content: s.Opts.ServerConfig()})
 	return steps
 }
@@ -387,6 +390,53 @@ func (c *CnfStep) Apply(context.Context) error {
 }
 
 func (c *CnfStep) Undo(context.Context) error { return RemoveOwn(c.Path) }
+
+// ManifestStep writes one of MySQL's JSON files for the keyring component
+// (ManifestFiles). JSON has no comments: a file is engine mode's when its
+// content is exactly what engine mode writes; any other file at that place
+// is refused and left alone.
+type ManifestStep struct{ File ManifestFile }
+
+func (m *ManifestStep) ID() string { return "engine:manifest:" + m.File.Path }
+func (m *ManifestStep) Describe() string {
+	return "write " + m.File.Path + " (MySQL: " + strings.TrimSpace(m.File.Content) + ")"
+}
+
+func (m *ManifestStep) Check(context.Context) (bool, string, error) {
+	b, err := os.ReadFile(m.File.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, m.File.Path + " is missing", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	if string(b) != m.File.Content {
+		return false, "", fmt.Errorf("%s %w (merge it by hand: %s)", m.File.Path, ErrForeignFile, strings.TrimSpace(m.File.Content))
+	}
+	return true, "", nil
+}
+
+func (m *ManifestStep) Apply(context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(m.File.Path), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(m.File.Path, []byte(m.File.Content), 0o644)
+}
+
+// Undo removes the file when it is still what Apply wrote.
+func (m *ManifestStep) Undo(context.Context) error {
+	b, err := os.ReadFile(m.File.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if string(b) != m.File.Content {
+		return fmt.Errorf("%s %w: left in place", m.File.Path, ErrForeignFile)
+	}
+	return os.Remove(m.File.Path)
+}
 
 // RemoveOwn removes a file engine mode wrote (it starts with Marker).
 func RemoveOwn(p string) error {

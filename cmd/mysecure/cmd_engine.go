@@ -61,6 +61,7 @@ func (eo *engineOptions) addLocate(cmd *cobra.Command) {
 	f.StringVar(&eo.o.KeyPath, "key-path", "", "the key file's place in @protected (default "+engine.DefaultKeyPath+")")
 	f.StringVar(&eo.o.HardenState, "harden-state", hardening.DefaultStatePath, "the harden state `FILE`: when it exists the rule names the real binary behind the guard")
 	f.StringVar(&eo.o.StatePath, "state", engine.DefaultStatePath, "record the applied steps in `FILE`")
+	f.StringVar(&eo.o.PluginDir, "plugin-dir", engine.DefaultPluginDir, "MySQL: the plugin `DIR` that gets the keyring component's configuration (the manifest goes next to --binary)")
 }
 
 func newEngineCommand(g *globalOptions) *cobra.Command {
@@ -139,11 +140,6 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	}
 	fmt.Fprintf(g.p.out, "engine mode for %s (%s; key rule for %s):\n", s.Opts.Binary, s.Opts.Flavor, s.ServerProgram())
 	todo := printEngineFindings(g, findings)
-	if s.Opts.Flavor == engine.MySQL {
-		for _, m := range s.Opts.ManifestFiles("") {
-			fmt.Fprintf(g.p.out, "     also needed (MySQL, not written by mysecure yet): %s: %s", m.Path, m.Content)
-		}
-	}
 	var refusal error
 	if len(foreign) > 0 && !eo.KeepRules {
 		refusal = withHint(fmt.Errorf("%w: %s", errEngineForeignRules, strings.Join(foreign, "; ")),
