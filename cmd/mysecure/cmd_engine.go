@@ -253,6 +253,9 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 				fmt.Fprintf(g.p.out, "drift:  %s: %s\n", f.Step, f.Drift)
 			}
 		}
+		if st, err := (&engine.Disable{Setup: s}).Stage(); err == nil && st == engine.StageFinish {
+			fmt.Fprintf(g.p.out, "engine mode is being disabled (run 1 of 'engine disable' is done): restart the server, then run 'mysecure engine disable' again\n")
+		}
 		if rep.Error != "" {
 			fmt.Fprintf(g.p.out, "server: %s\n", rep.Error)
 		}
