@@ -266,6 +266,36 @@ func TestEngineHardened(t *testing.T) {
 	if b, err := exec.Command("cat", filepath.Join(h.mnt, "protected", "etc", "mysql", "mysecure-engine", "keys.txt")).CombinedOutput(); err == nil {
 		t.Fatalf("cat read the keys: %d bytes", len(b))
 	}
+
+	// engine disable on the hardened server: the guard's pins follow each
+	// run (a start with the decrypting option file, then one without the
+	// key plugin, both through the guard).
+	if s, err = h.start(wrapper, defaults); err != nil {
+		t.Fatal(err)
+	}
+	srv := append([]string{"--mysql-socket", s.Socket}, flags[:len(flags)-1]...) // without --allow-backup-tool
+	h.ms(0, append(append([]string{"engine", "disable"}, srv...), h.creds()...)...)
+	s.Stop()
+	if s, err = h.start(wrapper, defaults); err != nil {
+		t.Fatalf("start through the guard with the decrypting option file: %v", err)
+	}
+	srv[1] = s.Socket
+	h.ms(0, append(append([]string{"engine", "disable"}, srv...), h.creds()...)...)
+	s.Stop()
+	if s, err = h.start(wrapper, defaults); err != nil {
+		t.Fatalf("start through the guard after engine disable: %v", err)
+	}
+	if out, err := s.Client(ctx, "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='file_key_management'; SELECT v FROM shop.t"); err != nil || !strings.HasPrefix(strings.TrimSpace(out), "0\n") {
+		t.Fatalf("after engine disable: %q %v", out, err)
+	}
+	s.Stop()
+	// The key plugin is no longer allowed by the guard.
+	var stderr bytes.Buffer
+	if s, err := sandbox.Start(ctx, sandbox.Options{Dir: filepath.Join(h.dir, "srv"), DataDir: h.datadir, Binary: wrapper, Defaults: defaults,
+		Args: []string{"--plugin-load-add=file_key_management"}, Stderr: &stderr}); err == nil {
+		s.Stop()
+		t.Fatal("the guard loaded the key plugin after engine disable")
+	}
 }
 
 // TestEngineDisable: engine mode is turned off online. Run 1 decrypts
