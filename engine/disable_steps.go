@@ -36,7 +36,8 @@ func (v *VarStep) Check(ctx context.Context) (bool, string, error) {
 }
 
 func (v *VarStep) set(ctx context.Context, value string) error {
-	_, err := v.SQL.Query(ctx, "SET GLOBAL "+v.Name+" = "+value+";")
+	// Quoted: FORCE is a keyword.
+	_, err := v.SQL.Query(ctx, "SET GLOBAL "+v.Name+" = '"+value+"';")
 	return err
 }
 
@@ -77,34 +78,66 @@ func (a *AriaRebuildStep) Check(context.Context) (bool, string, error) {
 	return false, "Aria tables keep the encryption they were created with until rebuilt", nil
 }
 
-func (a *AriaRebuildStep) rebuild(ctx context.Context) error {
+// tables lists the Aria tables.
+func (a *AriaRebuildStep) tables(ctx context.Context) ([]string, error) {
 	rows, err := a.SQL.Query(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE ENGINE='Aria' AND TABLE_TYPE='BASE TABLE'"+
 		" AND TABLE_SCHEMA NOT IN ('information_schema','performance_schema') ORDER BY 1, 2;")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var sql strings.Builder
+	var out []string
 	for _, r := range rows {
 		if len(r) == 2 {
-			fmt.Fprintf(&sql, "ALTER TABLE %s.%s FORCE;\n", quoteIdent(r[0]), quoteIdent(r[1]))
+			out = append(out, quoteIdent(r[0])+"."+quoteIdent(r[1]))
 		}
 	}
-	if sql.Len() == 0 {
-		return nil
-	}
-	if _, err := a.SQL.Query(ctx, sql.String()); err != nil {
-		return fmt.Errorf("failed to rebuild the Aria tables: %w", err)
-	}
-	return nil
+	return out, nil
 }
 
-func (a *AriaRebuildStep) Apply(ctx context.Context) error { return a.rebuild(ctx) }
+// rebuild rebuilds tables one by one and returns those it rebuilt.
+func (a *AriaRebuildStep) rebuild(ctx context.Context, tables []string) ([]string, error) {
+	var done []string
+	for _, t := range tables {
+		if _, err := a.SQL.Query(ctx, "ALTER TABLE "+t+" FORCE;"); err != nil {
+			return done, fmt.Errorf("failed to rebuild the Aria table %s: %w", t, err)
+		}
+		done = append(done, t)
+	}
+	return done, nil
+}
 
-func (a *AriaRebuildStep) Undo(ctx context.Context) error {
-	if _, err := a.SQL.Query(ctx, "SET GLOBAL aria_encrypt_tables = ON;"); err != nil {
+// reencrypt turns aria_encrypt_tables on and rebuilds tables encrypted.
+func (a *AriaRebuildStep) reencrypt(ctx context.Context, tables []string) error {
+	if _, err := a.SQL.Query(ctx, "SET GLOBAL aria_encrypt_tables = 'ON';"); err != nil {
 		return err
 	}
-	return a.rebuild(ctx)
+	_, err := a.rebuild(ctx, tables)
+	return err
+}
+
+// Apply rebuilds every Aria table; when one fails, those already rebuilt
+// are rebuilt encrypted again (the step leaves nothing half done that its
+// Undo would not see).
+func (a *AriaRebuildStep) Apply(ctx context.Context) error {
+	tables, err := a.tables(ctx)
+	if err != nil {
+		return err
+	}
+	done, err := a.rebuild(ctx, tables)
+	if err != nil && len(done) > 0 {
+		if rerr := a.reencrypt(context.Background(), done); rerr != nil {
+			return fmt.Errorf("%w; and the %d table(s) rebuilt before it could not be encrypted again: %v", err, len(done), rerr)
+		}
+	}
+	return err
+}
+
+func (a *AriaRebuildStep) Undo(ctx context.Context) error {
+	tables, err := a.tables(ctx)
+	if err != nil {
+		return err
+	}
+	return a.reencrypt(ctx, tables)
 }
 
 // quoteIdent quotes a name for SQL with backticks.

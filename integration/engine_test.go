@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -365,6 +367,35 @@ func TestEngineDisable(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(cnf); !bytes.Equal(b, enabled) {
 		t.Fatal("the dry run changed the option file")
+	}
+	// A session holds a lock on an Aria table and lock waits time out
+	// after 2 s: the rebuild fails and the run is rolled back (encryption
+	// back on, the option file as it was).
+	locker := exec.Command("mariadb", "--socket="+s.Socket, "--batch", "--skip-column-names", "--unbuffered")
+	lockIn, _ := locker.StdinPipe()
+	lockOut, _ := locker.StdoutPipe()
+	if err := locker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(lockIn, "LOCK TABLES shop.a READ; SELECT 'locked';\n")
+	if line, err := bufio.NewReader(lockOut).ReadString('\n'); err != nil || strings.TrimSpace(line) != "locked" {
+		t.Fatalf("lock: %q %v", line, err)
+	}
+	if o, err := s.Client(ctx, "SET GLOBAL lock_wait_timeout = 2"); err != nil {
+		t.Fatalf("%v %s", err, o)
+	}
+	out = h.ms(1, append([]string{"engine", "disable"}, srv...)...)
+	lockIn.Close()
+	locker.Wait()
+	if !strings.Contains(out, "failed to rebuild the Aria table `shop`.`a`") || !strings.Contains(out, "undone:    SET GLOBAL innodb_encrypt_tables = OFF") {
+		t.Fatalf("a failed run 1: %s", out)
+	}
+	if b, _ := os.ReadFile(cnf); !bytes.Equal(b, enabled) {
+		t.Fatal("a rolled-back run changed the option file")
+	}
+	if o, err := s.Client(ctx, "SET GLOBAL lock_wait_timeout = DEFAULT; SELECT @@innodb_encrypt_tables, @@aria_encrypt_tables, @@encrypt_tmp_disk_tables"); err != nil ||
+		strings.Join(strings.Fields(o), " ") != "FORCE 1 1" {
+		t.Fatalf("after the rollback: %q %v", o, err)
 	}
 	out = h.ms(0, append([]string{"engine", "disable"}, srv...)...)
 	t.Logf("run 1: %s", out)
