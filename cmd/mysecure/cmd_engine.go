@@ -116,6 +116,21 @@ func engineSetup(g *globalOptions, eo *engineOptions, conn admin.Conn) (*engine.
 	return s, nil
 }
 
+// engineAdminSetup asks for the master credential and returns the setup
+// whose steps use it. The caller wipes the credential.
+func engineAdminSetup(ctx context.Context, g *globalOptions, eo *engineOptions, c *daemon.Client) (*engine.Setup, *daemon.Credential, error) {
+	cred, err := adminCredential(ctx, c, &eo.creds)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := engineSetup(g, eo, admin.Conn{Client: c, Cred: cred})
+	if err != nil {
+		cred.Wipe()
+		return nil, nil, err
+	}
+	return s, cred, nil
+}
+
 func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) error {
 	var err error
 	if eo.o.BackupTool, err = backupTool(g, eo.BackupTool); err != nil {
@@ -160,15 +175,11 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		fmt.Fprintln(g.p.out, "nothing to change: engine mode is on")
 		return nil
 	}
-	cred, err := adminCredential(ctx, c, &eo.creds)
+	s, cred, err := engineAdminSetup(ctx, g, eo, c)
 	if err != nil {
 		return err
 	}
 	defer cred.Wipe()
-	conn.Cred = cred
-	if s, err = engineSetup(g, eo, conn); err != nil {
-		return err
-	}
 	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent}
 	res, err := r.Apply(ctx, "engine", s.Steps())
 	if res != nil && len(res.Applied) > 0 {
@@ -364,15 +375,11 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	}
 	if s.Hardened != nil {
 		// The guard's configuration is changed in a move session.
-		cred, err := adminCredential(ctx, c, &eo.creds)
+		s, cred, err := engineAdminSetup(ctx, g, eo, c)
 		if err != nil {
 			return err
 		}
 		defer cred.Wipe()
-		conn.Cred = cred
-		if s, err = engineSetup(g, eo, conn); err != nil {
-			return err
-		}
 		d.Setup = s
 		if steps, err = d.Plan(ctx, stage); err != nil {
 			return engineRefusal(err)
