@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -256,13 +257,21 @@ func withoutPins(out []string) []string {
 // FuzzParseGuardConfig: a guard configuration is refused or has an
 // absolute real binary and a clean absolute mount (or none).
 func FuzzParseGuardConfig(f *testing.F) {
-	for _, s := range []string{`{"real_binary":"/usr/sbin/mariadbd","mount":"/var/lib/mysecure/mnt"}`, `{"real_binary":"rel"}`, `{"real_binary":"/x","mount":"/a/../b"}`, `[]`} {
+	for _, s := range []string{`{"real_binary":"/usr/sbin/mariadbd","mount":"/var/lib/mysecure/mnt"}`,
+		`{"real_binary":"/x","pins":{"options":[],"values":[{"option":"innodb-encrypt-tables","value":"FORCE"},{"option":"datadir","value":"/forged"}]}}`, `{"real_binary":"rel"}`, `{"real_binary":"/x","mount":"/a/../b"}`, `[]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := parseConfig("fuzz.json", b)
 		if err != nil {
 			return
+		}
+		if c.Pins != nil {
+			for _, v := range c.Pins.Values {
+				if !slices.Contains(ValueOptions(), v.Option) || v.Value == "" {
+					t.Fatalf("accepted the value pin %+v", v)
+				}
+			}
 		}
 		if !filepath.IsAbs(c.RealBinary) || (c.Mount != "" && filepath.Clean(c.Mount) != c.Mount) {
 			t.Fatalf("accepted %+v", c)
