@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -26,6 +27,7 @@ const (
 	DefaultCnfName   = "99-mysecure-engine.cnf"
 	DefaultStatePath = "/etc/mysecure/engine.json"
 	DefaultThreads   = 4
+	DefaultPluginDir = "/usr/lib/mysql/plugin"
 	// KeyPlugin is the plugin-load entry of MariaDB's key plugin (the
 	// guard's allow-list holds it on a hardened server).
 	KeyPlugin = "file_key_management"
@@ -59,6 +61,9 @@ type Options struct {
 	BackupTool string
 	// StatePath records the applied steps.
 	StatePath string
+	// PluginDir is MySQL's plugin directory, where the keyring
+	// component's configuration goes (default /usr/lib/mysql/plugin).
+	PluginDir string
 }
 
 // Fill sets the defaults.
@@ -117,6 +122,9 @@ func (o *Options) Fill() error {
 	if o.StatePath == "" {
 		o.StatePath = DefaultStatePath
 	}
+	if o.PluginDir == "" {
+		o.PluginDir = DefaultPluginDir
+	}
 	return nil
 }
 
@@ -129,11 +137,91 @@ func (o *Options) KeyInMount() string { return filepath.Join(o.Mount, "protected
 // KeyPattern is the key file's pattern in @protected rules.
 func (o *Options) KeyPattern() string { return strings.TrimPrefix(o.KeyPath, "/") }
 
+// Phase is a state of engine mode that the option file (and, on a
+// hardened server, the guard) puts in force.
+type Phase int
+
+// The phases.
+const (
+	// Encrypting: everything the server writes is encrypted.
+	Encrypting Phase = iota
+	// Decrypting: 'engine disable' has turned encryption off; the key
+	// plugin stays loaded because encrypted pages, redo log blocks or
+	// binary logs may remain until the next restart and purge.
+	Decrypting
+	// Off: no option file, no pins.
+	Off
+)
+
+func (p Phase) String() string {
+	switch p {
+	case Encrypting:
+		return "encrypting"
+	case Decrypting:
+		return "decrypting"
+	}
+	return "off"
+}
+
+// Setting is one server option engine mode sets, as written in the
+// option file ('_' spelling).
+type Setting struct {
+	Name  string
+	Value string
+}
+
+// Settings returns the server options of a phase (MariaDB), in the order
+// of the option file. The key plugin is loaded with FORCE_PLUS_PERMANENT
+// in both phases: without the key (mount down, rule missing) the server
+// refuses to start instead of running without encryption, or without the
+// key it still needs to read what it encrypted.
+func (o *Options) Settings(p Phase) []Setting {
+	on := func(v string) string {
+		if p == Decrypting {
+			return "OFF"
+		}
+		return v
+	}
+	return []Setting{
+		{"plugin_load_add", KeyPlugin},
+		{KeyPlugin, "FORCE_PLUS_PERMANENT"},
+		{KeyPlugin + "_filename", o.KeyInMount()},
+		{KeyPlugin + "_encryption_algorithm", "AES_CTR"},
+		{"innodb_encrypt_tables", on("FORCE")},
+		{"innodb_encrypt_log", on("ON")},
+		{"innodb_encrypt_temporary_tables", on("ON")},
+		{"innodb_encryption_threads", strconv.Itoa(o.Threads)},
+		{"encrypt_tmp_files", on("ON")},
+		{"encrypt_tmp_disk_tables", on("ON")},
+		{"encrypt_binlog", on("ON")},
+		{"aria_encrypt_tables", on("ON")},
+	}
+}
+
+// GuardValues are the settings of a phase that the guard pins on a
+// hardened server (option name in the guard's '-' spelling, value): every
+// one except the plugin list (pinned as a list) and the number of
+// background threads (a tuning knob).
+func (o *Options) GuardValues(p Phase) []Setting {
+	var out []Setting
+	for _, s := range o.Settings(p) {
+		if s.Name == "plugin_load_add" || s.Name == "innodb_encryption_threads" {
+			continue
+		}
+		out = append(out, Setting{Name: strings.ReplaceAll(s.Name, "_", "-"), Value: s.Value})
+	}
+	return out
+}
+
 // ServerConfig returns the option file that turns on the engine's
-// encryption with the key on the mount. The key plugin is loaded with
-// FORCE_PLUS_PERMANENT: without the key (mount down, rule missing) the
-// server refuses to start instead of running without encryption.
-func (o *Options) ServerConfig() string {
+// encryption with the key on the mount.
+func (o *Options) ServerConfig() string { return o.PhaseConfig(Encrypting) }
+
+// PhaseConfig returns the option file of a phase.
+func (o *Options) PhaseConfig(p Phase) string {
+	if p == Off {
+		return ""
+	}
 	var b strings.Builder
 	b.WriteString(Marker + "\n")
 	if o.Flavor == MySQL {
@@ -150,23 +238,21 @@ binlog_encryption = ON
 `)
 		return b.String()
 	}
-	fmt.Fprintf(&b, `# Engine mode (MariaDB): file_key_management reads its keys from the mysecure
+	if p == Decrypting {
+		b.WriteString(`# Engine mode is being disabled (MariaDB): encryption is off, but the key
+# plugin stays loaded until 'mysecure engine disable' has checked that nothing
+# encrypted remains (tablespaces, the redo log after a restart, binary logs).
+`)
+	} else {
+		b.WriteString(`# Engine mode (MariaDB): file_key_management reads its keys from the mysecure
 # mount, where only the server binary may open them. Without them the server
 # refuses to start (FORCE_PLUS_PERMANENT): there is no plaintext fallback.
-[mariadb]
-plugin_load_add = %s
-file_key_management = FORCE_PLUS_PERMANENT
-file_key_management_filename = %s
-file_key_management_encryption_algorithm = AES_CTR
-innodb_encrypt_tables = FORCE
-innodb_encrypt_log = ON
-innodb_encrypt_temporary_tables = ON
-innodb_encryption_threads = %d
-encrypt_tmp_files = ON
-encrypt_tmp_disk_tables = ON
-encrypt_binlog = ON
-aria_encrypt_tables = ON
-`, KeyPlugin, o.KeyInMount(), o.Threads)
+`)
+	}
+	b.WriteString("[mariadb]\n")
+	for _, s := range o.Settings(p) {
+		fmt.Fprintf(&b, "%s = %s\n", s.Name, s.Value)
+	}
 	return b.String()
 }
 
@@ -177,15 +263,18 @@ type ManifestFile struct {
 }
 
 // ManifestFiles returns, for MySQL, the global component manifest next to
-// the server binary and the keyring component's configuration in the
-// plugin directory (plugin-dir), which names the data file on the mount.
-// MariaDB needs none.
+// the server binary (mysqld.my) and the keyring component's configuration
+// in the plugin directory (pluginDir, default o.PluginDir), which names the
+// data file on the mount. MariaDB needs none.
 func (o *Options) ManifestFiles(pluginDir string) []ManifestFile {
 	if o.Flavor != MySQL {
 		return nil
 	}
 	if pluginDir == "" {
-		pluginDir = "/usr/lib/mysql/plugin"
+		pluginDir = o.PluginDir
+	}
+	if pluginDir == "" {
+		pluginDir = DefaultPluginDir
 	}
 	bin := strings.TrimSuffix(o.Binary, filepath.Ext(o.Binary))
 	return []ManifestFile{

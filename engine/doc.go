@@ -7,9 +7,11 @@
 // It declares plan steps (package internal/plan): the key file written
 // straight into the mount in a move session (no plaintext key ever rests
 // on disk), the access rule(s) on it, the server's option file, and, on a
-// hardened server, the key plugin added to the guard's allow-list. It also
-// reads the encryption progress from information_schema and adds key
-// versions for rotation.
+// hardened server, the guard's pins of the key plugin and the encryption
+// settings. It reads the encryption progress from information_schema,
+// plans 'engine disable' (online decryption, then the key plugin off after
+// a restart) and, for MySQL, writes the keyring component's manifest and
+// configuration.
 //
 // It never prints, never logs key material, and never puts a key in argv
 // or the environment. It must not import cobra or viper.

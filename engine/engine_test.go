@@ -2,8 +2,15 @@ package engine
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mysecure/mysecure/internal/plan"
 )
 
 func TestKeyFileRoundTrip(t *testing.T) {
@@ -121,5 +128,83 @@ func TestServerConfig(t *testing.T) {
 	}
 	if err := (&Options{Flavor: "oracle", Binary: "/x", Mount: "/m"}).Fill(); err == nil {
 		t.Fatal("unknown flavor accepted")
+	}
+}
+
+// TestMySQLFiles: for MySQL, enable writes the component manifest next to
+// the binary, the keyring component's configuration into the plugin
+// directory and the option file, all under configurable paths; the JSON
+// files parse; a second run finds them in place; a foreign manifest is
+// refused and left alone; undo removes only engine mode's files. MySQL is
+// not packaged here: the files are checked as generated, never loaded by
+// a real server.
+func TestMySQLFiles(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	o := Options{Flavor: MySQL, Binary: filepath.Join(root, "usr/sbin/mysqld"), CnfDir: filepath.Join(root, "etc/mysql/mysql.conf.d"),
+		PluginDir: filepath.Join(root, "usr/lib/mysql/plugin"), Mount: "/var/lib/mysecure/encrypted", StatePath: filepath.Join(root, "engine.json")}
+	if err := o.Fill(); err != nil {
+		t.Fatal(err)
+	}
+	s := &Setup{Opts: o}
+	var files []plan.Step
+	for _, st := range s.Steps() {
+		switch st.(type) {
+		case *ManifestStep, *CnfStep:
+			files = append(files, st)
+		}
+	}
+	if len(files) != 3 {
+		t.Fatalf("MySQL file steps: %d", len(files))
+	}
+	r := &plan.Runner{StatePath: o.StatePath}
+	if _, err := r.Apply(ctx, "engine", files); err != nil {
+		t.Fatal(err)
+	}
+	var manifest struct{ Components string }
+	b, err := os.ReadFile(filepath.Join(root, "usr/sbin/mysqld.my"))
+	if err != nil || json.Unmarshal(b, &manifest) != nil || manifest.Components != "file://component_keyring_file" {
+		t.Fatalf("manifest %q: %v", b, err)
+	}
+	var kc struct {
+		Path     string `json:"path"`
+		ReadOnly *bool  `json:"read_only"`
+	}
+	b, err = os.ReadFile(filepath.Join(root, "usr/lib/mysql/plugin/component_keyring_file.cnf"))
+	if err != nil || json.Unmarshal(b, &kc) != nil || kc.Path != "/var/lib/mysecure/encrypted/protected/etc/mysql/mysecure-engine/component_keyring_file" || kc.ReadOnly == nil || *kc.ReadOnly {
+		t.Fatalf("keyring config %q: %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc/mysql/mysql.conf.d", DefaultCnfName)); err != nil || !strings.Contains(string(b), "default_table_encryption = ON") {
+		t.Fatalf("option file %q: %v", b, err)
+	}
+	fs, err := plan.Check(ctx, files)
+	if err != nil || len(plan.Drifted(fs)) != 0 {
+		t.Fatalf("second check: %+v %v", fs, err)
+	}
+	// Undo removes engine mode's files only.
+	for _, st := range files {
+		if err := st.Undo(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/sbin/mysqld.my")); !os.IsNotExist(err) {
+		t.Fatal("undo left the manifest")
+	}
+	// A manifest that loads other components: refused, left alone.
+	other := `{"components": "file://component_validate_password"}`
+	os.WriteFile(filepath.Join(root, "usr/sbin/mysqld.my"), []byte(other), 0o644)
+	if _, err := r.Apply(ctx, "engine", files); !errors.Is(err, ErrForeignFile) {
+		t.Fatalf("foreign manifest: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "usr/sbin/mysqld.my")); string(b) != other {
+		t.Fatal("the foreign manifest was changed")
+	}
+	if err := files[0].Undo(ctx); !errors.Is(err, ErrForeignFile) {
+		t.Fatalf("undo of a foreign manifest: %v", err)
+	}
+	// MariaDB needs none of them.
+	maria := testOptions(t)
+	if m := maria.ManifestFiles(""); m != nil {
+		t.Fatalf("MariaDB manifest: %v", m)
 	}
 }

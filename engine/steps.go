@@ -88,7 +88,10 @@ func (s *Setup) Steps() []plan.Step {
 		steps = append(steps, &admin.RuleStep{Conn: s.Conn, Rule: r})
 	}
 	if s.Hardened != nil && s.Opts.Flavor == MariaDB {
-		steps = append(steps, &GuardPluginStep{Setup: s})
+		steps = append(steps, &GuardStep{Setup: s, Phase: Encrypting, UndoPhase: Off})
+	}
+	for _, m := range s.Opts.ManifestFiles("") {
+		steps = append(steps, &ManifestStep{File: m})
 	}
 	steps = append(steps, &CnfStep{Path: s.Opts.CnfPath(), Content: s.Opts.ServerConfig()})
 	return steps
@@ -274,24 +277,32 @@ func (k *KeyFileStep) Undo(ctx context.Context) error {
 	})
 }
 
-// GuardPluginStep adds the key plugin to the plugins the guard lets the
-// hardened server load: the guard refuses any other plugin-load entry.
-// The guard's configuration is in @protected; it is changed in a move
-// session (the master credential).
-type GuardPluginStep struct{ Setup *Setup }
-
-func (g *GuardPluginStep) ID() string { return "engine:guard-plugin:" + g.Setup.Hardened.GuardConfig }
-func (g *GuardPluginStep) Describe() string {
-	return fmt.Sprintf("let the guard load the key plugin %s (its configuration %s)", KeyPlugin, g.Setup.Hardened.GuardConfig)
+// GuardStep puts a phase of engine mode into the guard of a hardened
+// MariaDB server: while engine mode is on (Encrypting, Decrypting) the
+// key plugin is on the guard's plugin allow-list and required, and the
+// phase's settings are pinned (a restart with encryption off, without the
+// key plugin or with other keys is refused); Off removes all three. The
+// guard's configuration is in @protected; it is changed in a move session
+// (the master credential). Undo puts UndoPhase in.
+type GuardStep struct {
+	Setup            *Setup
+	Phase, UndoPhase Phase
 }
 
-func (g *GuardPluginStep) path(mount string) string {
-	return g.Setup.Hardened.GuardConfigInMount(mount)
+func (g *GuardStep) ID() string {
+	return "engine:guard:" + g.Phase.String() + ":" + g.Setup.Hardened.GuardConfig
+}
+
+func (g *GuardStep) Describe() string {
+	if g.Phase == Off {
+		return fmt.Sprintf("the guard (%s): drop engine mode's pins and the key plugin %s", g.Setup.Hardened.GuardConfig, KeyPlugin)
+	}
+	return fmt.Sprintf("the guard (%s): require the key plugin %s and pin engine mode's settings (%s)", g.Setup.Hardened.GuardConfig, KeyPlugin, g.Phase)
 }
 
 // Check reads the engine's own record: the guard's configuration is open
 // only to the guard and to move sessions.
-func (g *GuardPluginStep) Check(context.Context) (bool, string, error) {
+func (g *GuardStep) Check(context.Context) (bool, string, error) {
 	st, err := plan.LoadState(g.Setup.Opts.StatePath)
 	if err != nil {
 		return false, "", err
@@ -299,42 +310,49 @@ func (g *GuardPluginStep) Check(context.Context) (bool, string, error) {
 	if st != nil && slices.Contains(st.Applied, g.ID()) {
 		return true, "", nil
 	}
-	return false, "the guard does not allow the key plugin " + KeyPlugin, nil
+	return false, "the guard does not pin engine mode's settings (" + g.Phase.String() + ")", nil
 }
 
-func (g *GuardPluginStep) edit(ctx context.Context, add bool) error {
+// SetGuardPhase puts phase p into a guard configuration.
+func (o *Options) SetGuardPhase(pins *guard.Pins, p Phase) {
+	pins.PluginLoad = slices.DeleteFunc(pins.PluginLoad, func(e string) bool { return e == KeyPlugin })
+	pins.RequirePlugins = slices.DeleteFunc(pins.RequirePlugins, func(e string) bool { return e == KeyPlugin })
+	pins.Values = nil
+	if p == Off {
+		return
+	}
+	pins.PluginLoad = append(pins.PluginLoad, KeyPlugin)
+	pins.RequirePlugins = append(pins.RequirePlugins, KeyPlugin)
+	for _, v := range o.GuardValues(p) {
+		pins.Values = append(pins.Values, guard.ValuePin{Option: v.Name, Value: v.Value})
+	}
+}
+
+func (g *GuardStep) edit(ctx context.Context, p Phase) error {
 	return g.Setup.withMove(ctx, func(mount string) error {
-		p := g.path(mount)
-		b, err := os.ReadFile(p)
+		path := g.Setup.Hardened.GuardConfigInMount(mount)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("failed to read the guard configuration: %w", err)
 		}
 		var c guard.Config
 		if err := json.Unmarshal(b, &c); err != nil {
-			return fmt.Errorf("the guard configuration %s: %w", p, err)
+			return fmt.Errorf("the guard configuration %s: %w", path, err)
 		}
 		if c.Pins == nil {
-			return fmt.Errorf("the guard configuration %s has no pins: run 'mysecure harden mysqld --undo' and harden again", p)
+			return fmt.Errorf("the guard configuration %s has no pins: run 'mysecure harden mysqld --undo' and harden again", path)
 		}
-		has := slices.Contains(c.Pins.PluginLoad, KeyPlugin)
-		switch {
-		case add && has, !add && !has:
-			return nil
-		case add:
-			c.Pins.PluginLoad = append(c.Pins.PluginLoad, KeyPlugin)
-		default:
-			c.Pins.PluginLoad = slices.DeleteFunc(c.Pins.PluginLoad, func(e string) bool { return e == KeyPlugin })
-		}
+		g.Setup.Opts.SetGuardPhase(c.Pins, p)
 		out, err := json.MarshalIndent(&c, "", "  ")
 		if err != nil {
 			return err
 		}
-		return writeAtomic(p, append(out, '\n'), 0o600)
+		return writeAtomic(path, append(out, '\n'), 0o600)
 	})
 }
 
-func (g *GuardPluginStep) Apply(ctx context.Context) error { return g.edit(ctx, true) }
-func (g *GuardPluginStep) Undo(ctx context.Context) error  { return g.edit(ctx, false) }
+func (g *GuardStep) Apply(ctx context.Context) error { return g.edit(ctx, g.Phase) }
+func (g *GuardStep) Undo(ctx context.Context) error  { return g.edit(ctx, g.UndoPhase) }
 
 // CnfStep writes the server's option file for engine mode.
 type CnfStep struct {
@@ -372,6 +390,53 @@ func (c *CnfStep) Apply(context.Context) error {
 }
 
 func (c *CnfStep) Undo(context.Context) error { return RemoveOwn(c.Path) }
+
+// ManifestStep writes one of MySQL's JSON files for the keyring component
+// (ManifestFiles). JSON has no comments: a file is engine mode's when its
+// content is exactly what engine mode writes; any other file at that place
+// is refused and left alone.
+type ManifestStep struct{ File ManifestFile }
+
+func (m *ManifestStep) ID() string { return "engine:manifest:" + m.File.Path }
+func (m *ManifestStep) Describe() string {
+	return "write " + m.File.Path + " (MySQL: " + strings.TrimSpace(m.File.Content) + ")"
+}
+
+func (m *ManifestStep) Check(context.Context) (bool, string, error) {
+	b, err := os.ReadFile(m.File.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, m.File.Path + " is missing", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	if string(b) != m.File.Content {
+		return false, "", fmt.Errorf("%s %w (merge it by hand: %s)", m.File.Path, ErrForeignFile, strings.TrimSpace(m.File.Content))
+	}
+	return true, "", nil
+}
+
+func (m *ManifestStep) Apply(context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(m.File.Path), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(m.File.Path, []byte(m.File.Content), 0o644)
+}
+
+// Undo removes the file when it is still what Apply wrote.
+func (m *ManifestStep) Undo(context.Context) error {
+	b, err := os.ReadFile(m.File.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if string(b) != m.File.Content {
+		return fmt.Errorf("%s %w: left in place", m.File.Path, ErrForeignFile)
+	}
+	return os.Remove(m.File.Path)
+}
 
 // RemoveOwn removes a file engine mode wrote (it starts with Marker).
 func RemoveOwn(p string) error {

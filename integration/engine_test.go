@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -217,7 +220,7 @@ func TestEngineHardened(t *testing.T) {
 	// allow-list and the rule names the real binary in the mount.
 	out := h.ms(0, append(append([]string{"engine", "enable"}, flags...), h.creds()...)...)
 	real := filepath.Join(h.mnt, "protected", h.bin)
-	if !strings.Contains(out, "ALLOW @protected etc/mysql/mysecure-engine/keys.txt "+real+" --user=mysql") || !strings.Contains(out, "let the guard load the key plugin") {
+	if !strings.Contains(out, "ALLOW @protected etc/mysql/mysecure-engine/keys.txt "+real+" --user=mysql") || !strings.Contains(out, "require the key plugin file_key_management and pin engine mode's settings") {
 		t.Fatalf("enable on a hardened server: %s", out)
 	}
 	s, err := h.start(wrapper, defaults)
@@ -233,6 +236,21 @@ func TestEngineHardened(t *testing.T) {
 		t.Fatalf("key plugin: %q %v", out, err)
 	}
 	s.Stop()
+	// The guard pins engine mode: a start that turns encryption off, or
+	// points the key plugin at other keys, is refused.
+	os.WriteFile(filepath.Join(h.dir, "forged-keys.txt"), []byte("1;"+strings.Repeat("00", 32)+"\n2;"+strings.Repeat("11", 32)+"\n"), 0o644)
+	for _, bad := range [][]string{{"--skip-innodb-encrypt-tables"}, {"--innodb-encrypt-tables=OFF"}, {"--loose-file-key-management-filename=" + filepath.Join(h.dir, "forged-keys.txt")},
+		{"--skip-encrypt-binlog"}, {"--plugin-load=auth_ed25519"}} {
+		var stderr bytes.Buffer
+		s, err := sandbox.Start(ctx, sandbox.Options{Dir: filepath.Join(h.dir, "srv"), DataDir: h.datadir, Binary: wrapper, Defaults: defaults, Args: bad, Stderr: &stderr})
+		if err == nil {
+			s.Stop()
+			t.Fatalf("the guard started the server with %v", bad)
+		}
+		if !strings.Contains(stderr.String(), "mysecure-guard: error: refused") {
+			t.Errorf("%v: not refused by the guard: %s", bad, stderr.String())
+		}
+	}
 	// --skip-grant-tables through the guard: removed; passwords still asked.
 	s, err = h.start(wrapper, defaults, "--skip-grant-tables")
 	if err != nil {
@@ -249,5 +267,204 @@ func TestEngineHardened(t *testing.T) {
 	}
 	if b, err := exec.Command("cat", filepath.Join(h.mnt, "protected", "etc", "mysql", "mysecure-engine", "keys.txt")).CombinedOutput(); err == nil {
 		t.Fatalf("cat read the keys: %d bytes", len(b))
+	}
+
+	// engine disable on the hardened server: the guard's pins follow each
+	// run (a start with the decrypting option file, then one without the
+	// key plugin, both through the guard).
+	if s, err = h.start(wrapper, defaults); err != nil {
+		t.Fatal(err)
+	}
+	srv := append([]string{"--mysql-socket", s.Socket}, flags[:len(flags)-1]...) // without --allow-backup-tool
+	h.ms(0, append(append([]string{"engine", "disable"}, srv...), h.creds()...)...)
+	s.Stop()
+	if s, err = h.start(wrapper, defaults); err != nil {
+		t.Fatalf("start through the guard with the decrypting option file: %v", err)
+	}
+	srv[1] = s.Socket
+	h.ms(0, append(append([]string{"engine", "disable"}, srv...), h.creds()...)...)
+	s.Stop()
+	if s, err = h.start(wrapper, defaults); err != nil {
+		t.Fatalf("start through the guard after engine disable: %v", err)
+	}
+	if out, err := s.Client(ctx, "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='file_key_management'; SELECT v FROM shop.t"); err != nil || !strings.HasPrefix(strings.TrimSpace(out), "0\n") {
+		t.Fatalf("after engine disable: %q %v", out, err)
+	}
+	s.Stop()
+	// The key plugin is no longer allowed by the guard.
+	var stderr bytes.Buffer
+	if s, err := sandbox.Start(ctx, sandbox.Options{Dir: filepath.Join(h.dir, "srv"), DataDir: h.datadir, Binary: wrapper, Defaults: defaults,
+		Args: []string{"--plugin-load-add=file_key_management"}, Stderr: &stderr}); err == nil {
+		s.Stop()
+		t.Fatal("the guard loaded the key plugin after engine disable")
+	}
+}
+
+// TestEngineDisable: engine mode is turned off online. Run 1 decrypts
+// (the tablespaces by the background threads, the Aria tables by a
+// rebuild) and keeps the key plugin; a second run before the restart and
+// one with encrypted binary logs left are refused; after the restart and
+// a purge, run 2 removes the option file. The server then starts with
+// the mount down (no key plugin, no key), reads every row, and the
+// marker rows are now in plaintext in their table files: the decryption
+// happened. (What the redo log and the binary logs hold is not asserted:
+// old redo blocks and purged binary logs are not rewritten.)
+func TestEngineDisable(t *testing.T) {
+	h := newHardenEnv(t)
+	cnfDir := filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d")
+	myCnf := filepath.Join(h.root, "etc", "mysql", "my.cnf")
+	if err := os.WriteFile(myCnf, []byte("[mysqld]\nlog-bin=mysql-bin\nserver-id=1\nbinlog-format=ROW\n!includedir "+cnfDir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defaults := []string{"--defaults-file=" + myCnf}
+	flags := []string{"--binary", h.bin, "--cnf-dir", cnfDir, "--state", filepath.Join(h.root, "etc", "mysecure", "engine.json"), "--harden-state", h.state}
+	h.ms(0, append(append([]string{"engine", "enable"}, flags...), h.creds()...)...)
+	cnf := filepath.Join(cnfDir, "99-mysecure-engine.cnf")
+
+	s, err := h.start(h.bin, defaults)
+	if err != nil {
+		t.Fatalf("start with engine mode: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const rowMark, ariaMark = "DISROW-4c1e77", "DISARIA-9b2d05"
+	if out, err := s.Client(ctx, "INSERT INTO shop.t VALUES ('"+rowMark+"'); CREATE TABLE shop.a (v VARCHAR(40)) ENGINE=Aria TRANSACTIONAL=0; INSERT INTO shop.a VALUES ('"+ariaMark+"');"+
+		" CREATE TABLE shop.big (id INT PRIMARY KEY, v TEXT); INSERT INTO shop.big SELECT seq, REPEAT(MD5(seq), 20) FROM shop.seq_1_to_5000;"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	srv := append([]string{"--mysql-socket", s.Socket}, flags...)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		o, err := h.cmd(append([]string{"engine", "status"}, srv...)...).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("engine status not complete: %v %s", err, o)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The baseline: encrypted, no marker in the datadir. (The Aria table
+	// is not transactional: MariaDB writes rows of transactional Aria
+	// tables to the Aria log in plaintext, see docs/engine.md.)
+	if hits := grepTree(t, h.datadir, rowMark, ariaMark); len(hits) > 0 {
+		t.Fatalf("plaintext in the datadir in engine mode: %v", hits)
+	}
+	if s, err = h.start(h.bin, defaults); err != nil {
+		t.Fatal(err)
+	}
+	srv[1] = s.Socket
+	enabled, _ := os.ReadFile(cnf)
+
+	// Without a server: a usage error.
+	h.ms(2, append([]string{"engine", "disable"}, flags...)...)
+	out := h.ms(0, append([]string{"engine", "disable", "--dry-run"}, srv...)...)
+	if !strings.Contains(out, "run 1 of 2") || !strings.Contains(out, "dry run: ") {
+		t.Fatalf("dry run: %s", out)
+	}
+	if b, _ := os.ReadFile(cnf); !bytes.Equal(b, enabled) {
+		t.Fatal("the dry run changed the option file")
+	}
+	// A session holds a lock on an Aria table and lock waits time out
+	// after 2 s: the rebuild fails and the run is rolled back (encryption
+	// back on, the option file as it was).
+	locker := exec.Command("mariadb", "--socket="+s.Socket, "--batch", "--skip-column-names", "--unbuffered")
+	lockIn, _ := locker.StdinPipe()
+	lockOut, _ := locker.StdoutPipe()
+	if err := locker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(lockIn, "LOCK TABLES shop.a READ; SELECT 'locked';\n")
+	if line, err := bufio.NewReader(lockOut).ReadString('\n'); err != nil || strings.TrimSpace(line) != "locked" {
+		t.Fatalf("lock: %q %v", line, err)
+	}
+	if o, err := s.Client(ctx, "SET GLOBAL lock_wait_timeout = 2"); err != nil {
+		t.Fatalf("%v %s", err, o)
+	}
+	out = h.ms(1, append([]string{"engine", "disable"}, srv...)...)
+	lockIn.Close()
+	locker.Wait()
+	if !strings.Contains(out, "failed to rebuild the Aria table `shop`.`a`") || !strings.Contains(out, "undone:    SET GLOBAL innodb_encrypt_tables = OFF") {
+		t.Fatalf("a failed run 1: %s", out)
+	}
+	if b, _ := os.ReadFile(cnf); !bytes.Equal(b, enabled) {
+		t.Fatal("a rolled-back run changed the option file")
+	}
+	if o, err := s.Client(ctx, "SET GLOBAL lock_wait_timeout = DEFAULT; SELECT @@innodb_encrypt_tables, @@aria_encrypt_tables, @@encrypt_tmp_disk_tables"); err != nil ||
+		strings.Join(strings.Fields(o), " ") != "FORCE 1 1" {
+		t.Fatalf("after the rollback: %q %v", o, err)
+	}
+	out = h.ms(0, append([]string{"engine", "disable"}, srv...)...)
+	t.Logf("run 1: %s", out)
+	if b, err := os.ReadFile(cnf); err != nil || !strings.Contains(string(b), "innodb_encrypt_log = OFF") || !strings.Contains(string(b), "file_key_management = FORCE_PLUS_PERMANENT") {
+		t.Fatalf("option file after run 1: %q %v", b, err)
+	}
+	if o, err := s.Client(ctx, "SELECT COUNT(*) FROM information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE ENCRYPTION_SCHEME <> 0"); err != nil || strings.TrimSpace(o) != "0" {
+		t.Fatalf("encrypted tablespaces after run 1: %q %v", o, err)
+	}
+	// Not restarted yet: refused, nothing changed.
+	out = h.ms(2, append([]string{"engine", "disable"}, srv...)...)
+	if !strings.Contains(out, "not restarted") {
+		t.Fatalf("run 2 before the restart: %s", out)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = h.start(h.bin, defaults); err != nil {
+		t.Fatalf("restart with the decrypting option file: %v", err)
+	}
+	srv[1] = s.Socket
+	// The binary logs written in engine mode are still encrypted.
+	out = h.ms(2, append([]string{"engine", "disable"}, srv...)...)
+	if !strings.Contains(out, "binary logs still encrypted") || !strings.Contains(out, "PURGE BINARY LOGS TO") {
+		t.Fatalf("run 2 with encrypted binary logs: %s", out)
+	}
+	if _, err := os.Stat(cnf); err != nil {
+		t.Fatal("a refused run changed the option file")
+	}
+	cur, err := s.Client(ctx, "SELECT @@log_bin_basename")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Client(ctx, "SHOW MASTER STATUS")
+	if err != nil || !strings.HasPrefix(st, filepath.Base(strings.TrimSpace(cur))) {
+		t.Fatalf("master status: %q %v", st, err)
+	}
+	if o, err := s.Client(ctx, "PURGE BINARY LOGS TO '"+strings.Fields(st)[0]+"'"); err != nil {
+		t.Fatalf("%v %s", err, o)
+	}
+	out = h.ms(0, append([]string{"engine", "disable"}, srv...)...)
+	t.Logf("run 2: %s", out)
+	if _, err := os.Stat(cnf); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the option file is still there: %v", err)
+	}
+	if out := h.ms(0, append([]string{"engine", "disable"}, srv...)...); !strings.Contains(out, "engine mode is off") {
+		t.Fatalf("a third run: %s", out)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The key is not needed any more: the mount goes down, the server
+	// starts without the key plugin and reads everything.
+	h.ms(0, "umount")
+	if s, err = h.start(h.bin, defaults); err != nil {
+		t.Fatalf("start after engine disable, without the mount: %v", err)
+	}
+	if o, err := s.Client(ctx, "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='file_key_management'; SELECT v FROM shop.t WHERE v='"+rowMark+"';"+
+		" SELECT v FROM shop.a; SELECT COUNT(*) FROM shop.big; SELECT COUNT(*) > 0 FROM mysql.global_priv;"); err != nil ||
+		strings.Join(strings.Fields(o), " ") != "0 "+rowMark+" "+ariaMark+" 5000 1" {
+		t.Fatalf("after engine disable: %q %v", o, err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	hits := strings.Join(grepTree(t, h.datadir, rowMark, ariaMark), "\n")
+	for _, want := range []string{filepath.Join("shop", "t.ibd") + ": " + rowMark, filepath.Join("shop", "a.MAD") + ": " + ariaMark} {
+		if !strings.Contains(hits, want) {
+			t.Errorf("no plaintext %q after engine disable; found:\n%s", want, hits)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,10 +26,30 @@ type engineOptions struct {
 	DryRun     bool
 	BackupTool string
 	KeepRules  bool
-	// status
+	// status, disable
 	Socket       string
 	DefaultsFile string
 	JSON         bool
+	Timeout      time.Duration
+}
+
+// addServer adds the flags that reach the running server.
+func (eo *engineOptions) addServer(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&eo.Socket, "mysql-socket", "", "the server's unix `SOCKET`")
+	f.StringVar(&eo.DefaultsFile, "defaults-file", "", "client option `FILE` with the connection and credentials (never give a password on the command line)")
+}
+
+// sqlConn is the client connection of --defaults-file and --mysql-socket.
+func (eo *engineOptions) sqlConn() engine.Conn {
+	var qargs []string
+	if eo.DefaultsFile != "" {
+		qargs = append(qargs, "--defaults-file="+eo.DefaultsFile)
+	}
+	if eo.Socket != "" {
+		qargs = append(qargs, "--socket="+eo.Socket)
+	}
+	return engine.Conn{Args: qargs}
 }
 
 func (eo *engineOptions) addLocate(cmd *cobra.Command) {
@@ -40,6 +61,7 @@ func (eo *engineOptions) addLocate(cmd *cobra.Command) {
 	f.StringVar(&eo.o.KeyPath, "key-path", "", "the key file's place in @protected (default "+engine.DefaultKeyPath+")")
 	f.StringVar(&eo.o.HardenState, "harden-state", hardening.DefaultStatePath, "the harden state `FILE`: when it exists the rule names the real binary behind the guard")
 	f.StringVar(&eo.o.StatePath, "state", engine.DefaultStatePath, "record the applied steps in `FILE`")
+	f.StringVar(&eo.o.PluginDir, "plugin-dir", engine.DefaultPluginDir, "MySQL: the plugin `DIR` that gets the keyring component's configuration (the manifest goes next to --binary)")
 }
 
 func newEngineCommand(g *globalOptions) *cobra.Command {
@@ -51,7 +73,7 @@ file_key_management; MySQL 8.4 component_keyring_file) with its keys in
 @protected on the mount, readable only by the fingerprinted server binary.
 The datadir stays on a plain disk: near plain-disk speed. See docs/engine.md.`,
 	}
-	cmd.AddCommand(newEngineEnableCommand(g), newEngineStatusCommand(g))
+	cmd.AddCommand(newEngineEnableCommand(g), newEngineStatusCommand(g), newEngineDisableCommand(g))
 	return cmd
 }
 
@@ -94,6 +116,21 @@ func engineSetup(g *globalOptions, eo *engineOptions, conn admin.Conn) (*engine.
 	return s, nil
 }
 
+// engineAdminSetup asks for the master credential and returns the setup
+// whose steps use it. The caller wipes the credential.
+func engineAdminSetup(ctx context.Context, g *globalOptions, eo *engineOptions, c *daemon.Client) (*engine.Setup, *daemon.Credential, error) {
+	cred, err := adminCredential(ctx, c, &eo.creds)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := engineSetup(g, eo, admin.Conn{Client: c, Cred: cred})
+	if err != nil {
+		cred.Wipe()
+		return nil, nil, err
+	}
+	return s, cred, nil
+}
+
 func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) error {
 	var err error
 	if eo.o.BackupTool, err = backupTool(g, eo.BackupTool); err != nil {
@@ -117,24 +154,7 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		return err
 	}
 	fmt.Fprintf(g.p.out, "engine mode for %s (%s; key rule for %s):\n", s.Opts.Binary, s.Opts.Flavor, s.ServerProgram())
-	todo := 0
-	for i, f := range findings {
-		switch {
-		case f.Done:
-			fmt.Fprintf(g.p.out, "%3d. in place:  %s\n", i+1, f.Step)
-		case f.CheckErr != "":
-			todo++
-			fmt.Fprintf(g.p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, f.Step, f.CheckErr)
-		default:
-			todo++
-			fmt.Fprintf(g.p.out, "%3d. change:    %s (%s)\n", i+1, f.Step, f.Drift)
-		}
-	}
-	if s.Opts.Flavor == engine.MySQL {
-		for _, m := range s.Opts.ManifestFiles("") {
-			fmt.Fprintf(g.p.out, "     also needed (MySQL, not written by mysecure yet): %s: %s", m.Path, m.Content)
-		}
-	}
+	todo := printEngineFindings(g, findings)
 	var refusal error
 	if len(foreign) > 0 && !eo.KeepRules {
 		refusal = withHint(fmt.Errorf("%w: %s", errEngineForeignRules, strings.Join(foreign, "; ")),
@@ -155,15 +175,11 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		fmt.Fprintln(g.p.out, "nothing to change: engine mode is on")
 		return nil
 	}
-	cred, err := adminCredential(ctx, c, &eo.creds)
+	s, cred, err := engineAdminSetup(ctx, g, eo, c)
 	if err != nil {
 		return err
 	}
 	defer cred.Wipe()
-	conn.Cred = cred
-	if s, err = engineSetup(g, eo, conn); err != nil {
-		return err
-	}
 	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent}
 	res, err := r.Apply(ctx, "engine", s.Steps())
 	if res != nil && len(res.Applied) > 0 {
@@ -190,9 +206,8 @@ plaintext. Exits 15 when a step is not in place or something is plaintext.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runEngineStatus(cmd.Context(), g, &eo) },
 	}
 	eo.addLocate(cmd)
+	eo.addServer(cmd)
 	f := cmd.Flags()
-	f.StringVar(&eo.Socket, "mysql-socket", "", "the server's unix `SOCKET`")
-	f.StringVar(&eo.DefaultsFile, "defaults-file", "", "client option `FILE` with the connection and credentials (never give a password on the command line)")
 	f.BoolVar(&eo.JSON, "json", false, "print JSON")
 	return cmd
 }
@@ -224,15 +239,8 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	for _, f := range rep.Steps {
 		rep.OK = rep.OK && f.OK()
 	}
-	var qargs []string
-	if eo.DefaultsFile != "" {
-		qargs = append(qargs, "--defaults-file="+eo.DefaultsFile)
-	}
-	if eo.Socket != "" {
-		qargs = append(qargs, "--socket="+eo.Socket)
-	}
 	if eo.DefaultsFile != "" || eo.Socket != "" {
-		st, err := engine.ReadStatus(ctx, engine.Conn{Args: qargs})
+		st, err := engine.ReadStatus(ctx, eo.sqlConn())
 		if err != nil {
 			rep.Error = err.Error()
 			rep.OK = false
@@ -256,6 +264,9 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 				fmt.Fprintf(g.p.out, "drift:  %s: %s\n", f.Step, f.Drift)
 			}
 		}
+		if st, err := (&engine.Disable{Setup: s}).Stage(); err == nil && st == engine.StageFinish {
+			fmt.Fprintf(g.p.out, "engine mode is being disabled (run 1 of 'engine disable' is done): restart the server, then run 'mysecure engine disable' again\n")
+		}
 		if rep.Error != "" {
 			fmt.Fprintf(g.p.out, "server: %s\n", rep.Error)
 		}
@@ -275,4 +286,122 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		return withHint(fmt.Errorf("%w: engine mode is not complete", errDrift), "'mysecure engine enable' puts missing steps back; the background threads encrypt existing tables after a restart")
 	}
 	return nil
+}
+
+// printEngineFindings prints a plan compared with the host and returns
+// the number of steps that would change.
+func printEngineFindings(g *globalOptions, findings []plan.Finding) int {
+	todo := 0
+	for i, f := range findings {
+		switch {
+		case f.Done:
+			fmt.Fprintf(g.p.out, "%3d. in place:  %s\n", i+1, f.Step)
+		case f.CheckErr != "":
+			todo++
+			fmt.Fprintf(g.p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, f.Step, f.CheckErr)
+		default:
+			todo++
+			fmt.Fprintf(g.p.out, "%3d. change:    %s (%s)\n", i+1, f.Step, f.Drift)
+		}
+	}
+	return todo
+}
+
+func newEngineDisableCommand(g *globalOptions) *cobra.Command {
+	var eo engineOptions
+	cmd := &cobra.Command{
+		Use:   "disable",
+		Short: "Decrypt the server's data online and turn engine mode off (MariaDB; two runs with a restart between)",
+		Long: `Run 1 (the server runs in engine mode): turns table encryption off at run
+time, rebuilds the Aria tables in plaintext, waits until the background
+threads have decrypted every InnoDB tablespace, and rewrites the option file
+with encryption off and the key plugin still loaded. Restart the server: it
+rewrites its redo log in plaintext as it starts and opens a plaintext binary
+log.
+
+Run 2 (after that restart): refuses while a tablespace or a binary log is
+still encrypted (the server needs the key to read them: purge the old binary
+logs first), then removes the option file; the server's next start loads no
+key plugin. On a hardened server the guard's pins follow each run.
+
+The keys stay in @protected: physical backups taken in engine mode need them.
+See docs/engine.md.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runEngineDisable(cmd.Context(), g, &eo) },
+	}
+	eo.addLocate(cmd)
+	eo.addServer(cmd)
+	f := cmd.Flags()
+	f.IntVar(&eo.o.Threads, "threads", engine.DefaultThreads, "innodb_encryption_threads of engine mode's option file (as given to enable)")
+	f.BoolVar(&eo.DryRun, "dry-run", false, "check the server and print the plan, change nothing")
+	f.DurationVar(&eo.Timeout, "timeout", 30*time.Minute, "how long to wait for the background threads to decrypt the tablespaces")
+	eo.creds.AddFlags(f)
+	return cmd
+}
+
+func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) error {
+	if eo.Socket == "" && eo.DefaultsFile == "" {
+		return withHint(usagef("engine disable needs the running server"), "pass --mysql-socket SOCKET or --defaults-file FILE")
+	}
+	c := daemon.NewClient(g.cfg.Socket)
+	conn := admin.Conn{Client: c}
+	s, err := engineSetup(g, eo, conn)
+	if err != nil {
+		return err
+	}
+	d := &engine.Disable{Setup: s, SQL: eo.sqlConn(), Timeout: eo.Timeout}
+	stage, err := d.Stage()
+	if err != nil {
+		return engineRefusal(err)
+	}
+	if stage == engine.StageOff {
+		fmt.Fprintf(g.p.out, "nothing to change: engine mode is off (%s does not exist)\n", s.Opts.CnfPath())
+		return nil
+	}
+	steps, err := d.Plan(ctx, stage)
+	if err != nil {
+		return engineRefusal(err)
+	}
+	findings, err := plan.Check(ctx, steps)
+	if err != nil {
+		return err
+	}
+	run := map[engine.Stage]string{engine.StageDecrypt: "run 1 of 2: decrypt", engine.StageFinish: "run 2 of 2: turn the key plugin off"}[stage]
+	fmt.Fprintf(g.p.out, "engine disable for %s (%s):\n", s.Opts.Binary, run)
+	todo := printEngineFindings(g, findings)
+	if eo.DryRun {
+		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", todo)
+		return nil
+	}
+	if s.Hardened != nil {
+		// The guard's configuration is changed in a move session.
+		s, cred, err := engineAdminSetup(ctx, g, eo, c)
+		if err != nil {
+			return err
+		}
+		defer cred.Wipe()
+		d.Setup = s
+		if steps, err = d.Plan(ctx, stage); err != nil {
+			return engineRefusal(err)
+		}
+	}
+	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent}
+	if _, err := r.Apply(ctx, stage.PlanName(), steps); err != nil {
+		return planApplyError(err, r.StatePath, "run 'mysecure engine disable' again", "engine mode is as it was (the threads encrypt again what they had decrypted). ")
+	}
+	if stage == engine.StageDecrypt {
+		fmt.Fprintf(g.p.out, "every tablespace is decrypted: restart the server (it still loads the key plugin and rewrites its redo log in plaintext), then run 'mysecure engine disable' again\n")
+		return nil
+	}
+	fmt.Fprintf(g.p.out, "engine mode is off: restart the server (it starts without the key plugin); the keys stay in @protected for physical backups taken in engine mode\n")
+	return nil
+}
+
+// engineRefusal gives an engine.Refusal its hint (exit 2).
+func engineRefusal(err error) error {
+	var r *engine.Refusal
+	if errors.As(err, &r) {
+		return withHint(usagef(r.Reason), r.Hint)
+	}
+	return err
 }

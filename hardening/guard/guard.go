@@ -231,11 +231,11 @@ func (c *Config) Filter(args []string, home string) ([]string, []Finding, error)
 			continue // pinned below
 		}
 		canon, neg := pinnedName(name)
-		if canon == "" || c.Pins == nil && canon != "chroot" {
+		if canon == "" || c.Pins == nil && canon != "chroot" || lookupPinnable(canon).value && !c.Pins.pinsValue(canon) {
 			body = append(body, a)
 			continue
 		}
-		if !hasValue && !isBoolean(canon) && i+1 < len(rest) {
+		if !hasValue && takesNext(canon) && i+1 < len(rest) {
 			// --datadir DIR: the server takes the next argument.
 			i++
 			value, hasValue = rest[i], true

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -201,7 +202,27 @@ func TestInitFileAndBootstrap(t *testing.T) {
 
 func FuzzFilter(f *testing.F) {
 	f.Add("--skip-grant-tables", "--init-file=/x")
+	f.Add("--skip-innodb-encrypt-tables", "--loose-file-key-management-filename=/k")
+	f.Add("--innodb-encrypt-log", "OFF")
 	f.Fuzz(func(t *testing.T, a, b string) {
+		// Engine mode's pins: whatever is accepted, the last word on each
+		// pinned value is the pin's.
+		ce := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: enginePins()}
+		if out, _, err := ce.Filter([]string{"--no-defaults", "--plugin-load-add=file_key_management", a, b}, ""); err == nil {
+			last := map[string]string{}
+			for _, o := range out {
+				if name, _, ok := strings.Cut(strings.TrimPrefix(o, "--"), "="); ok || strings.HasPrefix(o, "--") {
+					if c, _ := pinnedName(name); c != "" {
+						last[c] = o
+					}
+				}
+			}
+			for _, v := range ce.Pins.Values {
+				if last[v.Option] != "--"+v.Option+"="+v.Value {
+					t.Fatalf("%s: the last word is %q: %v", v.Option, last[v.Option], out)
+				}
+			}
+		}
 		c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}}
 		out, _, err := c.Filter([]string{"--no-defaults", a, b}, "")
 		if err != nil {
@@ -236,13 +257,21 @@ func withoutPins(out []string) []string {
 // FuzzParseGuardConfig: a guard configuration is refused or has an
 // absolute real binary and a clean absolute mount (or none).
 func FuzzParseGuardConfig(f *testing.F) {
-	for _, s := range []string{`{"real_binary":"/usr/sbin/mariadbd","mount":"/var/lib/mysecure/mnt"}`, `{"real_binary":"rel"}`, `{"real_binary":"/x","mount":"/a/../b"}`, `[]`} {
+	for _, s := range []string{`{"real_binary":"/usr/sbin/mariadbd","mount":"/var/lib/mysecure/mnt"}`,
+		`{"real_binary":"/x","pins":{"options":[],"values":[{"option":"innodb-encrypt-tables","value":"FORCE"},{"option":"datadir","value":"/forged"}]}}`, `{"real_binary":"rel"}`, `{"real_binary":"/x","mount":"/a/../b"}`, `[]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := parseConfig("fuzz.json", b)
 		if err != nil {
 			return
+		}
+		if c.Pins != nil {
+			for _, v := range c.Pins.Values {
+				if !slices.Contains(ValueOptions(), v.Option) || v.Value == "" {
+					t.Fatalf("accepted the value pin %+v", v)
+				}
+			}
 		}
 		if !filepath.IsAbs(c.RealBinary) || (c.Mount != "" && filepath.Clean(c.Mount) != c.Mount) {
 			t.Fatalf("accepted %+v", c)

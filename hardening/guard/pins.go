@@ -32,6 +32,24 @@ type Pins struct {
 	// PluginLoad lists the plugins (plugin-load / plugin-load-add entries,
 	// "name=library" or "library") the server may load at start.
 	PluginLoad []string `json:"plugin_load,omitempty"`
+	// Values fixes options to a value: engine mode's encryption settings
+	// (innodb-encrypt-tables, the key plugin and its key file...), so that
+	// a restart cannot turn encryption off or point the key plugin at
+	// other keys. Only the options of ValueOptions can be pinned.
+	Values []ValuePin `json:"values,omitempty"`
+	// RequirePlugins must be in the effective plugin list (the key plugin
+	// in engine mode): the guard refuses to start the server without them.
+	RequirePlugins []string `json:"require_plugins,omitempty"`
+}
+
+// ValuePin fixes one option to one value.
+type ValuePin struct {
+	// Option is the canonical name (innodb-encrypt-tables).
+	Option string `json:"option"`
+	// Value is what the server is given; another value in argv or an
+	// option file is refused (compared case-insensitively, ON/1/TRUE and
+	// OFF/0/FALSE as one, paths as paths).
+	Value string `json:"value"`
 }
 
 // pinnable describes an option the guard pins or refuses: its canonical
@@ -43,6 +61,10 @@ type pinnable struct {
 	minPrefix int
 	short     string
 	boolean   bool
+	// value: pinned by a ValuePin; optional: its value may be left out
+	// (--innodb-encrypt-log), so the next argument is never taken as it;
+	// path: compared as a path.
+	value, optional, path bool
 }
 
 // PinnedOptions are the options whose value a Pin fixes, in the order the
@@ -62,6 +84,29 @@ var pinnables = []pinnable{
 	{name: "plugin-load", minPrefix: 11},
 	{name: "plugin-load-add", minPrefix: 12},
 	{name: "chroot", minPrefix: 3, short: "r"},
+	// Engine mode (ValueOptions); the file-key-management options exist
+	// when the plugin is loaded.
+	{name: "innodb-encrypt-tables", minPrefix: 17, value: true, optional: true},
+	{name: "innodb-encrypt-log", minPrefix: 16, value: true, optional: true},
+	{name: "innodb-encrypt-temporary-tables", minPrefix: 17, value: true, optional: true},
+	{name: "encrypt-tmp-files", minPrefix: 13, value: true, optional: true},
+	{name: "encrypt-tmp-disk-tables", minPrefix: 13, value: true, optional: true},
+	{name: "encrypt-binlog", minPrefix: 9, value: true, optional: true},
+	{name: "aria-encrypt-tables", minPrefix: 6, value: true, optional: true},
+	{name: "file-key-management", minPrefix: 19, value: true, optional: true},
+	{name: "file-key-management-filename", minPrefix: 25, value: true, path: true},
+	{name: "file-key-management-encryption-algorithm", minPrefix: 21, value: true},
+}
+
+// ValueOptions are the options a ValuePin may fix.
+func ValueOptions() []string {
+	var out []string
+	for _, p := range pinnables {
+		if p.value {
+			out = append(out, p.name)
+		}
+	}
+	return out
 }
 
 // pinnedName returns the canonical name of the pinned, listed or refused
@@ -73,7 +118,7 @@ func pinnedName(name string) (canon string, negated bool) {
 	n := normName(name)
 	for _, pre := range []string{"skip-", "disable-"} {
 		if rest, ok := strings.CutPrefix(n, pre); ok {
-			if c, _ := pinnedName(rest); c != "" && isBoolean(c) {
+			if c, _ := pinnedName(rest); c != "" && (isBoolean(c) || lookupPinnable(c).value) {
 				return c, true
 			}
 			return "", false
@@ -92,13 +137,22 @@ func pinnedName(name string) (canon string, negated bool) {
 	return "", false
 }
 
-func isBoolean(canon string) bool {
+func isBoolean(canon string) bool { return lookupPinnable(canon).boolean }
+
+// takesNext reports whether the option, given without "=value" in argv,
+// takes the next argument as its value.
+func takesNext(canon string) bool {
+	p := lookupPinnable(canon)
+	return !p.boolean && !p.optional
+}
+
+func lookupPinnable(canon string) pinnable {
 	for _, p := range pinnables {
 		if p.name == canon {
-			return p.boolean
+			return p
 		}
 	}
-	return false
+	return pinnable{}
 }
 
 // shortName maps a short option letter to its canonical name.
@@ -109,6 +163,45 @@ func shortName(letter string) string {
 		}
 	}
 	return ""
+}
+
+func (p *Pins) valuePin(canon string) *ValuePin {
+	if p == nil {
+		return nil
+	}
+	for i := range p.Values {
+		if p.Values[i].Option == canon {
+			return &p.Values[i]
+		}
+	}
+	return nil
+}
+
+// pinsValue reports whether canon is a value option this configuration
+// pins (the guard leaves an unpinned one to the server).
+func (p *Pins) pinsValue(canon string) bool { return p.valuePin(canon) != nil }
+
+// settingValue reads an option's value for comparison: upper case, the
+// boolean spellings as ON and OFF, no value as ON, a skip-/disable- form
+// as the opposite (OFF for a non-boolean value).
+func settingValue(v string, has, negated bool) string {
+	out := "ON"
+	if has {
+		switch u := strings.ToUpper(strings.TrimSpace(v)); u {
+		case "1", "TRUE", "YES", "ENABLE", "ON":
+		case "0", "FALSE", "NO", "DISABLE", "DISABLED", "OFF":
+			out = "OFF"
+		default:
+			out = u
+		}
+	}
+	if negated {
+		if out == "OFF" {
+			return "ON"
+		}
+		return "OFF"
+	}
+	return out
 }
 
 func (p *Pins) pin(canon string) *Pin {
@@ -144,6 +237,18 @@ func boolValue(v string, has, negated bool) bool {
 func (p *Pins) checkPinned(canon, value string, has, negated bool) error {
 	if canon == "chroot" {
 		return fmt.Errorf("--chroot would let the server resolve its datadir in a tree chosen by whoever starts it")
+	}
+	if lookupPinnable(canon).value {
+		vp := p.valuePin(canon)
+		switch {
+		case vp == nil:
+			return nil
+		case lookupPinnable(canon).path && has && !negated && samePath(value, vp.Value):
+			return nil
+		case !lookupPinnable(canon).path && settingValue(value, has, negated) == settingValue(vp.Value, true, false):
+			return nil
+		}
+		return fmt.Errorf("%s is pinned to %s by 'mysecure engine' (engine mode: the server's own encryption)", canon, vp.Value)
 	}
 	pin := p.pin(canon)
 	if pin == nil {
@@ -195,11 +300,17 @@ func pluginList(list []string, canon, value string) []string {
 	return list
 }
 
-// checkPlugins refuses plugins outside the allow-list.
+// checkPlugins refuses plugins outside the allow-list, and a list
+// without a required plugin.
 func (p *Pins) checkPlugins(list []string) error {
 	for _, e := range list {
 		if !slices.Contains(p.PluginLoad, e) {
 			return fmt.Errorf("plugin %q is not among the plugins the server loaded when it was hardened (%s)", e, strings.Join(p.PluginLoad, ";"))
+		}
+	}
+	for _, r := range p.RequirePlugins {
+		if !slices.Contains(list, r) {
+			return fmt.Errorf("plugin %q is required by 'mysecure engine' (the key plugin of engine mode) and not loaded", r)
 		}
 	}
 	return nil
@@ -220,6 +331,9 @@ func (p *Pins) args(plugins []string) []string {
 	}
 	if plugins != nil {
 		out = append(out, "--plugin-load="+strings.Join(plugins, ";"))
+	}
+	for _, v := range p.Values {
+		out = append(out, "--"+v.Option+"="+v.Value)
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,10 +51,11 @@ func testPins(dd string) *Pins {
 }
 
 // TestPinnedPrefixes: the shortest unique prefixes the guard recognizes
-// are the server's own (a shorter one is ambiguous or another option).
+// are the server's own (a shorter one is ambiguous or another option),
+// with the key plugin loaded (engine mode: its options exist then).
 func TestPinnedPrefixes(t *testing.T) {
 	testenv.RequireCommands(t, "mariadbd")
-	out, err := exec.Command("mariadbd", "--no-defaults", "--verbose", "--help").Output()
+	out, err := exec.Command("mariadbd", "--no-defaults", "--plugin-load-add=file_key_management", "--verbose", "--help").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,5 +225,80 @@ func TestLoadTrustedRefuses(t *testing.T) {
 	}
 	if _, err := LoadTrusted("rel.json"); !errors.Is(err, ErrUntrusted) {
 		t.Errorf("relative: %v", err)
+	}
+}
+
+// enginePins are the pins of engine mode: the hardened pins plus the
+// encryption settings and the key plugin.
+func enginePins() *Pins {
+	p := testPins("/var/lib/mysql")
+	p.PluginLoad = append(p.PluginLoad, "file_key_management")
+	p.RequirePlugins = []string{"file_key_management"}
+	p.Values = []ValuePin{{"file-key-management", "FORCE_PLUS_PERMANENT"}, {"file-key-management-filename", "/mnt/protected/keys.txt"},
+		{"file-key-management-encryption-algorithm", "AES_CTR"}, {"innodb-encrypt-tables", "FORCE"}, {"innodb-encrypt-log", "ON"},
+		{"innodb-encrypt-temporary-tables", "ON"}, {"encrypt-tmp-files", "ON"}, {"encrypt-tmp-disk-tables", "ON"}, {"encrypt-binlog", "ON"},
+		{"aria-encrypt-tables", "ON"}}
+	return p
+}
+
+// TestEnginePins: with engine mode's values pinned, every form that
+// would turn encryption off, drop the key plugin or point it at other
+// keys is refused, in argv and in option files; the pinned values in
+// other spellings are accepted, and the server ends up with the pinned
+// values whatever came before. Without value pins the same options pass
+// through untouched.
+func TestEnginePins(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: enginePins()}
+	key := "--plugin-load-add=file_key_management"
+	for _, bad := range [][]string{
+		{"--skip-innodb-encrypt-tables"}, {"--innodb-encrypt-tables=OFF"}, {"--innodb-encrypt-tables=ON"}, {"--innodb_encrypt_tab=0"},
+		{"--loose-innodb-encrypt-tables=OFF"}, {"--disable-innodb-encrypt-tables"}, {"--innodb-encrypt-tables", "OFF"},
+		{"--skip-innodb-encrypt-log"}, {"--innodb-encrypt-log=0"}, {"--innodb-encrypt-temporary-tables=OFF"},
+		{"--encrypt-tmp-files=FALSE"}, {"--skip-encrypt-tmp-disk-tables"}, {"--encrypt-binlog=off"}, {"--skip-encrypt-b"},
+		{"--aria-encrypt-tables=0"}, {"--skip-aria-e"}, {"--skip-file-key-management"}, {"--file-key-management=ON"}, {"--file-key-management"},
+		{"--loose-file-key-management-filename=/tmp/forged.txt"}, {"--file_key_management_filen=/tmp/forged.txt"},
+		{"--file-key-management-filename", "/tmp/forged.txt"}, {"--file-key-management-encryption-algorithm=AES_CBC"},
+		{"--plugin-load=auth_ed25519"}, {"--plugin-load-add=evil=evil.so"},
+	} {
+		args := append([]string{"--no-defaults", key}, bad...)
+		if _, fs, err := c.Filter(args, ""); !errors.Is(err, ErrRefused) || len(fs) == 0 || fs[len(fs)-1].Action != "refused" {
+			t.Errorf("%v: not refused: %v %+v", bad, err, fs)
+		}
+	}
+	// Without the key plugin in the list: refused.
+	if _, _, err := c.Filter([]string{"--no-defaults"}, ""); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "file_key_management") {
+		t.Errorf("a start without the key plugin: %v", err)
+	}
+	dir := t.TempDir()
+	for _, body := range []string{"skip-innodb-encrypt-tables", "innodb_encrypt_tables = OFF", "loose-file-key-management-filename=/tmp/k",
+		"encrypt_binlog=0", "aria-encrypt-tables=OFF", "skip_file_key_management", "plugin-load=auth_ed25519"} {
+		f := filepath.Join(dir, "bad.cnf")
+		os.WriteFile(f, []byte("[mariadb]\nplugin_load_add=file_key_management\n"+body+"\n"), 0o644)
+		if _, _, err := c.Filter([]string{"--defaults-file=" + f}, ""); !errors.Is(err, ErrRefused) {
+			t.Errorf("%q in an option file: %v", body, err)
+		}
+	}
+	good := filepath.Join(dir, "good.cnf")
+	os.WriteFile(good, []byte("[mariadb]\nplugin_load_add = file_key_management\nfile_key_management = FORCE_PLUS_PERMANENT\n"+
+		"file_key_management_filename = /mnt/protected/keys.txt\ninnodb_encrypt_tables = FORCE\ninnodb_encrypt_log = ON\nencrypt_binlog=1\naria_encrypt_tables\n"), 0o644)
+	out, fs, err := c.Filter([]string{"--defaults-file=" + good, "--innodb-encrypt-log=TRUE", "--file-key-management-filename=/mnt/protected/./keys.txt"}, "")
+	if err != nil || len(fs) != 0 {
+		t.Fatalf("engine mode's own values were refused: %v %+v", err, fs)
+	}
+	want := map[string]string{"innodb-encrypt-tables": "FORCE", "innodb-encrypt-log": "TRUE", "encrypt-binlog": "TRUE", "aria-encrypt-tables": "TRUE",
+		"encrypt-tmp-files": "TRUE", "innodb-encrypt-temporary-tables": "TRUE", "file-key-management-filename": "/mnt/protected/keys.txt",
+		"file-key-management-encryption-algorithm": "aes_ctr"}
+	for name, v := range want {
+		if got := serverValue(t, name, out...); got != v {
+			t.Errorf("%s: the server gets %q, want %q (args %v)", name, got, v, out)
+		}
+	}
+	// Without value pins (a hardened server without engine mode), the
+	// encryption options are the server's business: kept as given.
+	plain := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: testPins("/var/lib/mysql")}
+	out, _, err = plain.Filter([]string{"--no-defaults", "--innodb-encrypt-tables=OFF", "--innodb-encrypt-log"}, "")
+	if err != nil || !slices.Contains(out, "--innodb-encrypt-tables=OFF") || !slices.Contains(out, "--innodb-encrypt-log") {
+		t.Fatalf("unpinned options: %v %v", out, err)
 	}
 }

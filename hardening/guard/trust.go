@@ -197,6 +197,13 @@ func parseConfig(path string, b []byte) (*Config, error) {
 	if c.Mount != "" && (!filepath.IsAbs(c.Mount) || filepath.Clean(c.Mount) != c.Mount) {
 		return nil, fmt.Errorf("guard configuration %s: mount must be a clean absolute path", path)
 	}
+	if c.Pins != nil {
+		for _, v := range c.Pins.Values {
+			if !lookupPinnable(v.Option).value || v.Value == "" || strings.ContainsAny(v.Value, "\x00\n") {
+				return nil, fmt.Errorf("guard configuration %s: %q cannot be pinned to %q", path, v.Option, v.Value)
+			}
+		}
+	}
 	return &c, nil
 }
 
