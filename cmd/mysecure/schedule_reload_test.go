@@ -16,14 +16,14 @@ func TestDaemonSchedulesFileAppears(t *testing.T) {
 	t.Setenv("MYSECURE_CONFIG", "")
 
 	g := &globalOptions{} // as the daemon: no --config, no file at start
-	jobs, err := daemonSchedules(g)
+	jobs, _, err := daemonSchedules(g)
 	if err != nil || len(jobs) != 0 {
 		t.Fatalf("no config file: %d jobs, %v; want 0 and no error", len(jobs), err)
 	}
 	if err := os.WriteFile(defaultConfigFile, []byte("schedules:\n  - name: nightly\n    schedule: \"30 2 * * *\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err = daemonSchedules(g)
+	jobs, _, err = daemonSchedules(g)
 	if err != nil || len(jobs) != 1 || jobs[0].Name != "nightly" {
 		t.Fatalf("after the file appeared: %+v, %v; want the nightly job", jobs, err)
 	}
