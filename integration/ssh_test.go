@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -593,4 +594,292 @@ func TestSSHScheduleAdd(t *testing.T) {
 	if id == "" || !strings.Contains(show, `"ssh_host": "db1"`) || !strings.Contains(show, `"mode": "remote-dump"`) {
 		t.Fatalf("the cron run's backup %q is not a remote dump over db1: %s", id, show)
 	}
+}
+
+// sessions are the per-connection sshd processes (and what they run) of
+// this sshd: cutting or freezing them cuts or freezes the client's
+// connection while the listener stays.
+func (s *sshd) sessions() []int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	return descendants(s.cmd.Process.Pid)
+}
+
+func (s *sshd) signalSessions(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	pids := s.sessions()
+	if len(pids) == 0 {
+		t.Fatal("no sshd session to signal: the client is not connected")
+	}
+	for _, p := range pids {
+		syscall.Kill(p, sig)
+	}
+}
+
+// accepted counts the logins sshd logged.
+func (s *sshd) accepted(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("Accepted publickey for root"))
+}
+
+// oneLineError checks that stderr ends with one "mysecure: error: ..."
+// line and at most one hint line (notices such as "no daemon ...: running
+// here" may come before).
+func oneLineError(t *testing.T, what, stderr string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if strings.HasPrefix(lines[len(lines)-1], "mysecure: hint: ") {
+		lines = lines[:len(lines)-1]
+	}
+	last := lines[len(lines)-1]
+	errs := strings.Count(stderr, "mysecure: error: ")
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "mysecure: ") {
+			errs = -1
+		}
+	}
+	if !strings.HasPrefix(last, "mysecure: error: ") || errs != 1 {
+		t.Fatalf("%s: not one error line (and a hint):\n%s", what, stderr)
+	}
+}
+
+// TestSSHAgent: a host with no identity file authenticates with the key
+// a real ssh-agent holds (added with ssh-add from stdin: the key file is
+// gone by then); an emptied agent or a dead agent socket fails with one
+// line naming the agent.
+func TestSSHAgent(t *testing.T) {
+	testenv.RequireCommands(t, "ssh-agent", "ssh-add")
+	e := newSSHBackupEnv(t, "")
+	cfg, _ := os.ReadFile(e.config)
+	noID := bytes.ReplaceAll(cfg, []byte("      identity: ["+e.sshd.userKey+"]\n"), nil)
+	if bytes.Contains(noID, []byte("identity")) {
+		t.Fatalf("identity lines left:\n%s", noID)
+	}
+	os.WriteFile(e.config, noID, 0o600)
+	// Move the key away: only the agent holds it.
+	key, err := os.ReadFile(e.sshd.userKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(e.sshd.userKey)
+	if ids := sshclient.DefaultIdentities(); len(ids) > 0 {
+		t.Logf("root has default key files %v: they are offered too (and refused)", ids)
+	}
+
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	var agentOut bytes.Buffer
+	agent.Stdout, agent.Stderr = &agentOut, &agentOut
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	waitFor(t, "the ssh-agent socket", 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	sshAdd := func(stdin []byte, args ...string) string {
+		t.Helper()
+		c := exec.Command("ssh-add", args...)
+		c.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		c.Stdin = bytes.NewReader(stdin)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh-add %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	sshAdd(key, "-")
+	clear(key)
+	if out := sshAdd(nil, "-l"); strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "ED25519") {
+		t.Fatalf("ssh-add -l: %s", out)
+	}
+
+	vars := e.vars
+	e.vars = append(append([]string(nil), vars...), "SSH_AUTH_SOCK="+sock)
+	n := len(e.catalog(t))
+	logins := e.sshd.accepted(t)
+	m := e.backup(t, "--ssh", "db1", "--databases", "shop")
+	show, _ := e.ms(t, 0, "backup", "show", m.ID, "--json")
+	if !strings.Contains(show, `"ssh_host": "db1"`) {
+		t.Fatalf("backup through the agent: %s", show)
+	}
+	out, _ := e.msPlain(t, 0, "remote", "exec", "db1", "--", "echo", "agent ok")
+	if out != "agent ok\n" {
+		t.Fatalf("remote exec through the agent: %q", out)
+	}
+	if got := e.sshd.accepted(t); got < logins+2 {
+		t.Fatalf("sshd logged %d logins, want at least %d", got, logins+2)
+	}
+
+	// The agent emptied: refused, naming the agent.
+	sshAdd(nil, "-D")
+	for _, args := range [][]string{{"backup", "--ssh", "db1", "--databases", "shop"}, {"remote", "exec", "db1", "--", "true"}} {
+		_, stderr := e.ms(t, 16, args...)
+		oneLineError(t, "empty agent", stderr)
+		if !strings.Contains(stderr, "ssh-agent (it holds no keys") {
+			t.Fatalf("%v with an empty agent: %s", args, stderr)
+		}
+	}
+	// The agent gone (a stale SSH_AUTH_SOCK).
+	agent.Process.Kill()
+	agent.Wait()
+	_, stderr := e.ms(t, 16, "backup", "--ssh", "db1", "--databases", "shop")
+	oneLineError(t, "no agent", stderr)
+	if !strings.Contains(stderr, "cannot connect to SSH_AUTH_SOCK "+sock) {
+		t.Fatalf("dead agent: %s", stderr)
+	}
+	// Without SSH_AUTH_SOCK the CLI offers no agent.
+	e.vars = vars
+	_, stderr = e.ms(t, 16, "backup", "--ssh", "db1", "--databases", "shop")
+	if strings.Contains(stderr, "ssh-agent (") || !strings.Contains(stderr, "mysecure: error: ssh authentication failed") {
+		t.Fatalf("no SSH_AUTH_SOCK, yet the error names an agent: %s", stderr)
+	}
+	if got := len(e.catalog(t)); got != n+1 {
+		t.Fatalf("catalog has %d backups, want %d", got, n+1)
+	}
+}
+
+// TestSSHReconnect: one client, two operations with the connection cut
+// in between (the sshd session killed, the listener up; then sshd
+// restarted): the second reconnects once and works; a second cut is
+// reported, as is a server that is gone.
+func TestSSHReconnect(t *testing.T) {
+	s := startSSHD(t)
+	st := &sshclient.Settings{Hosts: []sshclient.HostConfig{{Name: "db1", Host: "127.0.0.1", Port: s.port, User: "root",
+		Identity: []string{s.userKey}, KnownHosts: []string{s.knownHosts}}}}
+	tg, err := st.Resolve("db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	echo := func(c *sshclient.Client, word string) error {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := c.Run(ctx, "echo "+word, nil, &out, &errb)
+		if err == nil && out.String() != word+"\n" {
+			t.Fatalf("echo %s: %q %q", word, out.String(), errb.String())
+		}
+		return err
+	}
+	oneLine := func(what string, err error) {
+		t.Helper()
+		if err == nil || !errors.Is(err, sshclient.ErrConnect) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("%s: %v; want one line of ErrConnect", what, err)
+		}
+	}
+
+	c, err := sshclient.Dial(ctx, tg, sshclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := echo(c, "one"); err != nil {
+		t.Fatal(err)
+	}
+	s.signalSessions(t, syscall.SIGKILL)
+	logins := s.accepted(t)
+	if err := echo(c, "two"); err != nil {
+		t.Fatalf("after the connection was cut: %v (want one reconnect)", err)
+	}
+	if got := s.accepted(t); got != logins+1 {
+		t.Fatalf("sshd logged %d logins after the cut, want %d", got, logins+1)
+	}
+	// Tunnels reconnect too: a new forwarded connection is a new channel.
+	if _, err := c.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(s.port)); err != nil {
+		t.Fatalf("a channel after the reconnect: %v", err)
+	}
+	s.signalSessions(t, syscall.SIGKILL)
+	err = echo(c, "three")
+	oneLine("the second cut", err)
+	if !strings.Contains(err.Error(), "lost again after 1 reconnect") {
+		t.Fatalf("the second cut: %v", err)
+	}
+
+	// sshd restarted between two operations.
+	c2, err := sshclient.Dial(ctx, tg, sshclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := echo(c2, "four"); err != nil {
+		t.Fatal(err)
+	}
+	s.kill()
+	s.start(t)
+	if err := echo(c2, "five"); err != nil {
+		t.Fatalf("after sshd restarted: %v", err)
+	}
+
+	// sshd gone: the reconnect fails, saying why.
+	c3, err := sshclient.Dial(ctx, tg, sshclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	s.kill()
+	start := time.Now()
+	err = echo(c3, "six")
+	oneLine("sshd gone", err)
+	if !strings.Contains(err.Error(), "reconnecting after the connection was lost") || !strings.Contains(err.Error(), "connection refused") || time.Since(start) > 20*time.Second {
+		t.Fatalf("sshd gone: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestSSHKeepaliveStopped: a server that stops answering (its sshd
+// session frozen with SIGSTOP: the kernel still acknowledges every
+// packet, nothing ever answers) is detected within keepalive ×
+// keepalive-count, and a command running there fails with one line
+// instead of hanging.
+func TestSSHKeepaliveStopped(t *testing.T) {
+	e := newSSHBackupEnv(t, "")
+	cfg, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, bytes.Replace(cfg, []byte("keepalive: 5s\n"), []byte("keepalive: 1s\n      keepalive-count: 2\n"), 1), 0o600)
+	const limit = 2 * time.Second
+
+	cmd := exec.Command(binary, "remote", "exec", "db1", "--", "sleep", "300")
+	cmd.Env = append(os.Environ(), e.vars...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, "the remote sleep", 30*time.Second, func() bool {
+		for _, p := range e.sshd.sessions() {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p)); bytes.HasPrefix(b, []byte("sleep\x00300")) {
+				return true
+			}
+		}
+		return false
+	})
+	// Several keepalives answered first.
+	time.Sleep(3 * time.Second)
+	e.sshd.signalSessions(t, syscall.SIGSTOP)
+	stopped := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("remote exec hangs %s after the server stopped answering: %s", time.Since(stopped), stderr.String())
+	}
+	took := time.Since(stopped)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 16 {
+		t.Fatalf("remote exec: %v, want exit 16\n%s", err, stderr.String())
+	}
+	oneLineError(t, "frozen server", stderr.String())
+	if !strings.Contains(stderr.String(), "answered no keepalive for 2s (keepalive 1s × 2)") {
+		t.Fatalf("the error does not say why: %s", stderr.String())
+	}
+	// The limit after the last answer, plus the start-up of nothing:
+	// the process was running; 2 s of slack for a loaded machine.
+	if took > limit+2*time.Second {
+		t.Fatalf("detected %s after the server stopped, keepalive × count is %s", took, limit)
+	}
+	t.Logf("a frozen server was detected after %s (keepalive 1s × 2)", took.Round(10*time.Millisecond))
 }
