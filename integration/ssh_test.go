@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -882,4 +883,139 @@ func TestSSHKeepaliveStopped(t *testing.T) {
 		t.Fatalf("detected %s after the server stopped, keepalive × count is %s", took, limit)
 	}
 	t.Logf("a frozen server was detected after %s (keepalive 1s × 2)", took.Round(10*time.Millisecond))
+}
+
+// TestSSHDaemonSchedule: a job with ssh: run by the daemon (run-now
+// through the job API, and on its schedule) lands in the catalog and the
+// history; after the ssh: section changes (db1 moved to another sshd, the
+// old one gone) the daemon keeps its settings until a reload (SIGHUP),
+// and the next run uses the new ones. The password is in no process,
+// log or file.
+func TestSSHDaemonSchedule(t *testing.T) {
+	testenv.RequireFUSE(t)
+	e := newSSHBackupEnv(t, `schedules:
+  - name: nightly-db1
+    schedule: "0 2 * * *"
+    ssh: db1
+    databases: [shop]
+`)
+	m := mountVolume(t, e.env, nil, "MYSECURE_CONFIG="+e.config)
+	w := watchProcs(e.password)
+	catalog := func() []catalogEntry {
+		t.Helper()
+		out := m.ms(0, "backup", "list", "--json")
+		var res struct {
+			Backups []catalogEntry `json:"backups"`
+		}
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+			t.Fatalf("backup list: %v\n%s", err, out)
+		}
+		return res.Backups
+	}
+	inCatalog := func(id string) bool {
+		for _, c := range catalog() {
+			if c.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	daemonLog := func() string { b, _ := os.ReadFile(m.log); return string(b) }
+	lastRun := func(job string) historyRec {
+		t.Helper()
+		h := m.history(job)
+		if len(h) == 0 {
+			t.Fatalf("no history for %s", job)
+		}
+		return h[len(h)-1]
+	}
+
+	// run-now: the CLI asks the daemon, which connects with its settings.
+	m.ms(0, "schedule", "run-now", "nightly-db1")
+	r := lastRun("nightly-db1")
+	if r.Status != "success" || r.Trigger != "manual" || !inCatalog(r.BackupID) {
+		t.Fatalf("run-now over ssh: %+v", r)
+	}
+	if !regexp.MustCompile(`"msg":"ssh tunnel open"[^\n]*"ssh_host":"db1"`).MatchString(daemonLog()) {
+		t.Fatalf("the daemon did not run the backup over ssh:\n%s", daemonLog())
+	}
+	show := m.ms(0, "backup", "show", r.BackupID, "--json")
+	if !strings.Contains(show, `"ssh_host": "db1"`) {
+		t.Fatalf("manifest: %s", show)
+	}
+
+	// db1 moves to another sshd (its own host and user keys); the old
+	// one is gone.
+	s2 := startSSHD(t)
+	cfg, _ := os.ReadFile(e.config)
+	moved := strings.NewReplacer(fmt.Sprintf("port: %d\n", e.sshd.port), fmt.Sprintf("port: %d\n", s2.port),
+		e.sshd.userKey, s2.userKey, e.sshd.knownHosts, s2.knownHosts).Replace(string(cfg))
+	os.WriteFile(e.config, []byte(moved), 0o600)
+	e.sshd.kill()
+	// Not reloaded yet: the daemon still dials the old port.
+	c := m.cmd("schedule", "run-now", "nightly-db1")
+	if out, err := c.CombinedOutput(); err == nil {
+		t.Fatalf("run-now before the reload worked: the daemon re-read the config by itself?\n%s", out)
+	}
+	if r := lastRun("nightly-db1"); r.Status != "failed" || !strings.Contains(r.Error, strconv.Itoa(e.sshd.port)) {
+		t.Fatalf("run before the reload: %+v, want a failure naming the old port", r)
+	}
+
+	// SIGHUP: the daemon re-reads schedules and ssh: section.
+	var st map[string]any
+	json.Unmarshal([]byte(m.ms(0, "status", "--json")), &st)
+	pid, _ := st["pid"].(float64)
+	if pid == 0 {
+		t.Fatalf("status has no pid: %v", st)
+	}
+	loads := strings.Count(daemonLog(), "schedules loaded")
+	syscall.Kill(int(pid), syscall.SIGHUP)
+	waitFor(t, "the reload", 10*time.Second, func() bool { return strings.Count(daemonLog(), "schedules loaded") > loads })
+	if strings.Contains(daemonLog(), "schedule reload failed") {
+		t.Fatalf("reload failed:\n%s", daemonLog())
+	}
+	m.ms(0, "schedule", "run-now", "nightly-db1")
+	if r := lastRun("nightly-db1"); r.Status != "success" || !inCatalog(r.BackupID) {
+		t.Fatalf("run-now after the reload: %+v", r)
+	}
+	if s2.accepted(t) == 0 {
+		t.Fatal("the new sshd saw no login")
+	}
+
+	// On its schedule: `schedule add` reloads the daemon through the job
+	// API; the scheduler's run connects with the same settings.
+	out := m.ms(0, "schedule", "add", "often-db1", "--schedule", "@every 2s", "--ssh", "db1", "--remote-dump", "--databases", "shop")
+	if !strings.Contains(out, "reloaded its schedules (2 jobs)") {
+		t.Fatalf("schedule add did not reach the daemon: %s", out)
+	}
+	waitFor(t, "a scheduled run over ssh", 60*time.Second, func() bool { return count(m.history("often-db1"), "success") >= 1 })
+	m.ms(0, "schedule", "remove", "often-db1")
+	var sched historyRec
+	for _, h := range m.history("often-db1") {
+		if h.Status == "success" {
+			sched = h
+			break
+		}
+	}
+	if sched.Trigger != "schedule" || !inCatalog(sched.BackupID) {
+		t.Fatalf("scheduled run: %+v", sched)
+	}
+	show = m.ms(0, "backup", "show", sched.BackupID, "--json")
+	if !strings.Contains(show, `"ssh_host": "db1"`) || !strings.Contains(show, `"mode": "remote-dump"`) {
+		t.Fatalf("scheduled run's manifest: %s", show)
+	}
+	time.Sleep(3 * time.Second) // a run in flight finishes
+	w.finish(t, "mariadb-dump", "sshd")
+
+	for _, f := range []string{e.sshd.log, s2.log, m.log} {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if bytes.Contains(b, []byte(e.password)) {
+			t.Fatalf("the MySQL password is in %s", f)
+		}
+	}
+	scanFiles(t, e.dir, e.password)
+	scanFiles(t, s2.dir, e.password)
 }
