@@ -59,8 +59,8 @@ type Client struct {
 	reconnects int
 	closed     bool
 	stopKA     chan struct{}
-	// lost says why the keepalives closed the connection (nil while it
-	// is up, or when it ended another way).
+	// lost says why the connection ended without Close (nil while it
+	// is up).
 	lost error
 }
 
@@ -138,6 +138,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.stopKA = make(chan struct{})
 	c.lost = nil
 	go c.keepalive(c.conn, c.stopKA)
+	go c.watch(c.conn)
 	c.log().Debug("ssh connected", "addr", t.Addr(), "user", cfg.User)
 	return nil
 }
@@ -325,6 +326,30 @@ func (c *Client) stopKeepalive() {
 		close(c.stopKA)
 		c.stopKA = nil
 	}
+}
+
+// watch records that conn ended when nobody closed it.
+func (c *Client) watch(conn *ssh.Client) {
+	err := conn.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != conn || c.closed || c.lost != nil || c.stopKA == nil {
+		return
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		c.lost = errors.New("the server closed the connection")
+	} else {
+		c.lost = fmt.Errorf("the connection failed: %v", err)
+	}
+}
+
+// Lost says why the connection ended, when it ended without Close and
+// has not been re-established (nil otherwise): a tunnelled tool only
+// sees its own connection drop, this says why.
+func (c *Client) Lost() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
 }
 
 // lostReason says why conn ended when the keepalives closed it ("" when
