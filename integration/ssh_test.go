@@ -503,8 +503,8 @@ func TestSSHKillMidBackup(t *testing.T) {
 			select {
 			case err := <-done:
 				ee, ok := err.(*exec.ExitError)
-				if !ok || ee.ExitCode() == 0 {
-					t.Fatalf("backup did not fail: %v\n%s", err, errb.String())
+				if !ok || ee.ExitCode() != 16 {
+					t.Fatalf("backup: %v, want exit 16 (ssh)\n%s", err, errb.String())
 				}
 			case <-time.After(90 * time.Second):
 				t.Fatalf("backup hangs after the fault: %s", errb.String())
@@ -567,7 +567,17 @@ func TestSSHTunnelIdle(t *testing.T) {
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id1); err != nil {
 		t.Fatal(err)
 	}
+	logb, _ := os.ReadFile(e.sshd.log)
+	kas := bytes.Count(logb, []byte("rtype keepalive@openssh.com want_reply 1"))
 	time.Sleep(31 * time.Second)
+	// The keepalives went out meanwhile (every 5 s) and were answered.
+	logb, _ = os.ReadFile(e.sshd.log)
+	if got := bytes.Count(logb, []byte("rtype keepalive@openssh.com want_reply 1")) - kas; got < 5 {
+		t.Fatalf("sshd saw %d keepalives in 31 s, want at least 5 (every 5 s)", got)
+	}
+	if c.Lost() != nil {
+		t.Fatalf("the idle connection was lost: %v", c.Lost())
+	}
 	var id2 int64
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id2); err != nil || id2 != id1 {
 		t.Fatalf("after 30 s idle the same connection: id %d, %v (want %d)", id2, err, id1)
