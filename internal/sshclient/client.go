@@ -382,14 +382,14 @@ func (c *Client) current(ctx context.Context, failed *ssh.Client) (*ssh.Client, 
 		if c.reconnects == 0 {
 			return nil, fmt.Errorf("%w: %s: the connection was lost%s (reconnects are off)", ErrConnect, c.target.Label(), why)
 		}
-		return nil, fmt.Errorf("%w: %s: the connection was lost again%s after %d reconnect(s), the most allowed", ErrConnect, c.target.Label(), why, c.reconnects)
+		return nil, fmt.Errorf("%w: %s: the connection was lost again after %d reconnect(s), the most allowed%s", ErrConnect, c.target.Label(), c.reconnects, why)
 	}
 	c.reconnects++
 	c.stopKeepalive()
 	c.conn.Close()
 	c.log().Info("ssh connection lost: reconnecting", "reason", strings.TrimPrefix(why, " "))
 	if err := c.connect(ctx); err != nil {
-		return nil, fmt.Errorf("reconnecting after the connection was lost%s: %w", why, err)
+		return nil, fmt.Errorf("%s: the connection was lost%s; reconnecting: %w", c.target.Label(), why, err)
 	}
 	return c.conn, nil
 }

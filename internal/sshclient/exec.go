@@ -51,6 +51,9 @@ func (c *Client) Start(ctx context.Context, command string, stdin io.Reader, std
 		conn = cn
 		return cn.NewSession()
 	})
+	if errors.Is(err, ErrConnect) {
+		return nil, err // lost, and no reconnect left or it failed: says so
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: cannot open a session: %v", ErrConnect, c.target.Label(), err)
 	}
