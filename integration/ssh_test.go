@@ -841,14 +841,21 @@ func TestSSHReconnect(t *testing.T) {
 		}
 	}
 
-	c, err := sshclient.Dial(ctx, tg, sshclient.Options{})
-	if err != nil {
-		t.Fatal(err)
+	// dial connects and runs a first command.
+	dial := func(word string) *sshclient.Client {
+		t.Helper()
+		c, err := sshclient.Dial(ctx, tg, sshclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := echo(c, word); err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	defer c.Close()
-	if err := echo(c, "one"); err != nil {
-		t.Fatal(err)
-	}
+
+	c := dial("one")
 	s.signalSessions(t, syscall.SIGKILL)
 	logins := s.accepted(t)
 	if err := echo(c, "two"); err != nil {
@@ -858,9 +865,11 @@ func TestSSHReconnect(t *testing.T) {
 		t.Fatalf("sshd logged %d logins after the cut, want %d", got, logins+1)
 	}
 	// Tunnels reconnect too: a new forwarded connection is a new channel.
-	if _, err := c.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(s.port)); err != nil {
+	fc, err := c.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(s.port))
+	if err != nil {
 		t.Fatalf("a channel after the reconnect: %v", err)
 	}
+	fc.Close()
 	s.signalSessions(t, syscall.SIGKILL)
 	err = echo(c, "three")
 	oneLine("the second cut", err)
@@ -869,14 +878,7 @@ func TestSSHReconnect(t *testing.T) {
 	}
 
 	// sshd restarted between two operations.
-	c2, err := sshclient.Dial(ctx, tg, sshclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if err := echo(c2, "four"); err != nil {
-		t.Fatal(err)
-	}
+	c2 := dial("four")
 	s.kill()
 	s.start(t)
 	if err := echo(c2, "five"); err != nil {
@@ -884,16 +886,12 @@ func TestSSHReconnect(t *testing.T) {
 	}
 
 	// sshd gone: the reconnect fails, saying why.
-	c3, err := sshclient.Dial(ctx, tg, sshclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c3.Close()
+	c3 := dial("six")
 	s.kill()
 	start := time.Now()
-	err = echo(c3, "six")
+	err = echo(c3, "seven")
 	oneLine("sshd gone", err)
-	if !regexp.MustCompile(`db1: the connection was lost( \(the server closed the connection\))?; reconnecting: ssh connection failed: `).MatchString(err.Error()) || !strings.Contains(err.Error(), "connection refused") || time.Since(start) > 20*time.Second {
+	if !regexp.MustCompile(`db1: the connection was lost( \(the server (closed|reset) the connection\))?; reconnecting: ssh connection failed: `).MatchString(err.Error()) || !strings.Contains(err.Error(), "connection refused") || time.Since(start) > 20*time.Second {
 		t.Fatalf("sshd gone: %v after %s", err, time.Since(start))
 	}
 }

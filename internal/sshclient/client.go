@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -336,9 +337,12 @@ func (c *Client) watch(conn *ssh.Client) {
 	if c.conn != conn || c.closed || c.lost != nil || c.stopKA == nil {
 		return
 	}
-	if err == nil || errors.Is(err, io.EOF) {
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
 		c.lost = errors.New("the server closed the connection")
-	} else {
+	case errors.Is(err, syscall.ECONNRESET):
+		c.lost = errors.New("the server reset the connection")
+	default:
 		c.lost = fmt.Errorf("the connection failed: %v", err)
 	}
 }
