@@ -356,8 +356,8 @@ func (c *Client) Lost() error {
 	return c.lost
 }
 
-// lostReason says why conn ended when the keepalives closed it ("" when
-// they did not).
+// lostReason says why conn ended, for an error message ("" when it is
+// not known, or conn is no longer the current connection).
 func (c *Client) lostReason(conn *ssh.Client) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
