@@ -142,6 +142,20 @@ func (s *Service) connect(ctx context.Context, o *SSHOptions) (*remoteConn, erro
 	return rc, nil
 }
 
+// explain adds why the SSH connection ended to the failure of a tool
+// that ran through the tunnel: the tool only saw its MySQL connection
+// drop. (A remote tool's failure says it already.)
+func (rc *remoteConn) explain(err error) error {
+	if err == nil || rc.client == nil || rc.remoteDump {
+		return err
+	}
+	lost := rc.client.Lost()
+	if lost == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %v; %w", sshclient.ErrConnect, rc.client.Target().Label(), lost, err)
+}
+
 func (rc *remoteConn) Close() {
 	if rc.fwd != nil {
 		rc.fwd.Close()

@@ -245,7 +245,7 @@ func (s *Service) restoreLogical(ctx context.Context, src dataSource, m *Manifes
 	if filter != nil {
 		stdin.Close()
 	}
-	if err := tc.Wait(); err != nil {
+	if err := rc.explain(tc.Wait()); err != nil {
 		return fmt.Errorf("the restore failed; the target may hold part of the data: %w", err)
 	}
 	return nil

@@ -285,7 +285,7 @@ func (s *Service) Backup(ctx context.Context, opts Options, progress func(Progre
 		// The tool may be blocked writing to us: stop it.
 		cancel()
 	}
-	waitErr := tc.Wait()
+	waitErr := rc.explain(tc.Wait())
 	closeErr := enc.Close()
 	switch {
 	case ctx.Err() != nil:

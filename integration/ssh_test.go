@@ -5,11 +5,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +47,10 @@ func startSSHD(t *testing.T) *sshd {
 
 // startSSHDEnv starts an sshd whose sessions get env (NAME=value, no
 // spaces) besides PATH, with pathFirst before the usual PATH: each such
-// sshd is another "host" with its own mysecure settings.
+// sshd is another "host" with its own mysecure settings. SHLVL=1 keeps
+// bash from sourcing the test machine's ~/.bashrc for sshd sessions (one
+// ran `pyenv rehash`, whose lock file a killed session left behind: every
+// later session waited 60 s for it).
 func startSSHDEnv(t *testing.T, env []string, pathFirst string) *sshd {
 	t.Helper()
 	testenv.RequireRoot(t)
@@ -91,7 +96,7 @@ UsePAM no
 AllowTcpForwarding yes
 AllowStreamLocalForwarding yes
 LogLevel DEBUG3
-SetEnv PATH=%s%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin %s
+SetEnv SHLVL=1 PATH=%s%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin %s
 `, s.port, s.hostKey, dir, dir, pathFirst, filepath.Dir(binary), strings.Join(env, " "))
 	os.WriteFile(s.config, []byte(conf), 0o600)
 	s.start(t)
@@ -407,74 +412,125 @@ func TestSSHRefusals(t *testing.T) {
 	}
 }
 
-// killSSHDMidBackup: a dump blocked behind a table lock, then sshd dies.
-func TestSSHKillMidBackup(t *testing.T) {
-	e := newSSHBackupEnv(t, "")
-	n := len(e.catalog(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// Hold a write lock on a table the dump reads: the dump waits.
-	lockDone := make(chan struct{})
-	go func() {
-		defer close(lockDone)
-		e.srv.Client(ctx, "LOCK TABLES shop.big WRITE; SELECT SLEEP(120);")
-	}()
-	time.Sleep(time.Second)
-	cmd := exec.Command(binary, append([]string{"backup", "--ssh", "db1", "--databases", "shop"}, e.creds...)...)
-	cmd.Env = append(os.Environ(), e.vars...)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the dump runs through the tunnel.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		found := false
-		for _, p := range descendants(cmd.Process.Pid) {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-			if bytes.Contains(b, []byte("mariadb-dump")) && bytes.Contains(b, []byte("--protocol=TCP")) {
-				found = true
-			}
-		}
-		if found {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the dump never started: %s", errb.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond)
-	e.sshd.kill()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() == 0 {
-			t.Fatalf("backup did not fail when sshd died: %v\n%s", err, errb.String())
-		}
-		if !strings.Contains(errb.String(), "mysecure: error:") || strings.Count(strings.TrimSpace(errb.String()), "\n") > 3 {
-			t.Fatalf("not a clean error: %s", errb.String())
-		}
-	case <-time.After(90 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("backup hangs after sshd died: %s", errb.String())
-	}
-	cancel()
-	<-lockDone
-	if got := len(e.catalog(t)); got != n {
-		t.Fatalf("catalog changed: %d backups, want %d", got, n)
-	}
-	var partial []string
-	filepath.Walk(e.store, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && strings.Contains(fi.Name(), "partial") {
-			partial = append(partial, p)
+// storeFiles lists the regular files of a store (names are encrypted:
+// the set is what is compared).
+func storeFiles(t *testing.T, store string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	filepath.Walk(store, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			out[p] = true
 		}
 		return nil
 	})
-	_ = partial // names are encrypted; the catalog count is the check
+	return out
+}
+
+// TestSSHKillMidBackup: a dump blocked behind a table lock, then sshd
+// dies (killed) or stops answering (SIGSTOP: found by the keepalives),
+// in both modes: the backup fails with one error line, soon, and leaves
+// the catalog and the store's files as they were.
+func TestSSHKillMidBackup(t *testing.T) {
+	e := newSSHBackupEnv(t, "")
+	cfg, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, bytes.Replace(cfg, []byte("keepalive: 5s\n"), []byte("keepalive: 1s\n      keepalive-count: 2\n"), 1), 0o600)
+	ctx := context.Background()
+	// One backup first: the catalog's directories exist.
+	e.backup(t, "--ssh", "db1", "--databases", "shop")
+	// Hold a write lock on a table the dump reads: the dump waits.
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(127.0.0.1:%d)/", bkUser, e.password, e.srv.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "LOCK TABLES shop.big WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	defer lock.ExecContext(ctx, "UNLOCK TABLES")
+	n := len(e.catalog(t))
+	files := storeFiles(t, e.store)
+
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		fault syscall.Signal
+		want  []string // in the error
+	}{
+		// The tunnelled tool only sees MySQL go away: the error says why.
+		{"tunnel-killed", nil, syscall.SIGKILL, []string{"error: ssh connection failed: db1: the ", "; mariadb-dump failed (exit status 2)"}},
+		{"remote-dump-killed", []string{"--remote-dump"}, syscall.SIGKILL, []string{"error: ssh connection failed: db1: the connection ended before the remote command did"}},
+		{"tunnel-stopped", nil, syscall.SIGSTOP, []string{"error: ssh connection failed: db1: the server answered no keepalive for 2s (keepalive 1s × 2); mariadb-dump failed"}},
+		{"remote-dump-stopped", []string{"--remote-dump"}, syscall.SIGSTOP, []string{"error: ssh connection failed: db1: the connection ended before the remote command did: the server answered no keepalive for 2s"}},
+	} {
+		// A fresh sshd for each case (the last one killed or froze it).
+		e.sshd.kill()
+		e.sshd.start(t)
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"backup", "--ssh", "db1", "--databases", "shop"}, tc.args...), e.creds...)
+			cmd := exec.Command(binary, args...)
+			cmd.Env = append(os.Environ(), e.vars...)
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			// Wait until the dump runs (here through the tunnel, or
+			// under sshd).
+			waitFor(t, "the dump", 60*time.Second, func() bool {
+				for _, p := range append(descendants(cmd.Process.Pid), e.sshd.sessions()...) {
+					b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+					if bytes.Contains(b, []byte("mariadb-dump")) && bytes.Contains(b, []byte("--single-transaction")) {
+						return true
+					}
+				}
+				return false
+			})
+			time.Sleep(500 * time.Millisecond)
+			if tc.fault == syscall.SIGKILL {
+				e.sshd.kill()
+			} else {
+				e.sshd.signalSessions(t, tc.fault)
+			}
+			faulted := time.Now()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				ee, ok := err.(*exec.ExitError)
+				if !ok || ee.ExitCode() != 16 {
+					t.Fatalf("backup: %v, want exit 16 (ssh)\n%s", err, errb.String())
+				}
+			case <-time.After(90 * time.Second):
+				t.Fatalf("backup hangs after the fault: %s", errb.String())
+			}
+			took := time.Since(faulted)
+			oneLineError(t, tc.name, errb.String())
+			for _, w := range tc.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Fatalf("error does not say %q:\n%s", w, errb.String())
+				}
+			}
+			if took > 15*time.Second {
+				t.Fatalf("the backup took %s to fail", took)
+			}
+			t.Logf("failed after %s: %s", took.Round(10*time.Millisecond), strings.TrimSpace(errb.String()))
+			if got := len(e.catalog(t)); got != n {
+				t.Fatalf("catalog changed: %d backups, want %d", got, n)
+			}
+			now := storeFiles(t, e.store)
+			for f := range now {
+				if !files[f] {
+					t.Errorf("left in the store: %s", f)
+				}
+			}
+		})
+	}
 }
 
 // TestSSHTunnelIdle: a tunnel idle for 30 s (keepalives every 5 s) still
@@ -511,7 +567,17 @@ func TestSSHTunnelIdle(t *testing.T) {
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id1); err != nil {
 		t.Fatal(err)
 	}
+	logb, _ := os.ReadFile(e.sshd.log)
+	kas := bytes.Count(logb, []byte("rtype keepalive@openssh.com want_reply 1"))
 	time.Sleep(31 * time.Second)
+	// The keepalives went out meanwhile (every 5 s) and were answered.
+	logb, _ = os.ReadFile(e.sshd.log)
+	if got := bytes.Count(logb, []byte("rtype keepalive@openssh.com want_reply 1")) - kas; got < 5 {
+		t.Fatalf("sshd saw %d keepalives in 31 s, want at least 5 (every 5 s)", got)
+	}
+	if c.Lost() != nil {
+		t.Fatalf("the idle connection was lost: %v", c.Lost())
+	}
 	var id2 int64
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id2); err != nil || id2 != id1 {
 		t.Fatalf("after 30 s idle the same connection: id %d, %v (want %d)", id2, err, id1)
@@ -593,4 +659,430 @@ func TestSSHScheduleAdd(t *testing.T) {
 	if id == "" || !strings.Contains(show, `"ssh_host": "db1"`) || !strings.Contains(show, `"mode": "remote-dump"`) {
 		t.Fatalf("the cron run's backup %q is not a remote dump over db1: %s", id, show)
 	}
+}
+
+// sessions are the per-connection sshd processes (and what they run) of
+// this sshd: cutting or freezing them cuts or freezes the client's
+// connection while the listener stays.
+func (s *sshd) sessions() []int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	return descendants(s.cmd.Process.Pid)
+}
+
+func (s *sshd) signalSessions(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	pids := s.sessions()
+	if len(pids) == 0 {
+		t.Fatal("no sshd session to signal: the client is not connected")
+	}
+	for _, p := range pids {
+		syscall.Kill(p, sig)
+	}
+}
+
+// accepted counts the logins sshd logged.
+func (s *sshd) accepted(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("Accepted publickey for root"))
+}
+
+// oneLineError checks that stderr ends with one "mysecure: error: ..."
+// line and at most one hint line (notices such as "no daemon ...: running
+// here" and JSON progress lines may come before).
+func oneLineError(t *testing.T, what, stderr string) {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if !strings.HasPrefix(l, "{") {
+			lines = append(lines, l)
+		}
+	}
+	if strings.HasPrefix(lines[len(lines)-1], "mysecure: hint: ") {
+		lines = lines[:len(lines)-1]
+	}
+	last := lines[len(lines)-1]
+	errs := strings.Count(stderr, "mysecure: error: ")
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "mysecure: ") {
+			errs = -1
+		}
+	}
+	if !strings.HasPrefix(last, "mysecure: error: ") || errs != 1 {
+		t.Fatalf("%s: not one error line (and a hint):\n%s", what, stderr)
+	}
+}
+
+// TestSSHAgent: a host with no identity file authenticates with the key
+// a real ssh-agent holds (added with ssh-add from stdin: the key file is
+// gone by then); an emptied agent or a dead agent socket fails with one
+// line naming the agent.
+func TestSSHAgent(t *testing.T) {
+	testenv.RequireCommands(t, "ssh-agent", "ssh-add")
+	e := newSSHBackupEnv(t, "")
+	cfg, _ := os.ReadFile(e.config)
+	noID := bytes.ReplaceAll(cfg, []byte("      identity: ["+e.sshd.userKey+"]\n"), nil)
+	if bytes.Contains(noID, []byte("identity")) {
+		t.Fatalf("identity lines left:\n%s", noID)
+	}
+	os.WriteFile(e.config, noID, 0o600)
+	// Move the key away: only the agent holds it.
+	key, err := os.ReadFile(e.sshd.userKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(e.sshd.userKey)
+	if ids := sshclient.DefaultIdentities(); len(ids) > 0 {
+		t.Logf("root has default key files %v: they are offered too (and refused)", ids)
+	}
+
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	var agentOut bytes.Buffer
+	agent.Stdout, agent.Stderr = &agentOut, &agentOut
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	waitFor(t, "the ssh-agent socket", 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+	sshAdd := func(stdin []byte, args ...string) string {
+		t.Helper()
+		c := exec.Command("ssh-add", args...)
+		c.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		c.Stdin = bytes.NewReader(stdin)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh-add %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	sshAdd(key, "-")
+	clear(key)
+	if out := sshAdd(nil, "-l"); strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "ED25519") {
+		t.Fatalf("ssh-add -l: %s", out)
+	}
+
+	vars := e.vars
+	e.vars = append(append([]string(nil), vars...), "SSH_AUTH_SOCK="+sock)
+	n := len(e.catalog(t))
+	logins := e.sshd.accepted(t)
+	m := e.backup(t, "--ssh", "db1", "--databases", "shop")
+	show, _ := e.ms(t, 0, "backup", "show", m.ID, "--json")
+	if !strings.Contains(show, `"ssh_host": "db1"`) {
+		t.Fatalf("backup through the agent: %s", show)
+	}
+	out, _ := e.msPlain(t, 0, "remote", "exec", "db1", "--", "echo", "agent ok")
+	if out != "agent ok\n" {
+		t.Fatalf("remote exec through the agent: %q", out)
+	}
+	if got := e.sshd.accepted(t); got < logins+2 {
+		t.Fatalf("sshd logged %d logins, want at least %d", got, logins+2)
+	}
+
+	// The agent emptied: refused, naming the agent.
+	sshAdd(nil, "-D")
+	for _, args := range [][]string{{"backup", "--ssh", "db1", "--databases", "shop"}, {"remote", "exec", "db1", "--", "true"}} {
+		_, stderr := e.ms(t, 16, args...)
+		oneLineError(t, "empty agent", stderr)
+		if !strings.Contains(stderr, "ssh-agent (it holds no keys") {
+			t.Fatalf("%v with an empty agent: %s", args, stderr)
+		}
+	}
+	// The agent gone (a stale SSH_AUTH_SOCK).
+	agent.Process.Kill()
+	agent.Wait()
+	_, stderr := e.ms(t, 16, "backup", "--ssh", "db1", "--databases", "shop")
+	oneLineError(t, "no agent", stderr)
+	if !strings.Contains(stderr, "cannot connect to SSH_AUTH_SOCK "+sock) {
+		t.Fatalf("dead agent: %s", stderr)
+	}
+	// Without SSH_AUTH_SOCK the CLI offers no agent.
+	e.vars = vars
+	_, stderr = e.ms(t, 16, "backup", "--ssh", "db1", "--databases", "shop")
+	if strings.Contains(stderr, "ssh-agent (") || !strings.Contains(stderr, "mysecure: error: ssh authentication failed") {
+		t.Fatalf("no SSH_AUTH_SOCK, yet the error names an agent: %s", stderr)
+	}
+	if got := len(e.catalog(t)); got != n+1 {
+		t.Fatalf("catalog has %d backups, want %d", got, n+1)
+	}
+}
+
+// TestSSHReconnect: one client, two operations with the connection cut
+// in between (the sshd session killed, the listener up; then sshd
+// restarted): the second reconnects once and works; a second cut is
+// reported, as is a server that is gone.
+func TestSSHReconnect(t *testing.T) {
+	s := startSSHD(t)
+	st := &sshclient.Settings{Hosts: []sshclient.HostConfig{{Name: "db1", Host: "127.0.0.1", Port: s.port, User: "root",
+		Identity: []string{s.userKey}, KnownHosts: []string{s.knownHosts}}}}
+	tg, err := st.Resolve("db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	echo := func(c *sshclient.Client, word string) error {
+		t.Helper()
+		var out, errb bytes.Buffer
+		err := c.Run(ctx, "echo "+word, nil, &out, &errb)
+		if err == nil && out.String() != word+"\n" {
+			t.Fatalf("echo %s: %q %q", word, out.String(), errb.String())
+		}
+		return err
+	}
+	oneLine := func(what string, err error) {
+		t.Helper()
+		if err == nil || !errors.Is(err, sshclient.ErrConnect) || strings.Contains(err.Error(), "\n") || strings.Count(err.Error(), "ssh connection failed") != 1 {
+			t.Fatalf("%s: %v; want one line of ErrConnect", what, err)
+		}
+	}
+
+	// dial connects and runs a first command.
+	dial := func(word string) *sshclient.Client {
+		t.Helper()
+		c, err := sshclient.Dial(ctx, tg, sshclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := echo(c, word); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	c := dial("one")
+	s.signalSessions(t, syscall.SIGKILL)
+	logins := s.accepted(t)
+	if err := echo(c, "two"); err != nil {
+		t.Fatalf("after the connection was cut: %v (want one reconnect)", err)
+	}
+	if got := s.accepted(t); got != logins+1 {
+		t.Fatalf("sshd logged %d logins after the cut, want %d", got, logins+1)
+	}
+	// Tunnels reconnect too: a new forwarded connection is a new channel.
+	fc, err := c.DialContext(ctx, "tcp", "127.0.0.1:"+strconv.Itoa(s.port))
+	if err != nil {
+		t.Fatalf("a channel after the reconnect: %v", err)
+	}
+	fc.Close()
+	s.signalSessions(t, syscall.SIGKILL)
+	err = echo(c, "three")
+	oneLine("the second cut", err)
+	if !strings.Contains(err.Error(), "lost again after 1 reconnect") {
+		t.Fatalf("the second cut: %v", err)
+	}
+
+	// sshd restarted between two operations.
+	c2 := dial("four")
+	s.kill()
+	s.start(t)
+	if err := echo(c2, "five"); err != nil {
+		t.Fatalf("after sshd restarted: %v", err)
+	}
+
+	// sshd gone: the reconnect fails, saying why.
+	c3 := dial("six")
+	s.kill()
+	start := time.Now()
+	err = echo(c3, "seven")
+	oneLine("sshd gone", err)
+	if !regexp.MustCompile(`db1: the connection was lost( \(the server (closed|reset) the connection\))?; reconnecting: ssh connection failed: `).MatchString(err.Error()) || !strings.Contains(err.Error(), "connection refused") || time.Since(start) > 20*time.Second {
+		t.Fatalf("sshd gone: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestSSHKeepaliveStopped: a server that stops answering (its sshd
+// session frozen with SIGSTOP: the kernel still acknowledges every
+// packet, nothing ever answers) is detected within keepalive ×
+// keepalive-count, and a command running there fails with one line
+// instead of hanging.
+func TestSSHKeepaliveStopped(t *testing.T) {
+	e := newSSHBackupEnv(t, "")
+	cfg, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, bytes.Replace(cfg, []byte("keepalive: 5s\n"), []byte("keepalive: 1s\n      keepalive-count: 2\n"), 1), 0o600)
+	const limit = 2 * time.Second
+
+	cmd := exec.Command(binary, "remote", "exec", "db1", "--", "sleep", "300")
+	cmd.Env = append(os.Environ(), e.vars...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, "the remote sleep", 30*time.Second, func() bool {
+		for _, p := range e.sshd.sessions() {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p)); bytes.HasPrefix(b, []byte("sleep\x00300")) {
+				return true
+			}
+		}
+		return false
+	})
+	// Several keepalives answered first.
+	time.Sleep(3 * time.Second)
+	e.sshd.signalSessions(t, syscall.SIGSTOP)
+	stopped := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("remote exec hangs %s after the server stopped answering: %s", time.Since(stopped), stderr.String())
+	}
+	took := time.Since(stopped)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 16 {
+		t.Fatalf("remote exec: %v, want exit 16\n%s", err, stderr.String())
+	}
+	oneLineError(t, "frozen server", stderr.String())
+	if !strings.Contains(stderr.String(), "answered no keepalive for 2s (keepalive 1s × 2)") {
+		t.Fatalf("the error does not say why: %s", stderr.String())
+	}
+	// The limit after the last answer, plus the start-up of nothing:
+	// the process was running; 2 s of slack for a loaded machine.
+	if took > limit+2*time.Second {
+		t.Fatalf("detected %s after the server stopped, keepalive × count is %s", took, limit)
+	}
+	t.Logf("a frozen server was detected after %s (keepalive 1s × 2)", took.Round(10*time.Millisecond))
+}
+
+// TestSSHDaemonSchedule: a job with ssh: run by the daemon (run-now
+// through the job API, and on its schedule) lands in the catalog and the
+// history; after the ssh: section changes (db1 moved to another sshd, the
+// old one gone) the daemon keeps its settings until a reload (SIGHUP),
+// and the next run uses the new ones. The password is in no process,
+// log or file.
+func TestSSHDaemonSchedule(t *testing.T) {
+	testenv.RequireFUSE(t)
+	e := newSSHBackupEnv(t, `schedules:
+  - name: nightly-db1
+    schedule: "0 2 * * *"
+    ssh: db1
+    databases: [shop]
+`)
+	m := mountVolume(t, e.env, nil, "MYSECURE_CONFIG="+e.config)
+	w := watchProcs(e.password)
+	catalog := func() []catalogEntry {
+		t.Helper()
+		out := m.ms(0, "backup", "list", "--json")
+		var res struct {
+			Backups []catalogEntry `json:"backups"`
+		}
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+			t.Fatalf("backup list: %v\n%s", err, out)
+		}
+		return res.Backups
+	}
+	inCatalog := func(id string) bool {
+		for _, c := range catalog() {
+			if c.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	daemonLog := func() string { b, _ := os.ReadFile(m.log); return string(b) }
+	lastRun := func(job string) historyRec {
+		t.Helper()
+		h := m.history(job)
+		if len(h) == 0 {
+			t.Fatalf("no history for %s", job)
+		}
+		return h[len(h)-1]
+	}
+
+	// run-now: the CLI asks the daemon, which connects with its settings.
+	m.ms(0, "schedule", "run-now", "nightly-db1")
+	r := lastRun("nightly-db1")
+	if r.Status != "success" || r.Trigger != "manual" || !inCatalog(r.BackupID) {
+		t.Fatalf("run-now over ssh: %+v", r)
+	}
+	if !regexp.MustCompile(`"msg":"ssh tunnel open"[^\n]*"ssh_host":"db1"`).MatchString(daemonLog()) {
+		t.Fatalf("the daemon did not run the backup over ssh:\n%s", daemonLog())
+	}
+	show := m.ms(0, "backup", "show", r.BackupID, "--json")
+	if !strings.Contains(show, `"ssh_host": "db1"`) {
+		t.Fatalf("manifest: %s", show)
+	}
+
+	// db1 moves to another sshd (its own host and user keys); the old
+	// one is gone.
+	s2 := startSSHD(t)
+	cfg, _ := os.ReadFile(e.config)
+	moved := strings.NewReplacer(fmt.Sprintf("port: %d\n", e.sshd.port), fmt.Sprintf("port: %d\n", s2.port),
+		e.sshd.userKey, s2.userKey, e.sshd.knownHosts, s2.knownHosts).Replace(string(cfg))
+	os.WriteFile(e.config, []byte(moved), 0o600)
+	e.sshd.kill()
+	// Not reloaded yet: the daemon still dials the old port.
+	c := m.cmd("schedule", "run-now", "nightly-db1")
+	if out, err := c.CombinedOutput(); err == nil {
+		t.Fatalf("run-now before the reload worked: the daemon re-read the config by itself?\n%s", out)
+	}
+	if r := lastRun("nightly-db1"); r.Status != "failed" || !strings.Contains(r.Error, strconv.Itoa(e.sshd.port)) {
+		t.Fatalf("run before the reload: %+v, want a failure naming the old port", r)
+	}
+
+	// SIGHUP: the daemon re-reads schedules and ssh: section.
+	var st map[string]any
+	json.Unmarshal([]byte(m.ms(0, "status", "--json")), &st)
+	pid, _ := st["pid"].(float64)
+	if pid == 0 {
+		t.Fatalf("status has no pid: %v", st)
+	}
+	loads := strings.Count(daemonLog(), "schedules loaded")
+	syscall.Kill(int(pid), syscall.SIGHUP)
+	waitFor(t, "the reload", 10*time.Second, func() bool { return strings.Count(daemonLog(), "schedules loaded") > loads })
+	if strings.Contains(daemonLog(), "schedule reload failed") {
+		t.Fatalf("reload failed:\n%s", daemonLog())
+	}
+	m.ms(0, "schedule", "run-now", "nightly-db1")
+	if r := lastRun("nightly-db1"); r.Status != "success" || !inCatalog(r.BackupID) {
+		t.Fatalf("run-now after the reload: %+v", r)
+	}
+	if s2.accepted(t) == 0 {
+		t.Fatal("the new sshd saw no login")
+	}
+
+	// On its schedule: `schedule add` reloads the daemon through the job
+	// API; the scheduler's run connects with the same settings.
+	out := m.ms(0, "schedule", "add", "often-db1", "--schedule", "@every 2s", "--ssh", "db1", "--remote-dump", "--databases", "shop")
+	if !strings.Contains(out, "reloaded its schedules (2 jobs)") {
+		t.Fatalf("schedule add did not reach the daemon: %s", out)
+	}
+	waitFor(t, "a scheduled run over ssh", 60*time.Second, func() bool { return count(m.history("often-db1"), "success") >= 1 })
+	m.ms(0, "schedule", "remove", "often-db1")
+	var sched historyRec
+	for _, h := range m.history("often-db1") {
+		if h.Status == "success" {
+			sched = h
+			break
+		}
+	}
+	if sched.Trigger != "schedule" || !inCatalog(sched.BackupID) {
+		t.Fatalf("scheduled run: %+v", sched)
+	}
+	show = m.ms(0, "backup", "show", sched.BackupID, "--json")
+	if !strings.Contains(show, `"ssh_host": "db1"`) || !strings.Contains(show, `"mode": "remote-dump"`) {
+		t.Fatalf("scheduled run's manifest: %s", show)
+	}
+	time.Sleep(3 * time.Second) // a run in flight finishes
+	w.finish(t, "mariadb-dump", "sshd")
+
+	for _, f := range []string{e.sshd.log, s2.log, m.log} {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if bytes.Contains(b, []byte(e.password)) {
+			t.Fatalf("the MySQL password is in %s", f)
+		}
+	}
+	scanFiles(t, e.dir, e.password)
+	scanFiles(t, s2.dir, e.password)
 }

@@ -315,10 +315,11 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	if runner != nil {
 		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log, &inForce))
 		runner.reload = func() (int, error) {
-			js, err := daemonSchedules(g)
+			js, hosts, err := daemonSchedules(g)
 			if err != nil {
 				return 0, err
 			}
+			g.sshReloaded.Store(hosts)
 			inForce.Store(js)
 			return len(js), sched.Load(js)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/internal/procfs"
+	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
 func historyOf(g *globalOptions) *schedule.History {
@@ -43,40 +44,45 @@ func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger, jo
 	}
 }
 
-// daemonSchedules re-reads the schedules for a daemon reload: from the
-// config file the daemon read at start, or else from the one `schedule
-// add` writes (--config, $MYSECURE_CONFIG, the default path), which may
-// have appeared since: on a fresh host the first `schedule add` creates
-// it.
-func daemonSchedules(g *globalOptions) ([]schedule.Job, error) {
+// daemonSchedules re-reads the schedules and the ssh: section for a
+// daemon reload: from the config file the daemon read at start, or else
+// from the one `schedule add` writes (--config, $MYSECURE_CONFIG, the
+// default path), which may have appeared since: on a fresh host the first
+// `schedule add` creates it.
+func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, error) {
 	return readSchedules(g.configFileForEdit())
 }
 
-// readSchedules re-reads the schedules of the config file (daemon reload).
-// A file that does not exist holds no schedules.
-func readSchedules(file string) ([]schedule.Job, error) {
+// readSchedules re-reads the schedules and the ssh hosts they use from
+// the config file (daemon reload). A file that does not exist holds none.
+func readSchedules(file string) ([]schedule.Job, sshclient.Settings, error) {
+	var c Config
 	if file == "" {
-		return nil, nil
+		return nil, c.SSH, nil
 	}
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, c.SSH, nil
 	}
 	v := viper.New()
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
 	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("%w: cannot read config file %s: %v", backup.ErrUsage, file, oneLine(err))
+		return nil, c.SSH, fmt.Errorf("%w: cannot read config file %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
-	var c struct {
-		Schedules []schedule.Job `mapstructure:"schedules"`
+	exact := func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }
+	if err := v.UnmarshalKey("schedules", &c.Schedules, exact); err != nil {
+		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
-	if err := v.UnmarshalKey("schedules", &c.Schedules, func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	if err := v.UnmarshalKey("ssh", &c.SSH, exact); err != nil {
+		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
 	if err := schedule.ValidateAll(c.Schedules); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
-	return c.Schedules, nil
+	if err := validateSSHConfig(&c); err != nil {
+		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	}
+	return c.Schedules, c.SSH, nil
 }
 
 // runJob runs a configured job from this process (system cron, systemd,

@@ -78,12 +78,21 @@ func validateSSHConfig(c *Config) error {
 // passphrase or whose passphrase-file is configured.
 func sshDialer(g *globalOptions, interactive bool, passFile string, log *slog.Logger) backup.SSHDialer {
 	return func(ctx context.Context, host string) (*sshclient.Client, error) {
-		t, err := g.cfg.SSH.Resolve(host)
+		t, err := g.sshSettings().Resolve(host)
 		if err != nil {
 			return nil, err
 		}
 		return sshclient.Dial(ctx, t, sshclient.Options{Auth: sshAuth(t, interactive, passFile), Log: log})
 	}
+}
+
+// sshSettings is the ssh: section in force: the one the daemon's last
+// schedule reload read, else the one read at start.
+func (g *globalOptions) sshSettings() *sshclient.Settings {
+	if s := g.sshReloaded.Load(); s != nil {
+		return s
+	}
+	return &g.cfg.SSH
 }
 
 func sshAuth(t *sshclient.Target, interactive bool, passFile string) sshclient.Auth {

@@ -51,6 +51,9 @@ type globalOptions struct {
 	cleanups cleanupSet
 	// ownSignals: the command (the daemon) handles SIGINT/SIGTERM itself.
 	ownSignals atomic.Bool
+	// sshReloaded is the ssh: section a daemon reload read (cfg is not
+	// written after start); see sshSettings.
+	sshReloaded sshclient.SettingsHolder
 }
 
 // cleanupSet holds what must be undone if the process is interrupted.

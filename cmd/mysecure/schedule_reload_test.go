@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -16,15 +17,45 @@ func TestDaemonSchedulesFileAppears(t *testing.T) {
 	t.Setenv("MYSECURE_CONFIG", "")
 
 	g := &globalOptions{} // as the daemon: no --config, no file at start
-	jobs, err := daemonSchedules(g)
+	jobs, _, err := daemonSchedules(g)
 	if err != nil || len(jobs) != 0 {
 		t.Fatalf("no config file: %d jobs, %v; want 0 and no error", len(jobs), err)
 	}
 	if err := os.WriteFile(defaultConfigFile, []byte("schedules:\n  - name: nightly\n    schedule: \"30 2 * * *\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err = daemonSchedules(g)
+	jobs, _, err = daemonSchedules(g)
 	if err != nil || len(jobs) != 1 || jobs[0].Name != "nightly" {
 		t.Fatalf("after the file appeared: %+v, %v; want the nightly job", jobs, err)
+	}
+}
+
+// TestDaemonReloadReadsSSH: a reload returns the ssh: section with the
+// schedules (the daemon dials the hosts of its last reload), and refuses
+// a file whose schedule names a host the section does not have.
+func TestDaemonReloadReadsSSH(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mysecure.yaml")
+	good := "ssh:\n  hosts:\n    - name: db1\n      host: 10.0.0.7\n      port: 2222\n      keepalive: 2s\n      keepalive-count: 4\n" +
+		"schedules:\n  - name: nightly\n    schedule: \"30 2 * * *\"\n    ssh: db1\n"
+	if err := os.WriteFile(file, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jobs, hosts, err := readSchedules(file)
+	if err != nil || len(jobs) != 1 || len(hosts.Hosts) != 1 {
+		t.Fatalf("readSchedules: %+v %+v %v", jobs, hosts, err)
+	}
+	tg, err := hosts.Resolve("db1")
+	if err != nil || tg.Addr() != "10.0.0.7:2222" || tg.Keepalive.String() != "2s" || tg.KeepaliveCount != 4 {
+		t.Fatalf("db1 after a reload: %+v %v", tg, err)
+	}
+	for _, tc := range []struct{ name, bad, want string }{
+		{"unknown host", strings.Replace(good, "ssh: db1", "ssh: db9", 1), `"db9" is not in the ssh: section`},
+		{"bad port", strings.Replace(good, "port: 2222", "port: 70000", 1), "port 70000 is out of range"},
+		{"unknown key", strings.Replace(good, "keepalive: 2s", "keepalive: 2s\n      compression: yes", 1), "compression"},
+	} {
+		os.WriteFile(file, []byte(tc.bad), 0o600)
+		if _, _, err := readSchedules(file); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
 	}
 }

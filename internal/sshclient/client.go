@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -59,6 +60,9 @@ type Client struct {
 	reconnects int
 	closed     bool
 	stopKA     chan struct{}
+	// lost says why the connection ended without Close (nil while it
+	// is up).
+	lost error
 }
 
 // Dial connects and authenticates to t.
@@ -87,14 +91,16 @@ func (c *Client) log() *slog.Logger { return c.opts.Log.With("ssh_host", c.targe
 // connect (re)establishes the connection; c.mu is held or c is new.
 func (c *Client) connect(ctx context.Context) error {
 	t := c.target
-	signers, skipped, err := loadSigners(t, c.opts.Auth)
+	keys, err := loadSigners(t, c.opts.Auth)
 	if err != nil {
 		return err
 	}
+	// The agent signs during the handshake only.
+	defer keys.close()
 	hk := newHostKeyChecker(t.KnownHosts, t.HostKeyCheck == "accept-new")
 	cfg := &ssh.ClientConfig{
 		User:            t.userName(),
-		Auth:            []ssh.AuthMethod{ssh.PublicKeysCallback(signers)},
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(keys.signers...)},
 		HostKeyCallback: hk.Check,
 		Timeout:         c.opts.Timeout,
 		ClientVersion:   "SSH-2.0-mysecure",
@@ -126,47 +132,56 @@ func (c *Client) connect(ctx context.Context) error {
 	sc, chans, reqs, err := ssh.NewClientConn(raw, t.Addr(), cfg)
 	if err != nil {
 		raw.Close()
-		return handshakeError(t, cfg.User, err, skipped)
+		return handshakeError(t, cfg.User, err, keys)
 	}
 	raw.SetDeadline(time.Time{})
 	c.conn = ssh.NewClient(sc, chans, reqs)
 	c.stopKA = make(chan struct{})
+	c.lost = nil
 	go c.keepalive(c.conn, c.stopKA)
+	go c.watch(c.conn)
 	c.log().Debug("ssh connected", "addr", t.Addr(), "user", cfg.User)
 	return nil
 }
 
-func handshakeError(t *Target, user string, err error, skipped []string) error {
+func handshakeError(t *Target, user string, err error, keys *signerSet) error {
 	var he *HostKeyError
 	if errors.As(err, &he) {
 		return he
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "unable to authenticate") || strings.Contains(msg, "no supported methods remain") {
-		extra := ""
-		if len(skipped) > 0 {
-			extra = "; not tried: " + strings.Join(skipped, ", ")
+		extra := " (" + strings.Join(keys.offered, ", ") + ")"
+		if len(keys.skipped) > 0 {
+			extra += "; not tried: " + strings.Join(keys.skipped, ", ")
 		}
 		return fmt.Errorf("%w: %s@%s accepted none of the keys offered%s", ErrAuth, user, t.Addr(), extra)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrConnect, t.Addr(), err)
 }
 
-// loadSigners returns the agent's keys, then the key files'; skipped
-// lists what could not be used and why.
-func loadSigners(t *Target, a Auth) (func() ([]ssh.Signer, error), []string, error) {
-	var signers []ssh.Signer
-	var skipped []string
+// signerSet is the keys offered to a server: the agent's, then the key
+// files'. offered names them for errors (never their contents), skipped
+// says what could not be used and why.
+type signerSet struct {
+	signers []ssh.Signer
+	offered []string
+	skipped []string
+	agent   net.Conn // open while the agent's keys are in use
+}
+
+func (s *signerSet) close() {
+	if s.agent != nil {
+		s.agent.Close()
+		s.agent = nil
+	}
+}
+
+// loadSigners returns the keys to offer to t.
+func loadSigners(t *Target, a Auth) (*signerSet, error) {
+	keys := &signerSet{}
 	if a.AgentSocket != "" {
-		if conn, err := net.Dial("unix", a.AgentSocket); err == nil {
-			if s, err := agent.NewClient(conn).Signers(); err == nil {
-				signers = append(signers, s...)
-			} else {
-				skipped = append(skipped, "ssh-agent ("+err.Error()+")")
-			}
-		} else {
-			skipped = append(skipped, "ssh-agent (cannot connect to its socket)")
-		}
+		keys.addAgent(a.AgentSocket)
 	}
 	files := t.Identity
 	explicit := len(files) > 0
@@ -174,93 +189,182 @@ func loadSigners(t *Target, a Auth) (func() ([]ssh.Signer, error), []string, err
 		files = DefaultIdentities()
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		s, skip, err := loadKeyFile(f, a, explicit)
 		if err != nil {
-			if explicit {
-				return nil, nil, fmt.Errorf("%w: identity file %s: %v", ErrConfig, f, err)
+			keys.close()
+			return nil, err
+		}
+		if s == nil {
+			if skip != "" {
+				keys.skipped = append(keys.skipped, f+" ("+skip+")")
 			}
 			continue
 		}
-		s, err := ssh.ParsePrivateKey(b)
-		var pm *ssh.PassphraseMissingError
-		if errors.As(err, &pm) {
-			if a.Passphrase == nil {
-				skipped = append(skipped, f+" (encrypted, no passphrase given)")
-				clear(b)
-				continue
-			}
-			pp, perr := a.Passphrase(f)
-			if perr != nil {
-				clear(b)
-				return nil, nil, fmt.Errorf("passphrase of %s: %w", f, perr)
-			}
-			s, err = ssh.ParsePrivateKeyWithPassphrase(b, pp)
-			clear(pp)
-			if err != nil {
-				clear(b)
-				return nil, nil, fmt.Errorf("%w: identity file %s: wrong passphrase or unreadable key: %v", ErrAuth, f, err)
-			}
-		} else if err != nil {
-			clear(b)
-			return nil, nil, fmt.Errorf("%w: identity file %s: %v", ErrConfig, f, err)
-		}
-		clear(b)
-		signers = append(signers, s)
+		keys.signers = append(keys.signers, s)
+		keys.offered = append(keys.offered, f)
 	}
-	if len(signers) == 0 {
+	if len(keys.signers) == 0 {
+		keys.close()
 		why := "no key files and no ssh-agent"
-		if len(skipped) > 0 {
-			why = strings.Join(skipped, ", ")
+		if len(keys.skipped) > 0 {
+			why = strings.Join(keys.skipped, ", ")
 		}
-		return nil, nil, fmt.Errorf("%w: no key to offer to %s: %s", ErrAuth, t.Label(), why)
+		return nil, fmt.Errorf("%w: no key to offer to %s: %s", ErrAuth, t.Label(), why)
 	}
-	return func() ([]ssh.Signer, error) { return signers, nil }, skipped, nil
+	return keys, nil
 }
 
-// keepalive sends keepalive@openssh.com requests; three unanswered in a
-// row close the connection (its users then see it fail, and the next
-// channel reconnects).
-func (c *Client) keepalive(conn *ssh.Client, stop chan struct{}) {
-	every := c.target.Keepalive
-	if every == 0 {
-		every = 15 * time.Second
+// addAgent adds the keys of the ssh-agent listening on socket.
+func (s *signerSet) addAgent(socket string) {
+	conn, err := net.Dial("unix", socket)
+	if err != nil {
+		s.skipped = append(s.skipped, "ssh-agent (cannot connect to SSH_AUTH_SOCK "+socket+")")
+		return
 	}
+	signers, err := agent.NewClient(conn).Signers()
+	switch {
+	case err != nil:
+		conn.Close()
+		s.skipped = append(s.skipped, "ssh-agent ("+err.Error()+")")
+	case len(signers) == 0:
+		conn.Close()
+		s.skipped = append(s.skipped, "ssh-agent (it holds no keys: ssh-add adds one)")
+	default:
+		s.agent = conn
+		s.signers = append(s.signers, signers...)
+		s.offered = append(s.offered, fmt.Sprintf("%d from ssh-agent", len(signers)))
+	}
+}
+
+// loadKeyFile reads one identity file. A key it cannot use without
+// failing the connection comes back nil with the reason to report (""
+// for a default key file that vanished).
+func loadKeyFile(f string, a Auth, explicit bool) (ssh.Signer, string, error) {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		if explicit {
+			return nil, "", fmt.Errorf("%w: identity file %s: %v", ErrConfig, f, err)
+		}
+		return nil, "", nil
+	}
+	defer clear(b)
+	s, err := ssh.ParsePrivateKey(b)
+	var pm *ssh.PassphraseMissingError
+	if errors.As(err, &pm) {
+		if a.Passphrase == nil {
+			return nil, "encrypted, no passphrase given", nil
+		}
+		pp, perr := a.Passphrase(f)
+		if perr != nil {
+			return nil, "", fmt.Errorf("passphrase of %s: %w", f, perr)
+		}
+		s, err = ssh.ParsePrivateKeyWithPassphrase(b, pp)
+		clear(pp)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: identity file %s: wrong passphrase or unreadable key: %v", ErrAuth, f, err)
+		}
+	} else if err != nil {
+		return nil, "", fmt.Errorf("%w: identity file %s: %v", ErrConfig, f, err)
+	}
+	return s, "", nil
+}
+
+// keepalive sends a keepalive@openssh.com request every interval (one
+// at a time) and closes the connection when none has been answered for
+// interval × count: a server that stops answering is noticed at most
+// that long after its last answer, and the connection's users then see
+// their channels end (the next channel reconnects).
+func (c *Client) keepalive(conn *ssh.Client, stop chan struct{}) {
+	every, count := c.target.keepalive()
 	if every < 0 {
 		return
 	}
+	limit := every * time.Duration(count)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	missed := 0
+	dead := time.NewTimer(limit)
+	defer dead.Stop()
+	answers := make(chan error, 1)
+	inFlight := false
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
-		}
-		done := make(chan error, 1)
-		go func() {
-			_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
-			done <- err
-		}()
-		select {
-		case err := <-done:
+			if !inFlight {
+				inFlight = true
+				go func() {
+					_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+					answers <- err
+				}()
+			}
+		case err := <-answers:
+			inFlight = false
 			if err != nil {
-				c.log().Warn("ssh connection lost", "err", err)
-				conn.Close()
+				// The connection ended some other way: its users see
+				// that error.
 				return
 			}
-			missed = 0
-		case <-time.After(every):
-			missed++
-			if missed >= 3 {
-				c.log().Warn("ssh keepalives unanswered: closing the connection")
-				conn.Close()
-				return
+			dead.Reset(limit)
+		case <-dead.C:
+			lost := fmt.Errorf("the server answered no keepalive for %s (keepalive %s × %d)", limit, every, count)
+			c.log().Warn("ssh keepalives unanswered: closing the connection", "after", limit.String())
+			c.mu.Lock()
+			if c.conn == conn {
+				c.lost = lost
 			}
-		case <-stop:
+			c.mu.Unlock()
+			conn.Close()
 			return
 		}
 	}
+}
+
+// stopKeepalive ends the keepalives of the current connection; c.mu is
+// held.
+func (c *Client) stopKeepalive() {
+	if c.stopKA != nil {
+		close(c.stopKA)
+		c.stopKA = nil
+	}
+}
+
+// watch records that conn ended when nobody closed it.
+func (c *Client) watch(conn *ssh.Client) {
+	err := conn.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != conn || c.closed || c.lost != nil || c.stopKA == nil {
+		return
+	}
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		c.lost = errors.New("the server closed the connection")
+	case errors.Is(err, syscall.ECONNRESET):
+		c.lost = errors.New("the server reset the connection")
+	default:
+		c.lost = fmt.Errorf("the connection failed: %v", err)
+	}
+}
+
+// Lost says why the connection ended, when it ended without Close and
+// has not been re-established (nil otherwise): a tunnelled tool only
+// sees its own connection drop, this says why.
+func (c *Client) Lost() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
+// lostReason says why conn ended, for an error message ("" when it is
+// not known, or conn is no longer the current connection).
+func (c *Client) lostReason(conn *ssh.Client) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == conn && c.lost != nil {
+		return ": " + c.lost.Error()
+	}
+	return ""
 }
 
 // current returns the live connection, reconnecting once it is gone and
@@ -274,15 +378,22 @@ func (c *Client) current(ctx context.Context, failed *ssh.Client) (*ssh.Client, 
 	if failed == nil || c.conn != failed {
 		return c.conn, nil
 	}
+	why := ""
+	if c.lost != nil {
+		why = " (" + c.lost.Error() + ")"
+	}
 	if c.reconnects >= c.opts.Reconnects {
-		return nil, fmt.Errorf("%w: %s: the connection was lost", ErrConnect, c.target.Label())
+		if c.reconnects == 0 {
+			return nil, fmt.Errorf("%w: %s: the connection was lost%s (reconnects are off)", ErrConnect, c.target.Label(), why)
+		}
+		return nil, fmt.Errorf("%w: %s: the connection was lost again after %d reconnect(s), the most allowed%s", ErrConnect, c.target.Label(), c.reconnects, why)
 	}
 	c.reconnects++
-	close(c.stopKA)
+	c.stopKeepalive()
 	c.conn.Close()
-	c.log().Info("ssh reconnecting")
+	c.log().Info("ssh connection lost: reconnecting", "reason", strings.TrimPrefix(why, " "))
 	if err := c.connect(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: the connection was lost%s; reconnecting: %w", c.target.Label(), why, err)
 	}
 	return c.conn, nil
 }
@@ -334,7 +445,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	close(c.stopKA)
+	c.stopKeepalive()
 	err := c.conn.Close()
 	if c.jump != nil {
 		c.jump.Close()

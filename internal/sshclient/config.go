@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,9 @@ type HostConfig struct {
 	// Keepalive is the interval of keepalive requests (default 15s; a
 	// negative value turns them off).
 	Keepalive time.Duration `mapstructure:"keepalive" yaml:"keepalive,omitempty" json:"keepalive,omitempty"`
+	// KeepaliveCount is how many intervals may pass without an answer
+	// before the connection is closed (default 3).
+	KeepaliveCount int `mapstructure:"keepalive-count" yaml:"keepalive-count,omitempty" json:"keepalive_count,omitempty"`
 	// HostKeyCheck is "strict" (default: an unknown or changed host key
 	// is refused) or "accept-new" (an unknown host's key is added to the
 	// first known_hosts file; a changed one is still refused).
@@ -49,6 +53,17 @@ type Settings struct {
 	Identity   []string     `mapstructure:"identity" yaml:"identity,omitempty" json:"identity,omitempty"`
 	Hosts      []HostConfig `mapstructure:"hosts" yaml:"hosts,omitempty" json:"hosts,omitempty"`
 }
+
+// SettingsHolder holds the ssh: section in force: a reload of a
+// long-running process's configuration (the daemon) replaces it while
+// connections resolve hosts. A stored Settings is never modified.
+type SettingsHolder struct{ p atomic.Pointer[Settings] }
+
+// Load returns the settings stored last (nil before the first Store).
+func (h *SettingsHolder) Load() *Settings { return h.p.Load() }
+
+// Store replaces the settings.
+func (h *SettingsHolder) Store(s Settings) { h.p.Store(&s) }
 
 var (
 	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -92,6 +107,10 @@ func (h *HostConfig) validate() error {
 		return fmt.Errorf("%w: ssh host %s: host %q is not a host name or address", ErrConfig, label, h.Host)
 	case h.Port < 0 || h.Port > 65535:
 		return fmt.Errorf("%w: ssh host %s: port %d is out of range", ErrConfig, label, h.Port)
+	case h.KeepaliveCount < 0 || h.KeepaliveCount > 100:
+		return fmt.Errorf("%w: ssh host %s: keepalive-count %d: want 1 to 100 (0: the default, 3)", ErrConfig, label, h.KeepaliveCount)
+	case h.Keepalive > 0 && h.Keepalive < 100*time.Millisecond:
+		return fmt.Errorf("%w: ssh host %s: keepalive %s is too short (give a unit: 15s)", ErrConfig, label, h.Keepalive)
 	case h.MySQLPort < 0 || h.MySQLPort > 65535:
 		return fmt.Errorf("%w: ssh host %s: mysql-port %d is out of range", ErrConfig, label, h.MySQLPort)
 	case h.User != "" && !userRE.MatchString(h.User):
@@ -219,6 +238,19 @@ func (t *Target) Label() string {
 		return t.Name
 	}
 	return t.userName() + "@" + t.Addr()
+}
+
+// keepalive is the interval (negative: none) and the number of
+// intervals without an answer that close the connection.
+func (t *Target) keepalive() (time.Duration, int) {
+	every, count := t.Keepalive, t.KeepaliveCount
+	if every == 0 {
+		every = 15 * time.Second
+	}
+	if count == 0 {
+		count = 3
+	}
+	return every, count
 }
 
 func (t *Target) userName() string {

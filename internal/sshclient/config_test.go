@@ -100,6 +100,10 @@ func TestSettingsValidate(t *testing.T) {
 		{"relative identity", []HostConfig{{Name: "a", Host: "h", Identity: []string{"id_rsa"}}}, "absolute path"},
 		{"relative socket", []HostConfig{{Name: "a", Host: "h", MySQLSocket: "mysql.sock"}}, "absolute path"},
 		{"check", []HostConfig{{Name: "a", Host: "h", HostKeyCheck: "no"}}, "host-key-check"},
+		{"keepalive count", []HostConfig{{Name: "a", Host: "h", KeepaliveCount: 101}}, "keepalive-count 101"},
+		{"negative count", []HostConfig{{Name: "a", Host: "h", KeepaliveCount: -1}}, "keepalive-count -1"},
+		// YAML "keepalive: 15" decodes as 15ns.
+		{"keepalive unit", []HostConfig{{Name: "a", Host: "h", Keepalive: 15}}, "give a unit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := Settings{Hosts: tc.hosts}

@@ -32,6 +32,7 @@ type Process struct {
 	Stdout io.Reader
 
 	c    *Client
+	conn *ssh.Client
 	sess *ssh.Session
 	done chan struct{}
 	stop func() bool
@@ -45,7 +46,14 @@ type Process struct {
 // debug log. When ctx ends, the command gets SIGKILL and the channel is
 // closed.
 func (c *Client) Start(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (*Process, error) {
-	sess, err := with(ctx, c, func(conn *ssh.Client) (*ssh.Session, error) { return conn.NewSession() })
+	var conn *ssh.Client
+	sess, err := with(ctx, c, func(cn *ssh.Client) (*ssh.Session, error) {
+		conn = cn
+		return cn.NewSession()
+	})
+	if errors.Is(err, ErrConnect) {
+		return nil, err // lost, and no reconnect left or it failed: says so
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: cannot open a session: %v", ErrConnect, c.target.Label(), err)
 	}
@@ -61,7 +69,7 @@ func (c *Client) Start(ctx context.Context, command string, stdin io.Reader, std
 		sess.Close()
 		return nil, fmt.Errorf("%w: %s: cannot start the remote command: %v", ErrConnect, c.target.Label(), err)
 	}
-	p := &Process{Stdout: out, c: c, sess: sess, done: make(chan struct{})}
+	p := &Process{Stdout: out, c: c, conn: conn, sess: sess, done: make(chan struct{})}
 	p.stop = context.AfterFunc(ctx, func() {
 		sess.Signal(ssh.SIGKILL)
 		sess.Close()
@@ -84,7 +92,7 @@ func (p *Process) Wait() error {
 	}
 	var em *ssh.ExitMissingError
 	if errors.As(err, &em) || connGone(err) {
-		return fmt.Errorf("%w: %s: the connection ended before the remote command did", ErrConnect, p.c.target.Label())
+		return fmt.Errorf("%w: %s: the connection ended before the remote command did%s", ErrConnect, p.c.target.Label(), p.c.lostReason(p.conn))
 	}
 	return fmt.Errorf("%w: %s: %v", ErrConnect, p.c.target.Label(), err)
 }
