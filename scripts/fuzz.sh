@@ -2,6 +2,8 @@
 # fuzz.sh: run every Go fuzz target of the module for a while each.
 #
 #   scripts/fuzz.sh [FUZZTIME]      default 3s (make stress); make stress-long uses 10m
+#   FUZZ_TARGETS='^Fuzz(ParseRules|Filter)$' scripts/fuzz.sh 10m   only the targets whose name matches
+#   FUZZ_PARALLEL=1 ...             workers per target (default 2)
 #
 # Targets are found with grep ("func FuzzX(" in *_test.go), so a new fuzz
 # test is picked up without editing this file. Each runs alone on
@@ -39,6 +41,9 @@ cache=$($go env GOCACHE)/fuzz
 mod=$($go list -m)
 printf '%-24s %-24s %12s %8s %s\n' package target execs new result
 while IFS=: read -r file fn; do
+	if [ -n "${FUZZ_TARGETS:-}" ] && ! grep -qE "$FUZZ_TARGETS" <<<"$fn"; then
+		continue
+	fi
 	dir=$(dirname "$file")
 	pkg=./$dir
 	# One instrumented test binary per package (building is most of the
@@ -49,7 +54,7 @@ while IFS=: read -r file fn; do
 		$go test -c -fuzz=. -o "$bin" "$pkg"
 	fi
 	log=$(mktemp)
-	if (cd "$dir" && "$bin" -test.run='^$' -test.fuzz="^${fn}\$" -test.fuzztime="$fuzztime" -test.parallel=2 \
+	if (cd "$dir" && "$bin" -test.run='^$' -test.fuzz="^${fn}\$" -test.fuzztime="$fuzztime" -test.parallel="${FUZZ_PARALLEL:-2}" \
 		-test.fuzzcachedir="$cache/$mod/$dir") >"$log" 2>&1; then
 		res=ok
 	elif deadline_race "$log" && (cd "$dir" && "$bin" -test.run="^${fn}\$" -test.count=1 \
