@@ -22,7 +22,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mysecure/mysecure/backup"
-	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/tree"
 	"github.com/mysecure/mysecure/encfs/volume"
@@ -179,58 +178,13 @@ func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
 	return out
 }
 
-// API error codes of backup jobs (mapped to exit codes in classify).
-const (
-	codeNotFound    = "not_found"
-	codeCorrupt     = "corrupt"
-	codeToolFailed  = "tool_failed"
-	codeMySQLCreds  = "mysql_credentials"
-	codeMySQLPrivs  = "mysql_privileges"
-	codeToolMissing = "tool_missing"
-	codeBusy        = "busy"
-	codeDiskFull    = "disk_full"
-	codeInterrupted = "interrupted"
-	codeLocked      = "locked"
-	codeObjectStore = "object_store"
-)
-
+// Code implements daemon.Jobs: the wire code of a job's error ("" leaves
+// it to the daemon's codes).
 func (jobRunner) Code(err error) string {
 	if c := sshCode(err); c != "" {
 		return c
 	}
-	var te *backup.ToolError
-	var pe *backup.PrivilegeError
-	switch {
-	case errors.As(err, &te) && te.AccessDenied:
-		return codeMySQLCreds
-	case errors.As(err, &pe), errors.As(err, &te) && te.MissingPrivilege:
-		return codeMySQLPrivs
-	case errors.As(err, &te):
-		return codeToolFailed
-	case errors.Is(err, backup.ErrLocked):
-		return codeLocked
-	case errors.Is(err, backup.ErrObjectStore):
-		return codeObjectStore
-	case errors.Is(err, backup.ErrNotFound):
-		return codeNotFound
-	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, content.ErrCorrupt):
-		return codeCorrupt
-	case errors.Is(err, backup.ErrToolMissing):
-		return codeToolMissing
-	case errors.Is(err, backup.ErrBusy):
-		return codeBusy
-	case errors.Is(err, backup.ErrDenied):
-		return daemon.CodeDenied
-	case errors.Is(err, backup.ErrUsage):
-		return daemon.CodeUsage
-	case errors.Is(err, backup.ErrExists):
-		return daemon.CodeConflict
-	case errors.Is(err, syscall.ENOSPC):
-		return codeDiskFull
-	case errors.Is(err, context.Canceled):
-		return codeInterrupted
-	}
-	return daemon.CodeInternal
+	return backup.WireCode(err)
 }
 
 // runOp runs a backup request in the daemon or locally, printing progress
@@ -246,7 +200,7 @@ func runOp(ctx context.Context, g *globalOptions, eo *execOptions, req backup.Re
 		if os.Geteuid() != 0 {
 			sock = g.cfg.JobSocket
 		}
-		err := daemon.NewClient(sock).Job(ctx, req, func(ev json.RawMessage) {
+		err := daemon.NewClient(sock).WithJobErrors(backup.WireError).Job(ctx, req, func(ev json.RawMessage) {
 			var p backup.Progress
 			if json.Unmarshal(ev, &p) == nil {
 				progress.update(p)

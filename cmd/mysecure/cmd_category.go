@@ -241,13 +241,11 @@ func ruleRefs(v *volume.Volume, k *volume.Keys, name string) ([]string, error) {
 
 // categoryError adds the hint that fits a refused category change.
 func categoryError(err error, op, name string) error {
-	var ae *daemon.APIError
-	inUse := errors.Is(err, volume.ErrCategoryInUse) || (errors.As(err, &ae) && ae.Code == daemon.CodeCategoryInUse)
-	unknown := errors.Is(err, volume.ErrUnknownCategory) || (errors.As(err, &ae) && ae.Code == daemon.CodeUnknownCategory)
+	// The daemon's errors unwrap to the volume's sentinels.
 	switch {
-	case inUse:
+	case errors.Is(err, volume.ErrCategoryInUse):
 		return withHint(err, fmt.Sprintf("move its data out first ('mysecure decrypt @%s PATH') and delete the rules that name it ('mysecure acl del N')", name))
-	case unknown && op == "remove":
+	case errors.Is(err, volume.ErrUnknownCategory) && op == "remove":
 		return withHint(err, "'mysecure category list' shows the categories")
 	}
 	return err

@@ -467,8 +467,7 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 				return withHint(err, "nothing to unmount")
 			}
 			if err != nil {
-				var ae *daemon.APIError
-				if errors.As(err, &ae) && ae.Code == daemon.CodeInUse {
+				if errors.Is(err, daemon.ErrInUse) {
 					return withHint(err, "stop the programs using the mount (mysqld) first")
 				}
 				return err

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/mysecure/mysecure/encfs/acl"
-	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
 
 	"github.com/mysecure/mysecure/internal/procfs"
@@ -70,36 +69,6 @@ func (c *Credential) VolumeCredential() (volume.Credential, error) {
 	}
 	return nil, fmt.Errorf("%w: unknown credential type %q", volume.ErrIncorrectCredentials, c.Type)
 }
-
-// Error codes in API error responses; the CLI maps them to exit codes.
-const (
-	CodeCredentials = "credentials"
-	CodeDenied      = "denied"
-	CodeUsage       = "usage"
-	CodeInUse       = "in_use"
-	CodeConflict    = "conflict"
-	CodeInternal    = "internal"
-	// CodeUnknownCategory: the request names a category the volume does
-	// not have ('mysecure category add' makes one).
-	CodeUnknownCategory = "unknown_category"
-	// CodeCategoryInUse: a category that still holds data or that a
-	// rule names cannot be removed.
-	CodeCategoryInUse = "category_in_use"
-	// CodeRollback: the config on disk is older than the last one this
-	// host saw.
-	CodeRollback = "rollback"
-)
-
-// APIError is an error response.
-type APIError struct {
-	Code    string `json:"code"`
-	Message string `json:"error"`
-	// Hint, when set, says what to do (the rule to add for a tool the
-	// rules denied).
-	Hint string `json:"hint,omitempty"`
-}
-
-func (e *APIError) Error() string { return e.Message }
 
 // ACLRequest changes or lists rules.
 type ACLRequest struct {
@@ -269,32 +238,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeErr(w http.ResponseWriter, status int, e *APIError) { writeJSON(w, status, e) }
-
-// apiError classifies an internal error for the client.
-func apiError(err error) (int, *APIError) {
-	var ae *APIError
-	switch {
-	case errors.As(err, &ae):
-		return http.StatusBadRequest, ae
-	case errors.Is(err, volume.ErrIncorrectCredentials):
-		return http.StatusUnauthorized, &APIError{Code: CodeCredentials, Message: err.Error()}
-	case errors.Is(err, os.ErrExist):
-		return http.StatusConflict, &APIError{Code: CodeConflict, Message: err.Error()}
-	case errors.Is(err, volume.ErrUnknownCategory):
-		return http.StatusBadRequest, &APIError{Code: CodeUnknownCategory, Message: err.Error()}
-	case errors.Is(err, volume.ErrCategoryInUse):
-		return http.StatusConflict, &APIError{Code: CodeCategoryInUse, Message: err.Error()}
-	case errors.Is(err, volume.ErrCategoryExists):
-		return http.StatusConflict, &APIError{Code: CodeConflict, Message: err.Error()}
-	case errors.Is(err, volume.ErrBadCategoryName), errors.Is(err, volume.ErrLastCategory):
-		return http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()}
-	case errors.Is(err, rollback.ErrRollback):
-		return http.StatusConflict, &APIError{Code: CodeRollback, Message: err.Error()}
-	case errors.Is(err, os.ErrNotExist):
-		return http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()}
-	}
-	return http.StatusInternalServerError, &APIError{Code: CodeInternal, Message: err.Error()}
-}
 
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
