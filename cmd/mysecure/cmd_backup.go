@@ -128,46 +128,9 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 	}, nil
 }
 
-// jobRunner serves backup requests in the daemon.
-type jobRunner struct {
-	svc    *backup.Service
-	reload func() (int, error) // re-reads the schedules; nil without a scheduler
-}
-
-// opScheduleReload makes the daemon re-read the schedules.
-const opScheduleReload = "schedule-reload"
-
-func (j jobRunner) Run(ctx context.Context, raw json.RawMessage, root bool, emit func(any)) (any, error) {
-	req, err := backup.DecodeRequest(raw)
-	if err != nil {
-		return nil, err
-	}
-	if req.Op == opScheduleReload {
-		if !root {
-			return nil, fmt.Errorf("%w: %q is for root only", backup.ErrDenied, req.Op)
-		}
-		if j.reload == nil {
-			return nil, fmt.Errorf("%w: this daemon has no scheduler", backup.ErrUsage)
-		}
-		n, err := j.reload()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]int{"jobs": n}, nil
-	}
-	defer req.Credentials.Wipe()
-	return j.svc.Do(ctx, req, root, func(p backup.Progress) { emit(p) })
-}
-
-// Hint implements daemon.JobHinter: the rule to add for a tool the
-// access rules denied.
-func (jobRunner) Hint(err error) string {
-	var te *backup.ToolError
-	if errors.As(err, &te) {
-		return te.Hint()
-	}
-	return ""
-}
+// jobRunner serves backup requests in the daemon, with the wire codes of
+// SSH failures added.
+type jobRunner struct{ backup.Jobs }
 
 // deniedOf converts the daemon's denial groups for a tool's error.
 func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
@@ -180,11 +143,11 @@ func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
 
 // Code implements daemon.Jobs: the wire code of a job's error ("" leaves
 // it to the daemon's codes).
-func (jobRunner) Code(err error) string {
+func (j jobRunner) Code(err error) string {
 	if c := sshCode(err); c != "" {
 		return c
 	}
-	return backup.WireCode(err)
+	return j.Jobs.Code(err)
 }
 
 // runOp runs a backup request in the daemon or locally, printing progress

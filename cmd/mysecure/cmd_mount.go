@@ -277,7 +277,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	var runner *jobRunner
 	svc, err := backupService(g, v, keys, log.With("module", "backup"))
 	if err == nil {
-		runner = &jobRunner{svc: svc}
+		runner = &jobRunner{backup.Jobs{Service: svc}}
 		jobs = runner
 	} else {
 		log.Warn("backups disabled", "err", err)
@@ -314,7 +314,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	inForce.Store(g.cfg.Schedules)
 	if runner != nil {
 		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log, &inForce))
-		runner.reload = func() (int, error) {
+		runner.Reload = func() (int, error) {
 			js, err := daemonSchedules(g)
 			if err != nil {
 				return 0, err
@@ -378,8 +378,8 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 				} else {
 					log.Info("rules reloaded (SIGHUP)")
 				}
-				if runner != nil && runner.reload != nil {
-					if _, err := runner.reload(); err != nil {
+				if runner != nil && runner.Reload != nil {
+					if _, err := runner.Reload(); err != nil {
 						log.Error("schedule reload failed", "error", err.Error())
 					}
 				}

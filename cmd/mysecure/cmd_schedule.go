@@ -151,7 +151,7 @@ func warnNoCron(g *globalOptions, file string, st schedule.CronStatus) {
 // notifyDaemon asks a running daemon to re-read the schedules.
 func notifyDaemon(ctx context.Context, g *globalOptions) {
 	var res map[string]int
-	err := daemon.NewClient(g.cfg.Socket).WithJobErrors(backup.WireError).Job(ctx, backup.Request{Op: opScheduleReload}, nil, &res)
+	err := daemon.NewClient(g.cfg.Socket).WithJobErrors(backup.WireError).Job(ctx, backup.Request{Op: backup.OpScheduleReload}, nil, &res)
 	switch {
 	case err == nil:
 		g.p.noticef("the daemon reloaded its schedules (%d jobs)", res["jobs"])
