@@ -34,7 +34,13 @@ type CredentialsIn struct {
 	Socket   string `json:"socket,omitempty"`
 }
 
-// Wipe clears the password.
+// Wipe drops the request's reference to the password. It does not erase
+// it: a Go string is immutable and its bytes stay in memory until the
+// garbage collector reuses them (the password arrives as JSON and is
+// written into an encrypted option file as a string; carrying it as a
+// byte slice end to end would be needed for a real wipe). What this
+// prevents is the request carrying the password any further (a log of
+// the request, a retry).
 func (c *CredentialsIn) Wipe() {
 	if c != nil {
 		c.Password = ""

@@ -1,11 +1,17 @@
 // Package daemon is the mysecure mount daemon: it holds the unlocked
 // volume keys, serves the FUSE mount (encfs/fusefs), decides every open
-// with the access rules (encfs/acl), writes the audit log, moves data in
-// and out of the mount (encfs/inplace), and answers the control API on a
-// root-owned unix socket.
+// and namespace change with the access rules (encfs/acl), writes the
+// audit log and keeps the recent denials, and answers the control API on
+// a root-owned unix socket: status, rules, mode, categories, move sessions
+// (the mover itself, encfs/admin, runs in the caller's process and moves
+// data through the mount) and the jobs of a module it is given (backups,
+// also on a second socket for the backup group). Errors cross the socket
+// as codes that the client turns back into the same sentinels (errors.go).
 //
-// It is the only process that holds keys. It must not print (it logs
-// through the slog.Logger it is given) and must not know about MySQL.
+// It is the only long-running process that holds keys (offline commands
+// and 'backup --local' unlock the volume for their own run). It must not
+// print (it logs through the slog.Logger it is given) and must not know
+// about MySQL: a job is opaque JSON to it.
 package daemon
 
 import (
