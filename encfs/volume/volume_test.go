@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // cheapKDF keeps Argon2 fast in tests; slots record their parameters, so
