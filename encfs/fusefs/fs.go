@@ -318,22 +318,8 @@ func (f *FS) CipherPath(cat, rel string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unknown category %q", cat)
 	}
-	p := filepath.Join(f.store, cat)
-	for _, comp := range strings.Split(strings.Trim(rel, "/"), "/") {
-		if comp == "" {
-			continue
-		}
-		iv, err := names.ReadDirIV(p)
-		if err != nil {
-			return "", err
-		}
-		s, _, err := ck.Names.StoredName(iv, comp)
-		if err != nil {
-			return "", err
-		}
-		p = filepath.Join(p, s)
-	}
-	return p, nil
+	p, _, err := ck.Names.StorePath(filepath.Join(f.store, cat), rel)
+	return p, err
 }
 
 // HashPlain returns the SHA-256 (hex) of the plaintext of a file given by
