@@ -3,11 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -26,7 +24,6 @@ import (
 	"github.com/mysecure/mysecure/encfs/tree"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/humanize"
-	"github.com/mysecure/mysecure/internal/mycnf"
 )
 
 // execOptions say where a backup operation runs: in the daemon (which
@@ -741,26 +738,8 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 	in := &backup.CredentialsIn{User: o.User, Host: o.Host, Port: o.Port, Socket: o.Socket}
 	defer in.Wipe()
 	if o.FromCnf != "" {
-		opts, err := mycnf.Load(o.FromCnf)
-		if err != nil {
+		if err := in.FillFromCnf(o.FromCnf); err != nil {
 			return withHint(err, "give a readable MySQL option file with a [client] group")
-		}
-		c, err := mycnf.ParseClient(opts)
-		if err != nil {
-			return err
-		}
-		if in.User == "" {
-			in.User = c.User
-		}
-		in.Password = c.Password
-		if in.Host == "" {
-			in.Host = c.Host
-		}
-		if in.Port == 0 {
-			in.Port = c.Port
-		}
-		if in.Socket == "" {
-			in.Socket = c.Socket
 		}
 	}
 	t := openTTY()
@@ -815,52 +794,9 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 		g.p.noticef("%s still holds the password in plaintext: remove it ('shred -u %s'), or run again with --shred", o.FromCnf, o.FromCnf)
 		return nil
 	}
-	if err := shredFile(o.FromCnf); err != nil {
+	if err := backup.Shred(o.FromCnf); err != nil {
 		return fmt.Errorf("credentials stored, but shredding %s failed: %w", o.FromCnf, err)
 	}
 	fmt.Fprintf(g.p.out, "shredded %s\n", o.FromCnf)
 	return nil
-}
-
-// shredFile overwrites a file with random bytes three times, syncing each
-// pass, then removes it. On journaling or copy-on-write filesystems and
-// SSDs old blocks may survive (docs/backup.md says so).
-func shredFile(p string) error {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", p)
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 64<<10)
-	for pass := 0; pass < 3; pass++ {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			f.Close()
-			return err
-		}
-		for left := fi.Size(); left > 0; {
-			n := min(left, int64(len(buf)))
-			rand.Read(buf[:n])
-			if _, err := f.Write(buf[:n]); err != nil {
-				f.Close()
-				return err
-			}
-			left -= n
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Truncate(0); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
-	return os.Remove(p)
 }
