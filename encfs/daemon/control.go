@@ -322,24 +322,43 @@ func (d *Daemon) authorizeAdmin(c *Credential) error {
 }
 
 func (d *Daemon) handleACL(w http.ResponseWriter, r *http.Request) {
-	var req ACLRequest
-	if err := decode(r, &req); err != nil {
+	serveAdmin(d, w, r, func(req *ACLRequest) (any, error) {
+		if err := d.authorizeAdmin(req.Credential); err != nil {
+			return nil, err
+		}
+		changes, err := d.changeRules(*req)
+		if err != nil {
+			return nil, err
+		}
+		return ACLResponse{Rules: d.ruleList(), Changes: changes}, nil
+	})
+}
+
+func (r *ACLRequest) credential() *Credential      { return r.Credential }
+func (r *CategoryRequest) credential() *Credential { return r.Credential }
+func (r *ModeRequest) credential() *Credential     { return r.Credential }
+
+// serveAdmin decodes an admin change, runs change under adminMu (changes
+// are serialized), wipes the credential it carried, and answers with
+// change's result or error.
+func serveAdmin[Req any, P interface {
+	*Req
+	credential() *Credential // the master credential it may carry
+}](d *Daemon, w http.ResponseWriter, r *http.Request, change func(P) (any, error)) {
+	var req P = new(Req)
+	if err := decode(r, req); err != nil {
 		fail(w, err)
 		return
 	}
-	defer req.Credential.Wipe()
+	defer req.credential().Wipe()
 	d.adminMu.Lock()
-	defer d.adminMu.Unlock()
-	if err := d.authorizeAdmin(req.Credential); err != nil {
-		fail(w, err)
-		return
-	}
-	changes, err := d.changeRules(req)
+	res, err := change(req)
+	d.adminMu.Unlock()
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ACLResponse{Rules: d.ruleList(), Changes: changes})
+	writeJSON(w, http.StatusOK, res)
 }
 
 // fail writes err as an API error response.
@@ -459,30 +478,22 @@ func sameResolved(id *acl.Identifier, stored, typed acl.Rule) bool {
 }
 
 func (d *Daemon) handleMode(w http.ResponseWriter, r *http.Request) {
-	var req ModeRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	defer req.Credential.Wipe()
-	m, err := ParseMode(req.Mode)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()})
-		return
-	}
-	d.adminMu.Lock()
-	defer d.adminMu.Unlock()
-	// Going back to enforcing only tightens: no credential needed.
-	if m != Enforcing {
-		if err := d.authorizeAdmin(req.Credential); err != nil {
-			fail(w, err)
-			return
+	serveAdmin(d, w, r, func(req *ModeRequest) (any, error) {
+		m, err := ParseMode(req.Mode)
+		if err != nil {
+			return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 		}
-	}
-	old := d.Mode()
-	d.mode.Store(m)
-	d.log.Info("mode changed", "from", string(old), "to", string(m))
-	writeJSON(w, http.StatusOK, map[string]string{"mode": string(m), "previous": string(old)})
+		// Going back to enforcing only tightens: no credential needed.
+		if m != Enforcing {
+			if err := d.authorizeAdmin(req.Credential); err != nil {
+				return nil, err
+			}
+		}
+		old := d.Mode()
+		d.mode.Store(m)
+		d.log.Info("mode changed", "from", string(old), "to", string(m))
+		return map[string]string{"mode": string(m), "previous": string(old)}, nil
+	})
 }
 
 // MoveBeginRequest asks for a move session.
