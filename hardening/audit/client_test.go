@@ -70,3 +70,18 @@ func TestClientQuery(t *testing.T) {
 		t.Fatalf("no client on PATH: %v", err)
 	}
 }
+
+// TestServerIDs: the server user's uid and primary gid, or an error
+// naming a user that does not exist.
+func TestServerIDs(t *testing.T) {
+	a := &auditor{t: Target{ServerUser: "root"}}
+	uid, uerr := a.serverUID()
+	gid, gerr := a.serverGID()
+	if uid != 0 || gid != 0 || uerr != nil || gerr != nil {
+		t.Fatalf("root: uid %d %v, gid %d %v", uid, uerr, gid, gerr)
+	}
+	a = &auditor{t: Target{ServerUser: "no-such-user-mysecure"}}
+	if _, err := a.serverUID(); err == nil || !strings.Contains(err.Error(), "server user") {
+		t.Fatalf("unknown user: %v", err)
+	}
+}
