@@ -229,23 +229,7 @@ func (s *Service) doRemote(ctx context.Context, req Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		var out []VerifyResult
-		failed := 0
-		for id, e := range broken {
-			out = append(out, VerifyResult{ID: id, Error: e.Error()})
-			failed++
-		}
-		for _, e := range entries {
-			v, err := r.verify(ctx, e.ID)
-			if err != nil {
-				failed++
-			}
-			out = append(out, v)
-		}
-		if failed > 0 {
-			return out, fmt.Errorf("%w: %d of %d backups failed verification", ErrCorrupt, failed, len(out))
-		}
-		return out, nil
+		return verifyEach(ctx, entries, broken, r.verify)
 	case OpDelete:
 		if err := r.delete(ctx, req.ID); err != nil {
 			return nil, err
