@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -35,5 +36,39 @@ func TestWrite(t *testing.T) {
 	}
 	if err := Write(filepath.Join(dir, "nosuch", "f"), nil, 0o600); err == nil {
 		t.Fatal("wrote into a missing directory")
+	}
+}
+
+// TestPending: nothing at the path until Commit; Abort leaves nothing;
+// Commit after Abort fails; Abort after Commit keeps the file.
+func TestPending(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out")
+	w, err := Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("data"))
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("the output exists before Commit: %v", err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	if b, _ := os.ReadFile(p); string(b) != "data" {
+		t.Fatalf("after Commit and Abort: %q", b)
+	}
+	w2, err := Create(filepath.Join(dir, "out2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2.Write([]byte("half"))
+	w2.Abort()
+	if err := w2.Commit(); !errors.Is(err, ErrAborted) {
+		t.Fatalf("Commit after Abort: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
 	}
 }
