@@ -201,10 +201,11 @@ func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) e
 	default:
 		var refs []string
 		if v.Config.HasCategory(name) {
-			refs, err = ruleRefs(v, k, name)
+			rs, err := daemon.LoadRules(v.Dir, k)
 			if err != nil {
 				return err
 			}
+			refs = rs.CategoryRefs(name)
 		}
 		err = v.RemoveCategory(k, name, refs)
 	}
@@ -221,22 +222,6 @@ func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) e
 		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, v.Config.Generation)
 	}
 	return nil
-}
-
-// ruleRefs reads the rule file, authenticated with the volume's keys, and
-// describes the rules that name category name.
-func ruleRefs(v *volume.Volume, k *volume.Keys, name string) ([]string, error) {
-	key, err := k.Subkey(volume.PurposeRules, "")
-	if err != nil {
-		return nil, err
-	}
-	defer clear(key)
-	path := filepath.Join(v.Dir, daemon.RulesFile)
-	rs, err := acl.LoadRules(path, key)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return rs.CategoryRefs(name), nil
 }
 
 // categoryError adds the hint that fits a refused category change.

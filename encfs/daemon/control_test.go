@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +88,38 @@ func TestAdminRequests(t *testing.T) {
 	}
 	if _, err := c.Category(ctx, CategoryRequest{Op: "remove", Name: "mysql", Credential: master()}); !errors.Is(err, volume.ErrCategoryInUse) {
 		t.Fatalf("removing a category a rule names: %v", err)
+	}
+}
+
+// TestLoadRules: the rule file the daemon saved reads back offline with
+// the volume's keys; a changed file is refused with its path.
+func TestLoadRules(t *testing.T) {
+	c, master := serve(t)
+	if _, err := c.ACL(context.Background(), ACLRequest{Op: "add", Rule: "ALLOW @mysql * /bin/cat", Credential: master()}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := st.Store
+	vol, err := volume.Load(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := vol.Unlock(volume.Passphrase{Passphrase: []byte("p"), Salt: []byte("s")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Wipe()
+	rs, err := LoadRules(store, keys)
+	if err != nil || len(rs.Rules) != 1 || len(rs.CategoryRefs("mysql")) != 1 {
+		t.Fatalf("%+v %v", rs, err)
+	}
+	p := filepath.Join(store, RulesFile)
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(b, []byte("/bin/cat"), []byte("/bin/ls"), 1), 0o600)
+	if _, err := LoadRules(store, keys); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("changed rule file: %v", err)
 	}
 }

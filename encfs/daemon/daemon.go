@@ -174,6 +174,23 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 
 func (d *Daemon) rulesPath() string { return filepath.Join(d.cfg.Store, RulesFile) }
 
+// LoadRules reads the rule file of the volume in store, authenticated
+// with its rules key (offline: category remove, key accept-rollback). An
+// error names the file.
+func LoadRules(store string, k *volume.Keys) (*acl.RuleSet, error) {
+	key, err := k.Subkey(volume.PurposeRules, "")
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	p := filepath.Join(store, RulesFile)
+	rs, err := acl.LoadRules(p, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return rs, nil
+}
+
 func (d *Daemon) rulesKey() ([]byte, error) { return d.keys.Subkey(volume.PurposeRules, "") }
 
 // loadRules reads the rule file. A tampered or corrupt file makes the
