@@ -204,11 +204,22 @@ func (a *auditor) holders(ctx context.Context, privs ...string) (outcome, error)
 }
 
 func checkFullAccess(ctx context.Context, a *auditor) (outcome, error) {
-	o, err := a.holders(ctx, "SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE")
+	return a.holdersAndDB(ctx, []string{"SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE"},
+		"SELECT User, Host FROM mysql.db WHERE Db = 'mysql' AND (Select_priv = 'Y' OR Insert_priv = 'Y' OR Update_priv = 'Y' OR Delete_priv = 'Y' OR Drop_priv = 'Y' OR Alter_priv = 'Y' OR Create_priv = 'Y')", 2,
+		func(acct string, _ []string) string {
+			return acct + " has privileges on the mysql schema (the privilege tables)"
+		})
+}
+
+// holdersAndDB is holders of privs, failed also by the non-administrators
+// that sql (User, Host, ... of mysql.db) finds, each described by text
+// from its account name and row.
+func (a *auditor) holdersAndDB(ctx context.Context, privs []string, sql string, cols int, text func(acct string, row []string) string) (outcome, error) {
+	o, err := a.holders(ctx, privs...)
 	if err != nil {
 		return o, err
 	}
-	rows, err := a.query(ctx, "SELECT User, Host FROM mysql.db WHERE Db = 'mysql' AND (Select_priv = 'Y' OR Insert_priv = 'Y' OR Update_priv = 'Y' OR Delete_priv = 'Y' OR Drop_priv = 'Y' OR Alter_priv = 'Y' OR Create_priv = 'Y')", 2)
+	rows, err := a.query(ctx, sql, cols)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -216,7 +227,7 @@ func checkFullAccess(ctx context.Context, a *auditor) (outcome, error) {
 	for _, r := range rows {
 		n := account{User: r[0], Host: r[1]}.name()
 		if !a.isAdmin(n) {
-			fails = append(fails, Evidence{Text: n + " has privileges on the mysql schema (the privilege tables)", Account: n})
+			fails = append(fails, Evidence{Text: text(n, r), Account: n})
 		}
 	}
 	if len(fails) > 0 {
@@ -248,26 +259,10 @@ func checkCreateUserPriv(ctx context.Context, a *auditor) (outcome, error) {
 }
 
 func checkGrantOption(ctx context.Context, a *auditor) (outcome, error) {
-	o, err := a.holders(ctx, "GRANT OPTION")
-	if err != nil {
-		return o, err
-	}
-	rows, err := a.query(ctx, "SELECT User, Host, Db FROM mysql.db WHERE Grant_priv = 'Y'", 3)
-	if err != nil {
-		return outcome{}, err
-	}
-	var fails []Evidence
-	for _, r := range rows {
-		n := account{User: r[0], Host: r[1]}.name()
-		if !a.isAdmin(n) {
-			fails = append(fails, Evidence{Text: fmt.Sprintf("%s may grant its privileges on `%s`", n, r[2]), Account: n})
-		}
-	}
-	if len(fails) > 0 {
-		o.result = Fail
-		o.evidence = append(fails, o.evidence...)
-	}
-	return o, nil
+	return a.holdersAndDB(ctx, []string{"GRANT OPTION"}, "SELECT User, Host, Db FROM mysql.db WHERE Grant_priv = 'Y'", 3,
+		func(acct string, r []string) string {
+			return fmt.Sprintf("%s may grant its privileges on `%s`", acct, r[2])
+		})
 }
 
 func checkReplSlavePriv(ctx context.Context, a *auditor) (outcome, error) {
