@@ -144,9 +144,22 @@ func LoadRules(path string, macKey []byte) (*RuleSet, error) {
 	if len(macKey) == 0 {
 		return nil, errors.New("failed to load rules: empty MAC key")
 	}
+	data, err := readRuleFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return &RuleSet{}, nil
+	}
+	return parseRules(data, macKey)
+}
+
+// readRuleFile reads the rule file, at most maxRulesFile bytes; a
+// missing file reads as nil.
+func readRuleFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &RuleSet{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to open rule file: %w", err)
@@ -159,7 +172,10 @@ func LoadRules(path string, macKey []byte) (*RuleSet, error) {
 	if len(data) > maxRulesFile {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, maxRulesFile)
 	}
-	return parseRules(data, macKey)
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
 }
 
 func parseRules(data, macKey []byte) (*RuleSet, error) {
