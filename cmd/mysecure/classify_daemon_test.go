@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/encfs/content"
-	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/encfs/daemon/daemontest"
 	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/testenv"
@@ -69,7 +67,7 @@ func TestClassifySameThroughDaemon(t *testing.T) {
 		context.Canceled,
 		errors.New("something unexpected"),
 	}
-	client := serveJobs(t, failingJobs{errs: errs})
+	client, _ := daemontest.Serve(t, failingJobs{errs: errs}, backup.WireError)
 	for i, want := range errs {
 		err := client.Job(context.Background(), map[string]int{"n": i}, nil, nil)
 		if err == nil {
@@ -88,42 +86,4 @@ func TestClassifySameThroughDaemon(t *testing.T) {
 	if c, _ := classify(volume.ErrUnknownCategory); c != exitUsage {
 		t.Errorf("unknown category: exit %d, want %d", c, exitUsage)
 	}
-}
-
-// serveJobs runs a daemon's control socket (no mount) on a fresh volume
-// with jobs, and returns a client for it as the CLI makes one.
-func serveJobs(t *testing.T, jobs daemon.Jobs) *daemon.Client {
-	t.Helper()
-	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	vol, keys, err := volume.Create(store, volume.CreateOptions{}, volume.NewPassphrase{
-		Passphrase: volume.Passphrase{Passphrase: []byte("p"), Salt: []byte("s")},
-		KDF:        volume.KDFParams{Alg: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "run", "control.sock")
-	d, err := daemon.New(daemon.Config{Store: store, Mount: filepath.Join(dir, "mnt"), Socket: sock,
-		AuditLog: filepath.Join(dir, "audit.log"), Jobs: jobs}, vol, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.ServeControl(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		d.Close()
-	})
-	c := daemon.NewClient(sock).WithJobErrors(backup.WireError)
-	for i := 0; ; i++ {
-		if _, err := c.Status(context.Background()); err == nil {
-			break
-		} else if i == 100 {
-			t.Fatalf("the control socket does not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return c
 }
