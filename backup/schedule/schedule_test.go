@@ -431,6 +431,17 @@ func waitRuns(t *testing.T, r *Runner, job string, n int) {
 	}
 }
 
+// clockScheduler is a scheduler on a fake clock and backup.
+func clockScheduler(t *testing.T) (*fakeBackup, *Runner, *fakeClock, *Scheduler) {
+	f := &fakeBackup{}
+	r, _ := newRunner(t, f)
+	clk := newFakeClock()
+	r.Now = clk.Now
+	s := NewScheduler(context.Background(), r)
+	s.Clock = clk
+	return f, r, clk, s
+}
+
 func TestSchedulerRunsAndCatchesUp(t *testing.T) {
 	f := &fakeBackup{}
 	r, _ := newRunner(t, f)
@@ -477,11 +488,7 @@ func TestSchedulerRunsAndCatchesUp(t *testing.T) {
 // TestSchedulerJitter: a job with jitter waits up to that long after its
 // time, on the scheduler's clock.
 func TestSchedulerJitter(t *testing.T) {
-	f := &fakeBackup{}
-	r, _ := newRunner(t, f)
-	clk := newFakeClock()
-	s := NewScheduler(context.Background(), r)
-	s.Clock = clk
+	f, r, clk, s := clockScheduler(t)
 	job := Job{Name: "jittery", Schedule: "@hourly", Jitter: 10 * time.Minute}
 	if err := s.Load([]Job{job}); err != nil {
 		t.Fatal(err)
@@ -498,11 +505,7 @@ func TestSchedulerJitter(t *testing.T) {
 }
 
 func TestSchedulerLeavesSystemJobs(t *testing.T) {
-	f := &fakeBackup{}
-	r, _ := newRunner(t, f)
-	clk := newFakeClock()
-	s := NewScheduler(context.Background(), r)
-	s.Clock = clk
+	f, _, clk, s := clockScheduler(t)
 	if err := s.Start([]Job{{Name: "cron", Schedule: "@every 1m", System: true}, {Name: "mine", Schedule: "@every 1h"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -522,11 +525,7 @@ func TestSchedulerLeavesSystemJobs(t *testing.T) {
 // fires (before the fix an interleaved load could leave a cron that
 // nothing stopped, firing every job twice and after Stop).
 func TestSchedulerConcurrentLoads(t *testing.T) {
-	f := &fakeBackup{}
-	r, _ := newRunner(t, f)
-	clk := newFakeClock()
-	s := NewScheduler(context.Background(), r)
-	s.Clock = clk
+	f, r, clk, s := clockScheduler(t)
 	jobs := []Job{{Name: "often", Schedule: "@every 1m"}}
 	var wg sync.WaitGroup
 	for i := 0; i < 64; i++ {
