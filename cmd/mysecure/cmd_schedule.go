@@ -29,17 +29,22 @@ func historyOf(g *globalOptions) *schedule.History {
 
 // daemonJobRunner runs scheduled jobs inside the daemon, on its keys.
 func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger, jobs *schedule.JobList) *schedule.Runner {
+	r := newScheduleRunner(g, g.configFileForEdit(), jobs.Load, log.With("module", "scheduler"))
+	r.Backup = func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) }
+	r.Prune = func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) { return svc.Prune(o) }
+	return r
+}
+
+// newScheduleRunner is the part of a job runner the daemon and `backup --job`
+// share: history, locks and metrics in the store, hooks from hookSource.
+func newScheduleRunner(g *globalOptions, hookSource string, jobs func() []schedule.Job, log *slog.Logger) *schedule.Runner {
 	return &schedule.Runner{
-		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) },
-		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
-			return svc.Prune(o)
-		},
 		History:    historyOf(g),
-		HookSource: g.configFileForEdit(),
+		HookSource: hookSource,
 		LockDir:    filepath.Join(g.cfg.Store, "ms.locks"),
 		Metrics:    g.cfg.MetricsTextfile,
-		Jobs:       jobs.Load,
-		Log:        log.With("module", "scheduler"),
+		Jobs:       jobs,
+		Log:        log,
 	}
 }
 
@@ -102,23 +107,16 @@ func runJob(ctx context.Context, g *globalOptions, eo *execOptions, name, trigge
 	}
 	eo.keep = true
 	defer eo.close()
-	r := &schedule.Runner{
-		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
-			var m backup.Manifest
-			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
-			return &m, err
-		},
-		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
-			var d []backup.PruneDecision
-			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
-			return d, err
-		},
-		History:    historyOf(g),
-		HookSource: g.cfg.file,
-		LockDir:    filepath.Join(g.cfg.Store, "ms.locks"),
-		Metrics:    g.cfg.MetricsTextfile,
-		Jobs:       func() []schedule.Job { return g.cfg.Schedules },
-		Log:        slog.New(slog.NewJSONHandler(g.p.err, nil)),
+	r := newScheduleRunner(g, g.cfg.file, func() []schedule.Job { return g.cfg.Schedules }, slog.New(slog.NewJSONHandler(g.p.err, nil)))
+	r.Backup = func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
+		var m backup.Manifest
+		err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
+		return &m, err
+	}
+	r.Prune = func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
+		var d []backup.PruneDecision
+		err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
+		return d, err
 	}
 	rec, err := r.Run(ctx, *job, trigger)
 	if err != nil {
