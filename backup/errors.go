@@ -25,6 +25,15 @@ var (
 	ErrUsage = errors.New("invalid options")
 	// ErrExists: the target already exists or is not empty.
 	ErrExists = errors.New("already exists")
+	// ErrToolFailed: a backup or restore tool failed (every *ToolError
+	// is one).
+	ErrToolFailed = errors.New("tool failed")
+	// ErrMySQLCredentials: the server refused the stored credentials (a
+	// *ToolError with AccessDenied is one).
+	ErrMySQLCredentials = errors.New("the server refused the credentials")
+	// ErrMySQLPrivileges: the credentials lack a privilege (a
+	// *PrivilegeError, and a *ToolError with MissingPrivilege, are one).
+	ErrMySQLPrivileges = errors.New("the credentials lack a privilege")
 )
 
 // ToolError is a tool that failed: its exit status and the last lines it
@@ -53,6 +62,20 @@ func (e *ToolError) Error() string {
 		msg += ": " + strings.Join(e.Stderr, " | ")
 	}
 	return msg
+}
+
+// Is makes a tool error match ErrToolFailed, and ErrMySQLCredentials or
+// ErrMySQLPrivileges when the server said why.
+func (e *ToolError) Is(target error) bool {
+	switch target {
+	case ErrToolFailed:
+		return true
+	case ErrMySQLCredentials:
+		return e.AccessDenied
+	case ErrMySQLPrivileges:
+		return e.MissingPrivilege
+	}
+	return false
 }
 
 // Hint is what to do about the failure: the rule to add when the access

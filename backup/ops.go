@@ -34,7 +34,13 @@ type CredentialsIn struct {
 	Socket   string `json:"socket,omitempty"`
 }
 
-// Wipe clears the password.
+// Wipe drops the request's reference to the password. It does not erase
+// it: a Go string is immutable and its bytes stay in memory until the
+// garbage collector reuses them (the password arrives as JSON and is
+// written into an encrypted option file as a string; carrying it as a
+// byte slice end to end would be needed for a real wipe). What this
+// prevents is the request carrying the password any further (a log of
+// the request, a retry).
 func (c *CredentialsIn) Wipe() {
 	if c != nil {
 		c.Password = ""
@@ -223,23 +229,7 @@ func (s *Service) doRemote(ctx context.Context, req Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		var out []VerifyResult
-		failed := 0
-		for id, e := range broken {
-			out = append(out, VerifyResult{ID: id, Error: e.Error()})
-			failed++
-		}
-		for _, e := range entries {
-			v, err := r.verify(ctx, e.ID)
-			if err != nil {
-				failed++
-			}
-			out = append(out, v)
-		}
-		if failed > 0 {
-			return out, fmt.Errorf("%w: %d of %d backups failed verification", ErrCorrupt, failed, len(out))
-		}
-		return out, nil
+		return verifyEach(ctx, entries, broken, r.verify)
 	case OpDelete:
 		if err := r.delete(ctx, req.ID); err != nil {
 			return nil, err

@@ -34,6 +34,9 @@ type PrivilegeError struct {
 	Missing map[string][]string // object (`db`.* or *.*) -> missing privileges
 }
 
+// Is makes a privilege error match ErrMySQLPrivileges.
+func (e *PrivilegeError) Is(target error) bool { return target == ErrMySQLPrivileges }
+
 func (e *PrivilegeError) Error() string {
 	objs := make([]string, 0, len(e.Missing))
 	for o := range e.Missing {

@@ -172,6 +172,13 @@ func (s *Service) VerifyAll(ctx context.Context) ([]VerifyResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	return verifyEach(ctx, entries, broken, s.Verify)
+}
+
+// verifyEach verifies entries one by one with verify (of a local or a
+// remote catalog) and reports the broken ones too; err is set when any
+// failed, or when ctx ends.
+func verifyEach(ctx context.Context, entries []Entry, broken map[string]error, verify func(context.Context, string) (VerifyResult, error)) ([]VerifyResult, error) {
 	var out []VerifyResult
 	failed := 0
 	for id, e := range broken {
@@ -179,7 +186,7 @@ func (s *Service) VerifyAll(ctx context.Context) ([]VerifyResult, error) {
 		failed++
 	}
 	for _, e := range entries {
-		r, err := s.Verify(ctx, e.ID)
+		r, err := verify(ctx, e.ID)
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/hardening/guard"
+	"github.com/mysecure/mysecure/internal/atomicfile"
 	"github.com/mysecure/mysecure/internal/plan"
 )
 
@@ -453,28 +454,10 @@ func RemoveOwn(p string) error {
 	return os.Remove(p)
 }
 
-// writeAtomic writes a temp file next to p, syncs it and renames it over p.
+// writeAtomic replaces p (atomicfile.Write) and names it in an error.
 func writeAtomic(p string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(b)
-	if werr == nil {
-		werr = tmp.Chmod(mode)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), p)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("failed to write %s: %w", p, werr)
+	if err := atomicfile.Write(p, b, mode); err != nil {
+		return fmt.Errorf("failed to write %s: %w", p, err)
 	}
 	return nil
 }

@@ -9,11 +9,6 @@ import (
 
 func execLookPath(name string) (string, error) { return exec.LookPath(name) }
 
-func lookPathOK(name string) bool {
-	_, err := exec.LookPath(name)
-	return err == nil
-}
-
 // binaryPath is the test binary's absolute path, as cron lines name it.
 func binaryPath(t *testing.T) string {
 	t.Helper()

@@ -245,39 +245,36 @@ func TestHardenMysqld(t *testing.T) {
 
 	// mysqld_safe, pointed at the guard by the conf.d file harden wrote,
 	// passing --skip-grant-tables along.
-	if lookPathOK("mysqld_safe") {
-		t.Run("mysqld_safe", func(t *testing.T) {
-			srvDir := filepath.Join(h.dir, "srv")
-			top := write("safe.cnf", "!include "+filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d", "99-mysecure-guard.cnf")+"\n")
-			sock := filepath.Join(srvDir, "safe.sock")
-			port := 33000 + os.Getpid()%1000
-			cmd := exec.Command("mysqld_safe", "--defaults-file="+top, "--ledir="+filepath.Dir(h.bin), "--datadir="+h.datadir,
-				"--socket="+sock, "--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--pid-file="+filepath.Join(srvDir, "safe.pid"),
-				"--log-error="+filepath.Join(srvDir, "safe.err"), "--user=mysql", "--skip-grant-tables")
-			before, _ := os.ReadFile(h.audit)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				exec.Command("mariadb-admin", "--no-defaults", "--socket="+sock, "-uroot", "shutdown").Run()
-				cmd.Wait()
-			}()
-			waitFor(t, "mysqld_safe to start the server", 60*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
-			s := &sandbox.Server{Socket: sock, Port: port}
-			if err := login(s, "intruder", ""); err == nil || !strings.Contains(err.Error(), "Access denied") {
-				t.Fatalf("through mysqld_safe, skip-grant-tables took effect: %v", err)
-			}
-			if err := login(s, "app", "App-Pw-1"); err != nil {
-				t.Fatalf("app login through mysqld_safe: %v", err)
-			}
-			after, _ := os.ReadFile(h.audit)
-			if !strings.Contains(string(after[len(before):]), "skip-grant-tables") {
-				t.Fatal("the attempt through mysqld_safe was not logged")
-			}
-		})
-	} else if testenv.Strict() {
-		t.Fatal("mysqld_safe is missing (package mariadb-server)")
-	}
+	t.Run("mysqld_safe", func(t *testing.T) {
+		testenv.RequireCommands(t, "mysqld_safe") // package mariadb-server
+		srvDir := filepath.Join(h.dir, "srv")
+		top := write("safe.cnf", "!include "+filepath.Join(h.root, "etc", "mysql", "mariadb.conf.d", "99-mysecure-guard.cnf")+"\n")
+		sock := filepath.Join(srvDir, "safe.sock")
+		port := 33000 + os.Getpid()%1000
+		cmd := exec.Command("mysqld_safe", "--defaults-file="+top, "--ledir="+filepath.Dir(h.bin), "--datadir="+h.datadir,
+			"--socket="+sock, "--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--pid-file="+filepath.Join(srvDir, "safe.pid"),
+			"--log-error="+filepath.Join(srvDir, "safe.err"), "--user=mysql", "--skip-grant-tables")
+		before, _ := os.ReadFile(h.audit)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			exec.Command("mariadb-admin", "--no-defaults", "--socket="+sock, "-uroot", "shutdown").Run()
+			cmd.Wait()
+		}()
+		waitFor(t, "mysqld_safe to start the server", 60*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
+		s := &sandbox.Server{Socket: sock, Port: port}
+		if err := login(s, "intruder", ""); err == nil || !strings.Contains(err.Error(), "Access denied") {
+			t.Fatalf("through mysqld_safe, skip-grant-tables took effect: %v", err)
+		}
+		if err := login(s, "app", "App-Pw-1"); err != nil {
+			t.Fatalf("app login through mysqld_safe: %v", err)
+		}
+		after, _ := os.ReadFile(h.audit)
+		if !strings.Contains(string(after[len(before):]), "skip-grant-tables") {
+			t.Fatal("the attempt through mysqld_safe was not logged")
+		}
+	})
 
 	// Tampering: the real binary run directly, a copy of it, a modified guard.
 	if out, err := exec.Command(h.bin, "--version").CombinedOutput(); err == nil {

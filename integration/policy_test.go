@@ -275,7 +275,8 @@ func TestPolicyHost(t *testing.T) {
 	}
 	dumpRule := "ALLOW @mysqlbackup *.cnf /usr/bin/mariadb-dump"
 	if !strings.Contains(chk, dumpRule) {
-		t.Skipf("the dump rule is not %q here:\n%s", dumpRule, chk)
+		t.Logf("the dump rule is not %q here:\n%s", dumpRule, chk)
+		testenv.Missing(t, "/usr/bin/mariadb-dump", "the policy's dump rule names the dump tool there")
 	}
 	h.ms(0, append([]string{"acl", "del", dumpRule}, h.creds()...)...)
 	drift := h.ms(15, "policy", "check")

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mysecure/mysecure/internal/testenv"
 )
 
 // The tests run the stand-ins of ndbd and ndb_mgm (testdata/standin):
@@ -224,9 +226,7 @@ func TestSecretEnv(t *testing.T) {
 // TestStartAsUser: a node that runs as another user (nobody here) is
 // recorded with its uid and gid and started again as that user.
 func TestStartAsUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run a node as nobody")
-	}
+	testenv.RequireRoot(t) // to run a node as nobody
 	const nobody = 65534
 	c := newCluster(t)
 	for _, d := range []string{filepath.Dir(c.dir), c.dir, filepath.Dir(c.ndbd)} {

@@ -241,39 +241,15 @@ func (p *Planner) wrap(ctx context.Context, n *Node, sel Selection, steps []plan
 // and something is to change), encrypt its directories into the
 // category, add the rules, start it as before.
 func (p *Planner) Enable(ctx context.Context, st *Status, sel Selection) ([]NodePlan, error) {
-	nodes, err := selected(st, sel)
-	if err != nil {
-		return nil, err
-	}
-	var out []NodePlan
-	for _, n := range nodes {
-		moves, rules, err := p.nodeSteps(st, n, sel)
-		if err != nil {
-			return nil, err
-		}
-		steps := append(moves, rules...)
-		steps, err = p.wrap(ctx, n, sel, steps)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, NodePlan{Node: n, Name: fmt.Sprintf("ndb enable node %d", n.ID), Steps: steps})
-	}
-	return out, nil
+	return p.plans(ctx, st, sel, "enable", func(moves, rules []plan.Step) []plan.Step {
+		return append(moves, rules...)
+	})
 }
 
 // Disable returns the plans of ndb disable: per node, stop it, move its
 // directories back, remove the rules, start it as before.
 func (p *Planner) Disable(ctx context.Context, st *Status, sel Selection) ([]NodePlan, error) {
-	nodes, err := selected(st, sel)
-	if err != nil {
-		return nil, err
-	}
-	var out []NodePlan
-	for _, n := range nodes {
-		moves, rules, err := p.nodeSteps(st, n, sel)
-		if err != nil {
-			return nil, err
-		}
+	return p.plans(ctx, st, sel, "disable", func(moves, rules []plan.Step) []plan.Step {
 		var steps []plan.Step
 		for _, m := range moves {
 			e := m.(*admin.EncryptStep)
@@ -282,11 +258,28 @@ func (p *Planner) Disable(ctx context.Context, st *Status, sel Selection) ([]Nod
 		for _, r := range rules {
 			steps = append(steps, &Inverse{Step: r, Desc: "remove rule: " + r.(*admin.RuleStep).Rule})
 		}
-		steps, err = p.wrap(ctx, n, sel, steps)
+		return steps
+	})
+}
+
+// plans makes one plan per selected node: the steps change makes of the
+// node's moves and rules, wrapped in its stop and start.
+func (p *Planner) plans(ctx context.Context, st *Status, sel Selection, verb string, change func(moves, rules []plan.Step) []plan.Step) ([]NodePlan, error) {
+	nodes, err := selected(st, sel)
+	if err != nil {
+		return nil, err
+	}
+	var out []NodePlan
+	for _, n := range nodes {
+		moves, rules, err := p.nodeSteps(st, n, sel)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, NodePlan{Node: n, Name: fmt.Sprintf("ndb disable node %d", n.ID), Steps: steps})
+		steps, err := p.wrap(ctx, n, sel, change(moves, rules))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, NodePlan{Node: n, Name: fmt.Sprintf("ndb %s node %d", verb, n.ID), Steps: steps})
 	}
 	return out, nil
 }

@@ -2,7 +2,7 @@
 # guards.sh: grep guards for rules the compiler does not check.
 #   - library code (everything but cmd/ and tests) never panics on purpose,
 #     never calls os.Exit, never prints to stdout, never imports cobra/viper;
-#   - internal/testenv is for tests only;
+#   - internal/testenv and encfs/daemon/daemontest are for tests only;
 #   - "/proc/..." string literals live in internal/procfs, the one reader
 #     of /proc and mountinfo (cmd/ included; exempt: _test.go files,
 #     stand-ins under testdata/, and bench/, whose tools profile other
@@ -28,6 +28,7 @@ check 'os\.Exit\(' 'os.Exit outside cmd/'
 check 'fmt\.Print|os\.Stdout' 'library code printing to stdout'
 check '"github.com/spf13/(cobra|viper)"' 'cobra/viper imported below cmd/'
 check '"github.com/mysecure/mysecure/internal/testenv"' 'internal/testenv imported by non-test code'
+check '"github.com/mysecure/mysecure/encfs/daemon/daemontest"' 'encfs/daemon/daemontest imported by non-test code'
 procfs=$(git ls-files '*.go' | grep -v '_test\.go$' | grep -v '^bench/' | grep -v '/testdata/' | grep -v '^internal/procfs/' || true)
 hits=$(echo "$procfs" | xargs -r grep -nE '"/proc/' || true)
 if [ -n "$hits" ]; then

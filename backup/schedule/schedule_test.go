@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -336,64 +337,196 @@ func TestHistoryTornLine(t *testing.T) {
 	}
 }
 
-func TestSchedulerRunsAndCatchesUp(t *testing.T) {
-	f := &fakeBackup{delay: 10 * time.Millisecond}
+// fakeClock is a Clock that moves only when the test advances it.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []fakeWaiter
+	changed chan struct{} // closed and replaced when a waiter is added
+}
+
+type fakeWaiter struct {
+	at time.Time
+	c  chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), changed: make(chan struct{})}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{c.now.Add(d), ch})
+	close(c.changed)
+	c.changed = make(chan struct{})
+	return ch
+}
+
+// waitFor blocks until n timers are pending (the scheduler's loop and the
+// runs' jitter waits are parked on the clock).
+func (c *fakeClock) waitFor(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		have, ch := len(c.waiters), c.changed
+		c.mu.Unlock()
+		if have >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("%d timers pending, waited for %d", have, n)
+		}
+	}
+}
+
+// advance moves the clock by d and fires the timers that are due.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.c <- c.now
+	}
+	c.waiters = kept
+}
+
+// waitRuns waits until job has n records in the history and its lock is
+// free (the run is over: the next one will not find its lock held).
+func waitRuns(t *testing.T, r *Runner, job string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, _ := r.History.Read(job)
+		if len(recs) >= n {
+			if unlock, err := r.lockJob(context.Background(), job, false); err == nil {
+				unlock()
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: %d runs recorded, want %d", job, len(recs), n)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// clockScheduler is a scheduler on a fake clock and backup.
+func clockScheduler(t *testing.T) (*fakeBackup, *Runner, *fakeClock, *Scheduler) {
+	f := &fakeBackup{}
 	r, _ := newRunner(t, f)
+	clk := newFakeClock()
+	r.Now = clk.Now
+	s := NewScheduler(context.Background(), r)
+	s.Clock = clk
+	return f, r, clk, s
+}
+
+func TestSchedulerRunsAndCatchesUp(t *testing.T) {
+	f := &fakeBackup{}
+	r, _ := newRunner(t, f)
+	clk := newFakeClock()
+	r.Now = clk.Now
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := NewScheduler(ctx, r)
-	if err := s.Start([]Job{{Name: "fast", Schedule: "@every 1s"}}); err != nil {
+	s.Clock = clk
+	if err := s.Start([]Job{{Name: "fast", Schedule: "@every 1m"}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for f.calls.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	if nx := s.Next()["fast"]; !nx.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("next run %v, want a minute after %v", nx, clk.Now())
 	}
-	if f.calls.Load() < 2 {
-		t.Fatalf("the scheduler ran %d times in 10 s", f.calls.Load())
-	}
-	if nx := s.Next()["fast"]; nx.IsZero() {
-		t.Fatal("no next run")
+	for i := int32(1); i <= 3; i++ {
+		clk.waitFor(t, 1)
+		clk.advance(59 * time.Second)
+		if f.calls.Load() != i-1 {
+			t.Fatalf("run %d fired a second early", i)
+		}
+		clk.advance(time.Second)
+		waitRuns(t, r, "fast", int(i))
 	}
 	s.Stop()
+	if n := f.calls.Load(); n != 3 {
+		t.Fatalf("%d runs in three minutes of a job every minute", n)
+	}
 	// A daily job last run two days ago is caught up once at start.
-	r.History.Append(Record{Job: "daily", Status: StatusSuccess, Started: time.Now().Add(-48 * time.Hour)})
+	r.History.Append(Record{Job: "daily", Status: StatusSuccess, Started: clk.Now().Add(-48 * time.Hour)})
 	before := f.calls.Load()
 	s2 := NewScheduler(ctx, r)
+	s2.Clock = clk
 	if err := s2.Start([]Job{{Name: "daily", Schedule: "@daily", CatchUp: true}, {Name: "nocatch", Schedule: "@daily"}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	s2.Stop()
+	s2.Stop() // waits for the catch-up run
 	recs, _ := r.History.Read("daily")
 	if f.calls.Load() != before+1 || len(recs) != 2 || recs[1].Trigger != "catch-up" {
 		t.Fatalf("catch-up: calls %d->%d, records %+v", before, f.calls.Load(), recs)
 	}
 }
 
-func TestSchedulerLeavesSystemJobs(t *testing.T) {
-	f := &fakeBackup{}
-	r, _ := newRunner(t, f)
-	s := NewScheduler(context.Background(), r)
-	if err := s.Start([]Job{{Name: "cron", Schedule: "@every 1s", System: true}}); err != nil {
+// TestSchedulerJitter: a job with jitter waits up to that long after its
+// time, on the scheduler's clock.
+func TestSchedulerJitter(t *testing.T) {
+	f, r, clk, s := clockScheduler(t)
+	job := Job{Name: "jittery", Schedule: "@hourly", Jitter: 10 * time.Minute}
+	if err := s.Load([]Job{job}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	clk.waitFor(t, 1)
+	clk.advance(time.Hour)
+	clk.waitFor(t, 2) // the next hour, and the run's delay (0 < delay < 10 min)
+	if f.calls.Load() != 0 {
+		t.Fatal("the run did not wait for its jitter")
+	}
+	clk.advance(10 * time.Minute)
+	waitRuns(t, r, "jittery", 1)
+	s.Stop()
+}
+
+func TestSchedulerLeavesSystemJobs(t *testing.T) {
+	f, _, clk, s := clockScheduler(t)
+	if err := s.Start([]Job{{Name: "cron", Schedule: "@every 1m", System: true}, {Name: "mine", Schedule: "@every 1h"}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.waitFor(t, 1)
+	clk.advance(59 * time.Minute)
 	s.Stop()
 	if f.calls.Load() != 0 {
 		t.Fatalf("the daemon ran a job that system cron owns %d times", f.calls.Load())
 	}
+	if _, ok := s.Next()["cron"]; ok {
+		t.Fatal("a system job has a next run in the daemon")
+	}
 }
 
 // TestSchedulerConcurrentLoads: config reloads that race (SIGHUP and a
-// job API call) leave exactly one cron running, and after Stop no job
+// job API call) leave exactly one loop running, and after Stop no job
 // fires (before the fix an interleaved load could leave a cron that
 // nothing stopped, firing every job twice and after Stop).
 func TestSchedulerConcurrentLoads(t *testing.T) {
-	f := &fakeBackup{}
-	r, _ := newRunner(t, f)
-	s := NewScheduler(context.Background(), r)
-	jobs := []Job{{Name: "often", Schedule: "@every 1s"}}
+	f, r, clk, s := clockScheduler(t)
+	jobs := []Job{{Name: "often", Schedule: "@every 1m"}}
 	var wg sync.WaitGroup
 	for i := 0; i < 64; i++ {
 		wg.Add(1)
@@ -405,22 +538,23 @@ func TestSchedulerConcurrentLoads(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if s.running() == nil {
-		t.Fatal("no cron after the loads")
-	}
-	time.Sleep(2500 * time.Millisecond)
+	// Each load's loop parked one timer; only the last loop is alive.
+	clk.waitFor(t, 64)
+	clk.advance(time.Minute)
+	waitRuns(t, r, "often", 1)
+	clk.waitFor(t, 1)
+	clk.advance(time.Minute)
+	waitRuns(t, r, "often", 2)
 	s.Stop()
-	// Two or three runs in 2.5 s of one cron; a leaked cron adds its own.
-	if n := f.calls.Load(); n < 1 || n > 3 {
-		t.Fatalf("%d runs in 2.5 s of a job every second: more than one cron ran", n)
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d runs in two minutes of a job every minute: more than one loop ran", n)
 	}
-	before := f.calls.Load()
-	time.Sleep(1500 * time.Millisecond)
-	if n := f.calls.Load(); n != before {
-		t.Fatalf("%d runs after Stop: a cron kept running", n-before)
+	clk.advance(time.Hour)
+	if n := f.calls.Load(); n != 2 {
+		t.Fatalf("%d runs after Stop: a loop kept running", n-2)
 	}
 	if err := s.Load(jobs); err == nil {
-		t.Fatal("Load after Stop started a cron")
+		t.Fatal("Load after Stop started a loop")
 	}
 }
 

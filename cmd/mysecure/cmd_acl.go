@@ -166,8 +166,7 @@ func runACLChange(ctx context.Context, g *globalOptions, creds *credOptions, req
 	defer cred.Wipe()
 	req.Credential = cred
 	r, err := c.ACL(ctx, req)
-	var ae *daemon.APIError
-	if errors.As(err, &ae) && ae.Code == daemon.CodeUnknownCategory {
+	if errors.Is(err, volume.ErrUnknownCategory) {
 		if rule, perr := acl.ParseRule(req.Rule); perr == nil {
 			return withHint(err, "create it with 'mysecure category add "+rule.Category+"' (needs the master credential)")
 		}

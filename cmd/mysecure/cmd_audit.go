@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -79,72 +77,11 @@ file holding the credentials: they are never taken from argv).`,
 	return cmd
 }
 
-// clientQuery runs SQL with the client in batch mode, raw values.
-func (o auditOptions) clientQuery() (audit.Query, error) {
-	client := o.Client
-	if client == "" {
-		for _, c := range []string{"mariadb", "mysql"} {
-			if p, err := exec.LookPath(c); err == nil {
-				client = p
-				break
-			}
-		}
-	}
-	if client == "" {
-		return nil, withHint(errors.New("no mariadb or mysql client found"), "install mariadb-client, or pass --client")
-	}
-	var base []string
-	if o.DefaultsFile != "" {
-		base = append(base, "--defaults-file="+o.DefaultsFile)
-	}
-	if o.Socket != "" {
-		base = append(base, "--socket="+o.Socket)
-	}
-	if o.User != "" {
-		base = append(base, "--user="+o.User)
-	}
-	base = append(base, "--batch", "--skip-column-names", "--raw")
-	return func(ctx context.Context, sql string) ([][]string, error) {
-		cmd := exec.CommandContext(ctx, client, base...)
-		cmd.Stdin = strings.NewReader(sql)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s: %v: %s", client, err, clientError(errb.String()))
-		}
-		return batchRows(out.String()), nil
-	}, nil
-}
-
-// clientError is the client's error message without the statement it
-// echoes before it in batch mode ("--------------\nSELECT ...\n
-// --------------\n\nERROR 1142 ..."): the ERROR line, or all of stderr
-// when there is none.
-func clientError(stderr string) string {
-	s := strings.TrimSpace(stderr)
-	if i := strings.LastIndex(s, "ERROR "); i >= 0 {
-		s, _, _ = strings.Cut(s[i:], "\n")
-	}
-	return s
-}
-
-// batchRows splits the client's --batch --raw output into rows of
-// tab-separated columns. Every row ends in a newline, and a row of one
-// empty column is an empty line (SELECT @@log_error on Debian's default):
-// it is a row, not nothing.
-func batchRows(out string) [][]string {
-	if out == "" {
-		return nil
-	}
-	var rows [][]string
-	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		rows = append(rows, strings.Split(l, "\t"))
-	}
-	return rows
-}
-
 func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
-	q, err := o.clientQuery()
+	q, err := audit.Client{Program: o.Client, DefaultsFile: o.DefaultsFile, Socket: o.Socket, User: o.User}.Query()
+	if errors.Is(err, audit.ErrNoClient) {
+		return withHint(err, "install mariadb-client, or pass --client")
+	}
 	if err != nil {
 		return err
 	}

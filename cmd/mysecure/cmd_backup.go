@@ -3,11 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,12 +20,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mysecure/mysecure/backup"
-	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/tree"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/humanize"
-	"github.com/mysecure/mysecure/internal/mycnf"
 )
 
 // execOptions say where a backup operation runs: in the daemon (which
@@ -129,46 +125,9 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 	}, nil
 }
 
-// jobRunner serves backup requests in the daemon.
-type jobRunner struct {
-	svc    *backup.Service
-	reload func() (int, error) // re-reads the schedules; nil without a scheduler
-}
-
-// opScheduleReload makes the daemon re-read the schedules.
-const opScheduleReload = "schedule-reload"
-
-func (j jobRunner) Run(ctx context.Context, raw json.RawMessage, root bool, emit func(any)) (any, error) {
-	req, err := backup.DecodeRequest(raw)
-	if err != nil {
-		return nil, err
-	}
-	if req.Op == opScheduleReload {
-		if !root {
-			return nil, fmt.Errorf("%w: %q is for root only", backup.ErrDenied, req.Op)
-		}
-		if j.reload == nil {
-			return nil, fmt.Errorf("%w: this daemon has no scheduler", backup.ErrUsage)
-		}
-		n, err := j.reload()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]int{"jobs": n}, nil
-	}
-	defer req.Credentials.Wipe()
-	return j.svc.Do(ctx, req, root, func(p backup.Progress) { emit(p) })
-}
-
-// Hint implements daemon.JobHinter: the rule to add for a tool the
-// access rules denied.
-func (jobRunner) Hint(err error) string {
-	var te *backup.ToolError
-	if errors.As(err, &te) {
-		return te.Hint()
-	}
-	return ""
-}
+// jobRunner serves backup requests in the daemon, with the wire codes of
+// SSH failures added.
+type jobRunner struct{ backup.Jobs }
 
 // deniedOf converts the daemon's denial groups for a tool's error.
 func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
@@ -179,58 +138,13 @@ func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
 	return out
 }
 
-// API error codes of backup jobs (mapped to exit codes in classify).
-const (
-	codeNotFound    = "not_found"
-	codeCorrupt     = "corrupt"
-	codeToolFailed  = "tool_failed"
-	codeMySQLCreds  = "mysql_credentials"
-	codeMySQLPrivs  = "mysql_privileges"
-	codeToolMissing = "tool_missing"
-	codeBusy        = "busy"
-	codeDiskFull    = "disk_full"
-	codeInterrupted = "interrupted"
-	codeLocked      = "locked"
-	codeObjectStore = "object_store"
-)
-
-func (jobRunner) Code(err error) string {
+// Code implements daemon.Jobs: the wire code of a job's error ("" leaves
+// it to the daemon's codes).
+func (j jobRunner) Code(err error) string {
 	if c := sshCode(err); c != "" {
 		return c
 	}
-	var te *backup.ToolError
-	var pe *backup.PrivilegeError
-	switch {
-	case errors.As(err, &te) && te.AccessDenied:
-		return codeMySQLCreds
-	case errors.As(err, &pe), errors.As(err, &te) && te.MissingPrivilege:
-		return codeMySQLPrivs
-	case errors.As(err, &te):
-		return codeToolFailed
-	case errors.Is(err, backup.ErrLocked):
-		return codeLocked
-	case errors.Is(err, backup.ErrObjectStore):
-		return codeObjectStore
-	case errors.Is(err, backup.ErrNotFound):
-		return codeNotFound
-	case errors.Is(err, backup.ErrCorrupt), errors.Is(err, content.ErrCorrupt):
-		return codeCorrupt
-	case errors.Is(err, backup.ErrToolMissing):
-		return codeToolMissing
-	case errors.Is(err, backup.ErrBusy):
-		return codeBusy
-	case errors.Is(err, backup.ErrDenied):
-		return daemon.CodeDenied
-	case errors.Is(err, backup.ErrUsage):
-		return daemon.CodeUsage
-	case errors.Is(err, backup.ErrExists):
-		return daemon.CodeConflict
-	case errors.Is(err, syscall.ENOSPC):
-		return codeDiskFull
-	case errors.Is(err, context.Canceled):
-		return codeInterrupted
-	}
-	return daemon.CodeInternal
+	return j.Jobs.Code(err)
 }
 
 // runOp runs a backup request in the daemon or locally, printing progress
@@ -246,7 +160,7 @@ func runOp(ctx context.Context, g *globalOptions, eo *execOptions, req backup.Re
 		if os.Geteuid() != 0 {
 			sock = g.cfg.JobSocket
 		}
-		err := daemon.NewClient(sock).Job(ctx, req, func(ev json.RawMessage) {
+		err := daemon.NewClient(sock).WithJobErrors(backup.WireError).Job(ctx, req, func(ev json.RawMessage) {
 			var p backup.Progress
 			if json.Unmarshal(ev, &p) == nil {
 				progress.update(p)
@@ -824,26 +738,8 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 	in := &backup.CredentialsIn{User: o.User, Host: o.Host, Port: o.Port, Socket: o.Socket}
 	defer in.Wipe()
 	if o.FromCnf != "" {
-		opts, err := mycnf.Load(o.FromCnf)
-		if err != nil {
+		if err := in.FillFromCnf(o.FromCnf); err != nil {
 			return withHint(err, "give a readable MySQL option file with a [client] group")
-		}
-		c, err := mycnf.ParseClient(opts)
-		if err != nil {
-			return err
-		}
-		if in.User == "" {
-			in.User = c.User
-		}
-		in.Password = c.Password
-		if in.Host == "" {
-			in.Host = c.Host
-		}
-		if in.Port == 0 {
-			in.Port = c.Port
-		}
-		if in.Socket == "" {
-			in.Socket = c.Socket
 		}
 	}
 	t := openTTY()
@@ -898,52 +794,9 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 		g.p.noticef("%s still holds the password in plaintext: remove it ('shred -u %s'), or run again with --shred", o.FromCnf, o.FromCnf)
 		return nil
 	}
-	if err := shredFile(o.FromCnf); err != nil {
+	if err := backup.Shred(o.FromCnf); err != nil {
 		return fmt.Errorf("credentials stored, but shredding %s failed: %w", o.FromCnf, err)
 	}
 	fmt.Fprintf(g.p.out, "shredded %s\n", o.FromCnf)
 	return nil
-}
-
-// shredFile overwrites a file with random bytes three times, syncing each
-// pass, then removes it. On journaling or copy-on-write filesystems and
-// SSDs old blocks may survive (docs/backup.md says so).
-func shredFile(p string) error {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", p)
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 64<<10)
-	for pass := 0; pass < 3; pass++ {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			f.Close()
-			return err
-		}
-		for left := fi.Size(); left > 0; {
-			n := min(left, int64(len(buf)))
-			rand.Read(buf[:n])
-			if _, err := f.Write(buf[:n]); err != nil {
-				f.Close()
-				return err
-			}
-			left -= n
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Truncate(0); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
-	return os.Remove(p)
 }

@@ -201,10 +201,11 @@ func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) e
 	default:
 		var refs []string
 		if v.Config.HasCategory(name) {
-			refs, err = ruleRefs(v, k, name)
+			rs, err := daemon.LoadRules(v.Dir, k)
 			if err != nil {
 				return err
 			}
+			refs = rs.CategoryRefs(name)
 		}
 		err = v.RemoveCategory(k, name, refs)
 	}
@@ -223,31 +224,13 @@ func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) e
 	return nil
 }
 
-// ruleRefs reads the rule file, authenticated with the volume's keys, and
-// describes the rules that name category name.
-func ruleRefs(v *volume.Volume, k *volume.Keys, name string) ([]string, error) {
-	key, err := k.Subkey(volume.PurposeRules, "")
-	if err != nil {
-		return nil, err
-	}
-	defer clear(key)
-	path := filepath.Join(v.Dir, daemon.RulesFile)
-	rs, err := acl.LoadRules(path, key)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return rs.CategoryRefs(name), nil
-}
-
 // categoryError adds the hint that fits a refused category change.
 func categoryError(err error, op, name string) error {
-	var ae *daemon.APIError
-	inUse := errors.Is(err, volume.ErrCategoryInUse) || (errors.As(err, &ae) && ae.Code == daemon.CodeCategoryInUse)
-	unknown := errors.Is(err, volume.ErrUnknownCategory) || (errors.As(err, &ae) && ae.Code == daemon.CodeUnknownCategory)
+	// The daemon's errors unwrap to the volume's sentinels.
 	switch {
-	case inUse:
+	case errors.Is(err, volume.ErrCategoryInUse):
 		return withHint(err, fmt.Sprintf("move its data out first ('mysecure decrypt @%s PATH') and delete the rules that name it ('mysecure acl del N')", name))
-	case unknown && op == "remove":
+	case errors.Is(err, volume.ErrUnknownCategory) && op == "remove":
 		return withHint(err, "'mysecure category list' shows the categories")
 	}
 	return err

@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/atomicfile"
 )
 
 // defaultFileCategory is the category `file encrypt` uses unless told:
@@ -119,27 +118,11 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		name = "stdin"
 	}
 	if encrypt {
-		key, err := k.ContentKey(cat)
-		if err != nil {
+		var key *content.Key
+		if key, err = k.ContentKey(cat); err != nil {
 			return err
 		}
-		// Sealing and writing overlap: ciphertext goes to the file from
-		// a third goroutine (reading already runs ahead in copyCtx).
-		aw := content.NewAsyncWriter(dst)
-		defer aw.Close()
-		w, err := content.NewWriter(aw, key)
-		if err != nil {
-			return err
-		}
-		if err := copyCtx(ctx, w, src); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-		if err := aw.Close(); err != nil {
-			return err
-		}
+		err = content.Encrypt(ctx, dst, src, key)
 	} else {
 		var ring content.Keyring
 		if cat != "" {
@@ -150,25 +133,20 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		if err != nil {
 			return err
 		}
-		r, err := content.NewReader(src, ring, name)
-		if err != nil {
-			return err
-		}
-		if err := copyCtx(ctx, dst, r); err != nil {
-			return err
-		}
+		err = content.Decrypt(ctx, dst, src, ring, name)
 	}
-	return dst.Commit()
-}
-
-// copyCtx is content.Copy with the CLI's exit code for an interrupted
-// copy.
-func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) error {
-	err := content.Copy(ctx, dst, src)
 	if errors.Is(err, context.Canceled) {
 		return errInterrupted
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if err := dst.Commit(); errors.Is(err, atomicfile.ErrAborted) {
+		return errInterrupted
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {
@@ -186,64 +164,26 @@ func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// output writes to a temp file next to OUT and renames it into place on
-// Commit, so OUT never exists half-written. Abort (deferred) removes the
-// temp file unless Commit ran.
-type output struct {
-	w    io.Writer
-	f    *os.File
-	path string
-
-	mu      sync.Mutex // Commit and Abort may race with a signal
-	done    bool
-	aborted bool
+// output is where `file encrypt|decrypt` writes: a file that appears
+// whole on Commit (atomicfile.Pending), or stdout.
+type output interface {
+	io.Writer
+	Commit() error
+	Abort()
 }
 
-func newOutput(path string, stdout io.Writer) (*output, error) {
+type stdoutOutput struct{ io.Writer }
+
+func (stdoutOutput) Commit() error { return nil }
+func (stdoutOutput) Abort()        {}
+
+func newOutput(path string, stdout io.Writer) (output, error) {
 	if path == "-" {
-		return &output{w: stdout}, nil
+		return stdoutOutput{stdout}, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".mysecure-tmp-*")
+	p, err := atomicfile.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("failed to create output: %w", err)
+		return nil, err
 	}
-	return &output{w: f, f: f, path: path}, nil
-}
-
-func (o *output) Write(p []byte) (int, error) { return o.w.Write(p) }
-
-func (o *output) Commit() error {
-	if o.f == nil {
-		return nil
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.aborted {
-		return errInterrupted
-	}
-	if err := o.f.Sync(); err != nil {
-		return fmt.Errorf("failed to write output: %w", err)
-	}
-	if err := o.f.Close(); err != nil {
-		return fmt.Errorf("failed to write output: %w", err)
-	}
-	if err := os.Rename(o.f.Name(), o.path); err != nil {
-		return fmt.Errorf("failed to write output: %w", err)
-	}
-	o.done = true
-	return nil
-}
-
-func (o *output) Abort() {
-	if o.f == nil {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.done || o.aborted {
-		return
-	}
-	o.aborted = true
-	o.f.Close()
-	os.Remove(o.f.Name())
+	return p, nil
 }

@@ -277,7 +277,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	var runner *jobRunner
 	svc, err := backupService(g, v, keys, log.With("module", "backup"))
 	if err == nil {
-		runner = &jobRunner{svc: svc}
+		runner = &jobRunner{backup.Jobs{Service: svc}}
 		jobs = runner
 	} else {
 		log.Warn("backups disabled", "err", err)
@@ -314,7 +314,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	inForce.Store(g.cfg.Schedules)
 	if runner != nil {
 		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log, &inForce))
-		runner.reload = func() (int, error) {
+		runner.Reload = func() (int, error) {
 			js, hosts, err := daemonSchedules(g)
 			if err != nil {
 				return 0, err
@@ -379,8 +379,8 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 				} else {
 					log.Info("rules reloaded (SIGHUP)")
 				}
-				if runner != nil && runner.reload != nil {
-					if _, err := runner.reload(); err != nil {
+				if runner != nil && runner.Reload != nil {
+					if _, err := runner.Reload(); err != nil {
 						log.Error("schedule reload failed", "error", err.Error())
 					}
 				}
@@ -468,8 +468,7 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 				return withHint(err, "nothing to unmount")
 			}
 			if err != nil {
-				var ae *daemon.APIError
-				if errors.As(err, &ae) && ae.Code == daemon.CodeInUse {
+				if errors.Is(err, daemon.ErrInUse) {
 					return withHint(err, "stop the programs using the mount (mysqld) first")
 				}
 				return err

@@ -233,19 +233,11 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 		todo := 0
 		for _, p := range plans {
 			fmt.Fprintf(g.p.out, "plan for node %d (%s):\n", p.Node.ID, p.Name)
-			for i, s := range p.Steps {
-				done, drift, err := s.Check(ctx)
-				switch {
-				case err != nil:
-					todo++
-					fmt.Fprintf(g.p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, s.Describe(), oneLine(err))
-				case done:
-					fmt.Fprintf(g.p.out, "%3d. in place:  %s\n", i+1, s.Describe())
-				default:
-					todo++
-					fmt.Fprintf(g.p.out, "%3d. change:    %s (%s)\n", i+1, s.Describe(), drift)
-				}
+			findings, err := plan.Check(ctx, p.Steps)
+			if err != nil {
+				return err
 			}
+			todo += g.p.planFindings(findings)
 		}
 		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", todo)
 		return nil
@@ -267,18 +259,10 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 	for i, p := range plans {
 		fmt.Fprintf(g.p.out, "node %d: %s\n", p.Node.ID, verb)
 		r := &plan.Runner{StatePath: filepath.Join(ndbStateDir(g), fmt.Sprintf("node-%d.json", p.Node.ID)), Report: func(e plan.Event) {
-			switch e.Kind {
-			case plan.EventUnchanged:
+			if e.Kind == plan.EventUnchanged {
 				fmt.Fprintf(g.p.out, "in place:  %s\n", e.Step)
-			case plan.EventApplied:
-				fmt.Fprintf(g.p.out, "done:      %s\n", e.Step)
-			case plan.EventFailed:
-				fmt.Fprintf(g.p.out, "failed:    %s: %s\n", e.Step, e.Detail)
-			case plan.EventUndone:
-				fmt.Fprintf(g.p.out, "undone:    %s\n", e.Step)
-			case plan.EventUndoFailed:
-				fmt.Fprintf(g.p.out, "not undone: %s: %s\n", e.Step, e.Detail)
 			}
+			g.p.planEvent(e)
 		}}
 		res, err := r.Apply(ctx, p.Name, p.Steps)
 		if err != nil {

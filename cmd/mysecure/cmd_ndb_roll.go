@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,39 +67,6 @@ func passedFlags(f *pflag.FlagSet) []string {
 	return out
 }
 
-// rollHost is one --hosts entry.
-type rollHost struct {
-	spec  string
-	nodes []int // given with =ID+ID; nil: discover
-}
-
-func parseRollHosts(hosts []string) ([]rollHost, error) {
-	var out []rollHost
-	seen := map[string]bool{}
-	for _, h := range hosts {
-		name, ids, hasIDs := strings.Cut(h, "=")
-		if name == "" || seen[name] {
-			return nil, usagef(fmt.Sprintf("--hosts: %q: empty or repeated host", h))
-		}
-		seen[name] = true
-		rh := rollHost{spec: name}
-		if hasIDs {
-			for _, s := range strings.Split(ids, "+") {
-				id, err := strconv.Atoi(s)
-				if err != nil || id < 1 || id > 255 {
-					return nil, usagef(fmt.Sprintf("--hosts: %q: %q is not a node id", h, s))
-				}
-				rh.nodes = append(rh.nodes, id)
-			}
-		}
-		out = append(out, rh)
-	}
-	if len(out) == 0 {
-		return nil, usagef("--rolling needs --hosts HOST,...")
-	}
-	return out, nil
-}
-
 // readStdinCredential reads the credential a roll sends (JSON of
 // daemon.Credential) from stdin.
 func readStdinCredential() (*daemon.Credential, error) {
@@ -123,9 +89,12 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 	if o.Node != 0 || o.AllLocal {
 		return usagef("--rolling takes the nodes from --hosts HOST=ID+ID or each host's discovery, not --node or --all-local")
 	}
-	hosts, err := parseRollHosts(o.roll.Hosts)
+	if len(o.roll.Hosts) == 0 {
+		return usagef("--rolling needs --hosts HOST,...")
+	}
+	hosts, err := ndb.ParseRollHosts(o.roll.Hosts)
 	if err != nil {
-		return err
+		return usageErr(fmt.Errorf("--hosts: %w", err))
 	}
 	verb := "enable"
 	if !enable {
@@ -133,7 +102,7 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 	}
 	var targets []*sshclient.Target
 	for _, h := range hosts {
-		t, err := g.cfg.SSH.Resolve(h.spec)
+		t, err := g.cfg.SSH.Resolve(h.Spec)
 		if err != nil {
 			return err
 		}
@@ -179,59 +148,34 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 		return argv
 	}
 	// Each host says which data nodes it has and their groups.
-	var nodes []ndb.RollNode
+	quiet := make([]ndb.Host, len(sshHosts))
+	ids := make([][]int, len(hosts))
+	for i, h := range sshHosts {
+		quiet[i], ids[i] = &ndb.SSHHost{Client: h.Client}, hosts[i].Nodes
+	}
+	nodes, sts, err := ndb.RollNodes(ctx, quiet, ids, append([]string{o.roll.Remote, "ndb", "status", "--json"}, pass...))
+	var se *ndb.StatusError
+	switch {
+	case errors.As(err, &se):
+		return &childError{msg: se.Error(), code: remoteCode(se.Exit), hint: "run 'mysecure ndb status' on that host"}
+	case errors.Is(err, ndb.ErrNoDataNode):
+		return withHint(usageErr(err), "name its nodes: --hosts HOST=ID")
+	case errors.Is(err, ndb.ErrNotDataNode):
+		return withHint(usageErr(err), "'mysecure ndb status' on that host lists its nodes")
+	case errors.Is(err, ndb.ErrNodeTwice):
+		return withHint(usageErr(err), "name each host's nodes: --hosts HOST=ID+ID,...")
+	case err != nil:
+		return err
+	}
+	// Status was asked quietly; the changes print.
+	loud := map[ndb.Host]ndb.Host{}
 	mgmOf := map[string][]string{}
 	for i, h := range sshHosts {
-		quiet := &ndb.SSHHost{Client: h.Client}
-		argv := append([]string{o.roll.Remote, "ndb", "status", "--json"}, pass...)
-		stdout, stderr, exit, err := quiet.Run(ctx, argv, nil)
-		if err != nil {
-			return fmt.Errorf("%s: %w (nothing was changed)", h.Name(), err)
-		}
-		if exit != 0 {
-			return &childError{msg: fmt.Sprintf("%s: %s exited %d: %s (nothing was changed)", h.Name(), strings.Join(argv[:4], " "), exit, lastLineOf(stderr)),
-				code: remoteCode(exit), hint: "run 'mysecure ndb status' on that host"}
-		}
-		var st ndb.Status
-		if err := json.Unmarshal([]byte(stdout), &st); err != nil {
-			return fmt.Errorf("%s: ndb status --json: %w", h.Name(), err)
-		}
-		mgmOf[h.Name()] = mgmArgv(&st)
-		ids := hosts[i].nodes
-		if ids == nil {
-			for _, n := range st.Nodes {
-				if n.Kind == ndb.KindData && n.Local {
-					ids = append(ids, n.ID)
-				}
-			}
-			if len(ids) == 0 {
-				return withHint(usagef(fmt.Sprintf("%s: no data node on that host (nothing was changed)", h.Name())), "name its nodes: --hosts "+hosts[i].spec+"=ID")
-			}
-		}
-		for _, id := range ids {
-			n := st.Node(id)
-			if n == nil || n.Kind != ndb.KindData {
-				return withHint(usagef(fmt.Sprintf("%s: node %d is not a data node there (nothing was changed)", h.Name(), id)), "'mysecure ndb status' on that host lists its nodes")
-			}
-			rn := ndb.RollNode{Host: h, Node: id, Group: n.NodeGroup}
-			if n.NodeGroup != nil {
-				for _, p := range st.Nodes {
-					if p.ID != id && p.Kind == ndb.KindData && p.NodeGroup != nil && *p.NodeGroup == *n.NodeGroup {
-						rn.Peers = append(rn.Peers, p.ID)
-					}
-				}
-				sort.Ints(rn.Peers)
-			}
-			nodes = append(nodes, rn)
-		}
+		loud[quiet[i]] = h
+		mgmOf[h.Name()] = mgmArgv(sts[i])
 	}
-	seen := map[int]string{}
-	for _, n := range nodes {
-		if h, ok := seen[n.Node]; ok {
-			return withHint(usagef(fmt.Sprintf("node %d is named on %s and on %s (nothing was changed)", n.Node, h, n.Host.Name())),
-				"name each host's nodes: --hosts HOST=ID+ID,...")
-		}
-		seen[n.Node] = n.Host.Name()
+	for i := range nodes {
+		nodes[i].Host = loud[nodes[i].Host]
 	}
 	for _, n := range nodes {
 		grp := "?"
@@ -307,9 +251,4 @@ func remoteCode(code int) int {
 		return code
 	}
 	return exitRemote
-}
-
-func lastLineOf(s string) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(l[len(l)-1])
 }

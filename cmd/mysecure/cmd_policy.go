@@ -229,19 +229,7 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 		return err
 	}
 	fmt.Fprintf(g.p.out, "plan for %s (%s):\n", b.Name, paramLine(vals))
-	changing := 0
-	for i, f := range findings {
-		switch {
-		case f.Done:
-			fmt.Fprintf(g.p.out, "%3d. in place:  %s\n", i+1, f.Step)
-		case f.CheckErr != "":
-			changing++
-			fmt.Fprintf(g.p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, f.Step, f.CheckErr)
-		default:
-			changing++
-			fmt.Fprintf(g.p.out, "%3d. change:    %s (%s)\n", i+1, f.Step, f.Drift)
-		}
-	}
+	changing := g.p.planFindings(findings)
 	if changing == 0 {
 		fmt.Fprintf(g.p.out, "nothing to change: every step of %s is in place\n", b.Name)
 		return nil

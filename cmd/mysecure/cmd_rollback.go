@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
@@ -63,16 +62,11 @@ rules again on SIGHUP or at the next mount.`,
 			if err := k.RequireMaster(); err != nil {
 				return err
 			}
-			key, err := k.Subkey(volume.PurposeRules, "")
+			rs, err := daemon.LoadRules(v.Dir, k)
 			if err != nil {
 				return err
 			}
-			defer clear(key)
 			rulesPath := filepath.Join(v.Dir, daemon.RulesFile)
-			rs, err := acl.LoadRules(rulesPath, key)
-			if err != nil {
-				return fmt.Errorf("%s: %w", rulesPath, err)
-			}
 			d := rollbackDir(g)
 			for _, f := range []struct {
 				path string

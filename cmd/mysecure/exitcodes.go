@@ -90,66 +90,16 @@ func classify(err error) (code int, hint string) {
 	if code, hint, ok := classifySSH(err); ok {
 		return code, hint
 	}
-	var ae *daemon.APIError
-	if errors.As(err, &ae) {
-		switch ae.Code {
-		case daemon.CodeCredentials:
-			return exitCredentials, "check the passphrase and the salt (both are needed), or the RSA key"
-		case daemon.CodeDenied:
-			return exitPermission, "run as root"
-		case daemon.CodeUsage:
-			return exitUsage, "see 'mysecure help' for the syntax"
-		case daemon.CodeInUse:
-			return exitFile, "stop the program using it (mysqld) first, or pass --force"
-		case daemon.CodeConflict:
-			return exitFile, ""
-		case daemon.CodeUnknownCategory:
-			return exitUsage, "'mysecure category list' shows the categories; 'mysecure category add NAME' makes one"
-		case daemon.CodeCategoryInUse:
-			return exitFile, "move its data out first ('mysecure decrypt') and delete the rules that name it ('mysecure acl del N')"
-		case daemon.CodeRollback:
-			return exitVolume, hintRollback
-		case codeNotFound:
-			return exitFile, "'mysecure backup list' shows the backups; 'mysecure backup credentials list' the credentials"
-		case codeCorrupt:
-			return exitData, "the backup is damaged or was modified: restore from another one ('mysecure backup list')"
-		case codeToolFailed:
-			if ae.Hint != "" {
-				return exitTool, ae.Hint
-			}
-			return exitTool, "the error ends with the tool's last messages; nothing was added to the catalog"
-		case codeMySQLCreds:
-			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
-		case codeMySQLPrivs:
-			return exitMySQLCreds, hintMySQLPrivs
-		case codeToolMissing:
-			return exitTool, "install the tool (Debian: mariadb-client, mariadb-backup) or name it in the configuration"
-		case codeBusy:
-			return exitBusy, "another run holds the lock; wait for it"
-		case codeDiskFull:
-			return exitError, "the store's filesystem is full; the partial backup was removed: free space and run again"
-		case codeInterrupted:
-			return exitInterrupted, "partial output was removed"
-		case codeObjectStore:
-			return exitObjectStore, hintObjectStore
-		case codeLocked:
-			return exitFile, hintLocked
-		}
-		return exitError, "see the daemon log for details"
-	}
-	var pe *backup.PrivilegeError
-	if errors.As(err, &pe) {
+	// An error the daemon reported unwraps to the sentinel it stands for
+	// (encfs/daemon errors.go, backup wire.go): the cases below serve
+	// both paths.
+	switch {
+	case errors.Is(err, backup.ErrMySQLCredentials):
+		return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
+	case errors.Is(err, backup.ErrMySQLPrivileges):
 		return exitMySQLCreds, hintMySQLPrivs
-	}
-	var te *backup.ToolError
-	if errors.As(err, &te) {
-		if te.MissingPrivilege {
-			return exitMySQLCreds, hintMySQLPrivs
-		}
-		if te.AccessDenied {
-			return exitMySQLCreds, "store working credentials with 'mysecure backup credentials set'"
-		}
-		if h := te.Hint(); h != "" {
+	case errors.Is(err, backup.ErrToolFailed):
+		if h := toolHint(err); h != "" {
 			return exitTool, h
 		}
 		return exitTool, "the error ends with the tool's last messages; nothing was added to the catalog"
@@ -207,6 +157,8 @@ func classify(err error) (code int, hint string) {
 		return exitBusy, "another run holds the lock; wait for it"
 	case errors.Is(err, backup.ErrDenied):
 		return exitPermission, "run as root"
+	case errors.Is(err, daemon.ErrDenied):
+		return exitPermission, "run as root"
 	case errors.Is(err, hardening.ErrInitDir):
 		return exitPermission, "pass --init-dir with a directory of root's that the server user can enter"
 	case errors.Is(err, backup.ErrUsage):
@@ -215,13 +167,17 @@ func classify(err error) (code int, hint string) {
 		return exitFile, "choose an empty or missing directory"
 	case errors.As(err, &ue):
 		return exitUsage, "see 'mysecure help' for usage"
+	case errors.Is(err, daemon.ErrUsage):
+		return exitUsage, "see 'mysecure help' for the syntax"
+	case errors.Is(err, daemon.ErrConflict):
+		return exitFile, ""
 	case errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):
 		return exitInterrupted, ""
 	case errors.Is(err, inplace.ErrAlreadyEncrypted):
 		return exitFile, "'ls -l' shows where it points; 'mysecure decrypt' moves it back"
 	case errors.Is(err, inplace.ErrNotEncrypted):
 		return exitFile, "only a symlink left by 'mysecure encrypt' can be decrypted"
-	case errors.Is(err, inplace.ErrInUse):
+	case errors.Is(err, inplace.ErrInUse), errors.Is(err, daemon.ErrInUse):
 		return exitFile, "stop the program using it (mysqld) first, or pass --force"
 	case errors.Is(err, inplace.ErrBusy):
 		return exitFile, "another encrypt or decrypt is running; wait for it"
@@ -276,5 +232,23 @@ func classify(err error) (code int, hint string) {
 	case errors.Is(err, os.ErrPermission):
 		return exitPermission, ""
 	}
+	var ae *daemon.APIError
+	if errors.As(err, &ae) {
+		return exitError, "see the daemon log for details"
+	}
 	return exitError, "run again with --debug for details"
+}
+
+// toolHint is what a failed tool's error says to do: the rule to add
+// for what the access rules denied it, here or in the daemon.
+func toolHint(err error) string {
+	var te *backup.ToolError
+	if errors.As(err, &te) {
+		return te.Hint()
+	}
+	var ae *daemon.APIError
+	if errors.As(err, &ae) {
+		return ae.Hint
+	}
+	return ""
 }

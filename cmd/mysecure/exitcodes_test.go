@@ -76,7 +76,6 @@ func TestClassify(t *testing.T) {
 		{usagef("bad flag"), exitUsage},
 		{withHint(volume.ErrIncorrectCredentials, "x"), exitCredentials},
 		{fmt.Errorf("unlock: %w", volume.ErrIncorrectCredentials), exitCredentials},
-		{&daemon.APIError{Code: daemon.CodeCredentials}, exitCredentials},
 		{fmt.Errorf("key add: %w", volume.ErrNotMasterCredential), exitUsage},
 		{content.ErrCorrupt, exitData},
 		{daemon.ErrNotRunning, exitNotMounted},

@@ -38,3 +38,21 @@ func planApplyError(err error, statePath, again, rolledBack string) error {
 	_, hint := classify(se.Err)
 	return withHint(err, strings.TrimSpace(rolledBack+hint))
 }
+
+// planFindings prints a plan compared with the host, one numbered line a
+// step, and returns how many steps would change.
+func (p *printer) planFindings(findings []plan.Finding) (changing int) {
+	for i, f := range findings {
+		switch {
+		case f.Done:
+			fmt.Fprintf(p.out, "%3d. in place:  %s\n", i+1, f.Step)
+		case f.CheckErr != "":
+			changing++
+			fmt.Fprintf(p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, f.Step, f.CheckErr)
+		default:
+			changing++
+			fmt.Fprintf(p.out, "%3d. change:    %s (%s)\n", i+1, f.Step, f.Drift)
+		}
+	}
+	return changing
+}

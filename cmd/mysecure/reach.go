@@ -63,7 +63,7 @@ func filePrivWarnings(ctx context.Context, mount string, rules []daemon.RuleInfo
 		if !ok {
 			continue
 		}
-		q, err := auditOptions{Socket: s.Socket}.clientQuery()
+		q, err := audit.Client{Socket: s.Socket}.Query()
 		if err != nil {
 			continue
 		}

@@ -2,11 +2,7 @@ package acl
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"strconv"
 )
 
@@ -31,20 +27,12 @@ func (rs *RuleSet) CategoryRefs(cat string) []string {
 // that need no credential ('mysecure category list' without a daemon),
 // never for a decision. A missing file has no rules.
 func UnverifiedCategoryCounts(path string) (map[string]int, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := readRuleFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
 		return map[string]int{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to open rule file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxRulesFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read rule file: %w", err)
-	}
-	if len(data) > maxRulesFile {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, maxRulesFile)
 	}
 	var rf struct {
 		Rules []struct {

@@ -12,7 +12,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/mysecure/mysecure/internal/atomicfile"
 )
 
 // Rule file format, version 2 (for docs/format.md; version 1 below).
@@ -143,9 +144,22 @@ func LoadRules(path string, macKey []byte) (*RuleSet, error) {
 	if len(macKey) == 0 {
 		return nil, errors.New("failed to load rules: empty MAC key")
 	}
+	data, err := readRuleFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return &RuleSet{}, nil
+	}
+	return parseRules(data, macKey)
+}
+
+// readRuleFile reads the rule file, at most maxRulesFile bytes; a
+// missing file reads as nil.
+func readRuleFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &RuleSet{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to open rule file: %w", err)
@@ -158,7 +172,10 @@ func LoadRules(path string, macKey []byte) (*RuleSet, error) {
 	if len(data) > maxRulesFile {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, maxRulesFile)
 	}
-	return parseRules(data, macKey)
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
 }
 
 func parseRules(data, macKey []byte) (*RuleSet, error) {
@@ -261,46 +278,8 @@ func SaveRules(path string, rs *RuleSet, macKey []byte) error {
 		return fmt.Errorf("failed to encode rule file: %w", err)
 	}
 	data = append(data, '\n')
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("failed to write rule file: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temp file next to path, syncs it,
-// renames it over path and syncs the directory, so a crash leaves either
-// the old or the new file, never a mix.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

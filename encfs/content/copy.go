@@ -175,3 +175,33 @@ func (a *AsyncWriter) Close() error {
 	}
 	return a.firstErr()
 }
+
+// Encrypt writes src to dst as one encrypted stream under key (`file
+// encrypt`): reading, sealing and writing each run on their own
+// goroutine. On an error dst holds a partial stream the caller discards.
+func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, key *Key) error {
+	aw := NewAsyncWriter(dst)
+	defer aw.Close()
+	w, err := NewWriter(aw, key)
+	if err != nil {
+		return err
+	}
+	if err := Copy(ctx, w, src); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return aw.Close()
+}
+
+// Decrypt writes the plaintext of the encrypted stream src to dst, with
+// the key of keys the stream names (`file decrypt`); name is src's name
+// in errors. Reading and decrypting overlap with writing.
+func Decrypt(ctx context.Context, dst io.Writer, src io.Reader, keys Keyring, name string) error {
+	r, err := NewReader(src, keys, name)
+	if err != nil {
+		return err
+	}
+	return Copy(ctx, dst, r)
+}

@@ -79,3 +79,29 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 type errWriter struct{ err error }
 
 func (e errWriter) Write([]byte) (int, error) { return 0, e.err }
+
+// TestEncryptDecrypt: a stream made by Encrypt comes back with Decrypt,
+// a wrong key is refused, and a cancelled context stops both.
+func TestEncryptDecrypt(t *testing.T) {
+	key := testKey(t, 1)
+	plain := bytes.Repeat([]byte("mysecure "), 300000) // several batches
+	var enc bytes.Buffer
+	if err := Encrypt(context.Background(), &enc, bytes.NewReader(plain), key); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(enc.Bytes(), []byte("mysecure mysecure")) {
+		t.Fatal("plaintext in the stream")
+	}
+	var dec bytes.Buffer
+	if err := Decrypt(context.Background(), &dec, bytes.NewReader(enc.Bytes()), key, "x"); err != nil || !bytes.Equal(dec.Bytes(), plain) {
+		t.Fatalf("round trip: %v (%d of %d bytes)", err, dec.Len(), len(plain))
+	}
+	if err := Decrypt(context.Background(), io.Discard, bytes.NewReader(enc.Bytes()), testKey(t, 2), "x"); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("another key: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Encrypt(ctx, io.Discard, bytes.NewReader(plain), key); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled encrypt: %v", err)
+	}
+}

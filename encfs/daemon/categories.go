@@ -62,25 +62,17 @@ func (d *Daemon) handleCategoryList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) handleCategory(w http.ResponseWriter, r *http.Request) {
-	var req CategoryRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	defer req.Credential.Wipe()
-	d.adminMu.Lock()
-	defer d.adminMu.Unlock()
-	gen, err := d.changeCategory(req)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	cats, err := d.Categories()
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, CategoryResponse{Categories: cats, Generation: gen})
+	serveAdmin(d, w, r, func(req *CategoryRequest) (any, error) {
+		gen, err := d.changeCategory(*req)
+		if err != nil {
+			return nil, err
+		}
+		cats, err := d.Categories()
+		if err != nil {
+			return nil, err
+		}
+		return CategoryResponse{Categories: cats, Generation: gen}, nil
+	})
 }
 
 // changeCategory adds or removes a category (adminMu held): in the volume
@@ -91,7 +83,7 @@ func (d *Daemon) changeCategory(req CategoryRequest) (uint64, error) {
 	}
 	name := strings.TrimPrefix(req.Name, "@")
 	if !volume.ValidCategory(name) {
-		return 0, &APIError{Code: CodeUsage, Message: fmt.Sprintf("%v %q: want a lower-case letter, then up to 31 of a-z 0-9 _ -", volume.ErrBadCategoryName, name)}
+		return 0, &APIError{Code: CodeBadCategoryName, Message: fmt.Sprintf("%v %q: want a lower-case letter, then up to 31 of a-z 0-9 _ -", volume.ErrBadCategoryName, name)}
 	}
 	if req.Credential == nil {
 		return 0, &APIError{Code: CodeCredentials, Message: "adding or removing a category needs the master credential (passphrase and salt, or the RSA key), in admin mode too"}

@@ -23,6 +23,15 @@ var ErrNotRunning = errors.New("the mysecure daemon is not running (volume not m
 type Client struct {
 	socket string
 	hc     *http.Client
+	// jobErr turns a code of the job module back into its error.
+	jobErr func(code string) error
+}
+
+// WithJobErrors sets how the codes of errors of jobs (Jobs.Code on the
+// daemon's side) turn back into the job module's errors, and returns c.
+func (c *Client) WithJobErrors(decode func(code string) error) *Client {
+	c.jobErr = decode
+	return c
 }
 
 // NewClient returns a client for the socket at path.
@@ -86,7 +95,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if resp.StatusCode != http.StatusOK {
 		var ae APIError
 		if json.Unmarshal(data, &ae) == nil && ae.Message != "" {
-			return &ae
+			return ae.resolve(nil)
 		}
 		return fmt.Errorf("daemon answered %s", resp.Status)
 	}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/mysecure/mysecure/encfs/acl"
-	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
 
 	"github.com/mysecure/mysecure/internal/procfs"
@@ -70,36 +69,6 @@ func (c *Credential) VolumeCredential() (volume.Credential, error) {
 	}
 	return nil, fmt.Errorf("%w: unknown credential type %q", volume.ErrIncorrectCredentials, c.Type)
 }
-
-// Error codes in API error responses; the CLI maps them to exit codes.
-const (
-	CodeCredentials = "credentials"
-	CodeDenied      = "denied"
-	CodeUsage       = "usage"
-	CodeInUse       = "in_use"
-	CodeConflict    = "conflict"
-	CodeInternal    = "internal"
-	// CodeUnknownCategory: the request names a category the volume does
-	// not have ('mysecure category add' makes one).
-	CodeUnknownCategory = "unknown_category"
-	// CodeCategoryInUse: a category that still holds data or that a
-	// rule names cannot be removed.
-	CodeCategoryInUse = "category_in_use"
-	// CodeRollback: the config on disk is older than the last one this
-	// host saw.
-	CodeRollback = "rollback"
-)
-
-// APIError is an error response.
-type APIError struct {
-	Code    string `json:"code"`
-	Message string `json:"error"`
-	// Hint, when set, says what to do (the rule to add for a tool the
-	// rules denied).
-	Hint string `json:"hint,omitempty"`
-}
-
-func (e *APIError) Error() string { return e.Message }
 
 // ACLRequest changes or lists rules.
 type ACLRequest struct {
@@ -270,32 +239,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeErr(w http.ResponseWriter, status int, e *APIError) { writeJSON(w, status, e) }
 
-// apiError classifies an internal error for the client.
-func apiError(err error) (int, *APIError) {
-	var ae *APIError
-	switch {
-	case errors.As(err, &ae):
-		return http.StatusBadRequest, ae
-	case errors.Is(err, volume.ErrIncorrectCredentials):
-		return http.StatusUnauthorized, &APIError{Code: CodeCredentials, Message: err.Error()}
-	case errors.Is(err, os.ErrExist):
-		return http.StatusConflict, &APIError{Code: CodeConflict, Message: err.Error()}
-	case errors.Is(err, volume.ErrUnknownCategory):
-		return http.StatusBadRequest, &APIError{Code: CodeUnknownCategory, Message: err.Error()}
-	case errors.Is(err, volume.ErrCategoryInUse):
-		return http.StatusConflict, &APIError{Code: CodeCategoryInUse, Message: err.Error()}
-	case errors.Is(err, volume.ErrCategoryExists):
-		return http.StatusConflict, &APIError{Code: CodeConflict, Message: err.Error()}
-	case errors.Is(err, volume.ErrBadCategoryName), errors.Is(err, volume.ErrLastCategory):
-		return http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()}
-	case errors.Is(err, rollback.ErrRollback):
-		return http.StatusConflict, &APIError{Code: CodeRollback, Message: err.Error()}
-	case errors.Is(err, os.ErrNotExist):
-		return http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()}
-	}
-	return http.StatusInternalServerError, &APIError{Code: CodeInternal, Message: err.Error()}
-}
-
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -379,24 +322,43 @@ func (d *Daemon) authorizeAdmin(c *Credential) error {
 }
 
 func (d *Daemon) handleACL(w http.ResponseWriter, r *http.Request) {
-	var req ACLRequest
-	if err := decode(r, &req); err != nil {
+	serveAdmin(d, w, r, func(req *ACLRequest) (any, error) {
+		if err := d.authorizeAdmin(req.Credential); err != nil {
+			return nil, err
+		}
+		changes, err := d.changeRules(*req)
+		if err != nil {
+			return nil, err
+		}
+		return ACLResponse{Rules: d.ruleList(), Changes: changes}, nil
+	})
+}
+
+func (r *ACLRequest) credential() *Credential      { return r.Credential }
+func (r *CategoryRequest) credential() *Credential { return r.Credential }
+func (r *ModeRequest) credential() *Credential     { return r.Credential }
+
+// serveAdmin decodes an admin change, runs change under adminMu (changes
+// are serialized), wipes the credential it carried, and answers with
+// change's result or error.
+func serveAdmin[Req any, P interface {
+	*Req
+	credential() *Credential // the master credential it may carry
+}](d *Daemon, w http.ResponseWriter, r *http.Request, change func(P) (any, error)) {
+	var req P = new(Req)
+	if err := decode(r, req); err != nil {
 		fail(w, err)
 		return
 	}
-	defer req.Credential.Wipe()
+	defer req.credential().Wipe()
 	d.adminMu.Lock()
-	defer d.adminMu.Unlock()
-	if err := d.authorizeAdmin(req.Credential); err != nil {
-		fail(w, err)
-		return
-	}
-	changes, err := d.changeRules(req)
+	res, err := change(req)
+	d.adminMu.Unlock()
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ACLResponse{Rules: d.ruleList(), Changes: changes})
+	writeJSON(w, http.StatusOK, res)
 }
 
 // fail writes err as an API error response.
@@ -516,30 +478,22 @@ func sameResolved(id *acl.Identifier, stored, typed acl.Rule) bool {
 }
 
 func (d *Daemon) handleMode(w http.ResponseWriter, r *http.Request) {
-	var req ModeRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	defer req.Credential.Wipe()
-	m, err := ParseMode(req.Mode)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, &APIError{Code: CodeUsage, Message: err.Error()})
-		return
-	}
-	d.adminMu.Lock()
-	defer d.adminMu.Unlock()
-	// Going back to enforcing only tightens: no credential needed.
-	if m != Enforcing {
-		if err := d.authorizeAdmin(req.Credential); err != nil {
-			fail(w, err)
-			return
+	serveAdmin(d, w, r, func(req *ModeRequest) (any, error) {
+		m, err := ParseMode(req.Mode)
+		if err != nil {
+			return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 		}
-	}
-	old := d.Mode()
-	d.mode.Store(m)
-	d.log.Info("mode changed", "from", string(old), "to", string(m))
-	writeJSON(w, http.StatusOK, map[string]string{"mode": string(m), "previous": string(old)})
+		// Going back to enforcing only tightens: no credential needed.
+		if m != Enforcing {
+			if err := d.authorizeAdmin(req.Credential); err != nil {
+				return nil, err
+			}
+		}
+		old := d.Mode()
+		d.mode.Store(m)
+		d.log.Info("mode changed", "from", string(old), "to", string(m))
+		return map[string]string{"mode": string(m), "previous": string(old)}, nil
+	})
 }
 
 // MoveBeginRequest asks for a move session.

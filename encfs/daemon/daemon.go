@@ -1,11 +1,17 @@
 // Package daemon is the mysecure mount daemon: it holds the unlocked
 // volume keys, serves the FUSE mount (encfs/fusefs), decides every open
-// with the access rules (encfs/acl), writes the audit log, moves data in
-// and out of the mount (encfs/inplace), and answers the control API on a
-// root-owned unix socket.
+// and namespace change with the access rules (encfs/acl), writes the
+// audit log and keeps the recent denials, and answers the control API on
+// a root-owned unix socket: status, rules, mode, categories, move sessions
+// (the mover itself, encfs/admin, runs in the caller's process and moves
+// data through the mount) and the jobs of a module it is given (backups,
+// also on a second socket for the backup group). Errors cross the socket
+// as codes that the client turns back into the same sentinels (errors.go).
 //
-// It is the only process that holds keys. It must not print (it logs
-// through the slog.Logger it is given) and must not know about MySQL.
+// It is the only long-running process that holds keys (offline commands
+// and 'backup --local' unlock the volume for their own run). It must not
+// print (it logs through the slog.Logger it is given) and must not know
+// about MySQL: a job is opaque JSON to it.
 package daemon
 
 import (
@@ -167,6 +173,23 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 }
 
 func (d *Daemon) rulesPath() string { return filepath.Join(d.cfg.Store, RulesFile) }
+
+// LoadRules reads the rule file of the volume in store, authenticated
+// with its rules key (offline: category remove, key accept-rollback). An
+// error names the file.
+func LoadRules(store string, k *volume.Keys) (*acl.RuleSet, error) {
+	key, err := k.Subkey(volume.PurposeRules, "")
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	p := filepath.Join(store, RulesFile)
+	rs, err := acl.LoadRules(p, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return rs, nil
+}
 
 func (d *Daemon) rulesKey() ([]byte, error) { return d.keys.Subkey(volume.PurposeRules, "") }
 

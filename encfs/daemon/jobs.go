@@ -27,7 +27,9 @@ type Jobs interface {
 	// group, who may only run what the module admits for them. emit
 	// sends a progress event to the caller.
 	Run(ctx context.Context, req json.RawMessage, root bool, emit func(event any)) (result any, err error)
-	// Code classifies an error of Run as an API error code.
+	// Code classifies an error of Run as an API error code; "" or
+	// CodeInternal leaves it to the daemon's own codes (an unknown
+	// category, a missing file).
 	Code(err error) string
 }
 
@@ -123,7 +125,7 @@ func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 	<-writerDone
 	if err != nil {
 		d.log.Warn("job failed", "uid", uid, "pid", pid, "err", err)
-		ae := &APIError{Code: d.cfg.Jobs.Code(err), Message: err.Error()}
+		ae := jobError(d.cfg.Jobs, err)
 		if h, ok := d.cfg.Jobs.(JobHinter); ok {
 			ae.Hint = h.Hint(err)
 		}
@@ -136,6 +138,16 @@ func (d *Daemon) handleJobs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send(JobLine{Result: b})
+}
+
+// jobError classifies an error of a job: the module's code, else the
+// daemon's.
+func jobError(jobs Jobs, err error) *APIError {
+	if c := jobs.Code(err); c != "" && c != CodeInternal {
+		return &APIError{Code: c, Message: err.Error()}
+	}
+	_, ae := apiError(err)
+	return ae
 }
 
 // backupGID resolves the configured backup group.
@@ -260,7 +272,7 @@ func (c *Client) Job(ctx context.Context, req any, onEvent func(json.RawMessage)
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var ae APIError
 		if json.Unmarshal(data, &ae) == nil && ae.Message != "" {
-			return &ae
+			return ae.resolve(c.jobErr)
 		}
 		return fmt.Errorf("daemon answered %s", resp.Status)
 	}
@@ -275,7 +287,7 @@ func (c *Client) Job(ctx context.Context, req any, onEvent func(json.RawMessage)
 		}
 		switch {
 		case l.Error != nil:
-			return l.Error
+			return l.Error.resolve(c.jobErr)
 		case l.Result != nil:
 			if out != nil {
 				return json.Unmarshal(l.Result, out)

@@ -1,8 +1,11 @@
 // Package fusefs is the FUSE frontend of a mysecure volume: it serves the
 // plaintext view of the store through go-fuse v2, encrypting names and
-// contents on the way down, and asks an Authorizer in Open and Create
-// whether the calling process may see plaintext. The decision is bound to
-// the file handle; reads and writes are never checked again.
+// contents on the way down. It asks an Authorizer whether the calling
+// process may see or change plaintext: in Open and Create (an exec
+// arrives as an open with FMODE_EXEC), and, as for an open for writing,
+// before a truncate through Setattr and before every change of the
+// namespace (unlink, rename, link, symlink, mknod). An open's decision is
+// bound to the file handle; reads and writes are never checked again.
 //
 // The mount root lists one directory per category. Below it, every
 // directory of the store holds an ms.diriv with its name IV; file names
@@ -41,7 +44,8 @@ import (
 	"github.com/mysecure/mysecure/internal/noatime"
 )
 
-// AccessRequest describes an open of plaintext for the Authorizer.
+// AccessRequest describes an open of plaintext (or a change of the
+// namespace, asked as an open for writing) for the Authorizer.
 type AccessRequest struct {
 	Pid      int
 	Uid, Gid uint32
@@ -332,22 +336,8 @@ func (f *FS) CipherPath(cat, rel string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("unknown category %q", cat)
 	}
-	p := filepath.Join(f.store, cat)
-	for _, comp := range strings.Split(strings.Trim(rel, "/"), "/") {
-		if comp == "" {
-			continue
-		}
-		iv, err := names.ReadDirIV(p)
-		if err != nil {
-			return "", err
-		}
-		s, _, err := ck.Names.StoredName(iv, comp)
-		if err != nil {
-			return "", err
-		}
-		p = filepath.Join(p, s)
-	}
-	return p, nil
+	p, _, err := ck.Names.StorePath(filepath.Join(f.store, cat), rel)
+	return p, err
 }
 
 // HashPlain returns the SHA-256 (hex) of the plaintext of a file given by

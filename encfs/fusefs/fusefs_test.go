@@ -338,8 +338,8 @@ func TestMergeReadsKeepAtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sfs.Flags&unix.ST_NOATIME != 0 {
-		t.Logf("the store's file system is mounted noatime: no read updates an atime there")
-		return
+		// The checks above ran; this one cannot: a skip, not a pass.
+		testenv.Missing(t, "a store file system without noatime", "no read updates an atime on a noatime file system")
 	}
 	if at := atimeOf(t, cp); at.Equal(old) {
 		t.Fatal("a read through the mount did not update the store file's atime")
@@ -385,8 +385,8 @@ func TestOpenKeepsAtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sfs.Flags&unix.ST_NOATIME != 0 {
-		t.Logf("the store's file system is mounted noatime: no read updates an atime there")
-		return
+		// The checks above ran; this one cannot: a skip, not a pass.
+		testenv.Missing(t, "a store file system without noatime", "no read updates an atime on a noatime file system")
 	}
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_DIRECT, 0)
 	if err != nil {

@@ -612,15 +612,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 		syscall.Unlink(p)
 		return nil, fs.ToErrno(err)
 	}
-	// Owner first, then the exact mode (chown clears setuid/setgid).
-	chownCaller(ctx, p)
-	_ = syscall.Chmod(p, mode&07777)
-	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
-		return nil, fs.ToErrno(err)
-	}
-	n.fillAttr(p, &st, &out.Attr)
-	return n.newChild(ctx, &st), 0
+	return n.newEntry(ctx, p, &mode, out)
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -643,14 +635,10 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		os.RemoveAll(p)
 		return nil, fs.ToErrno(err)
 	}
-	chownCaller(ctx, p)
-	_ = syscall.Chmod(p, mode&07777)
-	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
-		return nil, fs.ToErrno(err)
+	ch, errno := n.newEntry(ctx, p, &mode, out)
+	if errno != 0 {
+		return nil, errno
 	}
-	n.fillAttr(p, &st, &out.Attr)
-	ch := n.newChild(ctx, &st)
 	if cn, ok := ch.Operations().(*node); ok {
 		cn.ivMu.Lock()
 		cn.iv = iv
@@ -837,7 +825,17 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err := names.WriteLongName(p, long); err != nil {
 		return nil, fs.ToErrno(err)
 	}
+	return n.newEntry(ctx, p, nil, out)
+}
+
+// newEntry finishes a new store entry at p: the caller as owner, then the
+// exact mode when one is given (chown clears setuid/setgid; a symlink has
+// none), and returns its inode with out filled.
+func (n *node) newEntry(ctx context.Context, p string, mode *uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	chownCaller(ctx, p)
+	if mode != nil {
+		_ = syscall.Chmod(p, *mode&07777)
+	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
 		return nil, fs.ToErrno(err)

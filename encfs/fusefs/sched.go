@@ -18,8 +18,7 @@ import (
 // running: between requests it sits in a system call holding its P, and it
 // never passes through the scheduler. sysmon, the runtime's watchdog, then
 // does two things that cost more than the requests themselves on a small,
-// busy machine (measured under sysbench on a 2-vCPU VM, where a wakeup is
-// expensive):
+// busy machine, where a wakeup is expensive:
 //
 //   - a P that has not been through the scheduler for 10 ms looks like a
 //     goroutine that needs preempting; sysmon takes the P away while the
@@ -27,9 +26,7 @@ import (
 //   - when every P is held by a reader in read(2), sysmon retakes one as
 //     soon as it has seen it twice (20-40 µs),
 //
-// and each retake resets sysmon to waking every 20 µs. Under sysbench that
-// made 40-58 % of the daemon's context switches (perf record -e
-// sched:sched_switch, runtime.sysmon -> usleep). The two remedies:
+// and each retake resets sysmon to waking every 20 µs. The two remedies:
 //
 //   - spareProcs: more Ps than readers can hold, so that an idle P always
 //     exists and a reader waiting in the kernel is not taken for starvation;
@@ -41,9 +38,8 @@ import (
 //     rather than on every request: a Gosched may wake an idle thread to
 //     look for work, which is itself a context switch.
 //
-// Together they took the daemon from about 10 to about 7 context switches
-// per sysbench transaction, and its CPU per transaction down in every round
-// of an A/B run (-4 to -22 %, median -17 %; docs/performance-mount.md).
+// The measurements behind this (perf profiles, A/B runs under sysbench)
+// are in docs/performance-mount.md, "What changed in session 3".
 
 // spareProcs raises GOMAXPROCS, once per process, so that go-fuse's
 // readers, which may all be blocked in read(2) on /dev/fuse at once, cannot
@@ -68,8 +64,8 @@ var spareOnce sync.Once
 // (the CPUs or a container's CPU limit). Readers (and the one go-fuse adds
 // when all are busy) wait in read(2) or sit in a handler's fdatasync; twice
 // the pool on top of base usually leaves idle Ps (go-fuse adds readers
-// while all are busy, so this is not a hard bound). At least 8: measured on
-// 2 CPUs, 4 still let sysmon retake.
+// while all are busy, so this is not a hard bound). At least 8: fewer
+// still let sysmon retake on 2 CPUs (docs/performance-mount.md).
 func spareProcsFor(base int) int {
 	readers := min(max(base, 2), 16)
 	return max(8, base+2*readers)

@@ -73,6 +73,51 @@ func (c *Cipher) StoredName(iv []byte, name string) (stored, long string, err er
 	return enc, "", nil
 }
 
+// SplitPath splits a plaintext path relative to a category (slash
+// separated) into its names, skipping empty and "." components. ".." and
+// names CheckName refuses are errors.
+func SplitPath(rel string) ([]string, error) {
+	var out []string
+	for _, c := range strings.Split(rel, "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			return nil, fmt.Errorf("path %q leaves the category", rel)
+		}
+		if err := CheckName(c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// StorePath walks the plaintext path rel (SplitPath) down from the store
+// directory dir, reading each directory's name IV, and returns the store
+// path and the long-name side content of the last name ("" when short).
+// Every parent must exist; the last name need not. It is the one walk of
+// the mount (encfs/fusefs) and of access without it (encfs/tree).
+func (c *Cipher) StorePath(dir, rel string) (path, long string, err error) {
+	comps, err := SplitPath(rel)
+	if err != nil {
+		return "", "", err
+	}
+	path = dir
+	for _, name := range comps {
+		iv, err := ReadDirIV(path)
+		if err != nil {
+			return "", "", err
+		}
+		var s string
+		if s, long, err = c.StoredName(iv, name); err != nil {
+			return "", "", err
+		}
+		path = filepath.Join(path, s)
+	}
+	return path, long, nil
+}
+
 // WriteLongName writes the side file of the long-named entry at path p
 // (nothing when long is "").
 func WriteLongName(p, long string) error {

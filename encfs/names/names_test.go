@@ -3,6 +3,8 @@ package names
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -127,4 +129,48 @@ func FuzzDecrypt(f *testing.F) {
 			t.Fatalf("name %q does not re-encrypt to %q", name, s)
 		}
 	})
+}
+
+// TestStorePath: the walk finds each level's stored name under the name
+// IV of its parent, returns a long name's side content, allows a missing
+// last name, and refuses ".." and a missing parent.
+func TestStorePath(t *testing.T) {
+	c := testCipher(t, 7)
+	root := t.TempDir()
+	if _, err := ReadOrCreateDirIV(root); err != nil {
+		t.Fatal(err)
+	}
+	rootIV, _ := ReadDirIV(root)
+	s, _, err := c.StoredName(rootIV, "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(root, s)
+	if err := os.Mkdir(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadOrCreateDirIV(db); err != nil {
+		t.Fatal(err)
+	}
+	dbIV, _ := ReadDirIV(db)
+	long := strings.Repeat("x", 200)
+	ls, lc, err := c.StoredName(dbIV, long)
+	if err != nil || lc == "" {
+		t.Fatalf("a 200-byte name is not long: %v", err)
+	}
+	for rel, want := range map[string]string{"": root, "db": db, "/db/./": db, "db/" + long: filepath.Join(db, ls)} {
+		p, side, err := c.StorePath(root, rel)
+		if err != nil || p != want {
+			t.Errorf("%q: %q %v, want %q", rel, p, err, want)
+		}
+		if strings.HasSuffix(rel, long) != (side == lc && side != "") {
+			t.Errorf("%q: side content %q", rel, side)
+		}
+	}
+	if _, _, err := c.StorePath(root, "db/../x"); err == nil {
+		t.Error(`".." was walked`)
+	}
+	if _, _, err := c.StorePath(root, "nosuch/x"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing parent: %v", err)
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mysecure/mysecure/internal/atomicfile"
 	"github.com/mysecure/mysecure/internal/dirs"
 )
 
@@ -214,43 +215,14 @@ func (d Dir) read(volumeID string) (*state, error) {
 
 // write replaces the state file atomically: temp file 0600 in the same
 // directory, fsync, rename, fsync of the directory.
-func (d Dir) write(volumeID string, st *state) (err error) {
+func (d Dir) write(volumeID string, st *state) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("failed to encode rollback state: %w", err)
 	}
 	data = append(data, '\n')
-	path := d.StatePath(volumeID)
-	tmp, err := os.CreateTemp(d.Path, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(d.StatePath(volumeID), data, 0o600); err != nil {
 		return fmt.Errorf("failed to write rollback state: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("failed to write rollback state: %w", err)
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	dir, err := os.Open(d.Path)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
@@ -76,23 +75,6 @@ func (t *Tree) Rebase(dir string) *Tree {
 	return &Tree{dir: dir, cat: t.cat, names: t.names, key: t.key}
 }
 
-func split(rel string) ([]string, error) {
-	var out []string
-	for _, c := range strings.Split(rel, "/") {
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			return nil, fmt.Errorf("path %q leaves the category", rel)
-		}
-		if err := names.CheckName(c); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
 // Resolve returns the store path of rel (slash separated, relative to the
 // category). Every parent must exist.
 func (t *Tree) Resolve(rel string) (string, error) {
@@ -103,28 +85,16 @@ func (t *Tree) Resolve(rel string) (string, error) {
 // resolve returns the store path and the long-name side content of the
 // last component ("" when short).
 func (t *Tree) resolve(rel string) (string, string, error) {
-	comps, err := split(rel)
-	if err != nil {
-		return "", "", err
+	p, long, err := t.names.StorePath(t.dir, rel)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", "", fmt.Errorf("failed to resolve %s: %w", rel, err)
 	}
-	p, long := t.dir, ""
-	for _, c := range comps {
-		iv, err := names.ReadDirIV(p)
-		if err != nil {
-			return "", "", fmt.Errorf("failed to resolve %s: %w", rel, err)
-		}
-		s, l, err := t.names.StoredName(iv, c)
-		if err != nil {
-			return "", "", err
-		}
-		p, long = filepath.Join(p, s), l
-	}
-	return p, long, nil
+	return p, long, err
 }
 
 // MkdirAll makes rel and its missing parents, each with a name IV.
 func (t *Tree) MkdirAll(rel string, perm os.FileMode) error {
-	comps, err := split(rel)
+	comps, err := names.SplitPath(rel)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mysecure/mysecure/internal/atomicfile"
 	"github.com/mysecure/mysecure/internal/dirs"
 )
 
@@ -312,7 +313,7 @@ func (v *Volume) save(k *Keys) (err error) {
 		return fmt.Errorf("failed to encode volume config: %w", err)
 	}
 	out = append(out, '\n')
-	if err := writeFileAtomic(ConfigPath(v.Dir), out, 0o600); err != nil {
+	if err := atomicfile.Write(ConfigPath(v.Dir), out, 0o600); err != nil {
 		return fmt.Errorf("failed to write volume config: %w", err)
 	}
 	v.body, v.mac = body, mac
@@ -325,41 +326,4 @@ func (v *Volume) verifyMAC(k *Keys) error {
 		return ErrTampered
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

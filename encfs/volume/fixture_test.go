@@ -2,19 +2,21 @@ package volume_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
 	"github.com/mysecure/mysecure/encfs/volume"
-	"github.com/mysecure/mysecure/internal/testenv"
 )
 
 // The frozen fixture volume in testdata/volume-v1 was written by format
@@ -179,7 +181,6 @@ func readFile(t *testing.T, dir, name string) []byte {
 // makeFixture writes a new fixture volume: three slot types, files in two
 // categories, name vectors. Run only when a format version changes.
 func makeFixture(t *testing.T, dir string) {
-	testenv.RequireCommands(t, "openssl")
 	if _, err := os.Stat(dir); err == nil {
 		t.Fatalf("%s exists: fixtures are frozen, write a new version dir", dir)
 	}
@@ -193,8 +194,11 @@ func makeFixture(t *testing.T, dir string) {
 	w := func(name string, b []byte) { must(os.WriteFile(filepath.Join(dir, name), b, 0o644)) }
 	w("passphrase.txt", []byte("fixture passphrase v1\n"))
 	w("salt.txt", []byte("fixture salt v1\n"))
-	out, err := exec.Command("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048").Output()
+	gk, err := rsa.GenerateKey(rand.Reader, 2048)
 	must(err)
+	der, err := x509.MarshalPKCS8PrivateKey(gk)
+	must(err)
+	out := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	w("rsa.pem", out)
 	rk, err := volume.ParseRSAPrivateKeyPEM(out, nil)
 	must(err)

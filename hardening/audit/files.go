@@ -18,15 +18,33 @@ import (
 
 // serverUID returns the uid of Target.ServerUser.
 func (a *auditor) serverUID() (uint32, error) {
+	uid, _, err := a.serverIDs()
+	return uid, err
+}
+
+// serverGID returns the primary gid of Target.ServerUser.
+func (a *auditor) serverGID() (uint32, error) {
+	_, gid, err := a.serverIDs()
+	return gid, err
+}
+
+// serverIDs looks up the uid and primary gid of Target.ServerUser.
+func (a *auditor) serverIDs() (uid, gid uint32, err error) {
 	u, err := user.Lookup(a.t.ServerUser)
 	if err != nil {
-		return 0, fmt.Errorf("server user: %v", err)
+		return 0, 0, fmt.Errorf("server user: %v", err)
 	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("server user %s: uid %q: %v", a.t.ServerUser, u.Uid, err)
+	for _, id := range []struct {
+		what, s string
+		dst     *uint32
+	}{{"uid", u.Uid, &uid}, {"gid", u.Gid, &gid}} {
+		n, err := strconv.ParseUint(id.s, 10, 32)
+		if err != nil {
+			return 0, 0, fmt.Errorf("server user %s: %s %q: %v", a.t.ServerUser, id.what, id.s, err)
+		}
+		*id.dst = uint32(n)
 	}
-	return uint32(uid), nil
+	return uid, gid, nil
 }
 
 // statOwner stats path (following symlinks) and returns its owner too.

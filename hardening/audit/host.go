@@ -91,19 +91,6 @@ func readProc(proc string, pid int) (*procInfo, error) {
 	return p, nil
 }
 
-// serverGID returns the primary gid of the server user.
-func (a *auditor) serverGID() (uint32, error) {
-	u, err := user.Lookup(a.t.ServerUser)
-	if err != nil {
-		return 0, fmt.Errorf("server user: %v", err)
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("server user %s: gid %q: %v", a.t.ServerUser, u.Gid, err)
-	}
-	return uint32(gid), nil
-}
-
 func groupName(gid uint32) string {
 	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10)); err == nil {
 		return g.Name

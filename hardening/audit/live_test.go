@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -345,20 +344,4 @@ func chownUser(p string) error {
 }
 
 // rootPwQuery logs in as root with a password (after unix_socket is gone).
-func rootPwQuery(srv *sandbox.Server, pw string) Query {
-	return func(ctx context.Context, sql string) ([][]string, error) {
-		cmd := exec.CommandContext(ctx, "mariadb", "--no-defaults", "--socket="+srv.Socket, "-uroot", "--password="+pw, "--batch", "--skip-column-names", "--raw")
-		cmd.Stdin = strings.NewReader(sql)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("%v: %s", err, out)
-		}
-		var rows [][]string
-		for _, l := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
-			if l != "" {
-				rows = append(rows, strings.Split(l, "\t"))
-			}
-		}
-		return rows, nil
-	}
-}
+func rootPwQuery(srv *sandbox.Server, pw string) Query { return userPwQuery(srv, "root", pw) }
