@@ -60,9 +60,16 @@ func runInit(ctx context.Context, opts initOptions, g *globalOptions) error {
 		}
 	}()
 	n := &opts.New
-	if n.PassphraseFile != "" || n.SaltFile != "" || (n.RSAPublicKey == "" && n.CreateKeyFile == "") {
+	// Every volume gets a master credential (a passphrase, or an RSA key):
+	// a key file only unlocks, so a volume with a key file alone could
+	// never have its rules, categories or slots changed.
+	if n.PassphraseFile != "" || n.SaltFile != "" || n.RSAPublicKey == "" {
 		p, err := n.passphrase()
 		if err != nil {
+			if n.CreateKeyFile != "" && n.PassphraseFile == "" {
+				return withHint(usagef("a key file only unlocks the volume: init also needs a master credential, a passphrase or an RSA key"),
+					"add --passphrase-file F --salt-file F (or /dev/fd/N), or --rsa-public-key PEM")
+			}
 			return err
 		}
 		wipes = append(wipes, p.Wipe)
