@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -55,39 +56,58 @@ func newScheduleRunner(g *globalOptions, hookSource string, jobs func() []schedu
 // default path), which may have appeared since: on a fresh host the first
 // `schedule add` creates it.
 func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, error) {
-	return readSchedules(g.configFileForEdit())
+	c, err := readSchedules(g.configFileForEdit())
+	if err != nil {
+		return nil, sshclient.Settings{}, err
+	}
+	// The daemon made its object-store clients at start: a reload can
+	// change which targets jobs use (backup-to, targets:), not the targets.
+	if !reflect.DeepEqual(c.BackupTargets, g.cfg.BackupTargets) && (len(c.BackupTargets) > 0 || len(g.cfg.BackupTargets) > 0) {
+		return nil, c.SSH, withHint(fmt.Errorf("%w: %s: backup-targets changed since the daemon started; nothing was reloaded", backup.ErrUsage, g.configFileForEdit()),
+			"restart the daemon (mysecure umount, then mysecure mount) to use the new targets")
+	}
+	return c.Schedules, c.SSH, nil
 }
 
-// readSchedules re-reads the schedules and the ssh hosts they use from
-// the config file (daemon reload). A file that does not exist holds none.
-func readSchedules(file string) ([]schedule.Job, sshclient.Settings, error) {
-	var c Config
+// readSchedules re-reads the schedules, the ssh hosts they use and the
+// backup targets from the config file (daemon reload), with the same
+// checks and defaults as at start: a job without targets: gets backup-to.
+// A file that does not exist holds none.
+func readSchedules(file string) (*Config, error) {
+	c := &Config{}
 	if file == "" {
-		return nil, c.SSH, nil
+		return c, nil
 	}
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
-		return nil, c.SSH, nil
+		return c, nil
 	}
 	v := viper.New()
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
 	if err := v.ReadInConfig(); err != nil {
-		return nil, c.SSH, fmt.Errorf("%w: cannot read config file %s: %v", backup.ErrUsage, file, oneLine(err))
+		return nil, fmt.Errorf("%w: cannot read config file %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
 	exact := func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }
-	if err := v.UnmarshalKey("schedules", &c.Schedules, exact); err != nil {
-		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
-	}
-	if err := v.UnmarshalKey("ssh", &c.SSH, exact); err != nil {
-		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	for key, dst := range map[string]any{"schedules": &c.Schedules, "ssh": &c.SSH, "backup-targets": &c.BackupTargets, "backup-to": &c.BackupTo} {
+		if err := v.UnmarshalKey(key, dst, exact); err != nil {
+			return nil, fmt.Errorf("%w: %s: %s: %v", backup.ErrUsage, file, key, oneLine(err))
+		}
 	}
 	if err := schedule.ValidateAll(c.Schedules); err != nil {
-		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
-	if err := validateSSHConfig(&c); err != nil {
-		return nil, c.SSH, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	if err := validateTargets(c); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
 	}
-	return c.Schedules, c.SSH, nil
+	for i := range c.Schedules {
+		if len(c.Schedules[i].Targets) == 0 {
+			c.Schedules[i].Targets = c.BackupTo
+		}
+	}
+	if err := validateSSHConfig(c); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	}
+	return c, nil
 }
 
 // runJob runs a configured job from this process (system cron, systemd,

@@ -40,10 +40,11 @@ func TestDaemonReloadReadsSSH(t *testing.T) {
 	if err := os.WriteFile(file, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	jobs, hosts, err := readSchedules(file)
-	if err != nil || len(jobs) != 1 || len(hosts.Hosts) != 1 {
-		t.Fatalf("readSchedules: %+v %+v %v", jobs, hosts, err)
+	c, err := readSchedules(file)
+	if err != nil || len(c.Schedules) != 1 || len(c.SSH.Hosts) != 1 {
+		t.Fatalf("readSchedules: %+v %v", c, err)
 	}
+	hosts := c.SSH
 	tg, err := hosts.Resolve("db1")
 	if err != nil || tg.Addr() != "10.0.0.7:2222" || tg.Keepalive.String() != "2s" || tg.KeepaliveCount != 4 {
 		t.Fatalf("db1 after a reload: %+v %v", tg, err)
@@ -54,8 +55,45 @@ func TestDaemonReloadReadsSSH(t *testing.T) {
 		{"unknown key", strings.Replace(good, "keepalive: 2s", "keepalive: 2s\n      compression: yes", 1), "compression"},
 	} {
 		os.WriteFile(file, []byte(tc.bad), 0o600)
-		if _, _, err := readSchedules(file); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := readSchedules(file); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestDaemonReloadTargets: a reload gives a job without targets: the
+// backup-to of the file, as the start does (after a reload such jobs went
+// to local only), and refuses a file whose backup-targets differ from the
+// ones the daemon made its object-store clients for.
+func TestDaemonReloadTargets(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mysecure.yaml")
+	t.Setenv("MYSECURE_CONFIG", "")
+	targets := "backup-targets:\n  offsite:\n    url: s3://bucket/prefix\n    endpoint: http://127.0.0.1:7070\n    region: us-east-1\n"
+	body := targets + "backup-to: [local, offsite]\nschedules:\n  - name: nightly\n    schedule: \"30 2 * * *\"\n  - name: here\n    schedule: \"@daily\"\n    targets: [local]\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := readSchedules(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &globalOptions{cfg: Config{file: file, BackupTargets: c.BackupTargets}}
+	jobs, _, err := daemonSchedules(g)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("reload: %+v %v", jobs, err)
+	}
+	if got := strings.Join(jobs[0].Targets, ","); got != "local,offsite" {
+		t.Fatalf("job without targets: got %q after a reload, want backup-to's local,offsite", got)
+	}
+	if got := strings.Join(jobs[1].Targets, ","); got != "local" {
+		t.Fatalf("job with targets: %q", got)
+	}
+	os.WriteFile(file, []byte(strings.Replace(body, "bucket/prefix", "other/prefix", 1)), 0o600)
+	if _, _, err := daemonSchedules(g); err == nil || !strings.Contains(err.Error(), "backup-targets changed since the daemon started") {
+		t.Fatalf("changed targets: %v", err)
+	}
+	os.WriteFile(file, []byte(strings.Replace(body, "[local, offsite]", "[local, nowhere]", 1)), 0o600)
+	if _, _, err := daemonSchedules(g); err == nil || !strings.Contains(err.Error(), `"nowhere"`) {
+		t.Fatalf("unknown target in backup-to: %v", err)
 	}
 }
