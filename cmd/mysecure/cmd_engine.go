@@ -28,7 +28,7 @@ type engineOptions struct {
 	// backupToolSet: --allow-backup-tool was given (else enable keeps
 	// what the last run recorded).
 	backupToolSet bool
-	KeepRules  bool
+	KeepRules     bool
 	// status, disable
 	Socket       string
 	DefaultsFile string
