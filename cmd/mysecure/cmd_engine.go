@@ -169,7 +169,7 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	// in plaintext are rebuilt (a step that needs no credential).
 	var aria []plan.Step
 	ariaLater := "restart the server, then run 'mysecure engine enable --mysql-socket SOCKET' again: it rebuilds the Aria tables written before engine mode"
-	if eo.Socket != "" || eo.DefaultsFile != "" {
+	if s.Opts.Flavor == engine.MariaDB && (eo.Socket != "" || eo.DefaultsFile != "") {
 		step, notYet, err := engine.AriaEncryptStep(ctx, eo.sqlConn())
 		if err != nil {
 			return err
