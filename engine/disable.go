@@ -148,11 +148,11 @@ func (c Conn) variables(ctx context.Context, names ...string) (map[string]string
 }
 
 func (d *Disable) keyPluginActive(ctx context.Context) error {
-	rows, err := d.SQL.Query(ctx, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME='"+KeyPlugin+"';")
+	st, err := d.SQL.keyPlugin(ctx)
 	if err != nil {
 		return err
 	}
-	if len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] != "ACTIVE" {
+	if st != "ACTIVE" {
 		return &Refusal{Reason: "the server does not run with the key plugin " + KeyPlugin,
 			Hint: "start it with engine mode's option file (" + d.Setup.Opts.CnfPath() + ") and the mount up, then run 'mysecure engine disable' again"}
 	}

@@ -64,10 +64,16 @@ type Status struct {
 	Variables   map[string]string `json:"variables"`
 	Tablespaces []Tablespace      `json:"tablespaces"`
 	Encrypted   int               `json:"encrypted"`
+	// AriaEncrypted counts the Aria tables whose files are encrypted.
+	AriaEncrypted int `json:"aria_encrypted"`
 	// Plaintext lists what is still written in plaintext: InnoDB
-	// tablespaces not (yet) encrypted, and tables of engines that do not
-	// encrypt (MyISAM, CSV, ARCHIVE).
+	// tablespaces not (yet) encrypted, Aria tables not rebuilt since
+	// aria_encrypt_tables was turned on, and tables of engines that do
+	// not encrypt (MyISAM, CSV, ARCHIVE).
 	Plaintext []string `json:"plaintext"`
+	// Unchecked lists the Aria tables whose encryption could not be read
+	// (their files are not readable here), and why.
+	Unchecked []string `json:"unchecked,omitempty"`
 }
 
 // Done reports whether the key plugin is active and nothing is plaintext.
@@ -121,6 +127,22 @@ func ReadStatus(ctx context.Context, c Conn) (*Status, error) {
 			// not by the rotation threads: it never shows a scheme.
 		default:
 			st.Plaintext = append(st.Plaintext, "InnoDB "+ts.Name)
+		}
+	}
+	aria, err := ReadAria(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range aria {
+		switch {
+		case t.Err != "":
+			st.Unchecked = append(st.Unchecked, "Aria "+t.String()+": "+t.Err)
+		case t.Encrypted:
+			st.AriaEncrypted++
+		case !t.Encryptable():
+			st.Plaintext = append(st.Plaintext, fmt.Sprintf("Aria %s (ROW_FORMAT=%s: Aria encrypts ROW_FORMAT=PAGE tables only)", t, t.RowFormat))
+		default:
+			st.Plaintext = append(st.Plaintext, "Aria "+t.String()+" (not rebuilt since aria_encrypt_tables was turned on)")
 		}
 	}
 	rows, err = c.Query(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES

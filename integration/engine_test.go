@@ -41,6 +41,102 @@ func grepTree(t *testing.T, root string, markers ...string) []string {
 	return hits
 }
 
+// grepGlob returns the files matching pattern that contain any of the
+// markers (at least one file must match).
+func grepGlob(t *testing.T, pattern string, markers ...string) []string {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no file matches %s: %v", pattern, err)
+	}
+	var hits []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range markers {
+			if bytes.Contains(b, []byte(m)) {
+				hits = append(hits, f+": "+m)
+			}
+		}
+	}
+	return hits
+}
+
+// ariaBefore writes Aria rows before engine mode (a user table, and a
+// user with a grant in the mysql.* system tables), checks that they are
+// in plaintext in the .MAD files, and returns the files and markers.
+func ariaBefore(t *testing.T, h *hardenEnv, defaults []string) (files []string, markers []string) {
+	t.Helper()
+	const userMark, rowMark = "engariauser_5e2b", "ENGARIA-3d81c6"
+	s, err := h.start(h.bin, defaults)
+	if err != nil {
+		t.Fatalf("start before engine mode: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := s.Client(ctx, "CREATE TABLE shop.pre (v VARCHAR(40)) ENGINE=Aria; INSERT INTO shop.pre VALUES ('"+rowMark+"');"+
+		" CREATE USER '"+userMark+"'@'localhost' IDENTIFIED BY 'Eng-Aria-Pw-1'; GRANT SELECT ON shop.* TO '"+userMark+"'@'localhost';"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	files = []string{filepath.Join(h.datadir, "mysql", "*.MAD"), filepath.Join(h.datadir, "shop", "pre.MAD")}
+	markers = []string{userMark, rowMark}
+	// The baseline: both markers are in plaintext before engine mode.
+	var hits []string
+	for _, f := range files {
+		hits = append(hits, grepGlob(t, f, markers...)...)
+	}
+	all := strings.Join(hits, "\n")
+	for _, want := range []string{filepath.Join("mysql", "global_priv.MAD") + ": " + userMark, filepath.Join("mysql", "db.MAD") + ": " + userMark, filepath.Join("shop", "pre.MAD") + ": " + rowMark} {
+		if !strings.Contains(all, want) {
+			t.Fatalf("no plaintext %q before engine mode; found:\n%s", want, all)
+		}
+	}
+	return files, markers
+}
+
+// ariaEncrypt checks that engine status lists the Aria tables written
+// before engine mode, then has 'engine enable' with the server's socket
+// rebuild them (no credential: the rebuild alone needs none), and waits
+// until status is complete.
+func ariaEncrypt(t *testing.T, h *hardenEnv, socket string, flags []string) {
+	t.Helper()
+	status := append([]string{"engine", "status", "--mysql-socket", socket}, flags...)
+	out := h.ms(15, status...)
+	for _, want := range []string{"plaintext: Aria mysql.global_priv (not rebuilt", "plaintext: Aria mysql.db (not rebuilt", "plaintext: Aria shop.pre (not rebuilt"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("engine status before the Aria rebuild lacks %q:\n%s", want, out)
+		}
+	}
+	enable := append([]string{"engine", "enable", "--mysql-socket", socket}, flags...)
+	out = h.ms(0, enable...)
+	if !strings.Contains(out, "change:    rebuild the Aria tables still in plaintext") || !strings.Contains(out, "the Aria tables are rebuilt encrypted") {
+		t.Fatalf("enable with the server's socket: %s", out)
+	}
+	if out := h.ms(0, enable...); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("enable after the Aria rebuild: %s", out)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		o, err := h.cmd(status...).CombinedOutput()
+		if err == nil {
+			if strings.Contains(string(o), "plaintext:") || strings.Contains(string(o), "unchecked:") || !strings.Contains(string(o), "Aria table(s) encrypted") {
+				t.Fatalf("engine status: %s", o)
+			}
+			t.Logf("status: %s", o)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("engine status not complete: %v %s", err, o)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
 // TestEngineMariaDB: engine mode on a private copy of mariadbd with a
 // plain datadir: rows, redo log, binary log and temporary files are
 // written encrypted; the keys open only to the server binary; without
@@ -58,6 +154,7 @@ func TestEngineMariaDB(t *testing.T) {
 	}
 	defaults := []string{"--defaults-file=" + myCnf}
 	flags := []string{"--binary", h.bin, "--cnf-dir", cnfDir, "--state", state, "--harden-state", h.state}
+	ariaFiles, ariaMarks := ariaBefore(t, h, defaults)
 
 	out := h.ms(0, append(append([]string{"engine", "enable", "--dry-run"}, flags...), h.creds()...)...)
 	if !strings.Contains(out, "dry run: ") || !strings.Contains(out, "ALLOW @protected etc/mysql/mysecure-engine/keys.txt "+h.bin+" --user=mysql") {
@@ -100,21 +197,10 @@ func TestEngineMariaDB(t *testing.T) {
 		" SET SESSION max_heap_table_size=16384, tmp_table_size=16384, sort_buffer_size=32768; SELECT COUNT(*) FROM (SELECT v, COUNT(*) FROM shop.big GROUP BY v ORDER BY v DESC) x;"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	// engine status: every tablespace encrypted once the threads are done.
-	status := append([]string{"engine", "status", "--mysql-socket", s.Socket}, flags...)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		c := h.cmd(status...)
-		o, err := c.CombinedOutput()
-		if err == nil {
-			t.Logf("status: %s", o)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("engine status not complete: %v %s", err, o)
-		}
-		time.Sleep(2 * time.Second)
-	}
+	// engine status: the Aria tables written before engine mode are
+	// listed until 'engine enable' rebuilds them; every tablespace is
+	// encrypted once the threads are done.
+	ariaEncrypt(t, h, s.Socket, flags)
 	if out, err := s.Client(ctx, "FLUSH BINARY LOGS; FLUSH TABLES;"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
@@ -153,6 +239,14 @@ func TestEngineMariaDB(t *testing.T) {
 	}
 	if hits := grepTree(t, filepath.Join(h.dir, "srv"), rowMark, tmpMark); len(hits) > 0 {
 		t.Fatalf("plaintext in the server's directory: %v", hits)
+	}
+	// The Aria tables written before engine mode were rebuilt encrypted:
+	// their rows are in none of their files. (The Aria log is not
+	// encrypted by MariaDB; see docs/engine.md.)
+	for _, f := range ariaFiles {
+		if hits := grepGlob(t, f, ariaMarks...); len(hits) > 0 {
+			t.Fatalf("plaintext in Aria tables after engine enable: %v", hits)
+		}
 	}
 	// A row written before engine mode may stay in pages InnoDB no
 	// longer uses; say where.
@@ -223,6 +317,15 @@ func TestEngineHardened(t *testing.T) {
 	if !strings.Contains(out, "ALLOW @protected etc/mysql/mysecure-engine/keys.txt "+real+" --user=mysql") || !strings.Contains(out, "require the key plugin file_key_management and pin engine mode's settings") {
 		t.Fatalf("enable on a hardened server: %s", out)
 	}
+	// Enabled with --allow-backup-tool=none (mariadb-backup is on PATH):
+	// status and a later enable without the flag plan no backup rule.
+	noTool := flags[:len(flags)-1]
+	if out := h.ms(0, append([]string{"engine", "status"}, noTool...)...); strings.Contains(out, "drift") || strings.Contains(out, "mariadb-backup") {
+		t.Fatalf("status after enable --allow-backup-tool=none: %s", out)
+	}
+	if out := h.ms(0, append([]string{"engine", "enable"}, noTool...)...); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("enable again without --allow-backup-tool: %s", out)
+	}
 	s, err := h.start(wrapper, defaults)
 	if err != nil {
 		t.Fatalf("start through the guard with engine mode: %v", err)
@@ -275,7 +378,7 @@ func TestEngineHardened(t *testing.T) {
 	if s, err = h.start(wrapper, defaults); err != nil {
 		t.Fatal(err)
 	}
-	srv := append([]string{"--mysql-socket", s.Socket}, flags[:len(flags)-1]...) // without --allow-backup-tool
+	srv := append([]string{"--mysql-socket", s.Socket}, noTool...)
 	h.ms(0, append(append([]string{"engine", "disable"}, srv...), h.creds()...)...)
 	s.Stop()
 	if s, err = h.start(wrapper, defaults); err != nil {
@@ -333,6 +436,9 @@ func TestEngineDisable(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	srv := append([]string{"--mysql-socket", s.Socket}, flags...)
+	// The mysql.* Aria tables of the datadir initialized before engine
+	// mode are rebuilt encrypted by a second 'engine enable'.
+	h.ms(0, append([]string{"engine", "enable"}, srv...)...)
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		o, err := h.cmd(append([]string{"engine", "status"}, srv...)...).CombinedOutput()

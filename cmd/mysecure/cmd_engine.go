@@ -25,7 +25,10 @@ type engineOptions struct {
 	flavor     string
 	DryRun     bool
 	BackupTool string
-	KeepRules  bool
+	// backupToolSet: --allow-backup-tool was given (else enable keeps
+	// what the last run recorded).
+	backupToolSet bool
+	KeepRules     bool
 	// status, disable
 	Socket       string
 	DefaultsFile string
@@ -90,16 +93,24 @@ its keys the server refuses to start) and encrypts tables, the redo log,
 temporary tables and files, binary logs and Aria tables. On a hardened
 server the key plugin is added to the guard's plugin allow-list.
 
-Restart the server afterwards; existing tables are encrypted in the
-background ('mysecure engine status' shows the progress).`,
+Restart the server afterwards; existing InnoDB tables are encrypted in the
+background ('mysecure engine status' shows the progress). Aria tables keep
+the encryption they were created with: run 'engine enable' again with the
+server's socket (--mysql-socket or --defaults-file) after the restart, and
+it rebuilds the Aria tables still in plaintext (the mysql.* system tables
+of a datadir initialized before engine mode), one by one.`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runEngineEnable(cmd.Context(), g, &eo) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			eo.backupToolSet = cmd.Flags().Changed("allow-backup-tool")
+			return runEngineEnable(cmd.Context(), g, &eo)
+		},
 	}
 	eo.addLocate(cmd)
+	eo.addServer(cmd)
 	f := cmd.Flags()
 	f.IntVar(&eo.o.Threads, "threads", engine.DefaultThreads, "innodb_encryption_threads: background threads that encrypt existing tables")
 	f.BoolVar(&eo.DryRun, "dry-run", false, "print the plan, change nothing")
-	f.StringVar(&eo.BackupTool, "allow-backup-tool", "auto", "let the physical backup tool `PATH` read the keys (as root): auto finds mariadb-backup, none adds no rule")
+	f.StringVar(&eo.BackupTool, "allow-backup-tool", "auto", "let the physical backup tool `PATH` read the keys (as root): auto finds mariadb-backup, none adds no rule (default: what the last run recorded, else auto)")
 	f.Lookup("allow-backup-tool").NoOptDefVal = "auto"
 	f.BoolVar(&eo.KeepRules, "keep-existing-rules", false, "enable even though other rules open the key file")
 	eo.creds.AddFlags(f)
@@ -136,6 +147,11 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	if eo.o.BackupTool, err = backupTool(g, eo.BackupTool); err != nil {
 		return err
 	}
+	if !eo.backupToolSet {
+		if _, err := eo.o.UseRecorded(); err != nil {
+			return err
+		}
+	}
 	c := daemon.NewClient(g.cfg.Socket)
 	conn := admin.Conn{Client: c}
 	s, err := engineSetup(g, eo, conn)
@@ -149,12 +165,28 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	if err != nil {
 		return err
 	}
-	findings, err := plan.Check(ctx, s.Steps())
+	// With the server's socket, after the restart: the Aria tables still
+	// in plaintext are rebuilt (a step that needs no credential).
+	var aria []plan.Step
+	ariaLater := "restart the server, then run 'mysecure engine enable --mysql-socket SOCKET' again: it rebuilds the Aria tables written before engine mode"
+	if s.Opts.Flavor == engine.MariaDB && (eo.Socket != "" || eo.DefaultsFile != "") {
+		step, notYet, err := engine.AriaEncryptStep(ctx, eo.sqlConn())
+		if err != nil {
+			return err
+		}
+		if step != nil {
+			aria, ariaLater = []plan.Step{step}, ""
+		} else {
+			ariaLater = notYet + ": restart the server, then run this again to rebuild the Aria tables written before engine mode"
+		}
+	}
+	findings, err := plan.Check(ctx, append(s.Steps(), aria...))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(g.p.out, "engine mode for %s (%s; key rule for %s):\n", s.Opts.Binary, s.Opts.Flavor, s.ServerProgram())
 	todo := printEngineFindings(g, findings)
+	setupTodo := len(plan.Drifted(findings[:len(s.Steps())]))
 	var refusal error
 	if len(foreign) > 0 && !eo.KeepRules {
 		refusal = withHint(fmt.Errorf("%w: %s", errEngineForeignRules, strings.Join(foreign, "; ")),
@@ -173,22 +205,36 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	}
 	if todo == 0 {
 		fmt.Fprintln(g.p.out, "nothing to change: engine mode is on")
+		if ariaLater != "" && s.Opts.Flavor == engine.MariaDB {
+			fmt.Fprintf(g.p.out, "aria: %s\n", ariaLater)
+		}
 		return nil
 	}
-	s, cred, err := engineAdminSetup(ctx, g, eo, c)
-	if err != nil {
-		return err
+	if setupTodo > 0 {
+		// Keys, rules, the guard and the option file need the master
+		// credential; the Aria rebuild alone does not.
+		var cred *daemon.Credential
+		if s, cred, err = engineAdminSetup(ctx, g, eo, c); err != nil {
+			return err
+		}
+		defer cred.Wipe()
 	}
-	defer cred.Wipe()
-	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent}
-	res, err := r.Apply(ctx, "engine", s.Steps())
-	if res != nil && len(res.Applied) > 0 {
+	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent, Params: s.Opts.Params()}
+	res, err := r.Apply(ctx, "engine", append(s.Steps(), aria...))
+	if res != nil && len(res.Applied) > 0 && setupTodo > 0 {
 		notifyDaemon(ctx, g)
 	}
 	if err != nil {
 		return planApplyError(err, r.StatePath, "run again", "nothing was left changed. ")
 	}
-	fmt.Fprintf(g.p.out, "engine mode on: restart the server (existing tables are encrypted in the background: 'mysecure engine status')\n")
+	if ariaLater == "" {
+		fmt.Fprintf(g.p.out, "engine mode on: the Aria tables are rebuilt encrypted (existing InnoDB tables are encrypted in the background: 'mysecure engine status')\n")
+		return nil
+	}
+	fmt.Fprintf(g.p.out, "engine mode on: restart the server (existing InnoDB tables are encrypted in the background: 'mysecure engine status')\n")
+	if s.Opts.Flavor == engine.MariaDB {
+		fmt.Fprintf(g.p.out, "aria: %s\n", ariaLater)
+	}
 	return nil
 }
 
@@ -226,8 +272,15 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	if err != nil {
 		return err
 	}
-	if bt, err := backupTool(g, "auto"); err == nil {
-		s.Opts.BackupTool = bt
+	// The backup tool's rule as 'engine enable' recorded it (none
+	// included); a setup enabled by an earlier mysecure recorded nothing:
+	// the default of enable then.
+	if ok, err := s.Opts.UseRecorded(); err != nil {
+		return err
+	} else if !ok {
+		if bt, err := backupTool(g, "auto"); err == nil {
+			s.Opts.BackupTool = bt
+		}
 	}
 	rep := engineReport{OK: true}
 	if _, err := c.Status(ctx); err != nil {
@@ -271,7 +324,7 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 			fmt.Fprintf(g.p.out, "server: %s\n", rep.Error)
 		}
 		if st := rep.Server; st != nil {
-			fmt.Fprintf(g.p.out, "server: key plugin %s; %d InnoDB tablespace(s) encrypted, %d plaintext\n", orDefault(st.Plugin, "not loaded"), st.Encrypted, len(st.Plaintext))
+			fmt.Fprintf(g.p.out, "server: key plugin %s; %d InnoDB tablespace(s) and %d Aria table(s) encrypted, %d plaintext\n", orDefault(st.Plugin, "not loaded"), st.Encrypted, st.AriaEncrypted, len(st.Plaintext))
 			for _, ts := range st.Tablespaces {
 				if ts.Rotating && ts.PagesTotal > 0 {
 					fmt.Fprintf(g.p.out, "  encrypting %s: page %d of %d\n", ts.Name, ts.PagesDone, ts.PagesTotal)
@@ -280,10 +333,13 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 			for _, p := range st.Plaintext {
 				fmt.Fprintf(g.p.out, "  plaintext: %s\n", p)
 			}
+			for _, u := range st.Unchecked {
+				fmt.Fprintf(g.p.out, "  unchecked: %s\n", u)
+			}
 		}
 	}
 	if !rep.OK {
-		return withHint(fmt.Errorf("%w: engine mode is not complete", errDrift), "'mysecure engine enable' puts missing steps back; the background threads encrypt existing tables after a restart")
+		return withHint(fmt.Errorf("%w: engine mode is not complete", errDrift), "'mysecure engine enable' puts missing steps back; the background threads encrypt existing InnoDB tables after a restart, and 'mysecure engine enable --mysql-socket SOCKET' after it rebuilds the Aria tables still in plaintext")
 	}
 	return nil
 }
@@ -385,7 +441,12 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 			return engineRefusal(err)
 		}
 	}
-	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent}
+	// Keep what 'engine enable' recorded (engine status reads it).
+	params, err := s.Opts.RecordedParams()
+	if err != nil {
+		return err
+	}
+	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent, Params: params}
 	if _, err := r.Apply(ctx, stage.PlanName(), steps); err != nil {
 		return planApplyError(err, r.StatePath, "run 'mysecure engine disable' again", "engine mode is as it was (the threads encrypt again what they had decrypted). ")
 	}
