@@ -194,6 +194,12 @@ func (c *Config) Filter(args []string, home string) ([]string, []Finding, error)
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if len(a) >= 2 && a[0] == '-' && a[1] != '-' {
+			// A group: the server reads -ar/x as -a -r /x.
+			for _, g := range groupedShorts(a) {
+				if g == "chroot" || c.Pins != nil {
+					return refuse("argv", a, "--"+g+" as a short option grouped after another one: give it on its own")
+				}
+			}
 			// Short options: -h DATADIR, -s (symbolic links), -r DIR (chroot).
 			canon := shortName(a[1:2])
 			if canon != "" && c.Pins != nil || canon == "chroot" {
@@ -272,6 +278,23 @@ func (c *Config) Filter(args []string, home string) ([]string, []Finding, error)
 	out = append(out, body...)
 	out = append(out, end...)
 	return out, fs, nil
+}
+
+// noArgShorts are mariadbd 10.11's short options that take no argument
+// (-a, -s, -v, -?): in a group of short options the letter after one of
+// them is another option, not its value.
+const noArgShorts = "asv?"
+
+// groupedShorts returns the pinned or refused options (canonical names)
+// that a group of short options carries after its first letter.
+func groupedShorts(a string) []string {
+	var out []string
+	for j := 1; j+1 < len(a) && strings.IndexByte(noArgShorts, a[j]) >= 0; j++ {
+		if c := shortName(a[j+1 : j+2]); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // nonNil returns a, or an empty list when a is nil and b is not (so that

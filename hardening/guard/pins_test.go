@@ -302,3 +302,39 @@ func TestEnginePins(t *testing.T) {
 		t.Fatalf("unpinned options: %v %v", out, err)
 	}
 }
+
+// TestShortOptionGroups: mariadbd reads a group of short options (-ar/x
+// is -a then -r /x, the letters after one that takes no argument being
+// options again), so a group must not carry --chroot or a pinned option
+// past the guard, with or without pins.
+func TestShortOptionGroups(t *testing.T) {
+	testenv.RequireCommands(t, "mariadbd")
+	// The server reads a group so (-r itself is not tried here: the
+	// server would chroot even for --help).
+	if got := serverValue(t, "datadir", "--no-defaults", "-avh/tmp/forged"); got != "/tmp/forged/" {
+		t.Fatalf("mariadbd -avh/tmp/forged: datadir %q", got)
+	}
+	for _, pins := range []*Pins{nil, testPins("/var/lib/mysql")} {
+		c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: pins}
+		for _, bad := range [][]string{{"-ar/tmp/root"}, {"-vr/tmp/root"}, {"-?r/tmp/root"}, {"-sr/tmp/root"}, {"-avr", "/tmp/root"}, {"-ar"}} {
+			out, _, err := c.Filter(append([]string{"--no-defaults"}, bad...), "")
+			if !errors.Is(err, ErrRefused) {
+				t.Errorf("pins %v: %v: not refused: %v", pins != nil, bad, out)
+			}
+		}
+		if pins == nil {
+			continue
+		}
+		for _, bad := range [][]string{{"-ah/forged"}, {"-as"}, {"-vh", "/forged"}} {
+			if out, _, err := c.Filter(append([]string{"--no-defaults"}, bad...), ""); !errors.Is(err, ErrRefused) {
+				t.Errorf("%v: not refused: %v", bad, out)
+			}
+		}
+	}
+	// Groups without a pinned letter pass as they were.
+	c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: testPins("/var/lib/mysql")}
+	out, _, err := c.Filter([]string{"--no-defaults", "-av", "-uP3307", "-W2"}, "")
+	if err != nil || !slices.Contains(out, "-av") || !slices.Contains(out, "-uP3307") || !slices.Contains(out, "-W2") {
+		t.Fatalf("plain short groups: %v %v", out, err)
+	}
+}
