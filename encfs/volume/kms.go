@@ -145,7 +145,8 @@ func (s KMSSettings) client(timeout time.Duration) (*kmip.Client, crypto.Signer,
 
 // checkKMSFile refuses a client key that group or others can read or that
 // another user owns (as ReadKeyFile does), and a certificate or CA file
-// that group or others can write.
+// that group or others can write or that a user other than root or the
+// caller owns.
 func checkKMSFile(path string, secret bool) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -165,6 +166,11 @@ func checkKMSFile(path string, secret bool) error {
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%w: %s has mode %04o: group or others can write it", ErrInsecureKeyFile, path, fi.Mode().Perm())
+	}
+	// Its owner could write it too: a CA of their own lets them answer in
+	// the key server's place (and be sent the master key at key add).
+	if uid, ok := fileUID(fi); ok && uid != os.Geteuid() && uid != 0 {
+		return fmt.Errorf("%w: %s is owned by uid %d, who could change it: want root or the caller", ErrInsecureKeyFile, path, uid)
 	}
 	return nil
 }

@@ -308,6 +308,23 @@ func TestKMSSlotRefusals(t *testing.T) {
 			t.Fatalf("replaced client key: %v", err)
 		}
 	})
+	t.Run("CA file owned by another user", func(t *testing.T) {
+		// Its owner could put a CA of their own in it and answer in the
+		// key server's place (and at key add be sent the master key).
+		testenv.RequireRoot(t)
+		if err := os.Chown(e.settings.CA, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chown(e.settings.CA, 0, 0)
+		_, err := e.unlock(t)
+		if ke := kmsFailure(t, err); !errors.Is(ke, ErrInsecureKeyFile) || !strings.Contains(ke.Error(), e.settings.CA) {
+			t.Fatalf("CA file of uid 65534: %v", err)
+		}
+		v, _ := Load(e.dir)
+		if _, err := v.AddSlot(e.master, NewKMS{Settings: e.settings}, ""); !errors.Is(err, ErrInsecureKeyFile) {
+			t.Fatalf("key add with a CA file of uid 65534: %v", err)
+		}
+	})
 	t.Run("other client of the same CA", func(t *testing.T) {
 		other := testenv.NewCert(t, "other-host", e.ks.CA, false, x509.ExtKeyUsageClientAuth)
 		cert, key := other.Write(t, t.TempDir(), "other")
