@@ -346,11 +346,13 @@ func serveAdmin[Req any, P interface {
 	credential() *Credential // the master credential it may carry
 }](d *Daemon, w http.ResponseWriter, r *http.Request, change func(P) (any, error)) {
 	var req P = new(Req)
+	// Wiped also when the request is refused as malformed: the decoder
+	// may have filled the credential before the error.
+	defer func() { req.credential().Wipe() }()
 	if err := decode(r, req); err != nil {
 		fail(w, err)
 		return
 	}
-	defer req.credential().Wipe()
 	d.adminMu.Lock()
 	res, err := change(req)
 	d.adminMu.Unlock()
@@ -561,12 +563,11 @@ type MoveSession struct {
 // daemon gave the recovery process it started itself.
 func (d *Daemon) handleMoveBegin(w http.ResponseWriter, r *http.Request) {
 	var req MoveBeginRequest
+	defer func() { req.Credential.Wipe(); clear(req.Token) }() // a malformed request too
 	if err := decode(r, &req); err != nil {
 		fail(w, err)
 		return
 	}
-	defer req.Credential.Wipe()
-	defer clear(req.Token)
 	if !d.useToken(req.Token) {
 		if err := d.authorizeAdmin(req.Credential); err != nil {
 			fail(w, err)
