@@ -281,9 +281,9 @@ func (c *Config) Filter(args []string, home string) ([]string, []Finding, error)
 }
 
 // noArgShorts are mariadbd 10.11's short options that take no argument
-// (-a, -s, -v, -?): in a group of short options the letter after one of
+// (-a, -?, -s, -v, in the order of its --help): in a group of short options the letter after one of
 // them is another option, not its value.
-const noArgShorts = "asv?"
+const noArgShorts = "a?sv"
 
 // groupedShorts returns the pinned or refused options (canonical names)
 // that a group of short options carries after its first letter.

@@ -314,6 +314,20 @@ func TestShortOptionGroups(t *testing.T) {
 	if got := serverValue(t, "datadir", "--no-defaults", "-avh/tmp/forged"); got != "/tmp/forged/" {
 		t.Fatalf("mariadbd -avh/tmp/forged: datadir %q", got)
 	}
+	// The short options without a value are the server's.
+	help, err := exec.Command("mariadbd", "--no-defaults", "--verbose", "--help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var noArg string
+	for _, m := range regexp.MustCompile(`(?m)^  -(.), --[a-z0-9_-]+(.?)`).FindAllStringSubmatch(string(help), -1) {
+		if m[2] != "=" && m[2] != "[" {
+			noArg += m[1]
+		}
+	}
+	if noArg != noArgShorts {
+		t.Errorf("mariadbd's short options without a value are %q, the guard knows %q", noArg, noArgShorts)
+	}
 	for _, pins := range []*Pins{nil, testPins("/var/lib/mysql")} {
 		c := &Config{RealBinary: "/x", GlobalFiles: []string{"/nonexistent"}, Pins: pins}
 		for _, bad := range [][]string{{"-ar/tmp/root"}, {"-vr/tmp/root"}, {"-?r/tmp/root"}, {"-sr/tmp/root"}, {"-avr", "/tmp/root"}, {"-ar"}} {
