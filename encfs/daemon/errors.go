@@ -45,6 +45,12 @@ const (
 	// CodeInterrupted: the request was cancelled (the caller went away,
 	// or the daemon is stopping).
 	CodeInterrupted = "interrupted"
+	// CodeTampered, CodeCorruptConfig, CodeUnsupported: the volume's
+	// config on disk was changed outside mysecure, cannot be read, or
+	// needs a newer mysecure.
+	CodeTampered      = "tampered"
+	CodeCorruptConfig = "corrupt_config"
+	CodeUnsupported   = "unsupported"
 )
 
 // Sentinels of the daemon's own codes: what an APIError with such a code
@@ -103,6 +109,9 @@ var wireErrors = []wireError{
 	{CodeBadCategoryName, volume.ErrBadCategoryName, http.StatusBadRequest},
 	{CodeLastCategory, volume.ErrLastCategory, http.StatusBadRequest},
 	{CodeRollback, rollback.ErrRollback, http.StatusConflict},
+	{CodeTampered, volume.ErrTampered, http.StatusConflict},
+	{CodeCorruptConfig, volume.ErrCorruptConfig, http.StatusConflict},
+	{CodeUnsupported, volume.ErrUnsupported, http.StatusConflict},
 	{CodeInterrupted, context.Canceled, http.StatusServiceUnavailable},
 	{CodeConflict, os.ErrExist, http.StatusConflict},
 	{CodeNotExist, os.ErrNotExist, http.StatusNotFound},
