@@ -198,7 +198,7 @@ func classifyKMS(err error) (int, string, bool) {
 	var ue *volume.KMSUnlockError
 	switch {
 	case errors.As(err, &ke) && errors.Is(err, volume.ErrInsecureKeyFile):
-		return exitPermission, "chmod 0600 the client key and make sure the caller owns it", true
+		return exitPermission, "the client key: chmod 0600 and owned by the caller; the certificate and CA files: owned by root or the caller, not writable by group or others", true
 	case errors.As(err, &ke) && ke.Slot == 0:
 		return exitCredentials, hintKMSAdd, true
 	case errors.As(err, &ke), errors.As(err, &ue):
