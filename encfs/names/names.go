@@ -107,8 +107,10 @@ func (c *Cipher) Decrypt(dirIV []byte, enc string) (string, error) {
 	if len(dirIV) != DirIVSize {
 		return "", fmt.Errorf("directory IV is %d bytes, want %d", len(dirIV), DirIVSize)
 	}
+	// The decoder skips \r and \n even in strict mode: a name with them
+	// would be a second spelling of another name in the same directory.
 	ct, err := b64.DecodeString(enc)
-	if err != nil {
+	if err != nil || strings.ContainsAny(enc, "\r\n") {
 		return "", fmt.Errorf("%w: %q is not base64url", ErrBadName, enc)
 	}
 	// EME takes 1 to 128 AES blocks; a padded 255-byte name is 16 blocks.
