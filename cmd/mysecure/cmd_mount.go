@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,7 +23,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/fds"
-	"github.com/mysecure/mysecure/internal/sdnotify"
+	"github.com/mysecure/mysecure/service"
 )
 
 type mountOptions struct {
@@ -305,105 +304,46 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		}
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var sched *schedule.Scheduler
-	// The jobs in force: replaced by reloads (SIGHUP, the job API) while
-	// scheduler goroutines read them; g.cfg is not written after start.
-	var inForce schedule.JobList
-	inForce.Store(g.cfg.Schedules)
+	var sc *service.Schedules
 	if runner != nil {
-		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log, &inForce))
-		runner.Reload = func() (int, error) {
-			js, hosts, err := daemonSchedules(g)
-			if err != nil {
-				return 0, err
-			}
-			g.sshReloaded.Store(hosts)
-			inForce.Store(js)
-			return len(js), sched.Load(js)
-		}
-		defer sched.Stop()
-	}
-	served := make(chan error, 1)
-	go func() { served <- d.ServeControl(ctx) }()
-	// Wait until the socket answers, so that `mount` returning means
-	// `status` works.
-	client := daemon.NewClient(g.cfg.Socket)
-	for i := 0; ; i++ {
-		if _, err := client.Status(ctx); err == nil {
-			break
-		}
-		select {
-		case err := <-served:
-			d.Unmount()
-			return fmt.Errorf("control socket failed: %w", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if i > 500 {
-			d.Unmount()
-			return errors.New("control socket did not come up")
-		}
-	}
-	log.Info("ready", "pid", os.Getpid(), "mount", g.cfg.Mount, "socket", g.cfg.Socket)
-	if sched != nil {
-		if err := sched.Start(inForce.Load()); err != nil {
-			log.Error("schedules not started", "error", err.Error())
-		}
-	}
-	// Moves a crash interrupted are finished by a child process: the
-	// daemon does not write into its own mount.
-	go runRecoveryChild(g, d, log)
-	if ready != nil {
-		json.NewEncoder(ready).Encode(readyMsg{OK: true})
-		ready.Close()
-		ready = nil
-	}
-	if err := sdnotify.Send(opts.notifySocket, sdnotify.Ready); err != nil {
-		log.Error("readiness notification failed", "error", err.Error())
-	}
-
-	// SIGTERM/SIGINT: unmount cleanly; if files are still open, say so
-	// and keep serving them (stop mysqld first).
-	g.ownSignals.Store(true)
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigc)
-	go func() {
-		for s := range sigc {
-			if s == syscall.SIGHUP {
-				// Reload the rules; never die on a hangup (a dead
-				// daemon leaves a dead mount).
-				if err := d.ReloadRules(); err != nil {
-					log.Error("rule reload failed", "error", err.Error())
-				} else {
-					log.Info("rules reloaded (SIGHUP)")
+		// The jobs in force: replaced by reloads (SIGHUP, the job API)
+		// while scheduler goroutines read them; g.cfg is not written
+		// after start.
+		var inForce schedule.JobList
+		inForce.Store(g.cfg.Schedules)
+		sc = &service.Schedules{
+			Runner:  daemonJobRunner(g, svc, log, &inForce),
+			InForce: &inForce,
+			Read: func() ([]schedule.Job, error) {
+				js, hosts, err := daemonSchedules(g)
+				if err != nil {
+					return nil, err
 				}
-				if runner != nil && runner.Reload != nil {
-					if _, err := runner.Reload(); err != nil {
-						log.Error("schedule reload failed", "error", err.Error())
-					}
-				}
-				continue
-			}
-			log.Info("signal: unmounting", "signal", s.String())
-			if err := d.Unmount(); err != nil {
-				log.Error("unmount refused; still serving", "error", err.Error())
-			}
+				g.sshReloaded.Store(hosts)
+				return js, nil
+			},
 		}
-	}()
-	werr := d.Wait()
-	cancel()
-	<-served
-	if werr != nil {
-		// Unmounted from outside (umount -l): the daemon logged and
-		// audited the alarm; exit non-zero so that a service manager
-		// shows it.
-		return withHint(werr, "unmount with 'mysecure umount'; see the audit log")
+		runner.Reload = sc.Reload
 	}
-	sdnotify.Send(opts.notifySocket, sdnotify.Stopping)
-	log.Info("unmounted", "mount", g.cfg.Mount)
-	return nil
+	err = service.Run(ctx, d, service.Config{
+		Socket: g.cfg.Socket, Mount: g.cfg.Mount, Logger: log,
+		NotifySocket: opts.notifySocket, Schedules: sc,
+		Recover: func() { runRecoveryChild(g, d, log) },
+		Ready: func() {
+			if ready != nil {
+				json.NewEncoder(ready).Encode(readyMsg{OK: true})
+				ready.Close()
+				ready = nil
+			}
+		},
+		OwnSignals: func() { g.ownSignals.Store(true) },
+	})
+	if errors.Is(err, daemon.ErrDetached) {
+		// Unmounted from outside (umount -l): exit non-zero so that a
+		// service manager shows it.
+		return withHint(err, "unmount with 'mysecure umount'; see the audit log")
+	}
+	return err
 }
 
 func runRecoveryChild(g *globalOptions, d *daemon.Daemon, log *slog.Logger) {
