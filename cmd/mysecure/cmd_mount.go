@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -82,23 +80,6 @@ returns once the mount is ready (exit 0) or failed (its exit code).`,
 	return cmd
 }
 
-// childCredential is what the detached parent hands its child over a
-// pipe: never argv or environment.
-type childCredential struct {
-	Passphrase  []byte `json:"passphrase,omitempty"`
-	Salt        []byte `json:"salt,omitempty"`
-	RSAPEM      []byte `json:"rsa_pem,omitempty"`
-	RSAPassword []byte `json:"rsa_password,omitempty"`
-}
-
-// readyMsg is the child's report to the detached parent.
-type readyMsg struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-	Hint  string `json:"hint,omitempty"`
-	Code  int    `json:"code,omitempty"`
-}
-
 // runMountDetached collects the credential, starts `mysecure mount
 // --foreground` in a new session and waits for its readiness report.
 func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) error {
@@ -120,14 +101,14 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	if err != nil {
 		return err
 	}
-	var cc childCredential
-	defer func() { clear(cc.Passphrase); clear(cc.Salt); clear(cc.RSAPEM); clear(cc.RSAPassword) }()
+	var cc service.Credential
+	defer cc.Wipe()
 	if opts.Creds.KeyFile == "" && (!viaKMS || opts.Creds.explicit()) {
 		mc, err := opts.Creds.masterCredential()
 		if err != nil {
 			return err
 		}
-		cc = childCredential{mc.Passphrase, mc.Salt, mc.RSAPEM, mc.RSAPassword}
+		cc = service.Credential{Passphrase: mc.Passphrase, Salt: mc.Salt, RSAPEM: mc.RSAPEM, RSAPassword: mc.RSAPassword}
 	}
 	if err := os.MkdirAll(filepath.Dir(g.cfg.LogFile), 0o750); err != nil {
 		return fmt.Errorf("failed to create log dir: %w", err)
@@ -172,18 +153,15 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	}
 	readyW.Close()
 	credR.Close()
-	enc, _ := json.Marshal(cc)
-	_, werr := credW.Write(enc)
-	clear(enc)
+	werr := service.SendCredential(credW, &cc)
 	credW.Close()
 	if werr != nil {
 		return fmt.Errorf("failed to hand the credential to the daemon: %w", werr)
 	}
-	data, _ := io.ReadAll(readyR)
+	msg, err := service.ReadReport(readyR)
 	readyR.Close()
-	var msg readyMsg
-	if err := json.Unmarshal(data, &msg); err != nil {
-		return withHint(fmt.Errorf("the daemon exited before the mount was ready"), "see "+g.cfg.LogFile)
+	if err != nil {
+		return withHint(err, "see "+g.cfg.LogFile)
 	}
 	if !msg.OK {
 		return &childError{msg: msg.Error, hint: msg.Hint, code: msg.Code}
@@ -205,21 +183,13 @@ func (e *childError) Error() string { return e.msg }
 func (o *credOptions) credentialFromFD(fd int) (volume.Credential, func(), error) {
 	f := os.NewFile(uintptr(fd), "credential")
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	mc, err := service.ReceiveCredential(f)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer clear(data)
-	var cc childCredential
-	if err := json.Unmarshal(data, &cc); err != nil {
-		return nil, nil, fmt.Errorf("bad credential handover: %w", err)
-	}
 	if o.KeyFile != "" {
+		mc.Wipe()
 		return o.credential()
-	}
-	mc := &daemon.Credential{Type: "passphrase", Passphrase: cc.Passphrase, Salt: cc.Salt, RSAPEM: cc.RSAPEM, RSAPassword: cc.RSAPassword}
-	if len(cc.RSAPEM) > 0 {
-		mc.Type = "rsa"
 	}
 	c, err := mc.VolumeCredential()
 	return c, mc.Wipe, err
@@ -238,12 +208,12 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 			if ready == nil {
 				return
 			}
-			msg := readyMsg{OK: err == nil}
+			msg := service.Report{OK: err == nil}
 			if err != nil {
 				msg.Code, msg.Hint = classify(err)
 				msg.Error = oneLine(err)
 			}
-			json.NewEncoder(ready).Encode(msg)
+			msg.Send(ready)
 			ready.Close()
 		}()
 	}
@@ -331,7 +301,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		Recover: func() { runRecoveryChild(g, d, log) },
 		Ready: func() {
 			if ready != nil {
-				json.NewEncoder(ready).Encode(readyMsg{OK: true})
+				service.Report{OK: true}.Send(ready)
 				ready.Close()
 				ready = nil
 			}
