@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,7 +21,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/fds"
-	"github.com/mysecure/mysecure/internal/sdnotify"
+	"github.com/mysecure/mysecure/service"
 )
 
 type mountOptions struct {
@@ -83,23 +80,6 @@ returns once the mount is ready (exit 0) or failed (its exit code).`,
 	return cmd
 }
 
-// childCredential is what the detached parent hands its child over a
-// pipe: never argv or environment.
-type childCredential struct {
-	Passphrase  []byte `json:"passphrase,omitempty"`
-	Salt        []byte `json:"salt,omitempty"`
-	RSAPEM      []byte `json:"rsa_pem,omitempty"`
-	RSAPassword []byte `json:"rsa_password,omitempty"`
-}
-
-// readyMsg is the child's report to the detached parent.
-type readyMsg struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-	Hint  string `json:"hint,omitempty"`
-	Code  int    `json:"code,omitempty"`
-}
-
 // runMountDetached collects the credential, starts `mysecure mount
 // --foreground` in a new session and waits for its readiness report.
 func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) error {
@@ -121,14 +101,14 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	if err != nil {
 		return err
 	}
-	var cc childCredential
-	defer func() { clear(cc.Passphrase); clear(cc.Salt); clear(cc.RSAPEM); clear(cc.RSAPassword) }()
+	var cc service.Credential
+	defer cc.Wipe()
 	if opts.Creds.KeyFile == "" && (!viaKMS || opts.Creds.explicit()) {
 		mc, err := opts.Creds.masterCredential()
 		if err != nil {
 			return err
 		}
-		cc = childCredential{mc.Passphrase, mc.Salt, mc.RSAPEM, mc.RSAPassword}
+		cc = service.Credential{Passphrase: mc.Passphrase, Salt: mc.Salt, RSAPEM: mc.RSAPEM, RSAPassword: mc.RSAPassword}
 	}
 	if err := os.MkdirAll(filepath.Dir(g.cfg.LogFile), 0o750); err != nil {
 		return fmt.Errorf("failed to create log dir: %w", err)
@@ -173,18 +153,15 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	}
 	readyW.Close()
 	credR.Close()
-	enc, _ := json.Marshal(cc)
-	_, werr := credW.Write(enc)
-	clear(enc)
+	werr := service.SendCredential(credW, &cc)
 	credW.Close()
 	if werr != nil {
 		return fmt.Errorf("failed to hand the credential to the daemon: %w", werr)
 	}
-	data, _ := io.ReadAll(readyR)
+	msg, err := service.ReadReport(readyR)
 	readyR.Close()
-	var msg readyMsg
-	if err := json.Unmarshal(data, &msg); err != nil {
-		return withHint(fmt.Errorf("the daemon exited before the mount was ready"), "see "+g.cfg.LogFile)
+	if err != nil {
+		return withHint(err, "see "+g.cfg.LogFile)
 	}
 	if !msg.OK {
 		return &childError{msg: msg.Error, hint: msg.Hint, code: msg.Code}
@@ -206,21 +183,13 @@ func (e *childError) Error() string { return e.msg }
 func (o *credOptions) credentialFromFD(fd int) (volume.Credential, func(), error) {
 	f := os.NewFile(uintptr(fd), "credential")
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	mc, err := service.ReceiveCredential(f)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer clear(data)
-	var cc childCredential
-	if err := json.Unmarshal(data, &cc); err != nil {
-		return nil, nil, fmt.Errorf("bad credential handover: %w", err)
-	}
 	if o.KeyFile != "" {
+		mc.Wipe()
 		return o.credential()
-	}
-	mc := &daemon.Credential{Type: "passphrase", Passphrase: cc.Passphrase, Salt: cc.Salt, RSAPEM: cc.RSAPEM, RSAPassword: cc.RSAPassword}
-	if len(cc.RSAPEM) > 0 {
-		mc.Type = "rsa"
 	}
 	c, err := mc.VolumeCredential()
 	return c, mc.Wipe, err
@@ -239,12 +208,12 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 			if ready == nil {
 				return
 			}
-			msg := readyMsg{OK: err == nil}
+			msg := service.Report{OK: err == nil}
 			if err != nil {
 				msg.Code, msg.Hint = classify(err)
 				msg.Error = oneLine(err)
 			}
-			json.NewEncoder(ready).Encode(msg)
+			msg.Send(ready)
 			ready.Close()
 		}()
 	}
@@ -305,105 +274,46 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		}
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var sched *schedule.Scheduler
-	// The jobs in force: replaced by reloads (SIGHUP, the job API) while
-	// scheduler goroutines read them; g.cfg is not written after start.
-	var inForce schedule.JobList
-	inForce.Store(g.cfg.Schedules)
+	var sc *service.Schedules
 	if runner != nil {
-		sched = schedule.NewScheduler(ctx, daemonJobRunner(g, svc, log, &inForce))
-		runner.Reload = func() (int, error) {
-			js, hosts, err := daemonSchedules(g)
-			if err != nil {
-				return 0, err
-			}
-			g.sshReloaded.Store(hosts)
-			inForce.Store(js)
-			return len(js), sched.Load(js)
-		}
-		defer sched.Stop()
-	}
-	served := make(chan error, 1)
-	go func() { served <- d.ServeControl(ctx) }()
-	// Wait until the socket answers, so that `mount` returning means
-	// `status` works.
-	client := daemon.NewClient(g.cfg.Socket)
-	for i := 0; ; i++ {
-		if _, err := client.Status(ctx); err == nil {
-			break
-		}
-		select {
-		case err := <-served:
-			d.Unmount()
-			return fmt.Errorf("control socket failed: %w", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if i > 500 {
-			d.Unmount()
-			return errors.New("control socket did not come up")
-		}
-	}
-	log.Info("ready", "pid", os.Getpid(), "mount", g.cfg.Mount, "socket", g.cfg.Socket)
-	if sched != nil {
-		if err := sched.Start(inForce.Load()); err != nil {
-			log.Error("schedules not started", "error", err.Error())
-		}
-	}
-	// Moves a crash interrupted are finished by a child process: the
-	// daemon does not write into its own mount.
-	go runRecoveryChild(g, d, log)
-	if ready != nil {
-		json.NewEncoder(ready).Encode(readyMsg{OK: true})
-		ready.Close()
-		ready = nil
-	}
-	if err := sdnotify.Send(opts.notifySocket, sdnotify.Ready); err != nil {
-		log.Error("readiness notification failed", "error", err.Error())
-	}
-
-	// SIGTERM/SIGINT: unmount cleanly; if files are still open, say so
-	// and keep serving them (stop mysqld first).
-	g.ownSignals.Store(true)
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigc)
-	go func() {
-		for s := range sigc {
-			if s == syscall.SIGHUP {
-				// Reload the rules; never die on a hangup (a dead
-				// daemon leaves a dead mount).
-				if err := d.ReloadRules(); err != nil {
-					log.Error("rule reload failed", "error", err.Error())
-				} else {
-					log.Info("rules reloaded (SIGHUP)")
+		// The jobs in force: replaced by reloads (SIGHUP, the job API)
+		// while scheduler goroutines read them; g.cfg is not written
+		// after start.
+		var inForce schedule.JobList
+		inForce.Store(g.cfg.Schedules)
+		sc = &service.Schedules{
+			Runner:  daemonJobRunner(g, svc, log, &inForce),
+			InForce: &inForce,
+			Read: func() ([]schedule.Job, error) {
+				js, hosts, err := daemonSchedules(g)
+				if err != nil {
+					return nil, err
 				}
-				if runner != nil && runner.Reload != nil {
-					if _, err := runner.Reload(); err != nil {
-						log.Error("schedule reload failed", "error", err.Error())
-					}
-				}
-				continue
-			}
-			log.Info("signal: unmounting", "signal", s.String())
-			if err := d.Unmount(); err != nil {
-				log.Error("unmount refused; still serving", "error", err.Error())
-			}
+				g.sshReloaded.Store(hosts)
+				return js, nil
+			},
 		}
-	}()
-	werr := d.Wait()
-	cancel()
-	<-served
-	if werr != nil {
-		// Unmounted from outside (umount -l): the daemon logged and
-		// audited the alarm; exit non-zero so that a service manager
-		// shows it.
-		return withHint(werr, "unmount with 'mysecure umount'; see the audit log")
+		runner.Reload = sc.Reload
 	}
-	sdnotify.Send(opts.notifySocket, sdnotify.Stopping)
-	log.Info("unmounted", "mount", g.cfg.Mount)
-	return nil
+	err = service.Run(ctx, d, service.Config{
+		Socket: g.cfg.Socket, Mount: g.cfg.Mount, Logger: log,
+		NotifySocket: opts.notifySocket, Schedules: sc,
+		Recover: func() { runRecoveryChild(g, d, log) },
+		Ready: func() {
+			if ready != nil {
+				service.Report{OK: true}.Send(ready)
+				ready.Close()
+				ready = nil
+			}
+		},
+		OwnSignals: func() { g.ownSignals.Store(true) },
+	})
+	if errors.Is(err, daemon.ErrDetached) {
+		// Unmounted from outside (umount -l): exit non-zero so that a
+		// service manager shows it.
+		return withHint(err, "unmount with 'mysecure umount'; see the audit log")
+	}
+	return err
 }
 
 func runRecoveryChild(g *globalOptions, d *daemon.Daemon, log *slog.Logger) {

@@ -8,12 +8,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"text/tabwriter"
 
@@ -144,46 +142,6 @@ remote process list and logs. stdin is not forwarded.`,
 	return cmd
 }
 
-// RemoteStatus is one host's answer to `remote status`.
-type RemoteStatus struct {
-	Host      string         `json:"host"`
-	Reachable bool           `json:"reachable"`
-	Installed bool           `json:"installed"`
-	Mounted   bool           `json:"mounted"`
-	Mode      string         `json:"mode,omitempty"`
-	Rules     int            `json:"rules"`
-	Status    *daemon.Status `json:"status,omitempty"`
-	Error     string         `json:"error,omitempty"`
-}
-
-// remoteStatusCommand runs `mysecure status --json` on the host; 127:
-// not installed. It holds no secret.
-const remoteStatusCommand = `if command -v mysecure >/dev/null 2>&1; then exec mysecure status --json; else PATH=$PATH:/usr/local/sbin:/usr/sbin; command -v mysecure >/dev/null 2>&1 && exec mysecure status --json; exit 127; fi`
-
-// RemoteStatusOf asks one connected host about mysecure.
-func RemoteStatusOf(ctx context.Context, c *sshclient.Client) RemoteStatus {
-	st := RemoteStatus{Host: c.Target().Label(), Reachable: true}
-	var out, errb strings.Builder
-	err := c.Run(ctx, remoteStatusCommand, nil, &out, &errb)
-	var ee *sshclient.ExitError
-	switch {
-	case errors.As(err, &ee) && ee.Status == 127:
-		st.Error = "mysecure is not installed"
-		return st
-	case err != nil && !errors.As(err, &ee):
-		st.Reachable, st.Error = false, oneLine(err)
-		return st
-	}
-	st.Installed = true
-	var ds daemon.Status
-	if jerr := json.Unmarshal([]byte(out.String()), &ds); jerr != nil {
-		st.Error = "mysecure status --json: " + oneLine(errors.New(strings.TrimSpace(errb.String()+" "+jerr.Error())))
-		return st
-	}
-	st.Status, st.Mounted, st.Mode, st.Rules = &ds, ds.Mounted, string(ds.Mode), ds.Rules
-	return st
-}
-
 func newRemoteStatusCommand(g *globalOptions) *cobra.Command {
 	var o remoteOptions
 	var asJSON bool
@@ -195,18 +153,18 @@ func newRemoteStatusCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sts := make([]RemoteStatus, len(ts))
+			sts := make([]daemon.RemoteStatus, len(ts))
 			res := o.each(cmd.Context(), ts, func(ctx context.Context, c *sshclient.Client) error {
 				for i, t := range ts {
 					if t == c.Target() {
-						sts[i] = RemoteStatusOf(ctx, c)
+						sts[i] = daemon.RemoteStatusOf(ctx, c.Target().Label(), c)
 					}
 				}
 				return nil
 			})
 			for i, r := range res {
 				if r.Err != nil {
-					sts[i] = RemoteStatus{Host: r.Host, Error: oneLine(r.Err)}
+					sts[i] = daemon.RemoteStatus{Host: r.Host, Error: oneLine(r.Err)}
 				}
 			}
 			if asJSON {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -203,17 +202,7 @@ func withDenials(c *daemon.Client, since time.Time, err error) (string, error) {
 	if derr != nil || len(r.Groups) == 0 {
 		return "", err
 	}
-	var seen, hints []string
-	for _, d := range r.Groups {
-		prog := d.Program
-		if prog == "" {
-			prog = "an unidentified process"
-		}
-		seen = append(seen, prog+" opening "+strings.Join(d.Files, ", "))
-		if d.Hint != "" && !slices.Contains(hints, d.Hint) {
-			hints = append(hints, d.Hint)
-		}
-	}
+	seen, hints := daemon.ExplainDenials(r.Groups)
 	return strings.Join(hints, "; "), fmt.Errorf("%w: denied: %s", err, strings.Join(seen, "; denied: "))
 }
 

@@ -255,3 +255,20 @@ func commonDir(paths []string) string {
 	}
 	return dir
 }
+
+// ExplainDenials says what the groups were denied, for an error message:
+// "PROG opening FILES" per group ("an unidentified process" when the
+// program is unknown), and the groups' distinct hints in order.
+func ExplainDenials(gs []DenialGroup) (seen, hints []string) {
+	for _, d := range gs {
+		prog := d.Program
+		if prog == "" {
+			prog = "an unidentified process"
+		}
+		seen = append(seen, prog+" opening "+strings.Join(d.Files, ", "))
+		if d.Hint != "" && !slices.Contains(hints, d.Hint) {
+			hints = append(hints, d.Hint)
+		}
+	}
+	return seen, hints
+}

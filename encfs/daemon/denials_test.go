@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -79,5 +80,24 @@ func TestGroupDenialsSuggestsNarrowRule(t *testing.T) {
 	}
 	if got := commonDir([]string{"a/b/c", "a/bc/d"}); got != "a" {
 		t.Errorf("commonDir: %q", got)
+	}
+}
+
+func TestExplainDenials(t *testing.T) {
+	seen, hints := ExplainDenials([]DenialGroup{
+		{Program: "/usr/sbin/mariadbd", Files: []string{"/m/a", "/m/b"}, Hint: "mysecure acl add 'X'"},
+		{Files: []string{"/m/c"}},
+		{Program: "/bin/cat", Files: []string{"/m/d"}, Hint: "mysecure acl add 'X'"},
+		{Program: "/bin/dd", Files: []string{"/m/e"}, Hint: "other"},
+	})
+	wantSeen := []string{"/usr/sbin/mariadbd opening /m/a, /m/b", "an unidentified process opening /m/c", "/bin/cat opening /m/d", "/bin/dd opening /m/e"}
+	if !slices.Equal(seen, wantSeen) {
+		t.Errorf("seen %q, want %q", seen, wantSeen)
+	}
+	if want := []string{"mysecure acl add 'X'", "other"}; !slices.Equal(hints, want) {
+		t.Errorf("hints %q, want %q", hints, want)
+	}
+	if seen, hints := ExplainDenials(nil); seen != nil || hints != nil {
+		t.Errorf("no groups: %q %q", seen, hints)
 	}
 }

@@ -452,3 +452,59 @@ func (r *KMSRef) validate() error {
 	}
 	return nil
 }
+
+// SlotCheck is one key slot's result of VerifySlots.
+type SlotCheck struct {
+	ID   int
+	Type SlotType
+	// State is what the check found; Err says why for SlotFails.
+	State SlotState
+	Err   error
+}
+
+// SlotState is what VerifySlots found out about a slot.
+type SlotState int
+
+const (
+	// SlotUnchecked: checking it needs its secret (passphrase, RSA key,
+	// key file), which the caller did not give.
+	SlotUnchecked SlotState = iota
+	// SlotUnlocked: the slot the keys were unlocked with.
+	SlotUnlocked
+	// SlotUnwrapped: a kms slot its key server unwrapped to the master key.
+	SlotUnwrapped
+	// SlotFails: a kms slot that does not open the volume (Err).
+	SlotFails
+)
+
+// VerifySlots checks, slot by slot, whether each still opens the volume
+// as far as the unlocked keys k allow: the slot k came from, and every
+// kms slot through its key server (c). The error, when kms slots fail,
+// counts them and wraps the first failure.
+func (v *Volume) VerifySlots(k *Keys, c KMS) ([]SlotCheck, error) {
+	var out []SlotCheck
+	var failed []error
+	kmsSlots := 0
+	for _, s := range v.Config.Slots {
+		sc := SlotCheck{ID: s.ID, Type: s.Type}
+		if s.Type == SlotKMS {
+			kmsSlots++
+		}
+		switch {
+		case s.ID == k.SlotID():
+			sc.State = SlotUnlocked
+		case s.Type == SlotKMS:
+			if err := v.CheckKMSSlot(k, s.ID, c); err != nil {
+				failed = append(failed, err)
+				sc.State, sc.Err = SlotFails, err
+			} else {
+				sc.State = SlotUnwrapped
+			}
+		}
+		out = append(out, sc)
+	}
+	if len(failed) > 0 {
+		return out, fmt.Errorf("%d of %d kms slots do not open the volume: %w", len(failed), kmsSlots, failed[0])
+	}
+	return out, nil
+}
