@@ -185,8 +185,8 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		return err
 	}
 	fmt.Fprintf(g.p.out, "engine mode for %s (%s; key rule for %s):\n", s.Opts.Binary, s.Opts.Flavor, s.ServerProgram())
-	todo := printEngineFindings(g, findings)
-	setupTodo := len(plan.Drifted(findings[:len(s.Steps())]))
+	changing := g.p.planFindings(findings)
+	setupChanging := len(plan.Drifted(findings[:len(s.Steps())]))
 	var refusal error
 	if len(foreign) > 0 && !eo.KeepRules {
 		refusal = withHint(fmt.Errorf("%w: %s", errEngineForeignRules, strings.Join(foreign, "; ")),
@@ -197,20 +197,20 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		if refusal != nil {
 			return refusal
 		}
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", todo)
+		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
 		return nil
 	}
 	if refusal != nil {
 		return refusal
 	}
-	if todo == 0 {
+	if changing == 0 {
 		fmt.Fprintln(g.p.out, "nothing to change: engine mode is on")
 		if ariaLater != "" && s.Opts.Flavor == engine.MariaDB {
 			fmt.Fprintf(g.p.out, "aria: %s\n", ariaLater)
 		}
 		return nil
 	}
-	if setupTodo > 0 {
+	if setupChanging > 0 {
 		// Keys, rules, the guard and the option file need the master
 		// credential; the Aria rebuild alone does not.
 		var cred *daemon.Credential
@@ -221,7 +221,7 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	}
 	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent, Params: s.Opts.Params()}
 	res, err := r.Apply(ctx, "engine", append(s.Steps(), aria...))
-	if res != nil && len(res.Applied) > 0 && setupTodo > 0 {
+	if res != nil && len(res.Applied) > 0 && setupChanging > 0 {
 		notifyDaemon(ctx, g)
 	}
 	if err != nil {
@@ -344,25 +344,6 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	return nil
 }
 
-// printEngineFindings prints a plan compared with the host and returns
-// the number of steps that would change.
-func printEngineFindings(g *globalOptions, findings []plan.Finding) int {
-	todo := 0
-	for i, f := range findings {
-		switch {
-		case f.Done:
-			fmt.Fprintf(g.p.out, "%3d. in place:  %s\n", i+1, f.Step)
-		case f.CheckErr != "":
-			todo++
-			fmt.Fprintf(g.p.out, "%3d. change:    %s (cannot check: %s)\n", i+1, f.Step, f.CheckErr)
-		default:
-			todo++
-			fmt.Fprintf(g.p.out, "%3d. change:    %s (%s)\n", i+1, f.Step, f.Drift)
-		}
-	}
-	return todo
-}
-
 func newEngineDisableCommand(g *globalOptions) *cobra.Command {
 	var eo engineOptions
 	cmd := &cobra.Command{
@@ -424,9 +405,9 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	}
 	run := map[engine.Stage]string{engine.StageDecrypt: "run 1 of 2: decrypt", engine.StageFinish: "run 2 of 2: turn the key plugin off"}[stage]
 	fmt.Fprintf(g.p.out, "engine disable for %s (%s):\n", s.Opts.Binary, run)
-	todo := printEngineFindings(g, findings)
+	changing := g.p.planFindings(findings)
 	if eo.DryRun {
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", todo)
+		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
 		return nil
 	}
 	if s.Hardened != nil {
