@@ -15,6 +15,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/engine"
 	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/ndb"
 )
 
@@ -50,16 +51,9 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(msg string) error { return &usageError{msg} }
 
-// hinted attaches a hint to an error.
-type hinted struct {
-	err  error
-	hint string
-}
-
-func (h *hinted) Error() string { return h.err.Error() }
-func (h *hinted) Unwrap() error { return h.err }
-
-func withHint(err error, hint string) error { return &hinted{err: err, hint: hint} }
+// withHint attaches a hint to an error (an empty one too: it then hides
+// the hint classify would give the wrapped error).
+func withHint(err error, h string) error { return &hint.Error{Err: err, Hint: h} }
 
 var errInterrupted = errors.New("interrupted")
 
@@ -72,11 +66,11 @@ const hintNotMaster = "a key file only mounts, verifies and decrypts copies of f
 const hintMySQLPrivs = "grant what is missing, or use an account that has it: 'mysecure backup credentials set --name restore --user restore' and '--credentials restore' (docs/backup.md lists the grants backups and restores need)"
 
 // classify maps an error to its exit code and a hint for the user.
-func classify(err error) (code int, hint string) {
-	var h *hinted
+func classify(err error) (code int, hnt string) {
+	var h *hint.Error
 	if errors.As(err, &h) {
-		code, _ = classify(h.err)
-		return code, h.hint
+		code, _ = classify(h.Err)
+		return code, h.Hint
 	}
 	var rf *hardening.Refusal
 	if errors.As(err, &rf) {
