@@ -13,12 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/mysecure/mysecure/backup"
+	"github.com/mysecure/mysecure/internal/trust"
 )
 
 // BackupFunc runs one backup.
@@ -291,28 +291,15 @@ func (j *Job) Delay() time.Duration {
 // ErrUnsafeHookSource: hooks from a file others can change are not run.
 var ErrUnsafeHookSource = errors.New("unsafe hook source")
 
-// CheckHookSource refuses a config file (or its directory) that is not
-// root's or that group or others can write: whoever can change it could
-// make the root daemon run any command through a hook.
+// CheckHookSource refuses a config file that another user can change
+// (trust.CheckFile: owner, mode, directories, links): whoever can change
+// it could make the root daemon run any command through a hook.
 func CheckHookSource(path string) error {
 	if path == "" {
 		return nil
 	}
-	for _, p := range []string{path, filepath.Dir(path)} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrUnsafeHookSource, err)
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%w: cannot read the owner of %s", ErrUnsafeHookSource, p)
-		}
-		if st.Uid != 0 {
-			return fmt.Errorf("%w: %s is owned by uid %d, not root", ErrUnsafeHookSource, p, st.Uid)
-		}
-		if fi.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("%w: %s is mode %04o: group or others may change the hooks", ErrUnsafeHookSource, p, fi.Mode().Perm())
-		}
+	if err := trust.CheckFile(path); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnsafeHookSource, err)
 	}
 	return nil
 }

@@ -19,9 +19,17 @@ import (
 	"syscall"
 )
 
-// ErrUntrusted wraps os.ErrPermission: the CLI reports it as permission
-// denied.
-var ErrUntrusted = fmt.Errorf("%w: another user can change this file", os.ErrPermission)
+// ErrUntrusted: another user can change the file. Every error CheckFile
+// returns for that reason matches both ErrUntrusted and os.ErrPermission
+// (the CLI reports it as permission denied).
+var ErrUntrusted = errors.New("another user can change it")
+
+type untrusted struct{ msg string }
+
+func (e *untrusted) Error() string   { return e.msg }
+func (e *untrusted) Unwrap() []error { return []error{ErrUntrusted, os.ErrPermission} }
+
+func refuse(format string, args ...any) error { return &untrusted{fmt.Sprintf(format, args...)} }
 
 // CheckFile returns nil when only root can change path (the file, and
 // which file the path names). It follows symbolic links; the link and the
@@ -49,7 +57,7 @@ func CheckFile(path string) error {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrUntrusted, path)
+		return refuse("%s is not a regular file", path)
 	}
 	return check(real, fi, false)
 }
@@ -81,10 +89,10 @@ func checkChain(p string) error {
 func check(p string, fi os.FileInfo, dir bool) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fmt.Errorf("%w: cannot read the owner of %s", ErrUntrusted, p)
+		return refuse("cannot read the owner of %s", p)
 	}
 	if st.Uid != 0 {
-		return fmt.Errorf("%w: %s is owned by uid %d, not root", ErrUntrusted, p, st.Uid)
+		return refuse("%s is owned by uid %d, not root", p, st.Uid)
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
 		return nil // a link's own mode means nothing; its owner does
@@ -99,5 +107,5 @@ func check(p string, fi os.FileInfo, dir bool) error {
 	if dir {
 		what = "directory"
 	}
-	return fmt.Errorf("%w: %s %s has mode %04o: its group or others can write it", ErrUntrusted, what, p, fi.Mode().Perm())
+	return refuse("%s %s has mode %04o: its group or others can write it", what, p, fi.Mode().Perm())
 }
