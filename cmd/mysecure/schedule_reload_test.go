@@ -77,7 +77,7 @@ func TestDaemonReloadTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &globalOptions{cfg: Config{file: file, BackupTargets: c.BackupTargets}}
+	g := &globalOptions{cfg: Config{File: file, BackupTargets: c.BackupTargets}}
 	jobs, _, err := daemonSchedules(g)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("reload: %+v %v", jobs, err)
