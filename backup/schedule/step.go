@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/mysecure/mysecure/backup"
 )
 
 // ConfigJobs reads the jobs of a configuration file (none when the file
@@ -66,25 +68,12 @@ func (s *Step) Apply(context.Context) error {
 	if err := s.Job.Validate(); err != nil {
 		return err
 	}
-	return EditConfig(s.ConfigFile, func(seq *yaml.Node) error {
-		for _, n := range seq.Content {
-			if JobNameOf(n) == s.Job.Name {
-				return fmt.Errorf("%w: a job named %s exists in %s", os.ErrExist, s.Job.Name, s.ConfigFile)
-			}
-		}
-		seq.Content = append(seq.Content, JobNode(s.Job))
-		return nil
-	})
+	return AddJob(s.ConfigFile, s.Job, false, nil)
 }
 
 func (s *Step) Undo(context.Context) error {
-	return EditConfig(s.ConfigFile, func(seq *yaml.Node) error {
-		for i, n := range seq.Content {
-			if JobNameOf(n) == s.Job.Name {
-				seq.Content = append(seq.Content[:i], seq.Content[i+1:]...)
-				return nil
-			}
-		}
-		return nil
-	})
+	if err := RemoveJob(s.ConfigFile, s.Job.Name); !errors.Is(err, backup.ErrNotFound) {
+		return err
+	}
+	return nil
 }

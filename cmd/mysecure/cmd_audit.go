@@ -16,14 +16,6 @@ import (
 
 var errAuditFailed = errors.New("audit checks failed")
 
-// auditConfig is the audit: section of the configuration file.
-type auditConfig struct {
-	Admins   []string `mapstructure:"admins"`
-	Accounts []string `mapstructure:"accounts"`
-	Plugins  []string `mapstructure:"plugins"`
-	UDFs     []string `mapstructure:"udfs"`
-}
-
 type auditOptions struct {
 	Profile      string
 	Only, Skip   []string

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,11 +14,12 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/internal/config"
+	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/procfs"
 	"github.com/mysecure/mysecure/internal/sshclient"
 )
@@ -62,7 +61,7 @@ func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, erro
 	}
 	// The daemon made its object-store clients at start: a reload can
 	// change which targets jobs use (backup-to, targets:), not the targets.
-	if !reflect.DeepEqual(c.BackupTargets, g.cfg.BackupTargets) && (len(c.BackupTargets) > 0 || len(g.cfg.BackupTargets) > 0) {
+	if config.TargetsChanged(g.cfg.BackupTargets, c.BackupTargets) {
 		return nil, c.SSH, withHint(fmt.Errorf("%w: %s: backup-targets changed since the daemon started; nothing was reloaded", backup.ErrUsage, g.configFileForEdit()),
 			"restart the daemon (mysecure umount, then mysecure mount) to use the new targets")
 	}
@@ -71,8 +70,8 @@ func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, erro
 
 // readSchedules re-reads the schedules, the ssh hosts they use and the
 // backup targets from the config file (daemon reload), with the same
-// checks and defaults as at start: a job without targets: gets backup-to.
-// A file that does not exist holds none.
+// checks and defaults as at start (config.ValidateJobs). A file that does
+// not exist holds none.
 func readSchedules(file string) (*Config, error) {
 	c := &Config{}
 	if file == "" {
@@ -93,19 +92,10 @@ func readSchedules(file string) (*Config, error) {
 			return nil, fmt.Errorf("%w: %s: %s: %v", backup.ErrUsage, file, key, oneLine(err))
 		}
 	}
-	if err := schedule.ValidateAll(c.Schedules); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
-	}
-	if err := validateTargets(c); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
-	}
-	for i := range c.Schedules {
-		if len(c.Schedules[i].Targets) == 0 {
-			c.Schedules[i].Targets = c.BackupTo
-		}
-	}
-	if err := validateSSHConfig(c); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", backup.ErrUsage, file, oneLine(err))
+	c.File = file
+	if err := config.ValidateJobs(c); err != nil {
+		h, _ := hint.Of(err)
+		return nil, hint.Wrap(fmt.Errorf("%w: %v", backup.ErrUsage, err), h)
 	}
 	return c, nil
 }
@@ -133,7 +123,7 @@ func runJob(ctx context.Context, g *globalOptions, eo *execOptions, name, trigge
 	}
 	eo.keep = true
 	defer eo.close()
-	r := newScheduleRunner(g, g.cfg.file, func() []schedule.Job { return g.cfg.Schedules }, slog.New(slog.NewJSONHandler(g.p.err, nil)))
+	r := newScheduleRunner(g, g.cfg.File, func() []schedule.Job { return g.cfg.Schedules }, slog.New(slog.NewJSONHandler(g.p.err, nil)))
 	r.Backup = func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
 		var m backup.Manifest
 		err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
@@ -219,24 +209,7 @@ func newScheduleAddCommand(g *globalOptions) *cobra.Command {
 				return withHint(usagef(oneLine(err)), `a schedule is 5 cron fields ("30 2 * * *") or @hourly, @daily, @weekly, @monthly, @every 6h`)
 			}
 			file := g.configFileForEdit()
-			err := schedule.EditConfig(file, func(seq *yaml.Node) error {
-				for i, n := range seq.Content {
-					if schedule.JobNameOf(n) == j.Name {
-						if !replace {
-							return fmt.Errorf("%w: a job named %s exists in %s", os.ErrExist, j.Name, file)
-						}
-						// A job handed to system cron stays there.
-						if old, err := schedule.Find(g.cfg.Schedules, j.Name); err == nil && old.System {
-							j.System = true
-						}
-						seq.Content[i] = schedule.JobNode(j)
-						return nil
-					}
-				}
-				seq.Content = append(seq.Content, schedule.JobNode(j))
-				return nil
-			})
-			if err != nil {
+			if err := schedule.AddJob(file, j, replace, g.cfg.Schedules); err != nil {
 				if errors.Is(err, os.ErrExist) {
 					return withHint(err, "pass --replace to change it, or choose another name")
 				}
@@ -308,16 +281,7 @@ func newScheduleRemoveCommand(g *globalOptions) *cobra.Command {
 				return withHint(err, "'mysecure schedule list' shows the jobs")
 			}
 			file := g.configFileForEdit()
-			err := schedule.EditConfig(file, func(seq *yaml.Node) error {
-				for i, n := range seq.Content {
-					if schedule.JobNameOf(n) == args[0] {
-						seq.Content = append(seq.Content[:i], seq.Content[i+1:]...)
-						return nil
-					}
-				}
-				return fmt.Errorf("%w: job %s is not in %s", backup.ErrNotFound, args[0], file)
-			})
-			if err != nil {
+			if err := schedule.RemoveJob(file, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.p.out, "removed job %s from %s (its history and backups stay)\n", args[0], file)
@@ -327,36 +291,13 @@ func newScheduleRemoveCommand(g *globalOptions) *cobra.Command {
 	}
 }
 
-type jobView struct {
-	schedule.Job
-	Next        *time.Time       `json:"next,omitempty"`
-	LastRun     *schedule.Record `json:"last_run,omitempty"`
-	LastSuccess *schedule.Record `json:"last_success,omitempty"`
-}
-
 func newScheduleListCommand(g *globalOptions) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use: "list", Short: "List the backup jobs with their next and last runs", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h := historyOf(g)
-			var views []jobView
-			now := time.Now()
-			for _, j := range g.cfg.Schedules {
-				v := jobView{Job: j}
-				if s, err := j.Parse(); err == nil {
-					n := s.Next(now)
-					v.Next = &n
-				}
-				recs, _ := h.Read(j.Name)
-				sum := schedule.Summarize(j.Name, recs, now)
-				v.LastRun, v.LastSuccess = sum.LastRun, sum.LastSuccess
-				views = append(views, v)
-			}
+			views := schedule.Views(g.cfg.Schedules, historyOf(g), time.Now())
 			if asJSON {
-				if views == nil {
-					views = []jobView{}
-				}
 				return g.p.json(views)
 			}
 			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
@@ -402,35 +343,18 @@ func newScheduleHistoryCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "history [NAME]", Short: "Show the recorded runs of the jobs", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h := historyOf(g)
-			names, err := h.Jobs()
+			job := ""
+			if len(args) == 1 {
+				job = args[0]
+			}
+			all, err := schedule.Runs(historyOf(g), g.cfg.Schedules, job, limit)
+			if errors.Is(err, backup.ErrNotFound) {
+				return withHint(err, "'mysecure schedule list' shows the jobs")
+			}
 			if err != nil {
 				return err
 			}
-			if len(args) == 1 {
-				names = []string{args[0]}
-			}
-			var all []schedule.Record
-			for _, n := range names {
-				recs, err := h.Read(n)
-				if err != nil {
-					return err
-				}
-				all = append(all, recs...)
-			}
-			if len(args) == 1 && len(all) == 0 {
-				if _, err := schedule.Find(g.cfg.Schedules, args[0]); err != nil {
-					return withHint(err, "'mysecure schedule list' shows the jobs")
-				}
-			}
-			sort.SliceStable(all, func(i, j int) bool { return all[i].Started.Before(all[j].Started) })
-			if limit > 0 && len(all) > limit {
-				all = all[len(all)-limit:]
-			}
 			if asJSON {
-				if all == nil {
-					all = []schedule.Record{}
-				}
 				return g.p.json(all)
 			}
 			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
@@ -456,20 +380,11 @@ func newScheduleStatusCommand(g *globalOptions) *cobra.Command {
 0 otherwise. Jobs without max-age are listed but never fail the check.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h := historyOf(g)
-			now := time.Now()
-			var out []schedule.Freshness
-			for _, j := range g.cfg.Schedules {
-				recs, err := h.Read(j.Name)
-				if err != nil {
-					return err
-				}
-				out = append(out, schedule.CheckFreshness(j.Name, j.MaxAge, recs, now))
+			out, err := schedule.CheckAll(g.cfg.Schedules, historyOf(g), time.Now())
+			if err != nil {
+				return err
 			}
 			if asJSON {
-				if out == nil {
-					out = []schedule.Freshness{}
-				}
 				if err := g.p.json(out); err != nil {
 					return err
 				}
@@ -508,25 +423,11 @@ type installOptions struct {
 }
 
 func (o *installOptions) invocation(g *globalOptions) (schedule.Invocation, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return schedule.Invocation{}, err
+	inv, err := schedule.NewInvocation(g.cfg.File, o.LogFile, o.KeyFile)
+	if errors.Is(err, schedule.ErrNoConfigFile) {
+		return inv, withHint(usagef(err.Error()), "add them with 'mysecure schedule add' (writes "+defaultConfigFile+"), or pass --config")
 	}
-	if r, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = r
-	}
-	inv := schedule.Invocation{Binary: exe, Config: g.cfg.file, Log: o.LogFile}
-	if inv.Config == "" {
-		return inv, withHint(usagef("the schedules must be in a config file that system cron can read"), "add them with 'mysecure schedule add' (writes "+defaultConfigFile+"), or pass --config")
-	}
-	if o.KeyFile != "" {
-		abs, err := filepath.Abs(o.KeyFile)
-		if err != nil {
-			return inv, err
-		}
-		inv.Extra = []string{"--keyfile", abs}
-	}
-	return inv, nil
+	return inv, err
 }
 
 func newScheduleInstallCommand(g *globalOptions) *cobra.Command {
@@ -560,8 +461,8 @@ credential: --keyfile.`,
 			}
 			// After the files are written: the daemon leaves these jobs to cron.
 			mark := func() error {
-				if err := schedule.EditConfig(g.cfg.file, func(seq *yaml.Node) error { schedule.SetSystemFlag(seq, names, true); return nil }); err != nil {
-					return fmt.Errorf("wrote the files, but could not mark the jobs 'system: true' in %s: %w", g.cfg.file, err)
+				if err := schedule.MarkSystem(g.cfg.File, names, true); err != nil {
+					return fmt.Errorf("wrote the files, but could not mark the jobs 'system: true' in %s: %w", g.cfg.File, err)
 				}
 				notifyDaemon(cmd.Context(), g)
 				return nil
@@ -630,8 +531,8 @@ func newScheduleUninstallCommand(g *globalOptions) *cobra.Command {
 			} else if len(units) > 0 {
 				g.p.noticef("run: systemctl daemon-reload (and stop the removed timers)")
 			}
-			if g.cfg.file != "" {
-				if err := schedule.EditConfig(g.cfg.file, func(seq *yaml.Node) error { schedule.SetSystemFlag(seq, nil, false); return nil }); err != nil {
+			if g.cfg.File != "" {
+				if err := schedule.MarkSystem(g.cfg.File, nil, false); err != nil {
 					return err
 				}
 				notifyDaemon(cmd.Context(), g)

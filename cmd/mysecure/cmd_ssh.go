@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -46,30 +45,6 @@ func (s *sshFlags) options() (*backup.SSHOptions, error) {
 		return nil, usagef("give --ssh-mysql-port or --ssh-mysql-socket, not both")
 	}
 	return &backup.SSHOptions{Host: s.Host, MySQLPort: s.MySQLPort, MySQLSocket: s.MySQLSocket, RemoteDump: s.RemoteDump}, nil
-}
-
-// validateSSHConfig checks the ssh: section and that every schedule's
-// ssh host is one of its names (a typo must not become a DNS lookup at
-// 2 a.m.).
-func validateSSHConfig(c *Config) error {
-	if err := c.SSH.Validate(); err != nil {
-		return err
-	}
-	names := map[string]bool{}
-	for _, h := range c.SSH.Hosts {
-		names[h.Name] = true
-	}
-	for _, j := range c.Schedules {
-		if j.SSH != "" && !names[j.SSH] && !strings.Contains(j.SSH, "@") {
-			return fmt.Errorf("%w: schedule %s: ssh host %q is not in the ssh: section (or write user@host)", sshclient.ErrConfig, j.Name, j.SSH)
-		}
-		if j.SSH != "" {
-			if _, err := c.SSH.Resolve(j.SSH); err != nil {
-				return fmt.Errorf("schedule %s: %w", j.Name, err)
-			}
-		}
-	}
-	return nil
 }
 
 // sshDialer connects to the configured hosts. interactive (a CLI run in

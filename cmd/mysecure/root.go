@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -18,25 +17,20 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/mysecure/mysecure/backup/schedule"
+	"github.com/mysecure/mysecure/internal/config"
+	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
 // defaultConfigFile is read when it exists; --config names another one,
 // which must exist. A variable only so that tests can point it elsewhere.
-var defaultConfigFile = "/etc/mysecure/mysecure.yaml"
+var defaultConfigFile = config.DefaultFile
 
-// Defaults of the settings (docs/configuration.md).
+// Defaults named in the help of other commands.
 const (
-	defaultStore    = "/var/lib/mysecure/storage"
-	defaultMount    = "/var/lib/mysecure/encrypted"
-	defaultSocket   = "/run/mysecure/control.sock"
-	defaultAuditLog = "/var/log/mysecure/access.log"
-	defaultLogFile  = "/var/log/mysecure/mysecure.log"
-	defaultJobSock  = "/run/mysecure/jobs.sock"
-	// defaultStateDir holds the last generation seen of each volume's
-	// config and rule file (docs/configuration.md: why not in the store).
-	defaultStateDir = "/var/lib/mysecure/state"
+	defaultMount    = config.DefaultMount
+	defaultAuditLog = config.DefaultAuditLog
+	defaultLogFile  = config.DefaultLogFile
 )
 
 // globalOptions are the flags every command has, plus the resolved config.
@@ -90,55 +84,16 @@ func (c *cleanupSet) run() {
 	}
 }
 
-// Config is the validated configuration every command works from, built
-// from flags, MYSECURE_* environment variables and the config file, in
-// that order of precedence.
-type Config struct {
-	Store       string `mapstructure:"store"`
-	Mount       string `mapstructure:"mount"`
-	Socket      string `mapstructure:"socket"`
-	StateDir    string `mapstructure:"state-dir"`
-	AuditLog    string `mapstructure:"audit-log"`
-	AuditAllows bool   `mapstructure:"audit-allows"`
-	LogFile     string `mapstructure:"log-file"`
-
-	// Backups (docs/configuration.md).
-	BackupCategory string   `mapstructure:"backup-category"`
-	BackupGroup    string   `mapstructure:"backup-group"`
-	JobSocket      string   `mapstructure:"job-socket"`
-	BackupLevel    int      `mapstructure:"backup-level"`
-	DumpTool       string   `mapstructure:"dump-tool"`
-	DumpArgs       []string `mapstructure:"dump-args"`
-	PhysicalTool   string   `mapstructure:"physical-tool"`
-	PhysicalArgs   []string `mapstructure:"physical-args"`
-	ClientTool     string   `mapstructure:"client-tool"`
-	MbstreamTool   string   `mapstructure:"mbstream-tool"`
-
-	// Object stores for backups, by name, and where `mysecure backup`
-	// writes by default (docs/fleet.md).
-	BackupTargets map[string]TargetConfig `mapstructure:"backup-targets"`
-	BackupTo      []string                `mapstructure:"backup-to"`
-
-	// Scheduled jobs (docs/schedules.md).
-	Schedules       []schedule.Job `mapstructure:"schedules"`
-	MetricsTextfile string         `mapstructure:"metrics-textfile"`
-
-	// SSH hosts of remote backups and commands (docs/ssh.md).
-	SSH sshclient.Settings `mapstructure:"ssh"`
-
-	// harden audit's allow-lists (docs/audit.md).
-	Audit auditConfig `mapstructure:"audit"`
-
-	// file is the config file read ("" for none).
-	file string
-}
+// Config is the validated configuration every command works from
+// (internal/config).
+type Config = config.Config
 
 func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.ConfigFile, "config", "", "read configuration from `FILE` (default "+defaultConfigFile+" when it exists)")
-	f.StringVar(&g.Store, "store", "", "the volume's store `DIR` (default "+defaultStore+"; env MYSECURE_STORE)")
+	f.StringVar(&g.Store, "store", "", "the volume's store `DIR` (default "+config.DefaultStore+"; env MYSECURE_STORE)")
 	f.String("mount", "", "the mount point `DIR` (default "+defaultMount+"; env MYSECURE_MOUNT)")
-	f.String("socket", "", "the daemon's control socket `PATH` (default "+defaultSocket+")")
-	f.String("state-dir", "", "root-only `DIR` keeping the last generation seen of each volume's config and rules (default "+defaultStateDir+")")
+	f.String("socket", "", "the daemon's control socket `PATH` (default "+config.DefaultSocket+")")
+	f.String("state-dir", "", "root-only `DIR` keeping the last generation seen of each volume's config and rules (default "+config.DefaultStateDir+")")
 	f.BoolVar(&g.Debug, "debug", false, "print full error details")
 }
 
@@ -146,45 +101,20 @@ func (g *globalOptions) AddFlags(f *pflag.FlagSet) {
 // default.
 func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	v := viper.New()
-	v.SetDefault("store", defaultStore)
-	v.SetDefault("mount", defaultMount)
-	v.SetDefault("socket", defaultSocket)
-	v.SetDefault("state-dir", defaultStateDir)
-	v.SetDefault("audit-log", defaultAuditLog)
-	v.SetDefault("audit-allows", false)
-	v.SetDefault("log-file", defaultLogFile)
-	v.SetDefault("backup-category", "mysqlbackup")
-	v.SetDefault("job-socket", defaultJobSock)
-	v.SetDefault("backup-level", 1)
-	// Every key needs a default for MYSECURE_* to reach it.
-	for _, k := range []string{"backup-group", "dump-tool", "physical-tool", "client-tool", "mbstream-tool"} {
-		v.SetDefault(k, "")
+	for k, val := range config.Defaults() {
+		v.SetDefault(k, val)
 	}
-	v.SetDefault("dump-args", []string{})
-	v.SetDefault("backup-to", []string{})
-	v.SetDefault("metrics-textfile", "")
-	v.SetDefault("physical-args", []string{})
 	v.SetEnvPrefix("MYSECURE")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
-	for key := range knownConfigKeys {
+	for _, key := range config.Keys {
 		if fl := cmd.Flags().Lookup(key); fl != nil {
 			if err := v.BindPFlag(key, fl); err != nil {
 				return err
 			}
 		}
 	}
-	file := g.ConfigFile
-	if file == "" {
-		if env := os.Getenv("MYSECURE_CONFIG"); env != "" {
-			file = env
-		}
-	}
-	if file == "" {
-		if _, err := os.Stat(defaultConfigFile); err == nil {
-			file = defaultConfigFile
-		}
-	}
+	file := config.FileToRead(g.ConfigFile, os.Getenv("MYSECURE_CONFIG"), defaultConfigFile)
 	if file != "" {
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")
@@ -193,7 +123,7 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 				"fix the YAML, or point --config at another file")
 		}
 		for _, k := range v.AllKeys() {
-			if !knownConfigKeys[k] && !strings.HasPrefix(k, "backup-targets.") {
+			if !config.Known(k) {
 				return withHint(usagef(fmt.Sprintf("config file %s: unknown setting %q", file, k)),
 					"docs/configuration.md lists the settings")
 			}
@@ -203,50 +133,26 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	if err := v.UnmarshalExact(&c); err != nil {
 		return withHint(usagef(fmt.Sprintf("bad configuration: %v", oneLine(err))), "docs/configuration.md lists the settings, docs/schedules.md the fields of a schedule")
 	}
-	if err := schedule.ValidateAll(c.Schedules); err != nil {
-		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "fix the schedule in the config file; 'mysecure schedule list' shows the jobs")
-	}
-	if err := validateTargets(&c); err != nil {
-		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "docs/fleet.md describes backup-targets and backup-to")
-	}
-	for i := range c.Schedules {
-		if len(c.Schedules[i].Targets) == 0 {
-			c.Schedules[i].Targets = c.BackupTo
-		}
-	}
-	if err := validateSSHConfig(&c); err != nil {
-		return withHint(usagef(fmt.Sprintf("config file %s: %v", file, oneLine(err))), "docs/ssh.md describes the ssh: section")
-	}
-	c.file = file
-	if c.BackupLevel < 1 || c.BackupLevel > 22 {
-		return withHint(usagef(fmt.Sprintf("backup-level %d is out of range", c.BackupLevel)), "zstd levels go from 1 to 22 (1 is the default)")
-	}
-	for name, val := range map[string]string{"store": c.Store, "mount": c.Mount, "socket": c.Socket, "state-dir": c.StateDir, "audit-log": c.AuditLog, "backup-category": c.BackupCategory, "job-socket": c.JobSocket} {
-		if val == "" {
-			return usagef(name + " must not be empty")
-		}
-	}
-	// Paths are used by a daemon whose working directory is /.
-	for _, p := range []*string{&c.Store, &c.Mount, &c.Socket, &c.StateDir, &c.AuditLog, &c.LogFile, &c.JobSocket, &c.MetricsTextfile} {
-		if *p != "" {
-			if abs, err := filepath.Abs(*p); err == nil {
-				*p = abs
-			}
-		}
+	c.File = file
+	if err := config.Validate(&c); err != nil {
+		return usageOf(err)
 	}
 	g.cfg = c
 	return nil
 }
 
-var knownConfigKeys = map[string]bool{
-	"store": true, "mount": true, "socket": true, "state-dir": true, "audit-log": true, "audit-allows": true, "log-file": true,
-	"backup-category": true, "backup-group": true, "job-socket": true, "backup-level": true,
-	"dump-tool": true, "dump-args": true, "physical-tool": true, "physical-args": true,
-	"client-tool": true, "mbstream-tool": true, "schedules": true, "metrics-textfile": true,
-	"ssh.hosts": true, "ssh.known-hosts": true, "ssh.identity": true,
-	"audit.admins": true, "audit.accounts": true, "audit.plugins": true, "audit.udfs": true,
-	"backup-to": true,
+// usageOf is a configuration error as a usage error (exit 2) with the
+// error's own hint, or classify's hint for usage errors when it has none.
+func usageOf(err error) error {
+	if h, ok := hint.Of(err); ok {
+		return withHint(usagef(oneLine(err)), h)
+	}
+	return usagef(oneLine(err))
 }
+
+// validateSSHConfig is config.ValidateSSH (its logic moved there; the
+// name stays for callers on other branches).
+func validateSSHConfig(c *Config) error { return config.ValidateSSH(c) }
 
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")

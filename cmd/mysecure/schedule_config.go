@@ -1,6 +1,10 @@
 package main
 
-import "os"
+import (
+	"os"
+
+	"github.com/mysecure/mysecure/internal/config"
+)
 
 // The `schedule add|remove` commands edit the config file in place with
 // schedule.EditConfig.
@@ -8,14 +12,5 @@ import "os"
 // configFileForEdit is the file schedules are written to: the one read,
 // else --config / $MYSECURE_CONFIG, else the default path.
 func (g *globalOptions) configFileForEdit() string {
-	if g.cfg.file != "" {
-		return g.cfg.file
-	}
-	if g.ConfigFile != "" {
-		return g.ConfigFile
-	}
-	if env := os.Getenv("MYSECURE_CONFIG"); env != "" {
-		return env
-	}
-	return defaultConfigFile
+	return config.FileForEdit(g.cfg.File, g.ConfigFile, os.Getenv("MYSECURE_CONFIG"), defaultConfigFile)
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mysecure/mysecure/internal/config"
 )
 
 // TestDaemonSchedulesFileAppears: a daemon started on a host without a
@@ -49,14 +51,20 @@ func TestDaemonReloadReadsSSH(t *testing.T) {
 	if err != nil || tg.Addr() != "10.0.0.7:2222" || tg.Keepalive.String() != "2s" || tg.KeepaliveCount != 4 {
 		t.Fatalf("db1 after a reload: %+v %v", tg, err)
 	}
-	for _, tc := range []struct{ name, bad, want string }{
-		{"unknown host", strings.Replace(good, "ssh: db1", "ssh: db9", 1), `"db9" is not in the ssh: section`},
-		{"bad port", strings.Replace(good, "port: 2222", "port: 70000", 1), "port 70000 is out of range"},
-		{"unknown key", strings.Replace(good, "keepalive: 2s", "keepalive: 2s\n      compression: yes", 1), "compression"},
+	for _, tc := range []struct{ name, bad, want, hint string }{
+		{"unknown host", strings.Replace(good, "ssh: db1", "ssh: db9", 1), `"db9" is not in the ssh: section`, config.HintSSH},
+		{"bad port", strings.Replace(good, "port: 2222", "port: 70000", 1), "port 70000 is out of range", config.HintSSH},
+		{"bad schedule", strings.Replace(good, "30 2 * * *", "30 2 * *", 1), "job nightly", config.HintSchedule},
+		{"unknown key", strings.Replace(good, "keepalive: 2s", "keepalive: 2s\n      compression: yes", 1), "compression", "see 'mysecure help backup'"},
 	} {
 		os.WriteFile(file, []byte(tc.bad), 0o600)
-		if _, err := readSchedules(file); err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, err := readSchedules(file)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+		// The reload's errors are usage errors with the hints of the start's.
+		if code, h := classify(err); code != exitUsage || h != tc.hint {
+			t.Errorf("%s: exit %d, hint %q; want %d, %q", tc.name, code, h, exitUsage, tc.hint)
 		}
 	}
 }
@@ -77,7 +85,7 @@ func TestDaemonReloadTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &globalOptions{cfg: Config{file: file, BackupTargets: c.BackupTargets}}
+	g := &globalOptions{cfg: Config{File: file, BackupTargets: c.BackupTargets}}
 	jobs, _, err := daemonSchedules(g)
 	if err != nil || len(jobs) != 2 {
 		t.Fatalf("reload: %+v %v", jobs, err)
