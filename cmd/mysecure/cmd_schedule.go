@@ -80,6 +80,10 @@ func readSchedules(file string) (*Config, error) {
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
+	// Read by root: it names the programs and hooks the daemon runs.
+	if err := config.CheckTrusted(file, os.Geteuid()); err != nil {
+		return nil, err
+	}
 	v := viper.New()
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")

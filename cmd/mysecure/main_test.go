@@ -51,7 +51,15 @@ func TestScripts(t *testing.T) {
 		// [!have:PROG] skip: a script that needs PROG (only
 		// credentials.txtar needs openssl, for keys as users make them) is
 		// skipped without it, and fails in strict mode (internal/testenv).
+		// [root]: the process runs as root (CI does); lines that check
+		// root-only refusals. Not root in strict mode is an error.
 		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				if os.Geteuid() != 0 && testenv.Strict() {
+					return false, fmt.Errorf("condition [root]: not root and MYSECURE_TEST_STRICT=1")
+				}
+				return os.Geteuid() == 0, nil
+			}
 			prog, ok := strings.CutPrefix(cond, "have:")
 			if !ok {
 				return false, fmt.Errorf("unknown condition %q", cond)

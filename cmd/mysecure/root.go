@@ -115,6 +115,9 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 		}
 	}
 	file := config.FileToRead(g.ConfigFile, os.Getenv("MYSECURE_CONFIG"), defaultConfigFile)
+	if err := config.CheckTrusted(file, os.Geteuid()); err != nil {
+		return err
+	}
 	if file != "" {
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")

@@ -9,7 +9,8 @@
 // ValidateJobs, so that both apply the same checks. This package must not
 // import viper or cobra, read the environment, or print: its errors carry
 // their hint (internal/hint), and every one of them is a mistake in the
-// configuration (the CLI exits 2).
+// configuration (the CLI exits 2), except CheckTrusted's (a file another
+// user can change: permission denied, exit 7).
 package config
 
 import (
