@@ -6,6 +6,9 @@
 //
 // It does the procedure of `mysecure mount --foreground`; building the
 // daemon, unlocking the volume and the backup service are the caller's.
+// It also starts that daemon detached and hands it the credential
+// (StartDetached), runs the recovery child (RunRecovery), and unmounts
+// (Unmount).
 // It must not print (it logs to the Logger it is given), read
 // credentials or exit the process.
 package service
