@@ -333,8 +333,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if rl, err := daemon.NewClient(g.cfg.Socket).ACLList(cmd.Context()); err == nil {
-				s.Warnings = append(s.Warnings, reachWarnings(s.Mount, rl.Rules)...)
-				s.Warnings = append(s.Warnings, filePrivWarnings(cmd.Context(), s.Mount, rl.Rules)...)
+				s.Warnings = append(s.Warnings, service.StatusWarnings(cmd.Context(), s.Mount, rl.Rules)...)
 			}
 			if asJSON {
 				return g.p.json(s)
