@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/mysecure/mysecure/encfs/acl"
+	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
@@ -69,7 +68,7 @@ and the next mount creates the category's directory.`,
 		Example: "  mysecure category add appdata\n  mysecure encrypt @appdata /srv/appdata",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCategoryChange(cmd.Context(), g, &addCreds, "add", args[0])
+			return runCategoryChange(cmd.Context(), g, &addCreds, admin.CategoryAdd, args[0])
 		},
 	}
 	addCreds.AddFlags(add.Flags())
@@ -78,7 +77,7 @@ and the next mount creates the category's directory.`,
 		Short: "Remove an empty category that no rule names (master credential)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCategoryChange(cmd.Context(), g, &rmCreds, "remove", args[0])
+			return runCategoryChange(cmd.Context(), g, &rmCreds, admin.CategoryRemove, args[0])
 		},
 	}
 	rmCreds.AddFlags(rm.Flags())
@@ -126,39 +125,12 @@ func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInf
 		r, err := c.Categories(ctx)
 		return r.Categories, true, err
 	}
-	v, err := volume.Load(g.cfg.Store)
-	if err != nil {
-		return nil, false, err
-	}
-	counts, err := acl.UnverifiedCategoryCounts(filepath.Join(g.cfg.Store, daemon.RulesFile))
-	if err != nil {
-		return nil, false, err
-	}
-	out := []daemon.CategoryInfo{}
-	cats := slices.Clone(v.Config.Categories)
-	slices.Sort(cats)
-	for _, name := range cats {
-		n, err := v.CategoryEntries(name)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, daemon.CategoryInfo{Name: name, Entries: n, Empty: n == 0, Rules: counts[name]})
-	}
-	return out, false, nil
-}
-
-// parseCategoryName accepts NAME or @NAME.
-func parseCategoryName(arg string) (string, error) {
-	name := strings.TrimPrefix(arg, "@")
-	if !volume.ValidCategory(name) {
-		return "", withHint(fmt.Errorf("%w %q", volume.ErrBadCategoryName, arg),
-			"a category name is a lower-case letter, then up to 31 of a-z 0-9 _ - (no dot)")
-	}
-	return name, nil
+	cats, err := admin.OfflineCategories(g.cfg.Store)
+	return cats, false, err
 }
 
 func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions, op, arg string) error {
-	name, err := parseCategoryName(arg)
+	name, err := admin.ParseCategoryName(arg)
 	if err != nil {
 		return err
 	}
@@ -176,15 +148,15 @@ func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions
 		return err
 	}
 	defer cred.Wipe()
-	r, err := c.Category(ctx, daemon.CategoryRequest{Op: op, Name: name, Credential: cred})
+	gen, err := admin.ChangeCategory(ctx, admin.Conn{Client: c, Cred: cred}, op, name)
 	if err != nil {
-		return categoryError(err, op, name)
+		return err
 	}
-	if op == "add" {
-		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d): %s\n", name, r.Generation, filepath.Join(g.cfg.Mount, name))
+	if op == admin.CategoryAdd {
+		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d): %s\n", name, gen, filepath.Join(g.cfg.Mount, name))
 		g.p.hintf("rules decide who reads it: mysecure acl add \"ALLOW @%s * /path/to/program\"", name)
 	} else {
-		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, r.Generation)
+		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, gen)
 	}
 	return nil
 }
@@ -195,45 +167,19 @@ func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) e
 		return err
 	}
 	defer k.Wipe()
-	switch op {
-	case "add":
-		err = v.AddCategory(k, name)
-	default:
-		var refs []string
-		if v.Config.HasCategory(name) {
-			rs, err := daemon.LoadRules(v.Dir, k)
-			if err != nil {
-				return err
-			}
-			refs = rs.CategoryRefs(name)
-		}
-		err = v.RemoveCategory(k, name, refs)
-	}
-	if err != nil {
-		return categoryError(err, op, name)
+	if err := admin.ChangeCategoryOffline(v, k, op, name); err != nil {
+		return err
 	}
 	if err := observeConfig(g, v); err != nil {
 		return err
 	}
-	if op == "add" {
+	if op == admin.CategoryAdd {
 		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d)\n", name, v.Config.Generation)
 		g.p.hintf("the next 'mysecure mount' creates its directory %s", filepath.Join(g.cfg.Mount, name))
 	} else {
 		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, v.Config.Generation)
 	}
 	return nil
-}
-
-// categoryError adds the hint that fits a refused category change.
-func categoryError(err error, op, name string) error {
-	// The daemon's errors unwrap to the volume's sentinels.
-	switch {
-	case errors.Is(err, volume.ErrCategoryInUse):
-		return withHint(err, fmt.Sprintf("move its data out first ('mysecure decrypt @%s PATH') and delete the rules that name it ('mysecure acl del N')", name))
-	case errors.Is(err, volume.ErrUnknownCategory) && op == "remove":
-		return withHint(err, "'mysecure category list' shows the categories")
-	}
-	return err
 }
 
 // unknownCategory is the error for a category the volume does not have,
