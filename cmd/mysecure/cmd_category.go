@@ -162,22 +162,19 @@ func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions
 }
 
 func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) error {
-	v, k, err := unlockMaster(g, creds)
+	var gen uint64
+	err := changeVolume(g, creds, func(v *volume.Volume, k *volume.Keys) (err error) {
+		gen, err = admin.ChangeCategoryOffline(v, k, op, name)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer k.Wipe()
-	if err := admin.ChangeCategoryOffline(v, k, op, name); err != nil {
-		return err
-	}
-	if err := observeConfig(g, v); err != nil {
-		return err
-	}
 	if op == admin.CategoryAdd {
-		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d)\n", name, v.Config.Generation)
+		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d)\n", name, gen)
 		g.p.hintf("the next 'mysecure mount' creates its directory %s", filepath.Join(g.cfg.Mount, name))
 	} else {
-		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, v.Config.Generation)
+		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, gen)
 	}
 	return nil
 }

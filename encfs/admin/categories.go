@@ -47,9 +47,10 @@ func ChangeCategory(ctx context.Context, c Conn, op, name string) (uint64, error
 }
 
 // ChangeCategoryOffline adds or removes (op) the category name on v,
-// unlocked with the master key k, when no daemon serves it. A category
-// that a rule names (rules.json, verified with k) is not removed.
-func ChangeCategoryOffline(v *volume.Volume, k *volume.Keys, op, name string) error {
+// unlocked with the master key k, when no daemon serves it, and returns
+// the volume config's new generation. A category that a rule names
+// (rules.json, verified with k) is not removed.
+func ChangeCategoryOffline(v *volume.Volume, k *volume.Keys, op, name string) (uint64, error) {
 	var err error
 	switch op {
 	case CategoryAdd:
@@ -59,15 +60,18 @@ func ChangeCategoryOffline(v *volume.Volume, k *volume.Keys, op, name string) er
 		if v.Config.HasCategory(name) {
 			rs, err := daemon.LoadRules(v.Dir, k)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			refs = rs.CategoryRefs(name)
 		}
 		err = v.RemoveCategory(k, name, refs)
 	default:
-		return fmt.Errorf("unknown category operation %q", op)
+		return 0, fmt.Errorf("unknown category operation %q", op)
 	}
-	return categoryError(err, op, name)
+	if err != nil {
+		return 0, categoryError(err, op, name)
+	}
+	return v.Config.Generation, nil
 }
 
 // categoryError adds the hint that fits a refused category change. The

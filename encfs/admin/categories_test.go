@@ -94,7 +94,7 @@ func TestChangeCategory(t *testing.T) {
 
 	// The same refusal offline, from the rules the daemon wrote.
 	v, k := unlockStore(t, store)
-	err = ChangeCategoryOffline(v, k, CategoryRemove, "appdata")
+	_, err = ChangeCategoryOffline(v, k, CategoryRemove, "appdata")
 	if !errors.Is(err, volume.ErrCategoryInUse) || !strings.Contains(hintOf(t, err), "delete the rules that name it") {
 		t.Fatalf("offline remove named by a rule: %v", err)
 	}
@@ -125,17 +125,22 @@ func TestChangeCategoryOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Wipe()
-	if err := ChangeCategoryOffline(v, k, CategoryAdd, "appdata"); err != nil {
-		t.Fatal(err)
+	gen0 := v.Config.Generation
+	gen, err := ChangeCategoryOffline(v, k, CategoryAdd, "appdata")
+	if err != nil || gen != gen0+1 {
+		t.Fatalf("add: generation %d (was %d), %v", gen, gen0, err)
 	}
-	if err := ChangeCategoryOffline(v, k, CategoryRemove, "logs"); err != nil {
-		t.Fatal(err)
+	if l, err := volume.Load(store); err != nil || l.Config.Generation != gen || !l.Config.HasCategory("appdata") {
+		t.Fatalf("saved: %v", err)
 	}
-	err = ChangeCategoryOffline(v, k, CategoryRemove, "logs")
+	if gen, err := ChangeCategoryOffline(v, k, CategoryRemove, "logs"); err != nil || gen != gen0+2 {
+		t.Fatalf("remove: generation %d, %v", gen, err)
+	}
+	_, err = ChangeCategoryOffline(v, k, CategoryRemove, "logs")
 	if !errors.Is(err, volume.ErrUnknownCategory) || hintOf(t, err) != "'mysecure category list' shows the categories" {
 		t.Fatalf("remove twice: %v", err)
 	}
-	if err := ChangeCategoryOffline(v, k, "rename", "x"); err == nil {
+	if _, err := ChangeCategoryOffline(v, k, "rename", "x"); err == nil {
 		t.Fatal("an unknown operation succeeded")
 	}
 	// A category with data in the store is in use.
@@ -145,7 +150,7 @@ func TestChangeCategoryOffline(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(v.CategoryDir("mysql"), "somefile"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = ChangeCategoryOffline(v, k, CategoryRemove, "mysql")
+	_, err = ChangeCategoryOffline(v, k, CategoryRemove, "mysql")
 	if !errors.Is(err, volume.ErrCategoryInUse) {
 		t.Fatalf("remove with data: %v, want ErrCategoryInUse", err)
 	}
