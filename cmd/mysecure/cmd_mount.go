@@ -276,11 +276,8 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		},
 		OwnSignals: func() { g.ownSignals.Store(true) },
 	})
-	if errors.Is(err, daemon.ErrDetached) {
-		// Unmounted from outside (umount -l): exit non-zero so that a
-		// service manager shows it.
-		return withHint(err, "unmount with 'mysecure umount'; see the audit log")
-	}
+	// Unmounted from outside (umount -l), the error says so: exit non-zero
+	// so that a service manager shows it.
 	return err
 }
 
