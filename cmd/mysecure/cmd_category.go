@@ -95,25 +95,18 @@ func entriesText(n int) string {
 // daemonForStore returns a client of the daemon serving this store, or
 // nil when none runs (the offline path).
 func daemonForStore(ctx context.Context, g *globalOptions) (*daemon.Client, error) {
-	c := daemon.NewClient(g.cfg.Socket)
-	s, err := c.Status(ctx)
-	if errors.Is(err, daemon.ErrNotRunning) {
-		return nil, nil
+	c, err := admin.StoreDaemon(ctx, daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
+	var other *admin.OtherStoreError
+	if errors.As(err, &other) {
+		return nil, withHint(usagef(other.Error()), "point --store at the mounted store, or --socket at the daemon that serves this one")
 	}
-	if err != nil {
-		return nil, err
-	}
-	if filepath.Clean(s.Store) != filepath.Clean(g.cfg.Store) {
-		return nil, withHint(usagef(fmt.Sprintf("the daemon on %s serves the store %s, not %s", g.cfg.Socket, s.Store, g.cfg.Store)),
-			"point --store at the mounted store, or --socket at the daemon that serves this one")
-	}
-	return c, nil
+	return c, err
 }
 
 func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInfo, bool, error) {
-	c, err := daemonForStore(ctx, g)
-	var ue *usageError
-	if errors.As(err, &ue) {
+	c, err := admin.StoreDaemon(ctx, daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
+	var other *admin.OtherStoreError
+	if errors.As(err, &other) {
 		// The daemon serves another store: list this one from disk (a
 		// listing changes nothing, unlike add and remove).
 		c, err = nil, nil

@@ -337,7 +337,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			}
 			fmt.Fprintf(g.p.out, "mounted:    %s on %s (daemon pid %d, since %s)\n", s.Store, s.Mount, s.Pid, s.Started)
 			fmt.Fprintf(g.p.out, "mode:       %s\n", s.Mode)
-			fmt.Fprintf(g.p.out, "categories: @%s\n", joinCats(s.Categories))
+			fmt.Fprintf(g.p.out, "categories: @%s\n", strings.Join(s.Categories, ", @"))
 			fmt.Fprintf(g.p.out, "rules:      %d\n", s.Rules)
 			if s.DenyAll != "" {
 				fmt.Fprintf(g.p.out, "DENY ALL:   %s\n", s.DenyAll)
@@ -371,15 +371,4 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-func joinCats(c []string) string {
-	out := ""
-	for i, x := range c {
-		if i > 0 {
-			out += ", @"
-		}
-		out += x
-	}
-	return out
 }

@@ -111,3 +111,33 @@ func OfflineCategories(store string) ([]daemon.CategoryInfo, error) {
 	}
 	return out, nil
 }
+
+// OtherStoreError is a daemon that serves another store than the one
+// asked for.
+type OtherStoreError struct {
+	Socket string // the daemon's control socket
+	Serves string // the store it serves
+	Store  string // the store asked for
+}
+
+func (e *OtherStoreError) Error() string {
+	return fmt.Sprintf("the daemon on %s serves the store %s, not %s", e.Socket, e.Serves, e.Store)
+}
+
+// StoreDaemon returns c when its daemon serves store, nil when no daemon
+// runs (changes then go to the volume config directly), and an
+// *OtherStoreError when it serves another store (changing that one
+// instead would surprise).
+func StoreDaemon(ctx context.Context, c *daemon.Client, socket, store string) (*daemon.Client, error) {
+	s, err := c.Status(ctx)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Clean(s.Store) != filepath.Clean(store) {
+		return nil, &OtherStoreError{Socket: socket, Serves: s.Store, Store: store}
+	}
+	return c, nil
+}

@@ -165,3 +165,21 @@ func TestChangeCategoryOffline(t *testing.T) {
 		t.Fatalf("no volume: %v", err)
 	}
 }
+
+func TestStoreDaemon(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	c, store := daemontest.Serve(t, nil, nil)
+	if got, err := StoreDaemon(ctx, c, "/run/s.sock", store+"/"); got != c || err != nil {
+		t.Fatalf("its own store: %v, %v", got, err)
+	}
+	got, err := StoreDaemon(ctx, c, "/run/s.sock", "/srv/other")
+	var other *OtherStoreError
+	if got != nil || !errors.As(err, &other) || err.Error() != "the daemon on /run/s.sock serves the store "+store+", not /srv/other" {
+		t.Fatalf("another store: %v, %v", got, err)
+	}
+	none := daemon.NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	if got, err := StoreDaemon(ctx, none, "x", store); got != nil || err != nil {
+		t.Fatalf("no daemon: %v, %v", got, err)
+	}
+}
