@@ -6,6 +6,9 @@
 //
 // It does the procedure of `mysecure mount --foreground`; building the
 // daemon, unlocking the volume and the backup service are the caller's.
+// It also starts that daemon detached and hands it the credential
+// (StartDetached), runs the recovery child (RunRecovery), and unmounts
+// (Unmount).
 // It must not print (it logs to the Logger it is given), read
 // credentials or exit the process.
 package service
@@ -22,6 +25,7 @@ import (
 
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
+	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/sdnotify"
 )
 
@@ -85,8 +89,8 @@ const controlPoll = 20 * time.Millisecond
 
 // Run serves the mounted daemon d until it is unmounted. It returns nil
 // after an unmount it was asked for (SIGTERM, SIGINT, the control API),
-// an error wrapping daemon.ErrDetached when the mount was taken away from
-// outside, and an error when the control socket does not come up (then
+// an error wrapping daemon.ErrDetached, hinted, when the mount was taken
+// away from outside, and an error when the control socket does not come up (then
 // it unmounts). The caller closes d.
 func Run(ctx context.Context, d *daemon.Daemon, cfg Config) error {
 	log := cfg.Logger
@@ -159,6 +163,9 @@ func Run(ctx context.Context, d *daemon.Daemon, cfg Config) error {
 		// Unmounted from outside (umount -l): the daemon logged and
 		// audited the alarm; the caller exits non-zero so that a
 		// service manager shows it.
+		if errors.Is(werr, daemon.ErrDetached) {
+			return hint.Wrap(werr, "unmount with 'mysecure umount'; see the audit log")
+		}
 		return werr
 	}
 	sdnotify.Send(cfg.NotifySocket, sdnotify.Stopping)

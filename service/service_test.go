@@ -13,6 +13,7 @@ import (
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/testenv"
 )
 
@@ -159,6 +160,9 @@ func TestRunDetached(t *testing.T) {
 	case err := <-done:
 		if !errors.Is(err, daemon.ErrDetached) {
 			t.Fatalf("Run after a lazy unmount: %v, want ErrDetached", err)
+		}
+		if h, _ := hint.Of(err); h != "unmount with 'mysecure umount'; see the audit log" {
+			t.Fatalf("hint %q", h)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not return after a lazy unmount")

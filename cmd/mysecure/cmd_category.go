@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/mysecure/mysecure/encfs/acl"
+	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
@@ -69,7 +68,7 @@ and the next mount creates the category's directory.`,
 		Example: "  mysecure category add appdata\n  mysecure encrypt @appdata /srv/appdata",
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCategoryChange(cmd.Context(), g, &addCreds, "add", args[0])
+			return runCategoryChange(cmd.Context(), g, &addCreds, admin.CategoryAdd, args[0])
 		},
 	}
 	addCreds.AddFlags(add.Flags())
@@ -78,7 +77,7 @@ and the next mount creates the category's directory.`,
 		Short: "Remove an empty category that no rule names (master credential)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCategoryChange(cmd.Context(), g, &rmCreds, "remove", args[0])
+			return runCategoryChange(cmd.Context(), g, &rmCreds, admin.CategoryRemove, args[0])
 		},
 	}
 	rmCreds.AddFlags(rm.Flags())
@@ -96,25 +95,18 @@ func entriesText(n int) string {
 // daemonForStore returns a client of the daemon serving this store, or
 // nil when none runs (the offline path).
 func daemonForStore(ctx context.Context, g *globalOptions) (*daemon.Client, error) {
-	c := daemon.NewClient(g.cfg.Socket)
-	s, err := c.Status(ctx)
-	if errors.Is(err, daemon.ErrNotRunning) {
-		return nil, nil
+	c, err := admin.StoreDaemon(ctx, daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
+	var other *admin.OtherStoreError
+	if errors.As(err, &other) {
+		return nil, withHint(usagef(other.Error()), "point --store at the mounted store, or --socket at the daemon that serves this one")
 	}
-	if err != nil {
-		return nil, err
-	}
-	if filepath.Clean(s.Store) != filepath.Clean(g.cfg.Store) {
-		return nil, withHint(usagef(fmt.Sprintf("the daemon on %s serves the store %s, not %s", g.cfg.Socket, s.Store, g.cfg.Store)),
-			"point --store at the mounted store, or --socket at the daemon that serves this one")
-	}
-	return c, nil
+	return c, err
 }
 
 func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInfo, bool, error) {
-	c, err := daemonForStore(ctx, g)
-	var ue *usageError
-	if errors.As(err, &ue) {
+	c, err := admin.StoreDaemon(ctx, daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
+	var other *admin.OtherStoreError
+	if errors.As(err, &other) {
 		// The daemon serves another store: list this one from disk (a
 		// listing changes nothing, unlike add and remove).
 		c, err = nil, nil
@@ -126,39 +118,12 @@ func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInf
 		r, err := c.Categories(ctx)
 		return r.Categories, true, err
 	}
-	v, err := volume.Load(g.cfg.Store)
-	if err != nil {
-		return nil, false, err
-	}
-	counts, err := acl.UnverifiedCategoryCounts(filepath.Join(g.cfg.Store, daemon.RulesFile))
-	if err != nil {
-		return nil, false, err
-	}
-	out := []daemon.CategoryInfo{}
-	cats := slices.Clone(v.Config.Categories)
-	slices.Sort(cats)
-	for _, name := range cats {
-		n, err := v.CategoryEntries(name)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, daemon.CategoryInfo{Name: name, Entries: n, Empty: n == 0, Rules: counts[name]})
-	}
-	return out, false, nil
-}
-
-// parseCategoryName accepts NAME or @NAME.
-func parseCategoryName(arg string) (string, error) {
-	name := strings.TrimPrefix(arg, "@")
-	if !volume.ValidCategory(name) {
-		return "", withHint(fmt.Errorf("%w %q", volume.ErrBadCategoryName, arg),
-			"a category name is a lower-case letter, then up to 31 of a-z 0-9 _ - (no dot)")
-	}
-	return name, nil
+	cats, err := admin.OfflineCategories(g.cfg.Store)
+	return cats, false, err
 }
 
 func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions, op, arg string) error {
-	name, err := parseCategoryName(arg)
+	name, err := admin.ParseCategoryName(arg)
 	if err != nil {
 		return err
 	}
@@ -176,64 +141,35 @@ func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions
 		return err
 	}
 	defer cred.Wipe()
-	r, err := c.Category(ctx, daemon.CategoryRequest{Op: op, Name: name, Credential: cred})
+	gen, err := admin.ChangeCategory(ctx, admin.Conn{Client: c, Cred: cred}, op, name)
 	if err != nil {
-		return categoryError(err, op, name)
+		return err
 	}
-	if op == "add" {
-		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d): %s\n", name, r.Generation, filepath.Join(g.cfg.Mount, name))
+	if op == admin.CategoryAdd {
+		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d): %s\n", name, gen, filepath.Join(g.cfg.Mount, name))
 		g.p.hintf("rules decide who reads it: mysecure acl add \"ALLOW @%s * /path/to/program\"", name)
 	} else {
-		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, r.Generation)
+		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, gen)
 	}
 	return nil
 }
 
 func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) error {
-	v, k, err := unlockMaster(g, creds)
+	var gen uint64
+	err := changeVolume(g, creds, func(v *volume.Volume, k *volume.Keys) (err error) {
+		gen, err = admin.ChangeCategoryOffline(v, k, op, name)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer k.Wipe()
-	switch op {
-	case "add":
-		err = v.AddCategory(k, name)
-	default:
-		var refs []string
-		if v.Config.HasCategory(name) {
-			rs, err := daemon.LoadRules(v.Dir, k)
-			if err != nil {
-				return err
-			}
-			refs = rs.CategoryRefs(name)
-		}
-		err = v.RemoveCategory(k, name, refs)
-	}
-	if err != nil {
-		return categoryError(err, op, name)
-	}
-	if err := observeConfig(g, v); err != nil {
-		return err
-	}
-	if op == "add" {
-		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d)\n", name, v.Config.Generation)
+	if op == admin.CategoryAdd {
+		fmt.Fprintf(g.p.out, "added category @%s (volume config generation %d)\n", name, gen)
 		g.p.hintf("the next 'mysecure mount' creates its directory %s", filepath.Join(g.cfg.Mount, name))
 	} else {
-		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, v.Config.Generation)
+		fmt.Fprintf(g.p.out, "removed category @%s (volume config generation %d)\n", name, gen)
 	}
 	return nil
-}
-
-// categoryError adds the hint that fits a refused category change.
-func categoryError(err error, op, name string) error {
-	// The daemon's errors unwrap to the volume's sentinels.
-	switch {
-	case errors.Is(err, volume.ErrCategoryInUse):
-		return withHint(err, fmt.Sprintf("move its data out first ('mysecure decrypt @%s PATH') and delete the rules that name it ('mysecure acl del N')", name))
-	case errors.Is(err, volume.ErrUnknownCategory) && op == "remove":
-		return withHint(err, "'mysecure category list' shows the categories")
-	}
-	return err
 }
 
 // unknownCategory is the error for a category the volume does not have,

@@ -106,7 +106,7 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		return unknownCategory(cat, v.Config.Categories)
 	}
 
-	dst, err := newOutput(out, g.p.out)
+	dst, err := content.CreateOutput(out, g.p.out)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		if key, err = k.ContentKey(cat); err != nil {
 			return err
 		}
-		err = content.Encrypt(ctx, dst, src, key)
+		err = content.EncryptTo(ctx, dst, src, key)
 	} else {
 		var ring content.Keyring
 		if cat != "" {
@@ -133,20 +133,12 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		if err != nil {
 			return err
 		}
-		err = content.Decrypt(ctx, dst, src, ring, name)
+		err = content.DecryptTo(ctx, dst, src, ring, name)
 	}
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, atomicfile.ErrAborted) {
 		return errInterrupted
 	}
-	if err != nil {
-		return err
-	}
-	if err := dst.Commit(); errors.Is(err, atomicfile.ErrAborted) {
-		return errInterrupted
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return err
 }
 
 func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {
@@ -162,28 +154,4 @@ func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {
 		return nil, usagef(path + " is a directory")
 	}
 	return f, nil
-}
-
-// output is where `file encrypt|decrypt` writes: a file that appears
-// whole on Commit (atomicfile.Pending), or stdout.
-type output interface {
-	io.Writer
-	Commit() error
-	Abort()
-}
-
-type stdoutOutput struct{ io.Writer }
-
-func (stdoutOutput) Commit() error { return nil }
-func (stdoutOutput) Abort()        {}
-
-func newOutput(path string, stdout io.Writer) (output, error) {
-	if path == "-" {
-		return stdoutOutput{stdout}, nil
-	}
-	p, err := atomicfile.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -49,8 +48,8 @@ func runInit(ctx context.Context, opts initOptions, g *globalOptions) error {
 	for i, c := range opts.Categories {
 		opts.Categories[i] = strings.TrimPrefix(c, "@")
 	}
-	if _, err := os.Lstat(volume.ConfigPath(g.cfg.Store)); err == nil {
-		return fmt.Errorf("%w: %s", volume.ErrExists, volume.ConfigPath(g.cfg.Store))
+	if err := volume.CheckNew(g.cfg.Store); err != nil {
+		return err
 	}
 	var creds []volume.NewCredential
 	var wipes []func()
@@ -90,12 +89,9 @@ func runInit(ctx context.Context, opts initOptions, g *globalOptions) error {
 		wipes = append(wipes, k.Wipe)
 		creds = append(creds, k)
 	}
+	// A key file made here is removed when this fails.
 	v, keys, err := volume.Create(g.cfg.Store, volume.CreateOptions{Categories: opts.Categories}, creds...)
 	if err != nil {
-		if n.CreateKeyFile != "" {
-			// A key file that opens nothing would only confuse a retry.
-			os.Remove(n.CreateKeyFile)
-		}
 		return err
 	}
 	keys.Wipe()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -66,6 +65,20 @@ func unlockMaster(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Key
 		return nil, nil, err
 	}
 	return v, k, nil
+}
+
+// changeVolume unlocks the volume with a master credential, makes the
+// change and records the config's new generation (observeConfig).
+func changeVolume(g *globalOptions, o *credOptions, change func(*volume.Volume, *volume.Keys) error) error {
+	v, k, err := unlockMaster(g, o)
+	if err != nil {
+		return err
+	}
+	defer k.Wipe()
+	if err := change(v, k); err != nil {
+		return err
+	}
+	return observeConfig(g, v)
 }
 
 // printable replaces control characters in text read from an
@@ -269,39 +282,32 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 	default:
 		return usagef(fmt.Sprintf("unknown slot type %q: want passphrase, rsa, keyfile or kms", opts.Type))
 	}
-	v, k, err := unlockMaster(g, &opts.Creds)
-	if err != nil {
-		return err
-	}
-	defer k.Wipe()
-	var nc volume.NewCredential
-	switch volume.SlotType(opts.Type) {
-	case volume.SlotKMS:
-		nc = volume.NewKMS{Settings: kms, Ctx: ctx, Timeout: kmsTimeout}
-	case volume.SlotRSA:
-		nc, err = opts.New.rsa()
-	case volume.SlotKeyFile:
-		var kf volume.NewKeyFile
-		kf, err = opts.New.keyFile()
-		defer kf.Wipe()
-		nc = kf
-	default:
-		var p volume.NewPassphrase
-		p, err = opts.New.passphrase()
-		defer p.Wipe()
-		nc = p
-	}
-	if err != nil {
-		return err
-	}
-	id, err := v.AddSlot(k, nc, opts.Label)
-	if err != nil {
-		if opts.Type == string(volume.SlotKeyFile) {
-			os.Remove(opts.New.CreateKeyFile)
+	var id int
+	err := changeVolume(g, &opts.Creds, func(v *volume.Volume, k *volume.Keys) (err error) {
+		var nc volume.NewCredential
+		switch volume.SlotType(opts.Type) {
+		case volume.SlotKMS:
+			nc = volume.NewKMS{Settings: kms, Ctx: ctx, Timeout: kmsTimeout}
+		case volume.SlotRSA:
+			nc, err = opts.New.rsa()
+		case volume.SlotKeyFile:
+			var kf volume.NewKeyFile
+			kf, err = opts.New.keyFile()
+			defer kf.Wipe()
+			nc = kf
+		default:
+			var p volume.NewPassphrase
+			p, err = opts.New.passphrase()
+			defer p.Wipe()
+			nc = p
 		}
+		if err != nil {
+			return err
+		}
+		id, err = v.AddSlot(k, nc, opts.Label) // removes a key file made here when it fails
 		return err
-	}
-	if err := observeConfig(g, v); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(g.p.out, "added key slot %d (%s)\n", id, opts.Type)
@@ -327,15 +333,8 @@ func newKeyRemoveCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, k, err := unlockMaster(g, &creds)
+			err = changeVolume(g, &creds, func(v *volume.Volume, k *volume.Keys) error { return v.RemoveSlot(k, id) })
 			if err != nil {
-				return err
-			}
-			defer k.Wipe()
-			if err := v.RemoveSlot(k, id); err != nil {
-				return err
-			}
-			if err := observeConfig(g, v); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.p.out, "removed key slot %d\n", id)
@@ -361,20 +360,15 @@ slot and remove the old one.`,
 			if err != nil {
 				return err
 			}
-			v, k, err := unlockMaster(g, &creds)
+			err = changeVolume(g, &creds, func(v *volume.Volume, k *volume.Keys) error {
+				p, err := newc.passphrase()
+				if err != nil {
+					return err
+				}
+				defer p.Wipe()
+				return v.ReplaceSlot(k, id, p)
+			})
 			if err != nil {
-				return err
-			}
-			defer k.Wipe()
-			p, err := newc.passphrase()
-			if err != nil {
-				return err
-			}
-			defer p.Wipe()
-			if err := v.ReplaceSlot(k, id, p); err != nil {
-				return err
-			}
-			if err := observeConfig(g, v); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.p.out, "changed key slot %d\n", id)

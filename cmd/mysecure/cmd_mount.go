@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -90,12 +89,13 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	// Mounting what is mounted is done already (a boot script, a retry):
 	// say so and succeed, before asking for a credential. A daemon with
 	// another store or mount point on this socket is a conflict.
-	if s, err := daemon.NewClient(g.cfg.Socket).Status(ctx); err == nil && s.Mounted {
-		if s.Store == g.cfg.Store && s.Mount == g.cfg.Mount {
-			fmt.Fprintf(g.p.out, "already mounted: %s on %s (daemon pid %d); nothing to do\n", s.Store, s.Mount, s.Pid)
-			return nil
+	if s, err := daemon.NewClient(g.cfg.Socket).Status(ctx); err == nil {
+		if done, err := service.AlreadyMounted(s, g.cfg.Store, g.cfg.Mount, g.cfg.Socket); done || err != nil {
+			if done {
+				fmt.Fprintf(g.p.out, "already mounted: %s on %s (daemon pid %d); nothing to do\n", s.Store, s.Mount, s.Pid)
+			}
+			return err
 		}
-		return withHint(fmt.Errorf("%w: the daemon on %s serves %s on %s", daemon.ErrAlreadyMounted, g.cfg.Socket, s.Store, s.Mount), "'mysecure status' shows it; use another --socket for a second volume")
 	}
 	viaKMS, err := opts.mountKMSParent(ctx, g, v)
 	if err != nil {
@@ -110,27 +110,8 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 		}
 		cc = service.Credential{Passphrase: mc.Passphrase, Salt: mc.Salt, RSAPEM: mc.RSAPEM, RSAPassword: mc.RSAPassword}
 	}
-	if err := os.MkdirAll(filepath.Dir(g.cfg.LogFile), 0o750); err != nil {
-		return fmt.Errorf("failed to create log dir: %w", err)
-	}
-	logf, err := os.OpenFile(g.cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("failed to open daemon log: %w", err)
-	}
-	defer logf.Close()
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	credR, credW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	args := []string{"mount", "--foreground", "--ready-fd=3", "--credential-fd=4",
+	args := []string{"mount", "--foreground",
+		"--ready-fd=" + strconv.Itoa(service.ReadyFD), "--credential-fd=" + strconv.Itoa(service.CredentialFD),
 		"--store", g.cfg.Store, "--mount", g.cfg.Mount, "--socket", g.cfg.Socket, "--state-dir", g.cfg.StateDir,
 		"--audit-log", g.cfg.AuditLog, "--log-file", g.cfg.LogFile,
 		"--audit-allows=" + strconv.FormatBool(g.cfg.AuditAllows)}
@@ -143,31 +124,15 @@ func runMountDetached(ctx context.Context, opts mountOptions, g *globalOptions) 
 	if g.ConfigFile != "" {
 		args = append(args, "--config", g.ConfigFile)
 	}
-	child := exec.Command(exe, args...)
-	child.Dir = "/"
-	child.Stdout, child.Stderr = logf, logf
-	child.ExtraFiles = []*os.File{readyW, credR}
-	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := child.Start(); err != nil {
-		return fmt.Errorf("failed to start the daemon: %w", err)
+	pid, err := service.StartDetached(service.Detached{Args: args, LogFile: g.cfg.LogFile, Credential: &cc})
+	var failed *service.Failed
+	if errors.As(err, &failed) {
+		return &childError{msg: failed.Report.Error, hint: failed.Report.Hint, code: failed.Report.Code}
 	}
-	readyW.Close()
-	credR.Close()
-	werr := service.SendCredential(credW, &cc)
-	credW.Close()
-	if werr != nil {
-		return fmt.Errorf("failed to hand the credential to the daemon: %w", werr)
-	}
-	msg, err := service.ReadReport(readyR)
-	readyR.Close()
 	if err != nil {
-		return withHint(err, "see "+g.cfg.LogFile)
+		return err
 	}
-	if !msg.OK {
-		return &childError{msg: msg.Error, hint: msg.Hint, code: msg.Code}
-	}
-	fmt.Fprintf(g.p.out, "mounted %s on %s (daemon pid %d)\n", g.cfg.Store, g.cfg.Mount, child.Process.Pid)
-	child.Process.Release()
+	fmt.Fprintf(g.p.out, "mounted %s on %s (daemon pid %d)\n", g.cfg.Store, g.cfg.Mount, pid)
 	printReach(ctx, g, daemon.NewClient(g.cfg.Socket))
 	return nil
 }
@@ -298,7 +263,10 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	err = service.Run(ctx, d, service.Config{
 		Socket: g.cfg.Socket, Mount: g.cfg.Mount, Logger: log,
 		NotifySocket: opts.notifySocket, Schedules: sc,
-		Recover: func() { runRecoveryChild(g, d, log) },
+		Recover: func() {
+			service.RunRecovery(service.Recovery{Logger: log, Token: d.NewRecoveryToken,
+				Args: []string{"recover", "--store", g.cfg.Store, "--socket", g.cfg.Socket, "--token-fd=3"}})
+		},
 		Ready: func() {
 			if ready != nil {
 				service.Report{OK: true}.Send(ready)
@@ -308,44 +276,9 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		},
 		OwnSignals: func() { g.ownSignals.Store(true) },
 	})
-	if errors.Is(err, daemon.ErrDetached) {
-		// Unmounted from outside (umount -l): exit non-zero so that a
-		// service manager shows it.
-		return withHint(err, "unmount with 'mysecure umount'; see the audit log")
-	}
+	// Unmounted from outside (umount -l), the error says so: exit non-zero
+	// so that a service manager shows it.
 	return err
-}
-
-func runRecoveryChild(g *globalOptions, d *daemon.Daemon, log *slog.Logger) {
-	exe, err := os.Executable()
-	if err != nil {
-		log.Error("journal recovery not started", "error", err.Error())
-		return
-	}
-	token, err := d.NewRecoveryToken()
-	if err != nil {
-		log.Error("journal recovery not started", "error", err.Error())
-		return
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		log.Error("journal recovery not started", "error", err.Error())
-		return
-	}
-	w.Write(token)
-	w.Close()
-	clear(token)
-	cmd := exec.Command(exe, "recover", "--store", g.cfg.Store, "--socket", g.cfg.Socket, "--token-fd=3")
-	cmd.ExtraFiles = []*os.File{r}
-	out, err := cmd.CombinedOutput()
-	r.Close()
-	if err != nil {
-		log.Error("journal recovery failed", "error", err.Error(), "output", string(out))
-		return
-	}
-	if len(out) > 0 {
-		log.Info("journal recovery", "output", string(out))
-	}
 }
 
 func newUmountCommand(g *globalOptions) *cobra.Command {
@@ -365,41 +298,18 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 				}
 				mnt = st.Mount
 			}
-			err := c.Umount(cmd.Context())
-			if errors.Is(err, daemon.ErrNotRunning) {
-				// A daemon killed with -9 leaves a dead mount behind.
-				if isStaleMount(g.cfg.Mount) {
-					if err := daemon.LazyUnmount(g.cfg.Mount); err != nil {
-						return err
-					}
-					fmt.Fprintf(g.p.out, "cleared the stale mount on %s (its daemon was gone)\n", g.cfg.Mount)
-					return nil
-				}
-				return withHint(err, "nothing to unmount")
-			}
+			done, err := service.Unmount(cmd.Context(), c, g.cfg.Mount)
 			if err != nil {
-				if errors.Is(err, daemon.ErrInUse) {
-					return withHint(err, "stop the programs using the mount (mysqld) first")
-				}
 				return err
 			}
-			// Wait for the daemon to let go of its socket.
-			for i := 0; i < 250; i++ {
-				if _, err := c.Status(cmd.Context()); errors.Is(err, daemon.ErrNotRunning) {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
+			if done == service.ClearedStale {
+				fmt.Fprintf(g.p.out, "cleared the stale mount on %s (its daemon was gone)\n", g.cfg.Mount)
+				return nil
 			}
 			fmt.Fprintf(g.p.out, "unmounted %s\n", mnt)
 			return nil
 		},
 	}
-}
-
-// isStaleMount reports whether dir is a mount point whose server is gone.
-func isStaleMount(dir string) bool {
-	var st syscall.Stat_t
-	return errors.Is(syscall.Stat(dir, &st), syscall.ENOTCONN)
 }
 
 func newStatusCommand(g *globalOptions) *cobra.Command {
@@ -420,15 +330,14 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if rl, err := daemon.NewClient(g.cfg.Socket).ACLList(cmd.Context()); err == nil {
-				s.Warnings = append(s.Warnings, reachWarnings(s.Mount, rl.Rules)...)
-				s.Warnings = append(s.Warnings, filePrivWarnings(cmd.Context(), s.Mount, rl.Rules)...)
+				s.Warnings = append(s.Warnings, service.StatusWarnings(cmd.Context(), s.Mount, rl.Rules)...)
 			}
 			if asJSON {
 				return g.p.json(s)
 			}
 			fmt.Fprintf(g.p.out, "mounted:    %s on %s (daemon pid %d, since %s)\n", s.Store, s.Mount, s.Pid, s.Started)
 			fmt.Fprintf(g.p.out, "mode:       %s\n", s.Mode)
-			fmt.Fprintf(g.p.out, "categories: @%s\n", joinCats(s.Categories))
+			fmt.Fprintf(g.p.out, "categories: @%s\n", strings.Join(s.Categories, ", @"))
 			fmt.Fprintf(g.p.out, "rules:      %d\n", s.Rules)
 			if s.DenyAll != "" {
 				fmt.Fprintf(g.p.out, "DENY ALL:   %s\n", s.DenyAll)
@@ -462,15 +371,4 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-func joinCats(c []string) string {
-	out := ""
-	for i, x := range c {
-		if i > 0 {
-			out += ", @"
-		}
-		out += x
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 // Package admin does the mount's admin changes through the daemon, for
 // the CLI and for plans: moving paths into and out of the mount in a
-// move session (what `mysecure encrypt` and `decrypt` do), and the plan
+// move session (what `mysecure encrypt` and `decrypt` do), adding and
+// removing categories (also offline, on the volume config), and the plan
 // steps (package internal/plan) that need a category, move a path into
 // it, or add a rule.
 //

@@ -227,13 +227,32 @@ type CreateOptions struct {
 
 // Create makes a new volume in dir (created 0700 if missing) with a fresh
 // random master key wrapped into one key slot per credential. It refuses a
-// dir that already holds a volume.
+// dir that already holds a volume. When it fails, the key files of
+// NewKeyFile credentials are removed: a key file that opens nothing would
+// only confuse a retry.
 func Create(dir string, opts CreateOptions, creds ...NewCredential) (*Volume, *Keys, error) {
+	v, k, err := create(dir, opts, creds)
+	if err != nil {
+		discardKeyFiles(creds...)
+	}
+	return v, k, err
+}
+
+// CheckNew returns an error wrapping ErrExists when dir holds a volume
+// already: Create refuses it; callers check before asking for secrets.
+func CheckNew(dir string) error {
+	if _, err := os.Lstat(ConfigPath(dir)); err == nil {
+		return fmt.Errorf("%w: %s", ErrExists, ConfigPath(dir))
+	}
+	return nil
+}
+
+func create(dir string, opts CreateOptions, creds []NewCredential) (*Volume, *Keys, error) {
 	if len(creds) == 0 {
 		return nil, nil, errors.New("at least one credential is needed")
 	}
-	if _, err := os.Lstat(ConfigPath(dir)); err == nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrExists, ConfigPath(dir))
+	if err := CheckNew(dir); err != nil {
+		return nil, nil, err
 	}
 	cats := opts.Categories
 	if len(cats) == 0 {

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -415,8 +416,34 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 
 // AddSlot wraps the unlocked master key with c into a new slot and saves
 // the config. It returns the new slot's ID. k must come from a master
-// credential (ErrNotMasterCredential otherwise).
+// credential (ErrNotMasterCredential otherwise). When it fails, the key
+// file of a NewKeyFile is removed (it would open nothing).
 func (v *Volume) AddSlot(k *Keys, c NewCredential, label string) (int, error) {
+	id, err := v.addSlotSaved(k, c, label)
+	if err != nil {
+		discardKeyFiles(c)
+	}
+	return id, err
+}
+
+// discardKeyFiles removes the key files of the NewKeyFile credentials
+// among creds, made for slots that were not created.
+func discardKeyFiles(creds ...NewCredential) {
+	for _, c := range creds {
+		switch kf := c.(type) {
+		case NewKeyFile:
+			if kf.Path != "" {
+				os.Remove(kf.Path)
+			}
+		case *NewKeyFile:
+			if kf != nil && kf.Path != "" {
+				os.Remove(kf.Path)
+			}
+		}
+	}
+}
+
+func (v *Volume) addSlotSaved(k *Keys, c NewCredential, label string) (int, error) {
 	if err := k.RequireMaster(); err != nil {
 		return 0, err
 	}
