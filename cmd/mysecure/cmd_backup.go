@@ -21,7 +21,6 @@ import (
 
 	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/encfs/daemon"
-	"github.com/mysecure/mysecure/encfs/tree"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/humanize"
 )
@@ -100,29 +99,20 @@ func (o *execOptions) AddFlags(f *pflag.FlagSet) {
 // backupService builds the backup module on unlocked keys (the daemon's,
 // or this process's for --local).
 func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log *slog.Logger) (*backup.Service, error) {
-	t, err := tree.Open(g.cfg.Store, g.cfg.BackupCategory, vol, keys)
+	svc, err := backup.NewService(vol, keys, backup.Config{
+		Store: g.cfg.Store, Category: g.cfg.BackupCategory, Log: log, SSH: sshDialer(g, false, "", log),
+		Tools: backup.Tools{
+			Dump: g.cfg.DumpTool, Physical: g.cfg.PhysicalTool, Client: g.cfg.ClientTool, Mbstream: g.cfg.MbstreamTool,
+			DumpArgs: g.cfg.DumpArgs, PhysicalArgs: g.cfg.PhysicalArgs, RuntimeDir: filepath.Dir(g.cfg.Socket),
+		},
+	})
 	if err != nil {
 		return nil, withHint(err, "set backup-category to a category of the volume ('mysecure key list' shows them)")
 	}
-	rt := filepath.Dir(g.cfg.Socket)
-	if fi, err := os.Stat(rt); err != nil || !fi.IsDir() {
-		rt = ""
-	}
-	rem, err := remotes(&g.cfg)
-	if err != nil {
+	if svc.Remotes, err = remotes(&g.cfg); err != nil {
 		return nil, err
 	}
-	return &backup.Service{
-		Tree:    t,
-		Remotes: rem,
-		Tools: backup.Tools{
-			Dump: g.cfg.DumpTool, Physical: g.cfg.PhysicalTool, Client: g.cfg.ClientTool, Mbstream: g.cfg.MbstreamTool,
-			DumpArgs: g.cfg.DumpArgs, PhysicalArgs: g.cfg.PhysicalArgs, RuntimeDir: rt,
-		},
-		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
-		Log:     log,
-		SSH:     sshDialer(g, false, "", log),
-	}, nil
+	return svc, nil
 }
 
 // jobRunner serves backup requests in the daemon, with the wire codes of
@@ -556,21 +546,8 @@ volume credential).`,
 			if len(args) == 1 {
 				ro.o.ID = args[0]
 			}
-			if ro.o.FromDir != "" {
-				abs, err := filepath.Abs(ro.o.FromDir)
-				if err != nil {
-					return err
-				}
-				ro.o.FromDir = abs
-			}
-			for _, p := range []*string{&ro.o.Target, &ro.o.CopyBack} {
-				if *p != "" {
-					abs, err := filepath.Abs(*p)
-					if err != nil {
-						return err
-					}
-					*p = abs
-				}
+			if err := ro.o.Absolute(); err != nil {
+				return err
 			}
 			ssh, err := ro.ssh.options()
 			if err != nil {

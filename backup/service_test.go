@@ -1,0 +1,47 @@
+package backup
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mysecure/mysecure/encfs/volume"
+)
+
+// TestNewService: the service opens the backup category of the volume,
+// keeps its locks in the store, and puts credential FIFOs in the runtime
+// directory only when that is an existing directory; a category the
+// volume does not have is an error.
+func TestNewService(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	vol, keys, err := volume.Create(store, volume.CreateOptions{}, volume.NewPassphrase{
+		Passphrase: volume.Passphrase{Passphrase: []byte("p"), Salt: []byte("s")},
+		KDF:        volume.KDFParams{Alg: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Wipe()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ runtime, want string }{
+		{dir, dir},
+		{filepath.Join(dir, "missing"), ""},
+		{notDir, ""},
+		{"", ""},
+	} {
+		s, err := NewService(vol, keys, Config{Store: store, Category: "mysqlbackup",
+			Tools: Tools{Dump: "mariadb-dump", RuntimeDir: tc.runtime}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Tools.RuntimeDir != tc.want || s.Tools.Dump != "mariadb-dump" || s.LockDir != filepath.Join(store, "ms.locks") || s.Tree == nil {
+			t.Errorf("runtime %q: got %+v", tc.runtime, s)
+		}
+	}
+	if _, err := NewService(vol, keys, Config{Store: store, Category: "nosuch"}); err == nil {
+		t.Error("a category the volume does not have opened")
+	}
+}
