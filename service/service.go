@@ -5,7 +5,8 @@
 // files are still open), and returns when the mount is gone.
 //
 // It does the procedure of `mysecure mount --foreground`; building the
-// daemon, unlocking the volume and the backup service are the caller's.
+// daemon, unlocking the volume and the backup service are the caller's
+// (denials.go adapts the daemon's denials for the backup tools' errors).
 // It must not print (it logs to the Logger it is given), read
 // credentials or exit the process.
 package service

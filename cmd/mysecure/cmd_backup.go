@@ -23,6 +23,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/humanize"
+	"github.com/mysecure/mysecure/service"
 )
 
 // execOptions say where a backup operation runs: in the daemon (which
@@ -78,13 +79,7 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 	}
 	// The tools run here, but the daemon (if one serves the mount) saw
 	// what its rules denied them.
-	svc.Tools.Denials = func(ctx context.Context, since time.Time, pgid int) []backup.Denied {
-		r, err := daemon.NewClient(g.cfg.Socket).Denials(ctx, daemon.DenialQuery{Since: since, Pgid: pgid})
-		if err != nil {
-			return nil
-		}
-		return deniedOf(r.Groups)
-	}
+	svc.Tools.Denials = service.ClientDenials(daemon.NewClient(g.cfg.Socket))
 	svc.SSH = sshDialer(g, true, o.sshPassFile, slog.New(slog.DiscardHandler))
 	o.svc, o.keys = svc, keys
 	return svc, nil
@@ -120,13 +115,7 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 type jobRunner struct{ backup.Jobs }
 
 // deniedOf converts the daemon's denial groups for a tool's error.
-func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
-	var out []backup.Denied
-	for _, g := range gs {
-		out = append(out, backup.Denied{Program: g.Program, Files: g.Files, Count: g.Count, Rule: g.Rule, Hint: g.Hint})
-	}
-	return out
-}
+func deniedOf(gs []daemon.DenialGroup) []backup.Denied { return service.DeniedOf(gs) }
 
 // Code implements daemon.Jobs: the wire code of a job's error ("" leaves
 // it to the daemon's codes).
