@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mysecure/mysecure/encfs/volume"
 )
@@ -43,5 +44,21 @@ func TestNewService(t *testing.T) {
 	}
 	if _, err := NewService(vol, keys, Config{Store: store, Category: "nosuch"}); err == nil {
 		t.Error("a category the volume does not have opened")
+	}
+}
+
+func TestProgressRate(t *testing.T) {
+	for _, tc := range []struct {
+		p    Progress
+		want float64
+	}{
+		{Progress{PlainBytes: 3 << 20, Elapsed: 2 * time.Second}, 1.5 * (1 << 20)},
+		{Progress{PlainBytes: 100, Elapsed: 0}, 0},
+		{Progress{PlainBytes: 0, Elapsed: time.Second}, 0},
+		{Progress{PlainBytes: 1000, Elapsed: 250 * time.Millisecond}, 4000},
+	} {
+		if got := tc.p.Rate(); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.p, got, tc.want)
+		}
 	}
 }

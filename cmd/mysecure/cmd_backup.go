@@ -186,11 +186,7 @@ func newProgressPrinter(g *globalOptions, op string) *progressPrinter {
 }
 
 func (p *progressPrinter) update(pr backup.Progress) {
-	el := pr.Elapsed.Seconds()
-	rate := 0.0
-	if el > 0 {
-		rate = float64(pr.PlainBytes) / el
-	}
+	el, rate := pr.Elapsed.Seconds(), pr.Rate()
 	if p.tty {
 		fmt.Fprintf(p.g.p.err, "\r%s %s: %s read, %s stored, %s/s, %s   ", p.op, pr.ID, human(pr.PlainBytes), human(pr.StoredBytes), human(int64(rate)), pr.Elapsed.Truncate(time.Second))
 		p.shown = true

@@ -165,38 +165,12 @@ func (o *credOptions) credential() (c volume.Credential, wipe func(), err error)
 // rsaKey reads the RSA private key, asking for its password when it is
 // encrypted and no password file was given.
 func (o *credOptions) rsaKey() (*rsa.PrivateKey, error) {
-	pemData, err := os.ReadFile(o.RSAPrivateKey)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read RSA private key: %w", err)
+	k, err := volume.ReadRSAPrivateKey(o.RSAPrivateKey, o.rsaPassword)
+	var fe *volume.RSAKeyFileError
+	if errors.As(err, &fe) {
+		return nil, withHint(usagef(err.Error()), "give a PEM RSA private key (PKCS#1 or PKCS#8)")
 	}
-	defer clear(pemData)
-	var password []byte
-	if volume.IsEncryptedPEM(pemData) {
-		switch {
-		case o.RSAKeyPasswordFile != "":
-			password, err = readSecretFile(o.RSAKeyPasswordFile, "RSA key password")
-		default:
-			t := openTTY()
-			if t == nil {
-				return nil, withHint(usagef(volume.ErrKeyPasswordNeeded.Error()), "pass --rsa-key-password-file")
-			}
-			defer t.Close()
-			password, err = t.readSecret("RSA key password: ")
-		}
-		if err != nil {
-			return nil, err
-		}
-		defer clear(password)
-	}
-	k, err := volume.ParseRSAPrivateKeyPEM(pemData, password)
-	if err != nil {
-		if errors.Is(err, volume.ErrIncorrectCredentials) {
-			return nil, err
-		}
-		return nil, withHint(usagef(fmt.Sprintf("cannot read RSA private key %s: %v", o.RSAPrivateKey, err)),
-			"give a PEM RSA private key (PKCS#1 or PKCS#8)")
-	}
-	return k, nil
+	return k, err
 }
 
 // newCredOptions describe the credentials of new key slots (init, key
