@@ -13,8 +13,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"hash"
+	"os"
 
 	"golang.org/x/crypto/pbkdf2"
 )

@@ -26,7 +26,7 @@ func TestRead(t *testing.T) {
 	for _, tc := range []struct {
 		name, data, want string
 		mode             os.FileMode
-		loose          fs.FileMode
+		loose            fs.FileMode
 	}{
 		{"plain", "s3cret", "s3cret", 0o600, 0},
 		{"one newline dropped", "s3cret\n", "s3cret", 0o600, 0},
