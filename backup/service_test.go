@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,5 +62,34 @@ func TestProgressRate(t *testing.T) {
 		if got := tc.p.Rate(); got != tc.want {
 			t.Errorf("%+v: %v, want %v", tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestDoInto: a local run's result reaches the caller in the form a
+// daemon client decodes (JSON), and a refused request stores nothing.
+func TestDoInto(t *testing.T) {
+	s := testService(t)
+	in := &CredentialsIn{User: "bk", Password: "pw", Socket: "/run/mysqld/mysqld.sock"}
+	var info CredentialsInfo
+	if err := s.DoInto(context.Background(), Request{Op: OpCredentialsSet, Name: "nightly", Credentials: in}, true, nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "nightly" || info.User != "bk" {
+		t.Errorf("stored %+v", info)
+	}
+	var list []CredentialsInfo
+	if err := s.DoInto(context.Background(), Request{Op: OpCredentialsList}, true, nil, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "nightly" || list[0].Password == "pw" {
+		t.Errorf("listed %+v", list)
+	}
+	if err := s.DoInto(context.Background(), Request{Op: OpCredentialsRemove, Name: "nightly"}, true, nil, nil); err != nil {
+		t.Fatalf("no result wanted: %v", err)
+	}
+	list = nil
+	err := s.DoInto(context.Background(), Request{Op: OpCredentialsList}, false, nil, &list)
+	if !errors.Is(err, ErrDenied) || list != nil {
+		t.Errorf("a non-root credentials list: %v %+v", err, list)
 	}
 }

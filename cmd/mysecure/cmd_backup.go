@@ -157,18 +157,7 @@ func runOp(ctx context.Context, g *globalOptions, eo *execOptions, req backup.Re
 	if err != nil {
 		return err
 	}
-	res, err := svc.Do(ctx, req, true, progress.update)
-	if err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, out)
+	return svc.DoInto(ctx, req, true, progress.update, out)
 }
 
 // progressPrinter shows a progress line on a terminal, JSON lines
