@@ -79,6 +79,21 @@ type ListResult struct {
 	Broken  map[string]string `json:"broken,omitempty"`
 }
 
+// DoInto is Do with the result stored in out (a pointer; nil: dropped)
+// through its JSON form, as the daemon's client stores a job's result: a
+// run in the caller's process and one in the daemon give the same value.
+func (s *Service) DoInto(ctx context.Context, req Request, root bool, progress func(Progress), out any) error {
+	res, err := s.Do(ctx, req, root, progress)
+	if err != nil || out == nil {
+		return err
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
 // Do runs req. root says whether the caller is root; others may run only
 // what GroupAllowed admits. progress may be nil.
 func (s *Service) Do(ctx context.Context, req Request, root bool, progress func(Progress)) (any, error) {

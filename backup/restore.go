@@ -49,6 +49,23 @@ type RestoreOptions struct {
 	SSH *SSHOptions `json:"ssh,omitempty"`
 }
 
+// Absolute makes the paths of o (FromDir, Target, CopyBack) absolute
+// against the caller's working directory: the daemon that runs the
+// restore starts in /.
+func (o *RestoreOptions) Absolute() error {
+	for _, p := range []*string{&o.FromDir, &o.Target, &o.CopyBack} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	return nil
+}
+
 // RestoreResult says what a restore did.
 type RestoreResult struct {
 	ID         string  `json:"id"`

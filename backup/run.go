@@ -46,6 +46,15 @@ type Progress struct {
 	Elapsed     time.Duration `json:"elapsed_ns"`
 }
 
+// Rate is the plaintext read per second so far (0 before any time has
+// passed).
+func (p Progress) Rate() float64 {
+	if el := p.Elapsed.Seconds(); el > 0 {
+		return float64(p.PlainBytes) / el
+	}
+	return 0
+}
+
 var dbNameRE = regexp.MustCompile(`^[^/\\.\x00]{1,64}$`)
 
 func (o *Options) normalize() error {

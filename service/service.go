@@ -5,7 +5,8 @@
 // files are still open), and returns when the mount is gone.
 //
 // It does the procedure of `mysecure mount --foreground`; building the
-// daemon, unlocking the volume and the backup service are the caller's.
+// daemon, unlocking the volume and the backup service are the caller's
+// (denials.go adapts the daemon's denials for the backup tools' errors).
 // It also starts that daemon detached and hands it the credential
 // (StartDetached), runs the recovery child (RunRecovery), and unmounts
 // (Unmount).

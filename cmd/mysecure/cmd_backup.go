@@ -21,9 +21,9 @@ import (
 
 	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/encfs/daemon"
-	"github.com/mysecure/mysecure/encfs/tree"
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/internal/humanize"
+	"github.com/mysecure/mysecure/service"
 )
 
 // execOptions say where a backup operation runs: in the daemon (which
@@ -79,13 +79,7 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 	}
 	// The tools run here, but the daemon (if one serves the mount) saw
 	// what its rules denied them.
-	svc.Tools.Denials = func(ctx context.Context, since time.Time, pgid int) []backup.Denied {
-		r, err := daemon.NewClient(g.cfg.Socket).Denials(ctx, daemon.DenialQuery{Since: since, Pgid: pgid})
-		if err != nil {
-			return nil
-		}
-		return deniedOf(r.Groups)
-	}
+	svc.Tools.Denials = service.ClientDenials(daemon.NewClient(g.cfg.Socket))
 	svc.SSH = sshDialer(g, true, o.sshPassFile, slog.New(slog.DiscardHandler))
 	o.svc, o.keys = svc, keys
 	return svc, nil
@@ -100,29 +94,20 @@ func (o *execOptions) AddFlags(f *pflag.FlagSet) {
 // backupService builds the backup module on unlocked keys (the daemon's,
 // or this process's for --local).
 func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log *slog.Logger) (*backup.Service, error) {
-	t, err := tree.Open(g.cfg.Store, g.cfg.BackupCategory, vol, keys)
+	svc, err := backup.NewService(vol, keys, backup.Config{
+		Store: g.cfg.Store, Category: g.cfg.BackupCategory, Log: log, SSH: sshDialer(g, false, "", log),
+		Tools: backup.Tools{
+			Dump: g.cfg.DumpTool, Physical: g.cfg.PhysicalTool, Client: g.cfg.ClientTool, Mbstream: g.cfg.MbstreamTool,
+			DumpArgs: g.cfg.DumpArgs, PhysicalArgs: g.cfg.PhysicalArgs, RuntimeDir: filepath.Dir(g.cfg.Socket),
+		},
+	})
 	if err != nil {
 		return nil, withHint(err, "set backup-category to a category of the volume ('mysecure key list' shows them)")
 	}
-	rt := filepath.Dir(g.cfg.Socket)
-	if fi, err := os.Stat(rt); err != nil || !fi.IsDir() {
-		rt = ""
-	}
-	rem, err := remotes(&g.cfg)
-	if err != nil {
+	if svc.Remotes, err = remotes(&g.cfg); err != nil {
 		return nil, err
 	}
-	return &backup.Service{
-		Tree:    t,
-		Remotes: rem,
-		Tools: backup.Tools{
-			Dump: g.cfg.DumpTool, Physical: g.cfg.PhysicalTool, Client: g.cfg.ClientTool, Mbstream: g.cfg.MbstreamTool,
-			DumpArgs: g.cfg.DumpArgs, PhysicalArgs: g.cfg.PhysicalArgs, RuntimeDir: rt,
-		},
-		LockDir: filepath.Join(g.cfg.Store, "ms.locks"),
-		Log:     log,
-		SSH:     sshDialer(g, false, "", log),
-	}, nil
+	return svc, nil
 }
 
 // jobRunner serves backup requests in the daemon, with the wire codes of
@@ -130,13 +115,7 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 type jobRunner struct{ backup.Jobs }
 
 // deniedOf converts the daemon's denial groups for a tool's error.
-func deniedOf(gs []daemon.DenialGroup) []backup.Denied {
-	var out []backup.Denied
-	for _, g := range gs {
-		out = append(out, backup.Denied{Program: g.Program, Files: g.Files, Count: g.Count, Rule: g.Rule, Hint: g.Hint})
-	}
-	return out
-}
+func deniedOf(gs []daemon.DenialGroup) []backup.Denied { return service.DeniedOf(gs) }
 
 // Code implements daemon.Jobs: the wire code of a job's error ("" leaves
 // it to the daemon's codes).
@@ -178,18 +157,7 @@ func runOp(ctx context.Context, g *globalOptions, eo *execOptions, req backup.Re
 	if err != nil {
 		return err
 	}
-	res, err := svc.Do(ctx, req, true, progress.update)
-	if err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, out)
+	return svc.DoInto(ctx, req, true, progress.update, out)
 }
 
 // progressPrinter shows a progress line on a terminal, JSON lines
@@ -207,11 +175,7 @@ func newProgressPrinter(g *globalOptions, op string) *progressPrinter {
 }
 
 func (p *progressPrinter) update(pr backup.Progress) {
-	el := pr.Elapsed.Seconds()
-	rate := 0.0
-	if el > 0 {
-		rate = float64(pr.PlainBytes) / el
-	}
+	el, rate := pr.Elapsed.Seconds(), pr.Rate()
 	if p.tty {
 		fmt.Fprintf(p.g.p.err, "\r%s %s: %s read, %s stored, %s/s, %s   ", p.op, pr.ID, human(pr.PlainBytes), human(pr.StoredBytes), human(int64(rate)), pr.Elapsed.Truncate(time.Second))
 		p.shown = true
@@ -556,21 +520,8 @@ volume credential).`,
 			if len(args) == 1 {
 				ro.o.ID = args[0]
 			}
-			if ro.o.FromDir != "" {
-				abs, err := filepath.Abs(ro.o.FromDir)
-				if err != nil {
-					return err
-				}
-				ro.o.FromDir = abs
-			}
-			for _, p := range []*string{&ro.o.Target, &ro.o.CopyBack} {
-				if *p != "" {
-					abs, err := filepath.Abs(*p)
-					if err != nil {
-						return err
-					}
-					*p = abs
-				}
+			if err := ro.o.Absolute(); err != nil {
+				return err
 			}
 			ssh, err := ro.ssh.options()
 			if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -59,26 +58,11 @@ rules again on SIGHUP or at the next mount.`,
 				return err
 			}
 			defer k.Wipe()
-			if err := k.RequireMaster(); err != nil {
-				return err
+			acc, err := daemon.AcceptRollback(rollbackDir(g), v, k)
+			for _, f := range acc {
+				fmt.Fprintf(g.p.out, "accepted %s generation %d (last seen %d)\n", f.Path, f.Generation, f.Previous)
 			}
-			rs, err := daemon.LoadRules(v.Dir, k)
-			if err != nil {
-				return err
-			}
-			rulesPath := filepath.Join(v.Dir, daemon.RulesFile)
-			d := rollbackDir(g)
-			for _, f := range []struct {
-				path string
-				gen  uint64
-			}{{volume.ConfigPath(v.Dir), v.Config.Generation}, {rulesPath, rs.Generation}} {
-				prev, err := d.Accept(v.Config.VolumeID, f.path, f.gen)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(g.p.out, "accepted %s generation %d (last seen %d)\n", f.path, f.gen, prev)
-			}
-			return nil
+			return err
 		},
 	}
 	creds.AddFlags(cmd.Flags())

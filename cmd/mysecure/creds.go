@@ -5,46 +5,47 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/secretfile"
 )
 
-// Secrets reach mysecure only through files, file descriptors
-// (/dev/fd/N) or a no-echo prompt on the controlling terminal; never
-// through argv or the environment, where other users and crash reporters
-// can read them.
-
 // maxSecretFile bounds how much of a secret file is read.
-const maxSecretFile = 64 << 10
+const maxSecretFile = secretfile.Max
 
 // readSecretFile reads a passphrase or salt from path (a file or
-// /dev/fd/N), dropping one trailing newline.
+// /dev/fd/N) with internal/secretfile, warning when others can read it.
 func readSecretFile(path, what string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, loose, err := secretfile.Read(path, what)
+	var tl *secretfile.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, usagef(err.Error())
+	}
 	if err != nil {
-		return nil, fmt.Errorf("failed to open %s file: %w", what, err)
+		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		clear(b)
-		return nil, fmt.Errorf("failed to read %s file: %w", what, err)
+	if loose != 0 {
+		fmt.Fprintf(os.Stderr, "mysecure: warning: %s file %s is readable by group or others (mode %04o)\n", what, path, loose)
 	}
-	if len(b) > maxSecretFile {
-		clear(b)
-		return nil, usagef(fmt.Sprintf("%s file is larger than %d bytes", what, maxSecretFile))
-	}
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(os.Stderr, "mysecure: warning: %s file %s is readable by group or others (mode %04o)\n", what, path, fi.Mode().Perm())
-	}
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	b = bytes.TrimSuffix(b, []byte("\r"))
 	return b, nil
+}
+
+// readPassphraseFiles reads a passphrase and its salt secret.
+func readPassphraseFiles(passFile, saltFile string) (volume.Passphrase, error) {
+	p, err := readSecretFile(passFile, "passphrase")
+	if err != nil {
+		return volume.Passphrase{}, err
+	}
+	s, err := readSecretFile(saltFile, "salt")
+	if err != nil {
+		clear(p)
+		return volume.Passphrase{}, err
+	}
+	return volume.Passphrase{Passphrase: p, Salt: s}, nil
 }
 
 // tty prompts on the controlling terminal, not on stdin, so that stdin
@@ -136,16 +137,10 @@ func (o *credOptions) credential() (c volume.Credential, wipe func(), err error)
 		if o.PassphraseFile == "" || o.SaltFile == "" {
 			return nil, nil, usagef("--passphrase-file and --salt-file go together: both secrets are needed")
 		}
-		p, err := readSecretFile(o.PassphraseFile, "passphrase")
+		pp, err := readPassphraseFiles(o.PassphraseFile, o.SaltFile)
 		if err != nil {
 			return nil, nil, err
 		}
-		s, err := readSecretFile(o.SaltFile, "salt")
-		if err != nil {
-			clear(p)
-			return nil, nil, err
-		}
-		pp := volume.Passphrase{Passphrase: p, Salt: s}
 		return pp, pp.Wipe, nil
 	}
 	t := openTTY()
@@ -170,38 +165,12 @@ func (o *credOptions) credential() (c volume.Credential, wipe func(), err error)
 // rsaKey reads the RSA private key, asking for its password when it is
 // encrypted and no password file was given.
 func (o *credOptions) rsaKey() (*rsa.PrivateKey, error) {
-	pemData, err := os.ReadFile(o.RSAPrivateKey)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read RSA private key: %w", err)
+	k, err := volume.ReadRSAPrivateKey(o.RSAPrivateKey, o.rsaPassword)
+	var fe *volume.RSAKeyFileError
+	if errors.As(err, &fe) {
+		return nil, withHint(usagef(err.Error()), "give a PEM RSA private key (PKCS#1 or PKCS#8)")
 	}
-	defer clear(pemData)
-	var password []byte
-	if volume.IsEncryptedPEM(pemData) {
-		switch {
-		case o.RSAKeyPasswordFile != "":
-			password, err = readSecretFile(o.RSAKeyPasswordFile, "RSA key password")
-		default:
-			t := openTTY()
-			if t == nil {
-				return nil, withHint(usagef(volume.ErrKeyPasswordNeeded.Error()), "pass --rsa-key-password-file")
-			}
-			defer t.Close()
-			password, err = t.readSecret("RSA key password: ")
-		}
-		if err != nil {
-			return nil, err
-		}
-		defer clear(password)
-	}
-	k, err := volume.ParseRSAPrivateKeyPEM(pemData, password)
-	if err != nil {
-		if errors.Is(err, volume.ErrIncorrectCredentials) {
-			return nil, err
-		}
-		return nil, withHint(usagef(fmt.Sprintf("cannot read RSA private key %s: %v", o.RSAPrivateKey, err)),
-			"give a PEM RSA private key (PKCS#1 or PKCS#8)")
-	}
-	return k, nil
+	return k, err
 }
 
 // newCredOptions describe the credentials of new key slots (init, key
@@ -263,14 +232,11 @@ func (o *newCredOptions) passphrase() (volume.NewPassphrase, error) {
 		if o.PassphraseFile == "" || o.SaltFile == "" {
 			return volume.NewPassphrase{}, usagef(fmt.Sprintf("--%spassphrase-file and --%ssalt-file go together: both secrets are needed", o.prefix, o.prefix))
 		}
-		if p, err = readSecretFile(o.PassphraseFile, "passphrase"); err != nil {
+		pp, err := readPassphraseFiles(o.PassphraseFile, o.SaltFile)
+		if err != nil {
 			return volume.NewPassphrase{}, err
 		}
-		if s, err = readSecretFile(o.SaltFile, "salt"); err != nil {
-			clear(p)
-			return volume.NewPassphrase{}, err
-		}
-		if len(p) == 0 || len(s) == 0 {
+		if p, s = pp.Passphrase, pp.Salt; len(p) == 0 || len(s) == 0 {
 			return volume.NewPassphrase{}, usagef("the passphrase and the salt must not be empty")
 		}
 	default:

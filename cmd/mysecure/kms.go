@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -45,16 +44,9 @@ func (o *kmsAddOptions) settings() (volume.KMSSettings, error) {
 		return volume.KMSSettings{}, withHint(usagef("--type kms needs --kms, --cert, --key, --ca and --key-id"),
 			"for example: --kms kmip://kms.example:5696 --cert /etc/mysecure/kms.crt --key /etc/mysecure/kms.key --ca /etc/mysecure/kms-ca.pem --key-id 1234")
 	}
-	s := volume.KMSSettings{URL: o.URL, KeyID: o.KeyID}
-	for _, p := range []struct {
-		dst *string
-		src string
-	}{{&s.Cert, o.Cert}, {&s.Key, o.Key}, {&s.CA, o.CA}} {
-		abs, err := filepath.Abs(p.src)
-		if err != nil {
-			return volume.KMSSettings{}, err
-		}
-		*p.dst = abs
+	s, err := volume.KMSSettings{URL: o.URL, KeyID: o.KeyID, Cert: o.Cert, Key: o.Key, CA: o.CA}.Absolute()
+	if err != nil {
+		return volume.KMSSettings{}, err
 	}
 	if err := s.Validate(); err != nil {
 		return volume.KMSSettings{}, usagef(err.Error())
@@ -82,11 +74,11 @@ func (o *credOptions) fallbackName() string {
 // --kms, or when the volume has kms slots and no credential was named
 // (a boot unit's plain 'mysecure mount --foreground').
 func (o *mountOptions) useKMS(v *volume.Volume) (bool, error) {
-	has := len(v.KMSSlots()) > 0
-	if o.KMS && !has {
-		return false, withHint(usagef("the volume has no kms key slot"), "'mysecure key add --type kms' makes one; 'mysecure key list' shows the slots")
+	use, err := v.UseKMS(o.KMS, o.Creds.explicit())
+	if err != nil {
+		return false, withHint(usagef(err.Error()), "'mysecure key add --type kms' makes one; 'mysecure key list' shows the slots")
 	}
-	return has && (o.KMS || !o.Creds.explicit()), nil
+	return use, nil
 }
 
 // unlockKMS opens v through its kms slots.
@@ -94,22 +86,20 @@ func unlockKMS(ctx context.Context, v *volume.Volume) (*volume.Keys, error) {
 	return v.Unlock(volume.KMS{Ctx: ctx, Timeout: kmsTimeout})
 }
 
-// kmsFallback is what mount does when no kms slot opened: one warning
-// line per slot ("kms slot 2: kmip://...: connection refused; falling
-// back to the passphrase slot") when canFallBack, else an error that says
-// there is nothing to fall back to.
-func kmsFallback(g *globalOptions, o *credOptions, err error, canFallBack bool) error {
-	var ue *volume.KMSUnlockError
-	if !errors.As(err, &ue) {
-		return err
-	}
-	if !canFallBack {
-		return withHint(fmt.Errorf("%w; no passphrase to fall back to (no terminal, no --passphrase-file)", err), hintKMS)
-	}
-	for _, s := range ue.Slots {
+// tryKMS is what mount does with kms slots: the keys when one opened;
+// when none did, one warning line per slot ("kms slot 2: kmip://...:
+// connection refused; falling back to the passphrase slot") and no keys
+// when canFallBack, else an error that says there is nothing to fall back
+// to.
+func tryKMS(ctx context.Context, g *globalOptions, v *volume.Volume, o *credOptions, canFallBack bool) (*volume.Keys, error) {
+	k, err := v.TryKMS(volume.KMS{Ctx: ctx, Timeout: kmsTimeout}, canFallBack, func(s *volume.KMSError) {
 		fmt.Fprintf(g.p.err, "mysecure: warning: %s; falling back to %s\n", s, o.fallbackName())
+	})
+	var ue *volume.KMSUnlockError
+	if !canFallBack && errors.As(err, &ue) {
+		return nil, withHint(fmt.Errorf("%w (no terminal, no --passphrase-file)", err), hintKMS)
 	}
-	return nil
+	return k, err
 }
 
 // canFallBack reports whether mount has another credential to try: one
@@ -151,10 +141,6 @@ func (o *mountOptions) unlockForMount(ctx context.Context, g *globalOptions, v *
 		}
 	}
 	if kms {
-		k, err := unlockKMS(ctx, v)
-		if err == nil {
-			return k, nil
-		}
 		canFallBack := o.Creds.canFallBack()
 		if o.CredFD > 0 {
 			// The parent hands over an empty passphrase when it had
@@ -162,8 +148,8 @@ func (o *mountOptions) unlockForMount(ctx context.Context, g *globalOptions, v *
 			p, isPass := c.(volume.Passphrase)
 			canFallBack = !isPass || len(p.Passphrase) > 0
 		}
-		if err := kmsFallback(g, &o.Creds, err, canFallBack); err != nil {
-			return nil, err
+		if k, err := tryKMS(ctx, g, v, &o.Creds, canFallBack); k != nil || err != nil {
+			return k, err
 		}
 	}
 	if c == nil {
@@ -184,12 +170,11 @@ func (o *mountOptions) mountKMSParent(ctx context.Context, g *globalOptions, v *
 	if err != nil || !kms {
 		return false, err
 	}
-	k, err := unlockKMS(ctx, v)
-	if err == nil {
+	k, err := tryKMS(ctx, g, v, &o.Creds, o.Creds.canFallBack())
+	if k != nil {
 		k.Wipe()
-		return true, nil
 	}
-	return false, kmsFallback(g, &o.Creds, err, o.Creds.canFallBack())
+	return k != nil, err
 }
 
 // classifyKMS maps a kms slot that could not be made or opened.

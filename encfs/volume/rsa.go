@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"os"
 
 	"golang.org/x/crypto/pbkdf2"
 )
@@ -224,4 +225,44 @@ func decryptPKCS8(der, password []byte) ([]byte, error) {
 		}
 	}
 	return out[:len(out)-pad], nil
+}
+
+// RSAKeyFileError is a private key file that is not an RSA private key.
+type RSAKeyFileError struct {
+	Path string
+	Err  error
+}
+
+func (e *RSAKeyFileError) Error() string {
+	return fmt.Sprintf("cannot read RSA private key %s: %v", e.Path, e.Err)
+}
+
+func (e *RSAKeyFileError) Unwrap() error { return e.Err }
+
+// ReadRSAPrivateKey reads the PEM RSA private key in path. When the key
+// is encrypted it asks password for the password (and wipes it); an
+// unencrypted key never calls password. A wrong password is
+// ErrIncorrectCredentials; a file that does not parse otherwise is an
+// *RSAKeyFileError.
+func ReadRSAPrivateKey(path string, password func() ([]byte, error)) (*rsa.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read RSA private key: %w", err)
+	}
+	defer clear(data)
+	var pw []byte
+	if IsEncryptedPEM(data) {
+		if pw, err = password(); err != nil {
+			return nil, err
+		}
+		defer clear(pw)
+	}
+	k, err := ParseRSAPrivateKeyPEM(data, pw)
+	if errors.Is(err, ErrIncorrectCredentials) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, &RSAKeyFileError{Path: path, Err: err}
+	}
+	return k, nil
 }

@@ -362,3 +362,46 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestReadRSAPrivateKey: the password is asked for only for an encrypted
+// key; a wrong one is ErrIncorrectCredentials (as the slot's), a file
+// that is not a key an *RSAKeyFileError, a missing file neither.
+func TestReadRSAPrivateKey(t *testing.T) {
+	dir := filepath.Join("testdata", "rsa-pem")
+	pubPEM, _ := os.ReadFile(filepath.Join(dir, "pub.pem"))
+	pub, err := ParseRSAPublicKeyPEM(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		asked bool
+	}{{"plain.pem", false}, {"pkcs1.pem", false}, {"enc8.pem", true}, {"legacy.pem", true}} {
+		asked := false
+		k, err := ReadRSAPrivateKey(filepath.Join(dir, tc.name), func() ([]byte, error) {
+			asked = true
+			return []byte("s3cret"), nil
+		})
+		if err != nil || !k.PublicKey.Equal(pub) || asked != tc.asked {
+			t.Errorf("%s: %v, password asked %v", tc.name, err, asked)
+		}
+	}
+	enc := filepath.Join(dir, "enc8.pem")
+	_, err = ReadRSAPrivateKey(enc, func() ([]byte, error) { return []byte("wrong"), nil })
+	var fe *RSAKeyFileError
+	if !errors.Is(err, ErrIncorrectCredentials) || errors.As(err, &fe) {
+		t.Errorf("wrong password: %v", err)
+	}
+	noPass := errors.New("no terminal")
+	if _, err := ReadRSAPrivateKey(enc, func() ([]byte, error) { return nil, noPass }); err != noPass {
+		t.Errorf("the password's error: %v", err)
+	}
+	_, err = ReadRSAPrivateKey(filepath.Join(dir, "pub.pem"), nil)
+	if !errors.As(err, &fe) || fe.Path != filepath.Join(dir, "pub.pem") || errors.Is(err, ErrIncorrectCredentials) {
+		t.Errorf("a public key as private key: %v", err)
+	}
+	_, err = ReadRSAPrivateKey(filepath.Join(dir, "none.pem"), nil)
+	if !errors.Is(err, os.ErrNotExist) || errors.As(err, &fe) {
+		t.Errorf("missing file: %v", err)
+	}
+}
