@@ -114,8 +114,6 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 // SSH failures added.
 type jobRunner struct{ backup.Jobs }
 
-// deniedOf converts the daemon's denial groups for a tool's error.
-func deniedOf(gs []daemon.DenialGroup) []backup.Denied { return service.DeniedOf(gs) }
 
 // Code implements daemon.Jobs: the wire code of a job's error ("" leaves
 // it to the daemon's codes).

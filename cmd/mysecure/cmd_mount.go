@@ -230,7 +230,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	if svc != nil {
 		// A failed tool's error names what the rules denied it.
 		svc.Tools.Denials = func(_ context.Context, since time.Time, pgid int) []backup.Denied {
-			return deniedOf(d.DenialGroups(d.Denials(daemon.DenialQuery{Since: since, Pgid: pgid})))
+			return service.DeniedOf(d.DenialGroups(d.Denials(daemon.DenialQuery{Since: since, Pgid: pgid})))
 		}
 	}
 	if err := d.Mount(); err != nil {
