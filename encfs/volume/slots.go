@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -214,6 +215,33 @@ func (p Passphrase) argonInput() []byte {
 	return append(b, p.Salt...)
 }
 
+// IDKeyFunc computes Argon2id as argon2.IDKey does, or fails. It must
+// not keep or change password and salt.
+type IDKeyFunc func(password, salt []byte, time, memoryKiB uint32, threads uint8, keyLen uint32) ([]byte, error)
+
+var idKey atomic.Pointer[IDKeyFunc]
+
+// SetArgon2 makes f compute every Argon2id of passphrase slots in this
+// process; nil restores golang.org/x/crypto/argon2 in this process.
+// cmd/mysecure sets internal/kdfchild's, which runs it in a short-lived
+// child process: argon2 leaves its input (the passphrase and salt) in a
+// hash state it never clears, which must not stay in the mount daemon's
+// memory (docs/threat-model.md).
+func SetArgon2(f IDKeyFunc) {
+	if f == nil {
+		idKey.Store(nil)
+		return
+	}
+	idKey.Store(&f)
+}
+
+func argon2ID(password, salt []byte, time, memoryKiB uint32, threads uint8, keyLen uint32) ([]byte, error) {
+	if f := idKey.Load(); f != nil {
+		return (*f)(password, salt, time, memoryKiB, threads, keyLen)
+	}
+	return argon2.IDKey(password, salt, time, memoryKiB, threads, keyLen), nil
+}
+
 func (p Passphrase) kek(s *Slot) ([]byte, error) {
 	salt, err := base64.StdEncoding.DecodeString(s.Salt)
 	if err != nil {
@@ -222,7 +250,76 @@ func (p Passphrase) kek(s *Slot) ([]byte, error) {
 	in := p.argonInput()
 	defer clear(in)
 	k := s.KDF
-	return argon2.IDKey(in, salt, k.Time, k.MemoryKiB, k.Threads, 32), nil
+	kek, err := argon2ID(in, salt, k.Time, k.MemoryKiB, k.Threads, 32)
+	if err != nil {
+		return nil, fmt.Errorf("%w of slot %d: %w", errKDF, s.ID, err)
+	}
+	return kek, nil
+}
+
+// errKDF: Argon2id could not be computed (its child process failed).
+// Unlock reports it rather than trying the next slot: it says nothing
+// about the passphrase.
+var errKDF = errors.New("failed to derive the key")
+
+// SlotKey opens one passphrase slot with its key-encryption key: the
+// Argon2id output that the passphrase and salt give for that slot. With it
+// a process that derived the key (the CLI) proves the master credential to
+// another (the mount daemon) without handing over the passphrase and salt;
+// Volume.PassphraseSlotKey derives it.
+type SlotKey struct {
+	Slot int
+	Key  []byte
+}
+
+func (SlotKey) SlotType() SlotType { return SlotPassphrase }
+
+// Wipe zeroes the key.
+func (k *SlotKey) Wipe() { clear(k.Key) }
+
+func (k SlotKey) unwrap(volumeID []byte, s *Slot) ([]byte, error) {
+	if s.ID != k.Slot || len(k.Key) != 32 {
+		return nil, ErrIncorrectCredentials
+	}
+	return gcmUnwrap(k.Key, volumeID, s)
+}
+
+// PassphraseSlotKey returns the key of the first passphrase slot that p
+// opens, or ErrIncorrectCredentials (as Unlock words it) when p opens none.
+// It does not check the config MAC: the receiver of the key unlocks with
+// it, which does.
+func (v *Volume) PassphraseSlotKey(p Passphrase) (*SlotKey, error) {
+	id := v.Config.volumeID()
+	tried := false
+	for i := range v.Config.Slots {
+		s := &v.Config.Slots[i]
+		if s.Type != SlotPassphrase {
+			continue
+		}
+		tried = true
+		kek, err := p.kek(s)
+		if errors.Is(err, errKDF) {
+			return nil, err
+		}
+		if err != nil {
+			continue
+		}
+		master, err := gcmUnwrap(kek, id, s)
+		if err != nil {
+			clear(kek)
+			continue
+		}
+		clear(master)
+		return &SlotKey{Slot: s.ID, Key: kek}, nil
+	}
+	if !tried {
+		return nil, noSlotError(SlotPassphrase)
+	}
+	return nil, ErrIncorrectCredentials
+}
+
+func noSlotError(t SlotType) error {
+	return fmt.Errorf("%w: the volume has no %s key slot", ErrIncorrectCredentials, t)
 }
 
 func (p Passphrase) unwrap(volumeID []byte, s *Slot) ([]byte, error) {
@@ -388,6 +485,9 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 		}
 		tried = true
 		master, err := c.unwrap(id, s)
+		if errors.Is(err, errKDF) {
+			return nil, err
+		}
 		if err != nil {
 			var ke *KMSError
 			if errors.As(err, &ke) {
@@ -405,7 +505,7 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 		return k, nil
 	}
 	if !tried {
-		return nil, fmt.Errorf("%w: the volume has no %s key slot", ErrIncorrectCredentials, c.SlotType())
+		return nil, noSlotError(c.SlotType())
 	}
 	if len(kmsErrs) > 0 {
 		return nil, &KMSUnlockError{Slots: kmsErrs}
