@@ -144,6 +144,10 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, vol: vol, keys: keys, started: time.Now(), pid: os.Getpid(), movers: map[int]uint64{}}
+	if err := volume.MemoryLockError(); err != nil {
+		// Fail soft: the daemon runs, its master key may reach swap.
+		d.log.Warn("master key memory not locked", "error", err.Error())
+	}
 	// Always start enforcing: the mode is not persisted, so nothing on
 	// disk can weaken a freshly started daemon.
 	d.mode.Store(Enforcing)
