@@ -65,9 +65,9 @@ func TestSetArgon2(t *testing.T) {
 	k0.Wipe()
 	v, _ := Load(dir)
 	calls := 0
-	SetArgon2(func(pw, salt []byte, time, mem uint32, threads uint8, keyLen uint32) ([]byte, error) {
+	SetArgon2(func(parts [][]byte, salt []byte, time, mem uint32, threads uint8, keyLen uint32) ([]byte, error) {
 		calls++
-		return argon2.IDKey(pw, salt, time, mem, threads, keyLen), nil
+		return argon2.IDKey(bytes.Join(parts, nil), salt, time, mem, threads, keyLen), nil
 	})
 	defer SetArgon2(nil)
 	k, err := v.Unlock(pass("correct horse", "pepper"))
@@ -75,7 +75,7 @@ func TestSetArgon2(t *testing.T) {
 		t.Fatalf("unlock: %v, %d calls", err, calls)
 	}
 	k.Wipe()
-	SetArgon2(func([]byte, []byte, uint32, uint32, uint8, uint32) ([]byte, error) {
+	SetArgon2(func([][]byte, []byte, uint32, uint32, uint8, uint32) ([]byte, error) {
 		return nil, errors.New("child killed")
 	})
 	_, err = v.Unlock(pass("correct horse", "pepper"))

@@ -215,9 +215,11 @@ func (p Passphrase) argonInput() []byte {
 	return append(b, p.Salt...)
 }
 
-// IDKeyFunc computes Argon2id as argon2.IDKey does, or fails. It must
-// not keep or change password and salt.
-type IDKeyFunc func(password, salt []byte, time, memoryKiB uint32, threads uint8, keyLen uint32) ([]byte, error)
+// IDKeyFunc computes Argon2id as argon2.IDKey does, of the password given
+// in parts (concatenated), or fails. It must not keep or change the parts
+// and salt. Parts spare a long-lived process a copy of the secret
+// (internal/kdfchild writes each straight to a pipe).
+type IDKeyFunc func(password [][]byte, salt []byte, time, memoryKiB uint32, threads uint8, keyLen uint32) ([]byte, error)
 
 var idKey atomic.Pointer[IDKeyFunc]
 
@@ -235,22 +237,23 @@ func SetArgon2(f IDKeyFunc) {
 	idKey.Store(&f)
 }
 
-func argon2ID(password, salt []byte, time, memoryKiB uint32, threads uint8, keyLen uint32) ([]byte, error) {
-	if f := idKey.Load(); f != nil {
-		return (*f)(password, salt, time, memoryKiB, threads, keyLen)
-	}
-	return argon2.IDKey(password, salt, time, memoryKiB, threads, keyLen), nil
-}
-
 func (p Passphrase) kek(s *Slot) ([]byte, error) {
 	salt, err := base64.StdEncoding.DecodeString(s.Salt)
 	if err != nil {
 		return nil, err
 	}
-	in := p.argonInput()
-	defer clear(in)
 	k := s.KDF
-	kek, err := argon2ID(in, salt, k.Time, k.MemoryKiB, k.Threads, 32)
+	var kek []byte
+	if f := idKey.Load(); f != nil {
+		// The argonInput, in parts: no copy of the secrets here.
+		parts := [][]byte{binary.BigEndian.AppendUint32(nil, uint32(len(p.Passphrase))), p.Passphrase,
+			binary.BigEndian.AppendUint32(nil, uint32(len(p.Salt))), p.Salt}
+		kek, err = (*f)(parts, salt, k.Time, k.MemoryKiB, k.Threads, 32)
+	} else {
+		in := p.argonInput()
+		defer clear(in)
+		kek = argon2.IDKey(in, salt, k.Time, k.MemoryKiB, k.Threads, 32)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w of slot %d: %w", errKDF, s.ID, err)
 	}

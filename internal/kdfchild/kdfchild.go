@@ -50,10 +50,21 @@ func IsChild(args []string) bool { return len(args) == 2 && args[1] == Arg }
 // started, when set (tests), sees each child once it runs.
 var started func(*os.Process)
 
-// IDKey is argon2.IDKey computed in a child process. The caller keeps
-// password and salt (and wipes them); the result is its to wipe.
-func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) ([]byte, error) {
-	if err := check(len(password), len(salt), time, memory, threads, keyLen); err != nil {
+// IDKey is argon2.IDKey computed in a child process, of the password
+// given in parts (concatenated). The caller keeps the parts and salt (and
+// wipes them); the result is its to wipe.
+//
+// Each part goes to the pipe by write(2) from the caller's own buffer:
+// IDKey makes no copy of it. A copy would pass through vector registers,
+// which the kernel saves into a signal frame that the Go runtime never
+// clears when a signal (the child's SIGCHLD, a preemption) comes soon
+// after: TestDaemonMemoryCredentialCopies found the password so.
+func IDKey(password [][]byte, salt []byte, time, memory uint32, threads uint8, keyLen uint32) ([]byte, error) {
+	npw := 0
+	for _, p := range password {
+		npw += len(p)
+	}
+	if err := check(npw, len(salt), time, memory, threads, keyLen); err != nil {
 		return nil, err
 	}
 	inR, inW, err := os.Pipe()
@@ -87,10 +98,12 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 	if started != nil {
 		started(cmd.Process)
 	}
-	// Written straight from req by write(2): no other copy.
-	req := request(password, salt, time, memory, threads, keyLen)
-	_, werr := inW.Write(req)
-	clear(req)
+	_, werr := inW.Write(header(npw, salt, time, memory, threads, keyLen))
+	for _, p := range password {
+		if werr == nil && len(p) > 0 {
+			_, werr = inW.Write(p)
+		}
+	}
 	inW.Close()
 	key := make([]byte, keyLen)
 	n, rerr := io.ReadFull(outR, key)
@@ -126,10 +139,11 @@ func check(npw, nsalt int, time, memory uint32, threads uint8, keyLen uint32) er
 	return nil
 }
 
-// request is magic, time, memory, threads, key length, then salt and
-// password each after its length (big endian).
-func request(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
-	b := make([]byte, 0, len(magic)+21+len(salt)+len(password))
+// A request is magic, time, memory, threads, key length, then the salt
+// and the password each after its length (big endian). header is all of
+// it but the password's npw bytes: nothing secret.
+func header(npw int, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	b := make([]byte, 0, len(magic)+21+len(salt))
 	b = append(b, magic...)
 	b = binary.BigEndian.AppendUint32(b, time)
 	b = binary.BigEndian.AppendUint32(b, memory)
@@ -137,8 +151,7 @@ func request(password, salt []byte, time, memory uint32, threads uint8, keyLen u
 	b = binary.BigEndian.AppendUint32(b, keyLen)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(salt)))
 	b = append(b, salt...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(password)))
-	return append(b, password...)
+	return binary.BigEndian.AppendUint32(b, uint32(npw))
 }
 
 // Serve is the child: it reads one request from in, writes the key to out

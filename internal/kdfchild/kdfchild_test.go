@@ -37,13 +37,14 @@ func TestIDKeyInChild(t *testing.T) {
 	var pids []int
 	started = func(p *os.Process) { pids = append(pids, p.Pid) }
 	defer func() { started = nil }()
+	parts := [][]byte{{0, 0, 0, 5}, []byte("hello"), {}, {0, 0, 0, 4}, []byte("salt")}
 	pw, salt := []byte("\x00\x00\x00\x05hello\x00\x00\x00\x04salt"), []byte("0123456789abcdef")
 	for _, c := range []struct {
 		time, mem uint32
 		threads   uint8
 		keyLen    uint32
 	}{{1, 64, 1, 32}, {2, 256, 4, 32}, {1, 8, 1, 1}, {1, 64, 2, 64}} {
-		got, err := IDKey(pw, salt, c.time, c.mem, c.threads, c.keyLen)
+		got, err := IDKey(parts, salt, c.time, c.mem, c.threads, c.keyLen)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +57,7 @@ func TestIDKeyInChild(t *testing.T) {
 		t.Fatalf("children %v (this process %d)", pids, os.Getpid())
 	}
 	// The caller's buffers are its own: unchanged.
-	if string(pw[4:9]) != "hello" || string(salt) != "0123456789abcdef" {
+	if string(parts[1]) != "hello" || string(parts[4]) != "salt" || string(salt) != "0123456789abcdef" {
 		t.Fatal("IDKey changed its inputs")
 	}
 }
@@ -64,7 +65,7 @@ func TestIDKeyInChild(t *testing.T) {
 func TestChildKilled(t *testing.T) {
 	started = func(p *os.Process) { p.Kill() }
 	defer func() { started = nil }()
-	key, err := IDKey([]byte("pw"), []byte("0123456789abcdef"), 1, 64, 1, 32)
+	key, err := IDKey([][]byte{[]byte("pw")}, []byte("0123456789abcdef"), 1, 64, 1, 32)
 	if err == nil || key != nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("key %x, err %v; want a killed child's error", key, err)
 	}
@@ -78,7 +79,7 @@ func TestBadOutput(t *testing.T) {
 	} {
 		t.Run(c.behaviour, func(t *testing.T) {
 			t.Setenv(behaviour, c.behaviour)
-			key, err := IDKey([]byte("pw"), []byte("0123456789abcdef"), 1, 64, 1, 32)
+			key, err := IDKey([][]byte{[]byte("pw")}, []byte("0123456789abcdef"), 1, 64, 1, 32)
 			if err == nil || key != nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("key %x, err %v; want %q", key, err, c.want)
 			}
@@ -94,7 +95,7 @@ func TestLimits(t *testing.T) {
 		keyLen    uint32
 	}{{maxPassword + 1, 16, 1, 64, 1, 32}, {8, maxSalt + 1, 1, 64, 1, 32}, {8, 16, 0, 64, 1, 32},
 		{8, 16, 1, maxMemoryKiB + 1, 1, 32}, {8, 16, 1, 64, 0, 32}, {8, 16, 1, 64, 1, 0}, {8, 16, 1, 64, 1, maxKeyLen + 1}} {
-		if _, err := IDKey(make([]byte, c.pw), make([]byte, c.salt), c.time, c.mem, c.threads, c.keyLen); err == nil {
+		if _, err := IDKey([][]byte{make([]byte, c.pw)}, make([]byte, c.salt), c.time, c.mem, c.threads, c.keyLen); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
 	}
@@ -102,8 +103,8 @@ func TestLimits(t *testing.T) {
 
 // TestServeRefuses: the child refuses what is not a request.
 func TestServeRefuses(t *testing.T) {
-	good := request([]byte("pw"), []byte("salt"), 1, 64, 1, 32)
-	huge := request([]byte("pw"), []byte("salt"), 1, maxMemoryKiB+1, 1, 32)
+	good := append(header(2, []byte("salt"), 1, 64, 1, 32), "pw"...)
+	huge := append(header(2, []byte("salt"), 1, maxMemoryKiB+1, 1, 32), "pw"...)
 	for name, in := range map[string][]byte{
 		"empty": nil, "magic": append([]byte("not-a-kdf 1\n"), good[12:]...), "truncated": good[:len(good)-1],
 		"memory": huge,
