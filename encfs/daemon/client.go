@@ -200,7 +200,8 @@ func (c *Client) admin(ctx context.Context, path string, cred **Credential, in, 
 // a second or so) from the volume config of the daemon's store, so that
 // the passphrase and salt never reach the daemon. When it opens no slot
 // the proof is empty, and the daemon answers as to a wrong passphrase.
-// Other credentials go as they are. done wipes what proof made.
+// Other credentials, and a passphrase to a daemon that does not take slot
+// keys (Status.SlotKeys), go as they are. done wipes what proof made.
 func (c *Client) proof(ctx context.Context, cred *Credential) (p *Credential, done func(), err error) {
 	if cred == nil || cred.Type != "passphrase" {
 		return cred, func() {}, nil
@@ -208,6 +209,9 @@ func (c *Client) proof(ctx context.Context, cred *Credential) (p *Credential, do
 	s, err := c.Status(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	if !s.SlotKeys {
+		return cred, func() {}, nil
 	}
 	v, err := volume.Load(s.Store)
 	if err != nil {

@@ -566,6 +566,11 @@ type Status struct {
 	// Goroutines is the daemon's goroutine count (runtime.NumGoroutine):
 	// the stress tests sample it to see that nothing leaks per request.
 	Goroutines int `json:"goroutines,omitempty"`
+	// SlotKeys: the daemon takes a passphrase slot's key as the master
+	// credential (Credential type "slot-key"). Clients send the passphrase
+	// itself to a daemon that does not say so (an older mysecure still
+	// running after an upgrade).
+	SlotKeys bool `json:"slot_keys,omitempty"`
 }
 
 // statusDenials is how many of the latest denials status groups.
@@ -587,6 +592,7 @@ func (d *Daemon) Status() Status {
 		Warnings:      d.ruleWarnings(),
 		RecentDenials: d.DenialGroups(d.Denials(DenialQuery{Limit: statusDenials})),
 		Goroutines:    runtime.NumGoroutine(),
+		SlotKeys:      true,
 	}
 }
 

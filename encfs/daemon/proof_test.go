@@ -101,3 +101,34 @@ func TestLegacyPassphrase(t *testing.T) {
 		t.Fatalf("the passphrase itself: status %d", code)
 	}
 }
+
+// TestPassphraseToOlderDaemon: a daemon whose status does not say it takes
+// slot keys (an older one, still running after an upgrade) gets the
+// passphrase as before.
+func TestPassphraseToOlderDaemon(t *testing.T) {
+	testenv.RequireRoot(t) // the client talks only to a root-owned socket
+	sock := filepath.Join(t.TempDir(), "old.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got daemon.ModeRequest
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"mounted":true,"store":"/nonexistent","mode":"enforcing"}`))
+	})
+	mux.HandleFunc("POST /v1/mode", func(w http.ResponseWriter, r *http.Request) {
+		json.NewDecoder(r.Body).Decode(&got)
+		w.Write([]byte(`{"mode":"permissive","previous":"enforcing"}`))
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	c := daemon.NewClient(sock)
+	if _, err := c.SetMode(context.Background(), daemon.ModeRequest{Mode: "permissive", Credential: daemontest.Master()}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Credential == nil || got.Credential.Type != "passphrase" || string(got.Credential.Passphrase) != string(daemontest.Passphrase) {
+		t.Fatalf("an older daemon got %+v", got.Credential)
+	}
+}
