@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mysecure/mysecure/encfs/volume"
 )
 
 // ErrNotRunning: nothing answers on the control socket.
@@ -144,14 +146,14 @@ func (c *Client) ACLList(ctx context.Context) (ACLResponse, error) {
 // ACL changes the rules.
 func (c *Client) ACL(ctx context.Context, req ACLRequest) (ACLResponse, error) {
 	var r ACLResponse
-	err := c.do(ctx, http.MethodPost, "/v1/acl", req, &r)
+	err := c.admin(ctx, "/v1/acl", &req.Credential, &req, &r)
 	return r, err
 }
 
 // SetMode changes the mode and returns the previous one.
 func (c *Client) SetMode(ctx context.Context, req ModeRequest) (string, error) {
 	var r map[string]string
-	err := c.do(ctx, http.MethodPost, "/v1/mode", req, &r)
+	err := c.admin(ctx, "/v1/mode", &req.Credential, &req, &r)
 	return r["previous"], err
 }
 
@@ -165,20 +167,65 @@ func (c *Client) Categories(ctx context.Context) (CategoryResponse, error) {
 // Category adds or removes a category.
 func (c *Client) Category(ctx context.Context, req CategoryRequest) (CategoryResponse, error) {
 	var r CategoryResponse
-	err := c.do(ctx, http.MethodPost, "/v1/categories", req, &r)
+	err := c.admin(ctx, "/v1/categories", &req.Credential, &req, &r)
 	return r, err
 }
 
 // BeginMove starts a move session for the calling process.
 func (c *Client) BeginMove(ctx context.Context, req MoveBeginRequest) (MoveSession, error) {
 	var r MoveSession
-	err := c.do(ctx, http.MethodPost, "/v1/move/begin", req, &r)
+	err := c.admin(ctx, "/v1/move/begin", &req.Credential, &req, &r)
 	return r, err
 }
 
 // EndMove ends the calling process's move session.
 func (c *Client) EndMove(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/move/end", struct{}{}, nil)
+}
+
+// admin posts in, a request whose master credential *cred is replaced by
+// its proof for the request (see proof).
+func (c *Client) admin(ctx context.Context, path string, cred **Credential, in, out any) error {
+	p, done, err := c.proof(ctx, *cred)
+	if err != nil {
+		return err
+	}
+	defer done()
+	*cred = p
+	return c.do(ctx, http.MethodPost, path, in, out)
+}
+
+// proof returns what to send for the master credential cred: a passphrase
+// becomes the key of the passphrase slot it opens, derived here (Argon2id,
+// a second or so) from the volume config of the daemon's store, so that
+// the passphrase and salt never reach the daemon. When it opens no slot
+// the proof is empty, and the daemon answers as to a wrong passphrase.
+// Other credentials, and a passphrase to a daemon that does not take slot
+// keys (Status.SlotKeys), go as they are. done wipes what proof made.
+func (c *Client) proof(ctx context.Context, cred *Credential) (p *Credential, done func(), err error) {
+	if cred == nil || cred.Type != "passphrase" {
+		return cred, func() {}, nil
+	}
+	s, err := c.Status(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !s.SlotKeys {
+		return cred, func() {}, nil
+	}
+	v, err := volume.Load(s.Store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to read the volume config to check the passphrase: %w", err)
+	}
+	p = &Credential{Type: CredentialSlotKey}
+	sk, err := v.PassphraseSlotKey(volume.Passphrase{Passphrase: cred.Passphrase, Salt: cred.Salt})
+	switch {
+	case err == nil:
+		p.Slot, p.SlotKey = sk.Slot, sk.Key
+	case !errors.Is(err, volume.ErrIncorrectCredentials):
+		return nil, nil, err
+	}
+	return p, p.Wipe, nil
 }
 
 // dialNotRunning reports whether a request failed because nothing

@@ -32,13 +32,26 @@ import (
 
 // Credential is a master credential carried in a request body. []byte
 // fields travel as base64 inside the root-only socket.
+//
+// A passphrase never does: the Client turns it into the key of the
+// passphrase slot it opens (type "slot-key", volume.SlotKey), derived in
+// the CLI, so that the passphrase and salt never reach the daemon's memory,
+// where buffers of net/http and encoding/json would keep them
+// (docs/threat-model.md). The daemon still accepts type "passphrase" from
+// older clients.
 type Credential struct {
-	Type        string `json:"type"` // "passphrase" or "rsa"
+	Type        string `json:"type"` // "slot-key", "passphrase" or "rsa"
 	Passphrase  []byte `json:"passphrase,omitempty"`
 	Salt        []byte `json:"salt,omitempty"`
+	Slot        int    `json:"slot,omitempty"`
+	SlotKey     []byte `json:"slot_key,omitempty"`
 	RSAPEM      []byte `json:"rsa_pem,omitempty"`
 	RSAPassword []byte `json:"rsa_password,omitempty"`
 }
+
+// CredentialSlotKey is the Type of a Credential that carries a passphrase
+// slot's key instead of the passphrase.
+const CredentialSlotKey = "slot-key"
 
 // Wipe zeroes the secrets.
 func (c *Credential) Wipe() {
@@ -47,6 +60,7 @@ func (c *Credential) Wipe() {
 	}
 	clear(c.Passphrase)
 	clear(c.Salt)
+	clear(c.SlotKey)
 	clear(c.RSAPEM)
 	clear(c.RSAPassword)
 }
@@ -54,6 +68,8 @@ func (c *Credential) Wipe() {
 // VolumeCredential converts c for volume.Unlock.
 func (c *Credential) VolumeCredential() (volume.Credential, error) {
 	switch c.Type {
+	case CredentialSlotKey:
+		return volume.SlotKey{Slot: c.Slot, Key: c.SlotKey}, nil
 	case "passphrase":
 		return volume.Passphrase{Passphrase: c.Passphrase, Salt: c.Salt}, nil
 	case "rsa":

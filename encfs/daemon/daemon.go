@@ -144,6 +144,10 @@ func New(cfg Config, vol *volume.Volume, keys *volume.Keys) (*Daemon, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, vol: vol, keys: keys, started: time.Now(), pid: os.Getpid(), movers: map[int]uint64{}}
+	if err := volume.MemoryLockError(); err != nil {
+		// Fail soft: the daemon runs, its master key may reach swap.
+		d.log.Warn("master key memory not locked", "error", err.Error())
+	}
 	// Always start enforcing: the mode is not persisted, so nothing on
 	// disk can weaken a freshly started daemon.
 	d.mode.Store(Enforcing)
@@ -562,6 +566,11 @@ type Status struct {
 	// Goroutines is the daemon's goroutine count (runtime.NumGoroutine):
 	// the stress tests sample it to see that nothing leaks per request.
 	Goroutines int `json:"goroutines,omitempty"`
+	// SlotKeys: the daemon takes a passphrase slot's key as the master
+	// credential (Credential type "slot-key"). Clients send the passphrase
+	// itself to a daemon that does not say so (an older mysecure still
+	// running after an upgrade).
+	SlotKeys bool `json:"slot_keys,omitempty"`
 }
 
 // statusDenials is how many of the latest denials status groups.
@@ -583,6 +592,7 @@ func (d *Daemon) Status() Status {
 		Warnings:      d.ruleWarnings(),
 		RecentDenials: d.DenialGroups(d.Denials(DenialQuery{Limit: statusDenials})),
 		Goroutines:    runtime.NumGoroutine(),
+		SlotKeys:      true,
 	}
 }
 

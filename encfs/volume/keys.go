@@ -10,6 +10,7 @@ import (
 
 	"github.com/mysecure/mysecure/encfs/content"
 	"github.com/mysecure/mysecure/encfs/names"
+	"github.com/mysecure/mysecure/internal/secmem"
 )
 
 const masterKeySize = 32
@@ -30,9 +31,13 @@ const (
 )
 
 // Keys holds an unlocked master key and derives subkeys. Call Wipe when
-// done with it.
+// done with it. The master key sits on pages of its own, locked into RAM
+// and left out of core dumps (internal/secmem); the subkeys derived from
+// it are the caller's, and the ciphers made from them (AES key schedules,
+// HMAC states) are ordinary heap memory (docs/threat-model.md).
 type Keys struct {
 	master   []byte
+	mem      *secmem.Buffer // holds master; nil if it could not be mapped
 	volumeID []byte
 	// cats are the categories of the config the keys were opened with,
 	// replaced (never changed in place) when a category is added or
@@ -46,11 +51,21 @@ type Keys struct {
 	masterCred bool
 }
 
+// newKeys moves master (which it clears) to locked memory.
 func newKeys(master []byte, c *Config, slotID int) *Keys {
 	k := &Keys{master: master, volumeID: c.volumeID(), slotID: slotID}
+	if mem, err := secmem.New(len(master)); err == nil {
+		copy(mem.Bytes(), master)
+		clear(master)
+		k.master, k.mem = mem.Bytes(), mem
+	}
 	k.setCategories(c.Categories)
 	return k
 }
+
+// MemoryLockError says why the master key's pages could not be locked
+// into RAM in this process (the first such failure), or nil.
+func MemoryLockError() error { return secmem.LockError() }
 
 func (k *Keys) setCategories(cats []string) {
 	c := slices.Clone(cats)
@@ -203,5 +218,6 @@ func (r Keyring) KeyByID(id [content.KeyIDSize]byte) (*content.Key, bool) {
 // Wipe zeroes the master key. Subkeys handed out are the caller's to wipe.
 func (k *Keys) Wipe() {
 	clear(k.master)
-	k.master = nil
+	k.mem.Free()
+	k.master, k.mem = nil, nil
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -215,15 +216,114 @@ func (p Passphrase) argonInput() []byte {
 	return append(b, p.Salt...)
 }
 
+// IDKeyFunc computes Argon2id as argon2.IDKey does, of the password given
+// in parts (concatenated), or fails. It must not keep or change the parts
+// and salt. Parts spare a long-lived process a copy of the secret
+// (internal/kdfchild writes each straight to a pipe).
+type IDKeyFunc func(password [][]byte, salt []byte, time, memoryKiB uint32, threads uint8, keyLen uint32) ([]byte, error)
+
+var idKey atomic.Pointer[IDKeyFunc]
+
+// SetArgon2 makes f compute every Argon2id of passphrase slots in this
+// process; nil restores golang.org/x/crypto/argon2 in this process.
+// cmd/mysecure sets internal/kdfchild's, which runs it in a short-lived
+// child process: argon2 leaves its input (the passphrase and salt) in a
+// hash state it never clears, which must not stay in the mount daemon's
+// memory (docs/threat-model.md).
+func SetArgon2(f IDKeyFunc) {
+	if f == nil {
+		idKey.Store(nil)
+		return
+	}
+	idKey.Store(&f)
+}
+
 func (p Passphrase) kek(s *Slot) ([]byte, error) {
 	salt, err := base64.StdEncoding.DecodeString(s.Salt)
 	if err != nil {
 		return nil, err
 	}
-	in := p.argonInput()
-	defer clear(in)
 	k := s.KDF
-	return argon2.IDKey(in, salt, k.Time, k.MemoryKiB, k.Threads, 32), nil
+	var kek []byte
+	if f := idKey.Load(); f != nil {
+		// The argonInput, in parts: no copy of the secrets here.
+		parts := [][]byte{binary.BigEndian.AppendUint32(nil, uint32(len(p.Passphrase))), p.Passphrase,
+			binary.BigEndian.AppendUint32(nil, uint32(len(p.Salt))), p.Salt}
+		kek, err = (*f)(parts, salt, k.Time, k.MemoryKiB, k.Threads, 32)
+	} else {
+		in := p.argonInput()
+		defer clear(in)
+		kek = argon2.IDKey(in, salt, k.Time, k.MemoryKiB, k.Threads, 32)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w of slot %d: %w", errKDF, s.ID, err)
+	}
+	return kek, nil
+}
+
+// errKDF: Argon2id could not be computed (its child process failed).
+// Unlock reports it rather than trying the next slot: it says nothing
+// about the passphrase.
+var errKDF = errors.New("failed to derive the key")
+
+// SlotKey opens one passphrase slot with its key-encryption key: the
+// Argon2id output that the passphrase and salt give for that slot. With it
+// a process that derived the key (the CLI) proves the master credential to
+// another (the mount daemon) without handing over the passphrase and salt;
+// Volume.PassphraseSlotKey derives it.
+type SlotKey struct {
+	Slot int
+	Key  []byte
+}
+
+func (SlotKey) SlotType() SlotType { return SlotPassphrase }
+
+// Wipe zeroes the key.
+func (k *SlotKey) Wipe() { clear(k.Key) }
+
+func (k SlotKey) unwrap(volumeID []byte, s *Slot) ([]byte, error) {
+	if s.ID != k.Slot || len(k.Key) != 32 {
+		return nil, ErrIncorrectCredentials
+	}
+	return gcmUnwrap(k.Key, volumeID, s)
+}
+
+// PassphraseSlotKey returns the key of the first passphrase slot that p
+// opens, or ErrIncorrectCredentials (as Unlock words it) when p opens none.
+// It does not check the config MAC: the receiver of the key unlocks with
+// it, which does.
+func (v *Volume) PassphraseSlotKey(p Passphrase) (*SlotKey, error) {
+	id := v.Config.volumeID()
+	tried := false
+	for i := range v.Config.Slots {
+		s := &v.Config.Slots[i]
+		if s.Type != SlotPassphrase {
+			continue
+		}
+		tried = true
+		kek, err := p.kek(s)
+		if errors.Is(err, errKDF) {
+			return nil, err
+		}
+		if err != nil {
+			continue
+		}
+		master, err := gcmUnwrap(kek, id, s)
+		if err != nil {
+			clear(kek)
+			continue
+		}
+		clear(master)
+		return &SlotKey{Slot: s.ID, Key: kek}, nil
+	}
+	if !tried {
+		return nil, noSlotError(SlotPassphrase)
+	}
+	return nil, ErrIncorrectCredentials
+}
+
+func noSlotError(t SlotType) error {
+	return fmt.Errorf("%w: the volume has no %s key slot", ErrIncorrectCredentials, t)
 }
 
 func (p Passphrase) unwrap(volumeID []byte, s *Slot) ([]byte, error) {
@@ -389,6 +489,9 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 		}
 		tried = true
 		master, err := c.unwrap(id, s)
+		if errors.Is(err, errKDF) {
+			return nil, err
+		}
 		if err != nil {
 			var ke *KMSError
 			if errors.As(err, &ke) {
@@ -406,7 +509,7 @@ func (v *Volume) Unlock(c Credential) (*Keys, error) {
 		return k, nil
 	}
 	if !tried {
-		return nil, fmt.Errorf("%w: the volume has no %s key slot", ErrIncorrectCredentials, c.SlotType())
+		return nil, noSlotError(c.SlotType())
 	}
 	if len(kmsErrs) > 0 {
 		return nil, &KMSUnlockError{Slots: kmsErrs}

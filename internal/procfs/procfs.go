@@ -159,6 +159,8 @@ type Status struct {
 	// VmRSS and VmHWM are the resident set size and its peak, in bytes;
 	// 0 when missing (kernel threads).
 	VmRSS, VmHWM uint64
+	// VmLck is the memory locked into RAM (mlock), in bytes.
+	VmLck uint64
 }
 
 // ParseStatus parses the content of /proc/PID/status. Lines it does not
@@ -202,17 +204,20 @@ func ParseStatus(data []byte) (Status, error) {
 			}
 		case "Groups":
 			s.Groups, err = ids(line, v)
-		case "VmRSS", "VmHWM":
+		case "VmRSS", "VmHWM", "VmLck":
 			n, unit, _ := strings.Cut(v, " ")
 			var kb uint64
 			kb, err = strconv.ParseUint(n, 10, 64)
 			if err == nil && strings.TrimSpace(unit) != "kB" {
 				err = fmt.Errorf("bad unit in status: %q", line)
 			}
-			if k == "VmRSS" {
+			switch k {
+			case "VmRSS":
 				s.VmRSS = kb << 10
-			} else {
+			case "VmHWM":
 				s.VmHWM = kb << 10
+			default:
+				s.VmLck = kb << 10
 			}
 		}
 		if err != nil {

@@ -39,14 +39,14 @@ func TestParseStat(t *testing.T) {
 func TestParseStatus(t *testing.T) {
 	data := "Name:\tmariadbd\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t812\nPid:\t815\n" +
 		"Uid:\t110\t111\t112\t113\nGid:\t120\t121\t122\t123\nGroups:\t4 27 120 \n" +
-		"VmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t37\n"
+		"VmHWM:\t  204800 kB\nVmLck:\t       8 kB\nVmRSS:\t  102400 kB\nThreads:\t37\n"
 	s, err := ParseStatus([]byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Name != "mariadbd" || s.Tgid != 812 || s.Threads != 37 ||
 		!slices.Equal(s.Uid, []uint32{110, 111, 112, 113}) || !slices.Equal(s.Gid, []uint32{120, 121, 122, 123}) ||
-		!slices.Equal(s.Groups, []uint32{4, 27, 120}) || s.VmRSS != 102400<<10 || s.VmHWM != 204800<<10 {
+		!slices.Equal(s.Groups, []uint32{4, 27, 120}) || s.VmRSS != 102400<<10 || s.VmHWM != 204800<<10 || s.VmLck != 8<<10 {
 		t.Fatalf("got %+v", s)
 	}
 	kt, err := ParseStatus([]byte("Name:\tkthreadd\nTgid:\t2\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nThreads:\t1\n"))
