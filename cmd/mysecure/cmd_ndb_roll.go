@@ -113,7 +113,9 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 	defer closeAll()
 	roll := &ndb.RemoteRoll{Hosts: sshHosts, Given: hosts, Mysecure: o.roll.Remote, Enable: enable,
 		Stop: o.Stop, IncludeMgmd: o.IncludeMgmd, DryRun: o.DryRun, Pass: passedFlags(cmd.Flags()), NdbMgm: o.NdbMgm}
-	roll.Begin = func(n ndb.RollNode) { fmt.Fprintf(g.p.out, "roll: %s node %d on %s\n", roll.Verb(), n.Node, n.Host.Name()) }
+	roll.Begin = func(n ndb.RollNode) {
+		fmt.Fprintf(g.p.out, "roll: %s node %d on %s\n", roll.Verb(), n.Node, n.Host.Name())
+	}
 	// Each host says which data nodes it has and their groups.
 	nodes, err := roll.Nodes(ctx)
 	var se *ndb.StatusError
