@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -68,12 +67,9 @@ func (o *credOptions) rsaPassword() ([]byte, error) {
 // adminCredential returns the master credential unless the daemon is in
 // admin mode, where changes need none.
 func adminCredential(ctx context.Context, c *daemon.Client, o *credOptions) (*daemon.Credential, error) {
-	s, err := c.Status(ctx)
-	if err != nil {
+	need, err := c.CredentialNeeded(ctx)
+	if err != nil || !need {
 		return nil, err
-	}
-	if s.Mode == daemon.Admin {
-		return nil, nil
 	}
 	return o.masterCredential()
 }
@@ -113,11 +109,7 @@ credential (prompted: passphrase and salt), except in admin mode.`,
 		Short: "Delete a rule, given as text or by its number in 'acl list'",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := daemon.ACLRequest{Op: "del", Rule: args[0]}
-			if n, err := strconv.Atoi(args[0]); err == nil {
-				req = daemon.ACLRequest{Op: "del", Index: n}
-			}
-			return runACLChange(cmd.Context(), g, &delCreds, req)
+			return runACLChange(cmd.Context(), g, &delCreds, daemon.ACLDelete(args[0]))
 		},
 	}
 	delCreds.AddFlags(del.Flags())
