@@ -16,7 +16,6 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/encfs/daemon"
-	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
 
@@ -324,14 +323,6 @@ func runMove(ctx context.Context, g *globalOptions, creds *credOptions, encrypt 
 	})
 }
 
-func recoverMoves(g *globalOptions, opts inplace.Options) error {
-	res, err := inplace.Recover(opts)
-	for _, r := range res {
-		g.p.noticef("recovered an interrupted move: %s", r)
-	}
-	return err
-}
-
 // newRecoverCommand is run by the daemon after mounting: it completes or
 // rolls back moves that a crash interrupted.
 func newRecoverCommand(g *globalOptions) *cobra.Command {
@@ -362,13 +353,8 @@ func newRecoverCommand(g *globalOptions) *cobra.Command {
 				defer cred.Wipe()
 				req.Credential = cred
 			}
-			sess, err := c.BeginMove(cmd.Context(), req)
-			clear(req.Token)
-			if err != nil {
-				return err
-			}
-			defer c.EndMove(context.Background())
-			return recoverMoves(g, inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store})
+			defer clear(req.Token)
+			return admin.Recover(cmd.Context(), c, req, func(r string) { g.p.noticef("recovered an interrupted move: %s", r) })
 		},
 	}
 	cmd.Flags().IntVar(&tokenFD, "token-fd", 0, "read the daemon's one-time token from this fd")
