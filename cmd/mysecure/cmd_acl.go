@@ -30,15 +30,7 @@ func (o *credOptions) masterCredential() (*daemon.Credential, error) {
 		if err != nil {
 			return nil, fmt.Errorf("failed to read RSA private key: %w", err)
 		}
-		c := &daemon.Credential{Type: "rsa", RSAPEM: pemData}
-		if volume.IsEncryptedPEM(pemData) {
-			pw, err := o.rsaPassword()
-			if err != nil {
-				return nil, err
-			}
-			c.RSAPassword = pw
-		}
-		return c, nil
+		return daemon.RSACredential(pemData, o.rsaPassword)
 	}
 	vc, _, err := o.credential()
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -67,19 +66,16 @@ func passedFlags(f *pflag.FlagSet) []string {
 // readStdinCredential reads the credential a roll sends (JSON of
 // daemon.Credential) from stdin.
 func readStdinCredential() (*daemon.Credential, error) {
-	b, err := io.ReadAll(io.LimitReader(os.Stdin, maxSecretFile+1))
-	defer clear(b)
-	if err != nil {
+	c, err := daemon.ReadCredential(os.Stdin, maxSecretFile)
+	switch {
+	case errors.Is(err, daemon.ErrCredentialSize):
+		return nil, usagef("the credential on stdin is too large")
+	case errors.Is(err, daemon.ErrNoCredential):
+		return nil, usagef("--credential-stdin: stdin holds no credential (JSON with type passphrase or rsa)")
+	case err != nil:
 		return nil, fmt.Errorf("failed to read the credential from stdin: %w", err)
 	}
-	if len(b) > maxSecretFile {
-		return nil, usagef("the credential on stdin is too large")
-	}
-	var c daemon.Credential
-	if err := json.Unmarshal(b, &c); err != nil || (c.Type != "passphrase" && c.Type != "rsa") {
-		return nil, usagef("--credential-stdin: stdin holds no credential (JSON with type passphrase or rsa)")
-	}
-	return &c, nil
+	return c, nil
 }
 
 func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *ndbChangeOptions, enable bool) error {
