@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -54,10 +55,17 @@ func validateSSHConfig(c *Config) error {
 	if err := c.SSH.Validate(); err != nil {
 		return err
 	}
+	names := map[string]bool{}
+	for _, h := range c.SSH.Hosts {
+		names[h.Name] = true
+	}
 	for _, j := range c.Schedules {
+		if j.SSH != "" && !names[j.SSH] && !strings.Contains(j.SSH, "@") {
+			return fmt.Errorf("%w: schedule %s: ssh host %q is not in the ssh: section (or write user@host)", sshclient.ErrConfig, j.Name, j.SSH)
+		}
 		if j.SSH != "" {
-			if err := c.SSH.CheckRef("schedule "+j.Name, j.SSH); err != nil {
-				return err
+			if _, err := c.SSH.Resolve(j.SSH); err != nil {
+				return fmt.Errorf("schedule %s: %w", j.Name, err)
 			}
 		}
 	}

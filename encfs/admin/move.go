@@ -1,7 +1,6 @@
 // Package admin does the mount's admin changes through the daemon, for
 // the CLI and for plans: moving paths into and out of the mount in a
-// move session (what `mysecure encrypt` and `decrypt` do) and completing
-// the moves a crash interrupted (`mysecure recover`), and the plan
+// move session (what `mysecure encrypt` and `decrypt` do), and the plan
 // steps (package internal/plan) that need a category, move a path into
 // it, or add a rule.
 //

@@ -289,21 +289,3 @@ func DefaultIdentities() []string {
 	}
 	return out
 }
-
-// CheckRef checks name where the configuration refers to a host (where
-// says which entry: "schedule nightly"): it must be a name of the
-// section or user@host[:port], so that a typo does not become a DNS
-// lookup at 2 a.m., and resolve.
-func (s *Settings) CheckRef(where, name string) error {
-	found := strings.Contains(name, "@")
-	for _, h := range s.Hosts {
-		found = found || h.Name == name
-	}
-	if !found {
-		return fmt.Errorf("%w: %s: ssh host %q is not in the ssh: section (or write user@host)", ErrConfig, where, name)
-	}
-	if _, err := s.Resolve(name); err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	return nil
-}
