@@ -22,8 +22,10 @@ type Change struct {
 }
 
 // Verb is "enable" or "disable".
-func (c *Change) Verb() string {
-	if c.Enable {
+func (c *Change) Verb() string { return verb(c.Enable) }
+
+func verb(enable bool) string {
+	if enable {
 		return "enable"
 	}
 	return "disable"

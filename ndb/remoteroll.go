@@ -37,12 +37,7 @@ type RemoteRoll struct {
 }
 
 // Verb is "enable" or "disable".
-func (r *RemoteRoll) Verb() string {
-	if r.Enable {
-		return "enable"
-	}
-	return "disable"
-}
+func (r *RemoteRoll) Verb() string { return verb(r.Enable) }
 
 // Nodes asks each host for its status, without showing the output, and
 // returns the data nodes to change, in host order (see RollNodes).
