@@ -9,5 +9,7 @@
 // through the Host interface.
 //
 // It never prints: progress goes to a Log callback. It reads /proc only
-// for the processes of NDB programs. It holds no credential.
+// for the processes of NDB programs. It holds no credential of its own:
+// what a rolling change sends on each host's stdin (RemoteRoll.Stdin)
+// is the caller's, who wipes it.
 package ndb

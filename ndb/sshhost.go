@@ -3,6 +3,7 @@ package ndb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -43,4 +44,35 @@ func (h *SSHHost) Run(ctx context.Context, argv []string, stdin io.Reader) (stri
 		return out.String(), errb.String(), ee.Status, nil
 	}
 	return out.String(), errb.String(), -1, err
+}
+
+// Quiet returns h without the output it shows as it runs (an SSHHost's
+// Stdout and Stderr): for commands whose output is for the roll to read,
+// not for the user.
+func Quiet(h Host) Host {
+	if s, ok := h.(*SSHHost); ok && (s.Stdout != nil || s.Stderr != nil) {
+		return &SSHHost{Client: s.Client}
+	}
+	return h
+}
+
+// DialHosts connects to every host of f, in order, before anything
+// changes (a host that cannot be reached ends it: nothing was changed),
+// and returns them as hosts that show their output on outs as it comes.
+// closeAll closes the connections.
+func DialHosts(ctx context.Context, f *sshclient.Fleet, outs *sshclient.Outputs) (hosts []Host, closeAll func(), err error) {
+	cs, err := f.DialAll(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (nothing was changed)", err)
+	}
+	for _, c := range cs {
+		h := &SSHHost{Client: c}
+		h.Stdout, h.Stderr, _ = outs.For(c.Target().Label())
+		hosts = append(hosts, h)
+	}
+	return hosts, func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}, nil
 }

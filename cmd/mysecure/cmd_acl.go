@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/admin"
 	"github.com/mysecure/mysecure/encfs/daemon"
-	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/encfs/volume"
 )
 
@@ -32,15 +30,7 @@ func (o *credOptions) masterCredential() (*daemon.Credential, error) {
 		if err != nil {
 			return nil, fmt.Errorf("failed to read RSA private key: %w", err)
 		}
-		c := &daemon.Credential{Type: "rsa", RSAPEM: pemData}
-		if volume.IsEncryptedPEM(pemData) {
-			pw, err := o.rsaPassword()
-			if err != nil {
-				return nil, err
-			}
-			c.RSAPassword = pw
-		}
-		return c, nil
+		return daemon.RSACredential(pemData, o.rsaPassword)
 	}
 	vc, _, err := o.credential()
 	if err != nil {
@@ -68,12 +58,9 @@ func (o *credOptions) rsaPassword() ([]byte, error) {
 // adminCredential returns the master credential unless the daemon is in
 // admin mode, where changes need none.
 func adminCredential(ctx context.Context, c *daemon.Client, o *credOptions) (*daemon.Credential, error) {
-	s, err := c.Status(ctx)
-	if err != nil {
+	need, err := c.CredentialNeeded(ctx)
+	if err != nil || !need {
 		return nil, err
-	}
-	if s.Mode == daemon.Admin {
-		return nil, nil
 	}
 	return o.masterCredential()
 }
@@ -113,11 +100,7 @@ credential (prompted: passphrase and salt), except in admin mode.`,
 		Short: "Delete a rule, given as text or by its number in 'acl list'",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := daemon.ACLRequest{Op: "del", Rule: args[0]}
-			if n, err := strconv.Atoi(args[0]); err == nil {
-				req = daemon.ACLRequest{Op: "del", Index: n}
-			}
-			return runACLChange(cmd.Context(), g, &delCreds, req)
+			return runACLChange(cmd.Context(), g, &delCreds, daemon.ACLDelete(args[0]))
 		},
 	}
 	delCreds.AddFlags(del.Flags())
@@ -332,14 +315,6 @@ func runMove(ctx context.Context, g *globalOptions, creds *credOptions, encrypt 
 	})
 }
 
-func recoverMoves(g *globalOptions, opts inplace.Options) error {
-	res, err := inplace.Recover(opts)
-	for _, r := range res {
-		g.p.noticef("recovered an interrupted move: %s", r)
-	}
-	return err
-}
-
 // newRecoverCommand is run by the daemon after mounting: it completes or
 // rolls back moves that a crash interrupted.
 func newRecoverCommand(g *globalOptions) *cobra.Command {
@@ -370,13 +345,8 @@ func newRecoverCommand(g *globalOptions) *cobra.Command {
 				defer cred.Wipe()
 				req.Credential = cred
 			}
-			sess, err := c.BeginMove(cmd.Context(), req)
-			clear(req.Token)
-			if err != nil {
-				return err
-			}
-			defer c.EndMove(context.Background())
-			return recoverMoves(g, inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store})
+			defer clear(req.Token)
+			return admin.Recover(cmd.Context(), c, req, func(r string) { g.p.noticef("recovered an interrupted move: %s", r) })
 		},
 	}
 	cmd.Flags().IntVar(&tokenFD, "token-fd", 0, "read the daemon's one-time token from this fd")

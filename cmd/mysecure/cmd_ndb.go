@@ -48,20 +48,12 @@ func (o *ndbOptions) AddFlags(f *pflag.FlagSet) {
 }
 
 func (o *ndbOptions) discovery(g *globalOptions) ndb.Options {
-	progs := map[string]string{}
-	for _, p := range []struct{ path, kind string }{{o.Ndbd, ndb.KindData}, {o.Ndbmtd, ndb.KindData}, {o.NdbMgmd, ndb.KindMgm}} {
-		if p.path == "" {
-			continue
-		}
-		if r, err := filepath.EvalSymlinks(p.path); err == nil {
-			p.path = r
-		}
-		if abs, err := filepath.Abs(p.path); err == nil {
-			progs[abs] = p.kind
-		}
-	}
 	return ndb.Options{ConfigIni: o.ConfigIni, MyCnf: o.MyCnf, NdbConfig: o.NdbConfig, ConnectString: o.ConnectString,
-		Mount: g.cfg.Mount, Category: ndbCategory, Programs: progs}
+		Mount: g.cfg.Mount, Category: ndbCategory, Programs: o.binaries().Kinds()}
+}
+
+func (o *ndbOptions) binaries() ndb.Binaries {
+	return ndb.Binaries{Ndbd: o.Ndbd, Ndbmtd: o.Ndbmtd, NdbMgmd: o.NdbMgmd}
 }
 
 // ndbStateDir keeps the plan state and launch record of each node.
@@ -209,23 +201,12 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 	logf := func(s string) { fmt.Fprintf(g.p.out, "  %s\n", s) }
 	control := &ndb.Control{Mgm: ndb.Mgm{Program: o.NdbMgm, ConnectString: st.ConnectString}, StateDir: ndbStateDir(g),
 		StartTimeout: o.StartTimeout, StopTimeout: o.StopTimeout, Log: logf}
-	sel := ndb.Selection{Node: o.Node, AllLocal: o.AllLocal, Stop: o.Stop, IncludeMgmd: o.IncludeMgmd}
-	planner := &ndb.Planner{Control: control, Category: ndbCategory, Log: logf,
-		Binaries: ndb.Binaries{Ndbd: o.Ndbd, Ndbmtd: o.Ndbmtd, NdbMgmd: o.NdbMgmd}}
-	build := func(conn admin.Conn) ([]ndb.NodePlan, error) {
-		planner.Conn = conn
-		if enable {
-			return planner.Enable(ctx, st, sel)
-		}
-		return planner.Disable(ctx, st, sel)
-	}
-	verb := "enable"
-	if !enable {
-		verb = "disable"
-	}
+	change := &ndb.Change{Status: st, Enable: enable, StateDir: ndbStateDir(g),
+		Selection: ndb.Selection{Node: o.Node, AllLocal: o.AllLocal, Stop: o.Stop, IncludeMgmd: o.IncludeMgmd},
+		Planner:   &ndb.Planner{Control: control, Category: ndbCategory, Log: logf, Binaries: o.binaries()}}
 	// The plan is made once without the credential, so that a refusal
 	// (a running node without --stop) comes before the prompt.
-	plans, err := build(admin.Conn{Client: c})
+	plans, err := change.Plans(ctx, admin.Conn{Client: c})
 	if err != nil {
 		return ndbError(err)
 	}
@@ -252,37 +233,30 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 		return err
 	}
 	defer cred.Wipe()
-	// The steps hold the connection by value: make them again with it.
-	if plans, err = build(admin.Conn{Client: c, Cred: cred}); err != nil {
+	if plans, err = change.Plans(ctx, admin.Conn{Client: c, Cred: cred}); err != nil {
 		return ndbError(err)
 	}
-	for i, p := range plans {
-		fmt.Fprintf(g.p.out, "node %d: %s\n", p.Node.ID, verb)
-		r := &plan.Runner{StatePath: filepath.Join(ndbStateDir(g), fmt.Sprintf("node-%d.json", p.Node.ID)), Report: func(e plan.Event) {
+	err = change.Apply(ctx, plans, ndb.ApplyHooks{
+		Begin: func(p ndb.NodePlan) { fmt.Fprintf(g.p.out, "node %d: %s\n", p.Node.ID, change.Verb()) },
+		Event: func(e plan.Event) {
 			if e.Kind == plan.EventUnchanged {
 				fmt.Fprintf(g.p.out, "in place:  %s\n", e.Step)
 			}
 			g.p.planEvent(e)
-		}}
-		res, err := r.Apply(ctx, p.Name, p.Steps)
-		if err != nil {
-			var se *plan.StepError
-			rest := ""
-			if len(plans) > i+1 {
-				rest = fmt.Sprintf("; %d node(s) after it were not touched", len(plans)-i-1)
-			}
-			if errors.As(err, &se) && se.RollbackErr != nil {
-				return withHint(fmt.Errorf("node %d: %w%s", p.Node.ID, err, rest), "what could not be undone is recorded in "+r.StatePath+"; fix the cause and run again (it resumes)")
-			}
-			if errors.As(err, &se) {
-				_, hint := classify(ndbError(se.Err))
-				return withHint(fmt.Errorf("node %d: %w%s", p.Node.ID, err, rest), strings.TrimSpace(fmt.Sprintf("node %d is as it was before: its files and rules unchanged, running as it was. %s", p.Node.ID, hint)))
-			}
-			return ndbError(err)
-		}
-		fmt.Fprintf(g.p.out, "node %d: %sd: %d step(s) changed, %d in place already\n", p.Node.ID, verb, len(res.Applied), len(res.Unchanged))
+		},
+		Done: func(p ndb.NodePlan, res *plan.Result) {
+			fmt.Fprintf(g.p.out, "node %d: %sd: %d step(s) changed, %d in place already\n", p.Node.ID, change.Verb(), len(res.Applied), len(res.Unchanged))
+		},
+	})
+	var ne *ndb.NodeError
+	switch {
+	case errors.As(err, &ne) && ne.Step.RollbackErr != nil:
+		return withHint(ne, "what could not be undone is recorded in "+ne.StatePath+"; fix the cause and run again (it resumes)")
+	case errors.As(err, &ne):
+		_, hint := classify(ndbError(ne.Step.Err))
+		return withHint(ne, strings.TrimSpace(fmt.Sprintf("node %d is as it was before: its files and rules unchanged, running as it was. %s", ne.Node, hint)))
 	}
-	return nil
+	return ndbError(err)
 }
 
 // ndbError marks the ndb package's errors for classify.
@@ -296,8 +270,6 @@ func ndbError(err error) error {
 		return withHint(usageErr(err), "fix the file at the line named, or name the programs (--ndbd, --ndbmtd, --ndb-mgmd); docs/ndb.md")
 	case errors.Is(err, ndb.ErrNotStarted):
 		return withHint(err, "the node's last lines are in ndb_<ID>_out.log in its DataDir; 'ndb_mgm -e SHOW' shows the cluster")
-	case errors.Is(err, ndb.ErrMgmMissing):
-		return withHint(err, "install the MySQL Cluster management client or name it with --ndb-mgm")
 	}
 	return err
 }

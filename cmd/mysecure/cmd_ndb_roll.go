@@ -14,13 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -70,19 +66,16 @@ func passedFlags(f *pflag.FlagSet) []string {
 // readStdinCredential reads the credential a roll sends (JSON of
 // daemon.Credential) from stdin.
 func readStdinCredential() (*daemon.Credential, error) {
-	b, err := io.ReadAll(io.LimitReader(os.Stdin, maxSecretFile+1))
-	defer clear(b)
-	if err != nil {
+	c, err := daemon.ReadCredential(os.Stdin, maxSecretFile)
+	switch {
+	case errors.Is(err, daemon.ErrCredentialSize):
+		return nil, usagef("the credential on stdin is too large")
+	case errors.Is(err, daemon.ErrNoCredential):
+		return nil, usagef("--credential-stdin: stdin holds no credential (JSON with type passphrase or rsa)")
+	case err != nil:
 		return nil, fmt.Errorf("failed to read the credential from stdin: %w", err)
 	}
-	if len(b) > maxSecretFile {
-		return nil, usagef("the credential on stdin is too large")
-	}
-	var c daemon.Credential
-	if err := json.Unmarshal(b, &c); err != nil || (c.Type != "passphrase" && c.Type != "rsa") {
-		return nil, usagef("--credential-stdin: stdin holds no credential (JSON with type passphrase or rsa)")
-	}
-	return &c, nil
+	return c, nil
 }
 
 func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *ndbChangeOptions, enable bool) error {
@@ -96,64 +89,31 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 	if err != nil {
 		return usageErr(fmt.Errorf("--hosts: %w", err))
 	}
-	verb := "enable"
-	if !enable {
-		verb = "disable"
+	specs := make([]string, len(hosts))
+	for i, h := range hosts {
+		specs[i] = h.Spec
 	}
-	var targets []*sshclient.Target
-	for _, h := range hosts {
-		t, err := g.cfg.SSH.Resolve(h.Spec)
-		if err != nil {
-			return err
-		}
-		targets = append(targets, t)
+	targets, err := g.cfg.SSH.ResolveAll(specs)
+	if err != nil {
+		return err
 	}
 	// Every host is connected before anything changes.
-	var mu sync.Mutex
-	var sshHosts []*ndb.SSHHost
-	defer func() {
-		for _, h := range sshHosts {
-			h.Client.Close()
-		}
-	}()
-	var flushers []*sshclient.PrefixWriter
-	defer func() {
-		for _, f := range flushers {
-			f.Flush()
-		}
-	}()
-	for _, t := range targets {
-		c, err := sshclient.Dial(ctx, t, sshclient.Options{Auth: sshAuth(t, true, o.roll.PassphraseFile), Log: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			return fmt.Errorf("%s: %w (nothing was changed)", t.Label(), err)
-		}
-		h := &ndb.SSHHost{Client: c, Stdout: g.p.out, Stderr: g.p.err}
-		if len(targets) > 1 {
-			po := &sshclient.PrefixWriter{W: g.p.out, Prefix: t.Label() + ": ", Mu: &mu}
-			pe := &sshclient.PrefixWriter{W: g.p.err, Prefix: t.Label() + ": ", Mu: &mu}
-			flushers = append(flushers, po, pe)
-			h.Stdout, h.Stderr = po, pe
-		}
-		sshHosts = append(sshHosts, h)
+	outs := sshclient.NewOutputs(g.p.out, g.p.err, len(targets))
+	defer outs.Flush()
+	sshHosts, closeAll, err := ndb.DialHosts(ctx, &sshclient.Fleet{Targets: targets, Options: func(t *sshclient.Target) sshclient.Options {
+		return sshclient.Options{Auth: sshAuth(t, true, o.roll.PassphraseFile)}
+	}}, outs)
+	if err != nil {
+		return err
 	}
-	pass := passedFlags(cmd.Flags())
-	mgmArgv := func(st *ndb.Status) []string {
-		argv := []string{"ndb_mgm"}
-		if o.NdbMgm != "" {
-			argv[0] = o.NdbMgm
-		}
-		if st.ConnectString != "" {
-			argv = append(argv, "--ndb-connectstring="+st.ConnectString)
-		}
-		return argv
+	defer closeAll()
+	roll := &ndb.RemoteRoll{Hosts: sshHosts, Given: hosts, Mysecure: o.roll.Remote, Enable: enable,
+		Stop: o.Stop, IncludeMgmd: o.IncludeMgmd, DryRun: o.DryRun, Pass: passedFlags(cmd.Flags()), NdbMgm: o.NdbMgm}
+	roll.Begin = func(n ndb.RollNode) {
+		fmt.Fprintf(g.p.out, "roll: %s node %d on %s\n", roll.Verb(), n.Node, n.Host.Name())
 	}
 	// Each host says which data nodes it has and their groups.
-	quiet := make([]ndb.Host, len(sshHosts))
-	ids := make([][]int, len(hosts))
-	for i, h := range sshHosts {
-		quiet[i], ids[i] = &ndb.SSHHost{Client: h.Client}, hosts[i].Nodes
-	}
-	nodes, sts, err := ndb.RollNodes(ctx, quiet, ids, append([]string{o.roll.Remote, "ndb", "status", "--json"}, pass...))
+	nodes, err := roll.Nodes(ctx)
 	var se *ndb.StatusError
 	switch {
 	case errors.As(err, &se):
@@ -167,16 +127,6 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 	case err != nil:
 		return err
 	}
-	// Status was asked quietly; the changes print.
-	loud := map[ndb.Host]ndb.Host{}
-	mgmOf := map[string][]string{}
-	for i, h := range sshHosts {
-		loud[quiet[i]] = h
-		mgmOf[h.Name()] = mgmArgv(sts[i])
-	}
-	for i := range nodes {
-		nodes[i].Host = loud[nodes[i].Host]
-	}
 	for _, n := range nodes {
 		grp := "?"
 		if n.Group != nil {
@@ -184,47 +134,20 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 		}
 		fmt.Fprintf(g.p.out, "roll: node %d on %s (node group %s)\n", n.Node, n.Host.Name(), grp)
 	}
-	var cred []byte
 	if !o.DryRun {
 		c, err := o.creds.masterCredential()
 		if err != nil {
 			return err
 		}
-		cred, err = json.Marshal(c)
+		roll.Stdin, err = json.Marshal(c)
 		c.Wipe()
 		if err != nil {
 			return err
 		}
-		defer clear(cred)
+		defer clear(roll.Stdin)
 	}
-	roll := &ndb.NodeRoll{
-		Nodes: nodes,
-		Argv: func(n ndb.RollNode) []string {
-			argv := []string{o.roll.Remote, "ndb", verb, "--node", strconv.Itoa(n.Node)}
-			for _, f := range []struct {
-				on   bool
-				name string
-			}{{o.Stop, "--stop"}, {o.IncludeMgmd, "--include-mgmd"}, {o.DryRun, "--dry-run"}, {!o.DryRun, "--credential-stdin"}} {
-				if f.on {
-					argv = append(argv, f.name)
-				}
-			}
-			return append(argv, pass...)
-		},
-		Begin: func(n ndb.RollNode) { fmt.Fprintf(g.p.out, "roll: %s node %d on %s\n", verb, n.Node, n.Host.Name()) },
-	}
-	if cred != nil {
-		roll.Stdin = func() io.Reader { return strings.NewReader(string(cred)) }
-	}
-	if !o.DryRun {
-		roll.Status = func(ctx context.Context, h ndb.Host, id int) (string, error) {
-			return ndb.HostStatus(ctx, &ndb.SSHHost{Client: h.(*ndb.SSHHost).Client}, mgmOf[h.Name()], id)
-		}
-	}
-	_, err = roll.Run(ctx)
-	for _, f := range flushers {
-		f.Flush()
-	}
+	err = roll.Run(ctx, nodes)
+	outs.Flush()
 	var re *ndb.RollError
 	if errors.As(err, &re) {
 		code, hint := exitNodeDown, "the node's group must keep a started node: start the other node (or wait for it), then run the roll again; it skips what is done"
@@ -239,7 +162,7 @@ func runNDBRoll(ctx context.Context, cmd *cobra.Command, g *globalOptions, o *nd
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.p.out, "roll: %d node(s) on %d host(s) %sd\n", len(nodes), len(sshHosts), verb)
+	fmt.Fprintf(g.p.out, "roll: %d node(s) on %d host(s) %sd\n", len(nodes), len(sshHosts), roll.Verb())
 	return nil
 }
 

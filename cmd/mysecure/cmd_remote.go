@@ -10,9 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -37,70 +34,31 @@ type remoteOptions struct {
 	PassphraseFile string
 }
 
-func (o *remoteOptions) targets(g *globalOptions, hosts []string) ([]*sshclient.Target, error) {
+// fleet is the hosts named, each with the auth of its target.
+func (o *remoteOptions) fleet(g *globalOptions, hosts []string) (*sshclient.Fleet, error) {
 	if len(hosts) == 0 {
 		return nil, usagef("name at least one HOST")
 	}
-	var ts []*sshclient.Target
-	for _, h := range hosts {
-		t, err := g.cfg.SSH.Resolve(h)
-		if err != nil {
-			return nil, err
-		}
-		ts = append(ts, t)
+	ts, err := g.cfg.SSH.ResolveAll(hosts)
+	if err != nil {
+		return nil, err
 	}
-	return ts, nil
-}
-
-func (o *remoteOptions) sshOptions(t *sshclient.Target) sshclient.Options {
-	return sshclient.Options{Auth: sshAuth(t, true, o.PassphraseFile), Log: slog.New(slog.DiscardHandler)}
-}
-
-// each runs fn on every host, with the auth of each target.
-func (o *remoteOptions) each(ctx context.Context, ts []*sshclient.Target, fn func(context.Context, *sshclient.Client) error) []sshclient.Result {
-	// One Each per target keeps each target's own passphrase-file.
-	res := make([]sshclient.Result, len(ts))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(o.Parallel, 1))
-	for i, t := range ts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			res[i] = sshclient.Each(ctx, []*sshclient.Target{t}, 1, o.sshOptions(t), fn)[0]
-		}()
-	}
-	wg.Wait()
-	return res
+	return &sshclient.Fleet{Targets: ts, Parallel: max(o.Parallel, 1), Options: func(t *sshclient.Target) sshclient.Options {
+		return sshclient.Options{Auth: sshAuth(t, true, o.PassphraseFile)}
+	}}, nil
 }
 
 // remoteFailure reports the hosts that failed and returns the error that
 // sets the exit code.
 func remoteFailure(g *globalOptions, res []sshclient.Result) error {
-	var worst error
-	failed := 0
-	for _, r := range res {
-		if r.Err == nil {
-			continue
-		}
-		failed++
-		if len(res) > 1 {
+	err := sshclient.Failure(res)
+	var fe *sshclient.FleetError
+	if errors.As(err, &fe) {
+		for _, r := range fe.Failed {
 			g.p.errorf("%s: %s", r.Host, oneLine(r.Err))
 		}
-		var ee *sshclient.ExitError
-		if worst == nil || (errors.As(worst, &ee) && !errors.As(r.Err, &ee)) {
-			worst = r.Err
-		}
 	}
-	if worst == nil {
-		return nil
-	}
-	if len(res) > 1 {
-		code, hint := classify(worst)
-		return &childError{msg: fmt.Sprintf("%d of %d hosts failed", failed, len(res)), code: code, hint: hint}
-	}
-	return worst
+	return err
 }
 
 func newRemoteExecCommand(g *globalOptions) *cobra.Command {
@@ -117,21 +75,15 @@ remote process list and logs. stdin is not forwarded.`,
 			if dash < 0 || dash == len(args) {
 				return usagef("give the command after --: mysecure remote exec HOST... -- COMMAND")
 			}
-			ts, err := o.targets(g, args[:dash])
+			f, err := o.fleet(g, args[:dash])
 			if err != nil {
 				return err
 			}
 			command := sshclient.Quote(args[dash:]...)
-			var mu sync.Mutex
-			res := o.each(cmd.Context(), ts, func(ctx context.Context, c *sshclient.Client) error {
-				var stdout, stderr io.Writer = g.p.out, g.p.err
-				if len(ts) > 1 {
-					po := &sshclient.PrefixWriter{W: g.p.out, Prefix: c.Target().Label() + ": ", Mu: &mu}
-					pe := &sshclient.PrefixWriter{W: g.p.err, Prefix: c.Target().Label() + ": ", Mu: &mu}
-					defer po.Flush()
-					defer pe.Flush()
-					stdout, stderr = po, pe
-				}
+			outs := sshclient.NewOutputs(g.p.out, g.p.err, len(f.Targets))
+			res := f.Each(cmd.Context(), func(ctx context.Context, c *sshclient.Client) error {
+				stdout, stderr, flush := outs.For(c.Target().Label())
+				defer flush()
 				return c.Run(ctx, command, nil, stdout, stderr)
 			})
 			return remoteFailure(g, res)
@@ -149,18 +101,12 @@ func newRemoteStatusCommand(g *globalOptions) *cobra.Command {
 		Use:   "status HOST...",
 		Short: "Show whether mysecure is installed and mounted on hosts, its mode and rule count",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ts, err := o.targets(g, args)
+			f, err := o.fleet(g, args)
 			if err != nil {
 				return err
 			}
-			sts := make([]daemon.RemoteStatus, len(ts))
-			res := o.each(cmd.Context(), ts, func(ctx context.Context, c *sshclient.Client) error {
-				for i, t := range ts {
-					if t == c.Target() {
-						sts[i] = daemon.RemoteStatusOf(ctx, c.Target().Label(), c)
-					}
-				}
-				return nil
+			sts, res := sshclient.Gather(cmd.Context(), f, func(ctx context.Context, c *sshclient.Client) (daemon.RemoteStatus, error) {
+				return daemon.RemoteStatusOf(ctx, c.Target().Label(), c), nil
 			})
 			for i, r := range res {
 				if r.Err != nil {

@@ -91,28 +91,9 @@ func sshAuth(t *sshclient.Target, interactive bool, passFile string) sshclient.A
 	return a
 }
 
-// API codes of SSH failures in backup jobs run by the daemon.
-const (
-	codeSSHHostKey = "ssh_host_key"
-	codeSSH        = "ssh_failed"
-	codeSSHConfig  = "ssh_config"
-)
-
-func sshCode(err error) string {
-	switch {
-	case errors.Is(err, sshclient.ErrHostKey):
-		return codeSSHHostKey
-	case errors.Is(err, sshclient.ErrConfig):
-		return codeSSHConfig
-	case errors.Is(err, sshclient.ErrAuth), errors.Is(err, sshclient.ErrConnect):
-		return codeSSH
-	}
-	var fe *sshclient.ForwardError
-	if errors.As(err, &fe) {
-		return codeSSH
-	}
-	return ""
-}
+// sshCode is the wire code of an SSH failure of a backup job run by the
+// daemon.
+func sshCode(err error) string { return sshclient.WireCode(err) }
 
 const (
 	hintHostKey = "check the fingerprint with the host's administrator (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub there), then add the line shown to known_hosts"
@@ -123,15 +104,9 @@ const (
 func classifySSH(err error) (int, string, bool) {
 	var ae *daemon.APIError
 	if errors.As(err, &ae) {
-		switch ae.Code {
-		case codeSSHHostKey:
-			return exitSSH, hintHostKey, true
-		case codeSSH:
-			return exitSSH, hintSSH, true
-		case codeSSHConfig:
-			return exitUsage, "docs/ssh.md describes the ssh: section and --ssh", true
+		if err = sshclient.WireError(ae.Code); err == nil {
+			return 0, "", false
 		}
-		return 0, "", false
 	}
 	var ee *sshclient.ExitError
 	switch {

@@ -57,13 +57,7 @@ func Move(ctx context.Context, c Conn, encrypt bool, cat string, paths []string,
 		return fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, cat, strings.Join(sess.Categories, ", @"))
 	}
 	opts := inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store, Force: o.Force}
-	res, err := inplace.Recover(opts)
-	for _, r := range res {
-		if o.Recovered != nil {
-			o.Recovered(r)
-		}
-	}
-	if err != nil {
+	if err := recoverMoves(opts, o.Recovered); err != nil {
 		return err
 	}
 	for _, p := range paths {
@@ -81,4 +75,27 @@ func Move(ctx context.Context, c Conn, encrypt bool, cat string, paths []string,
 		}
 	}
 	return nil
+}
+
+// Recover completes or rolls back the moves a crash interrupted, in a
+// move session begun with req: the one-time token the mount hands to
+// the process it starts for this, or the master credential. recovered,
+// when set, gets one line per move.
+func Recover(ctx context.Context, c *daemon.Client, req daemon.MoveBeginRequest, recovered func(string)) error {
+	sess, err := c.BeginMove(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer c.EndMove(context.Background())
+	return recoverMoves(inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store}, recovered)
+}
+
+func recoverMoves(opts inplace.Options, recovered func(string)) error {
+	res, err := inplace.Recover(opts)
+	if recovered != nil {
+		for _, r := range res {
+			recovered(r)
+		}
+	}
+	return err
 }
