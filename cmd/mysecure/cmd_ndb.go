@@ -84,7 +84,7 @@ func newNDBStatusCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := ndb.Discover(cmd.Context(), o.discovery(g))
 			if err != nil {
-				return ndbError(err)
+				return err
 			}
 			if asJSON {
 				return g.p.json(st)
@@ -196,7 +196,7 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 	}
 	st, err := ndb.Discover(ctx, o.discovery(g))
 	if err != nil {
-		return ndbError(err)
+		return err
 	}
 	logf := func(s string) { fmt.Fprintf(g.p.out, "  %s\n", s) }
 	control := &ndb.Control{Mgm: ndb.Mgm{Program: o.NdbMgm, ConnectString: st.ConnectString}, StateDir: ndbStateDir(g),
@@ -208,7 +208,7 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 	// (a running node without --stop) comes before the prompt.
 	plans, err := change.Plans(ctx, admin.Conn{Client: c})
 	if err != nil {
-		return ndbError(err)
+		return err
 	}
 	if o.DryRun {
 		todo := 0
@@ -234,7 +234,7 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 	}
 	defer cred.Wipe()
 	if plans, err = change.Plans(ctx, admin.Conn{Client: c, Cred: cred}); err != nil {
-		return ndbError(err)
+		return err
 	}
 	err = change.Apply(ctx, plans, ndb.ApplyHooks{
 		Begin: func(p ndb.NodePlan) { fmt.Fprintf(g.p.out, "node %d: %s\n", p.Node.ID, change.Verb()) },
@@ -253,23 +253,8 @@ func runNDBChange(ctx context.Context, g *globalOptions, o *ndbChangeOptions, en
 	case errors.As(err, &ne) && ne.Step.RollbackErr != nil:
 		return withHint(ne, "what could not be undone is recorded in "+ne.StatePath+"; fix the cause and run again (it resumes)")
 	case errors.As(err, &ne):
-		_, hint := classify(ndbError(ne.Step.Err))
+		_, hint := classify(ne.Step.Err)
 		return withHint(ne, strings.TrimSpace(fmt.Sprintf("node %d is as it was before: its files and rules unchanged, running as it was. %s", ne.Node, hint)))
-	}
-	return ndbError(err)
-}
-
-// ndbError marks the ndb package's errors for classify.
-func ndbError(err error) error {
-	switch {
-	case errors.Is(err, ndb.ErrRunning):
-		return withHint(err, "pass --stop to stop the node through the management server and start it again afterwards")
-	case errors.Is(err, ndb.ErrNoNode):
-		return withHint(usageErr(err), "'mysecure ndb status' lists the nodes of this host")
-	case errors.Is(err, ndb.ErrConfig):
-		return withHint(usageErr(err), "fix the file at the line named, or name the programs (--ndbd, --ndbmtd, --ndb-mgmd); docs/ndb.md")
-	case errors.Is(err, ndb.ErrNotStarted):
-		return withHint(err, "the node's last lines are in ndb_<ID>_out.log in its DataDir; 'ndb_mgm -e SHOW' shows the cluster")
 	}
 	return err
 }

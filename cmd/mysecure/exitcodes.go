@@ -108,13 +108,17 @@ func classify(err error) (code int, hnt string) {
 	var wu *wrappedUsage
 	switch {
 	case errors.Is(err, ndb.ErrNotStarted):
-		return exitNodeDown, "the node was rolled back and started as it was; its ndb_<ID>_out.log says why it did not start"
+		return exitNodeDown, "the node's last lines are in ndb_<ID>_out.log in its DataDir (they say why it did not start); 'ndb_mgm -e SHOW' shows the cluster"
 	case errors.Is(err, ndb.ErrMgmRefused):
 		return exitNodeDown, "the management server refuses to stop the node (its node group would have no node left): start the other nodes of its group, wait until 'ndb_mgm -e SHOW' shows them started, then run again; nothing was changed"
 	case errors.Is(err, ndb.ErrStopFailed):
 		return exitNodeDown, "the node did not stop in time and nothing was moved: see its ndb_<ID>_out.log, stop it by hand ('ndb_mgm -e \"ID STOP\"') or give a longer --stop-timeout"
 	case errors.Is(err, ndb.ErrRunning):
-		return exitFile, "pass --stop to stop the node and start it again afterwards"
+		return exitFile, "pass --stop to stop the node through the management server and start it again afterwards"
+	case errors.Is(err, ndb.ErrNoNode):
+		return exitUsage, "'mysecure ndb status' lists the nodes of this host"
+	case errors.Is(err, ndb.ErrConfig):
+		return exitUsage, "fix the file at the line named, or name the programs (--ndbd, --ndbmtd, --ndb-mgmd); docs/ndb.md"
 	case errors.Is(err, ndb.ErrMgmMissing):
 		return exitTool, "install the MySQL Cluster management client or name it with --ndb-mgm"
 	case errors.As(err, &wu):
