@@ -15,6 +15,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/engine"
 	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/hardening/audit"
 	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/ndb"
 )
@@ -131,7 +132,7 @@ func classify(err error) (code int, hnt string) {
 		return exitFile, "move the file away if it is not needed, or pass other --cnf-dir"
 	case errors.Is(err, hardening.ErrNotHardened):
 		return exitDrift, "'mysecure harden mysqld' installs the guard"
-	case errors.Is(err, errAuditFailed):
+	case errors.Is(err, audit.ErrFailed):
 		return exitAudit, "the findings above say why each matters and how to fix it"
 	case errors.Is(err, schedule.ErrStale):
 		return exitStale, ""
