@@ -17,6 +17,7 @@ import (
 	"github.com/mysecure/mysecure/hardening"
 	"github.com/mysecure/mysecure/hardening/audit"
 	"github.com/mysecure/mysecure/internal/hint"
+	"github.com/mysecure/mysecure/internal/plan"
 	"github.com/mysecure/mysecure/ndb"
 )
 
@@ -122,11 +123,11 @@ func classify(err error) (code int, hnt string) {
 		return exitUsage, "see 'mysecure help ndb'"
 	case errors.Is(err, hardening.ErrHardened):
 		return exitFile, "'mysecure harden mysqld --undo' restores the plain setup"
-	case errors.Is(err, errDrift):
+	case errors.Is(err, plan.ErrDrift):
 		return exitDrift, ""
 	case errors.Is(err, admin.ErrFingerprintChanged):
 		return exitDrift, "review the new binary; 'mysecure acl update' trusts it"
-	case errors.Is(err, errEngineForeignRules):
+	case errors.Is(err, engine.ErrForeignRules):
 		return exitUsage, ""
 	case errors.Is(err, engine.ErrForeignFile):
 		return exitFile, "move the file away if it is not needed, or pass other --cnf-dir"
