@@ -144,3 +144,11 @@ func TestReport(t *testing.T) {
 		t.Fatalf("a rule for cat: %v %v", f, err)
 	}
 }
+
+func TestStageRun(t *testing.T) {
+	for st, want := range map[Stage]string{StageOff: "", StageDecrypt: "run 1 of 2: decrypt", StageFinish: "run 2 of 2: turn the key plugin off"} {
+		if got := st.Run(); got != want {
+			t.Errorf("stage %d: %q, want %q", st, got, want)
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
+	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/plan"
 )
 
@@ -75,5 +77,29 @@ func TestWithLast(t *testing.T) {
 	b.WithLast(sets, store)
 	if want := map[string]string{"datadir": "/srv/now", param: "last"}; !reflect.DeepEqual(sets, want) {
 		t.Fatalf("sets %v, want %v", sets, want)
+	}
+}
+
+func TestReportAndDriftError(t *testing.T) {
+	ok := plan.Finding{ID: "a", Step: "a", Done: true}
+	missing := plan.Finding{ID: "b", Step: "b", Drift: "missing"}
+	changed := plan.Finding{ID: "c", Step: "c", Done: true, Drift: "fingerprint changed"}
+	good := NewReport("x", map[string]string{"p": "1"}, []plan.Finding{ok})
+	if !good.OK || good.Bundle != "x" || good.Params["p"] != "1" || len(good.Findings) != 1 {
+		t.Fatalf("report %+v", good)
+	}
+	if err := DriftError([]Report{good}, []string{"x"}); err != nil {
+		t.Fatalf("no drift: %v", err)
+	}
+	bad := NewReport("y", nil, []plan.Finding{ok, missing, changed})
+	if bad.OK {
+		t.Fatal("a report with drift is OK")
+	}
+	err := DriftError([]Report{good, bad}, []string{"x", "./y.yaml"})
+	if !errors.Is(err, plan.ErrDrift) || err.Error() != "drift: 2 step(s) of x, ./y.yaml not as the policy says" {
+		t.Fatalf("drift: %v", err)
+	}
+	if h, _ := hint.Of(err); !strings.Contains(h, "'mysecure policy apply NAME'") {
+		t.Errorf("hint %q", h)
 	}
 }

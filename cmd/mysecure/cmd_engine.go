@@ -355,8 +355,7 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	if err != nil {
 		return err
 	}
-	run := map[engine.Stage]string{engine.StageDecrypt: "run 1 of 2: decrypt", engine.StageFinish: "run 2 of 2: turn the key plugin off"}[stage]
-	fmt.Fprintf(g.p.out, "engine disable for %s (%s):\n", s.Opts.Binary, run)
+	fmt.Fprintf(g.p.out, "engine disable for %s (%s):\n", s.Opts.Binary, stage.Run())
 	changing := g.p.planFindings(findings)
 	if eo.DryRun {
 		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)

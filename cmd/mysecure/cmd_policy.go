@@ -241,13 +241,6 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 	return nil
 }
 
-type policyReport struct {
-	Bundle   string            `json:"bundle"`
-	Params   map[string]string `json:"params"`
-	OK       bool              `json:"ok"`
-	Findings []plan.Finding    `json:"findings"`
-}
-
 func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, args []string) error {
 	var refs []string
 	if len(args) == 1 {
@@ -268,8 +261,7 @@ func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, arg
 	if _, err := c.Status(ctx); err != nil {
 		return err
 	}
-	var reports []policyReport
-	drift := 0
+	var reports []policies.Report
 	for _, ref := range refs {
 		b, err := loadBundle(ref)
 		if err != nil {
@@ -283,9 +275,7 @@ func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, arg
 		if err != nil {
 			return err
 		}
-		bad := plan.Drifted(fs)
-		drift += len(bad)
-		reports = append(reports, policyReport{Bundle: b.Name, Params: vals, OK: len(bad) == 0, Findings: fs})
+		reports = append(reports, policies.NewReport(b.Name, vals, fs))
 	}
 	if o.JSON {
 		if err := g.p.json(reports); err != nil {
@@ -305,11 +295,7 @@ func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, arg
 			}
 		}
 	}
-	if drift > 0 {
-		return withHint(fmt.Errorf("%w: %d step(s) of %s not as the policy says", plan.ErrDrift, drift, strings.Join(refs, ", ")),
-			"'mysecure policy apply NAME' puts missing steps back; a changed fingerprint needs 'mysecure acl update' once you trust the new binary")
-	}
-	return nil
+	return policies.DriftError(reports, refs)
 }
 
 // policyNDBEnv is what the ndb entries of a bundle use: the defaults of
