@@ -173,15 +173,12 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 			fmt.Fprintf(g.p.out, "refused: %v\n", refusal)
 		}
 	}
-	if eo.DryRun {
-		if refusal != nil {
-			return refusal
-		}
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
-		return nil
-	}
 	if refusal != nil {
 		return refusal
+	}
+	if eo.DryRun {
+		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
+		return nil
 	}
 	if changing == 0 {
 		fmt.Fprintln(g.p.out, "nothing to change: engine mode is on")
