@@ -50,6 +50,17 @@ func (s Stage) PlanName() string {
 	return "engine-disable"
 }
 
+// Run says which run of 'engine disable' the stage is ("" for StageOff).
+func (s Stage) Run() string {
+	switch s {
+	case StageDecrypt:
+		return "run 1 of 2: decrypt"
+	case StageFinish:
+		return "run 2 of 2: turn the key plugin off"
+	}
+	return ""
+}
+
 // Refusal says why the server cannot leave engine mode safely now, and
 // what to do about it.
 type Refusal struct {

@@ -3,6 +3,7 @@ package hardening
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -82,4 +83,37 @@ func (p *Plan) backupToolStep() string {
 		return fmt.Sprintf("the rule for %s lets physical backups (mysecure backup --type physical, run as root) read the datadir; --allow-backup-tool=none leaves it out", p.BackupTool)
 	}
 	return "no rule for a physical backup tool: 'mysecure backup --type physical' will be denied the datadir"
+}
+
+// ResolveBackupTool resolves what the user asked for the backup tool's
+// rule (--allow-backup-tool): "auto" (and yes, true, on, 1) is
+// configured when set, else the first of mariadb-backup, mariabackup and
+// xtrabackup on PATH ("" when none is installed); "none" (and no,
+// false, off, 0, "") is ""; another name is looked up on PATH, and an
+// absolute path is taken as it is. The error is the failed lookup of a
+// name.
+func ResolveBackupTool(want, configured string) (string, error) {
+	switch strings.ToLower(want) {
+	case "none", "no", "false", "off", "0", "":
+		return "", nil
+	case "auto", "yes", "true", "on", "1":
+		names := []string{"mariadb-backup", "mariabackup", "xtrabackup"}
+		if configured != "" {
+			names = []string{configured}
+		}
+		for _, n := range names {
+			if p, err := exec.LookPath(n); err == nil {
+				return filepath.Abs(p)
+			}
+		}
+		return "", nil
+	}
+	if filepath.IsAbs(want) {
+		return want, nil
+	}
+	p, err := exec.LookPath(want)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(p)
 }

@@ -5,9 +5,13 @@
 // encrypted mount and the access rules go through the daemon; Procedure
 // runs the whole apply and undo and records every step in the state file
 // that --undo reads, for the CLI and for the policy step (GuardStep).
+// HostReset resets an account's password on a hardened server with the
+// master credential (reset.go: the init-file procedure behind the small
+// Server interface), and Login proves it by logging in.
 //
 // It never prints; the caller shows Plan.Steps. It must not import cobra
-// or viper.
+// or viper, nor the other modules (backup, ndb): what it needs of them
+// comes in as an interface (Querier).
 package hardening
 
 import (

@@ -392,8 +392,7 @@ func (h *Procedure) Undo(ctx context.Context, p *Plan, o UndoOptions) (*UndoResu
 				return nil, err
 			}
 			_, err = h.Client.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: rule, Credential: cr})
-			var ae *daemon.APIError
-			if err != nil && !(errors.As(err, &ae) && ae.Code == daemon.CodeConflict) {
+			if err != nil && !errors.Is(err, daemon.ErrConflict) { // the rule is there already
 				return nil, fmt.Errorf("add the rule the plain server needs (%s): %w (the undo stopped there: run --undo again)", rule, err)
 			}
 			h.report(EventAdded, StepPlainServerRule, rule+" (the datadir stays in @mysql)")

@@ -62,6 +62,9 @@ type ResetRequest struct {
 	ReadTimeout time.Duration
 	// Notice reports progress (nil: quiet).
 	Notice func(string)
+	// BeforeRestart, when set, runs before the server starts again
+	// (HostReset removes its temporary rule there).
+	BeforeRestart func()
 }
 
 // DefaultInitDir is the parent of the init FIFO's private directory:
@@ -132,6 +135,9 @@ func ResetPassword(ctx context.Context, srv Server, r ResetRequest) (err error) 
 		// The restart must not die with an interrupted reset.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
 		defer cancel()
+		if r.BeforeRestart != nil {
+			r.BeforeRestart()
+		}
 		serr := srv.Start(sctx)
 		switch {
 		case err != nil && serr == nil:

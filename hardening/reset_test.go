@@ -101,15 +101,15 @@ func TestResetPassword(t *testing.T) {
 		wantErr   string // "" = success
 		restarted bool
 	}{
-		{name: "success", srv: fakeServer{initResult: ok}, wantCalls: "stop once start"},
+		{name: "success", srv: fakeServer{initResult: ok}, wantCalls: "stop once before start"},
 		{name: "SET PASSWORD fails", srv: fakeServer{initResult: "ERROR: 1133  Can't find any matching row in the user table\n" + ok},
-			wantCalls: "stop once start", wantErr: "SET PASSWORD failed for app@%: ERROR: 1133  Can't find any matching row", restarted: true},
+			wantCalls: "stop once before start", wantErr: "SET PASSWORD failed for app@%: ERROR: 1133  Can't find any matching row", restarted: true},
 		{name: "the binary does not start", srv: fakeServer{onceErr: errors.New("permission denied")},
-			wantCalls: "stop once start", wantErr: "could not start the server binary: permission denied; the password was not changed, the server was started again as before", restarted: true},
+			wantCalls: "stop once before start", wantErr: "could not start the server binary: permission denied; the password was not changed, the server was started again as before", restarted: true},
 		{name: "exits before reading", srv: fakeServer{exitEarly: true},
-			wantCalls: "stop once start", wantErr: "exited before reading the init file: [ERROR] InnoDB: the datadir is locked", restarted: true},
+			wantCalls: "stop once before start", wantErr: "exited before reading the init file: [ERROR] InnoDB: the datadir is locked", restarted: true},
 		{name: "restart fails too", srv: fakeServer{onceErr: errors.New("boom"), startErr: errors.New("no luck")},
-			wantCalls: "stop once start", wantErr: "the server could not be started again (no luck): start it by hand: run-the-server --as-before"},
+			wantCalls: "stop once before start", wantErr: "the server could not be started again (no luck): start it by hand: run-the-server --as-before"},
 		{name: "stop fails: nothing else", srv: fakeServer{stopErr: errors.New("still running")},
 			wantCalls: "stop", wantErr: "could not stop the server: still running"},
 	}
@@ -117,8 +117,11 @@ func TestResetPassword(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := reachableTempDir(t)
 			srv := tc.srv
+			// BeforeRestart (HostReset's removal of its rule) runs
+			// before every restart, and only then.
 			err := ResetPassword(context.Background(), &srv, ResetRequest{Account: "app", Host: "%", Password: []byte(`p'w\`),
-				InitDir: parent, UID: uid, GID: gid, ReadTimeout: 10 * time.Second})
+				InitDir: parent, UID: uid, GID: gid, ReadTimeout: 10 * time.Second,
+				BeforeRestart: func() { srv.calls = append(srv.calls, "before") }})
 			if got := strings.Join(srv.calls, " "); got != tc.wantCalls {
 				t.Errorf("calls %q, want %q", got, tc.wantCalls)
 			}

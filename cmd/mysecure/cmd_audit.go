@@ -4,17 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mysecure/mysecure/hardening/audit"
 )
-
-var errAuditFailed = errors.New("audit checks failed")
 
 type auditOptions struct {
 	Profile      string
@@ -70,29 +66,26 @@ file holding the credentials: they are never taken from argv).`,
 }
 
 func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
-	q, err := audit.Client{Program: o.Client, DefaultsFile: o.DefaultsFile, Socket: o.Socket, User: o.User}.Query()
-	if errors.Is(err, audit.ErrNoClient) {
+	q, err := audit.Client{Program: o.Client, DefaultsFile: o.DefaultsFile, Socket: o.Socket, User: o.User}.Connect(ctx)
+	switch {
+	case errors.Is(err, audit.ErrNoClient):
 		return withHint(err, "install mariadb-client, or pass --client")
-	}
-	if err != nil {
+	case errors.Is(err, audit.ErrConnect):
+		return withHint(err, "run as root on the server's host, or pass --defaults-file with a client [client] user and password")
+	case err != nil:
 		return err
 	}
-	// Fail early, with the client's message, when it cannot connect.
-	if _, err := q(ctx, "SELECT 1"); err != nil {
-		return withHint(fmt.Errorf("cannot connect to the server: %w", err), "run as root on the server's host, or pass --defaults-file with a client [client] user and password")
-	}
-	r, err := audit.RunReport(ctx, audit.Target{Query: q, OptionFiles: o.OptionFiles, DataDir: o.DataDir, ServerUser: o.ServerUser,
-		Profile: o.Profile, Only: o.Only, Skip: o.Skip,
-		Admins: g.cfg.Audit.Admins, InUse: g.cfg.Audit.Accounts, AllowedPlugins: g.cfg.Audit.Plugins, AllowedUDFs: g.cfg.Audit.UDFs,
-		Host: audit.Host{Mount: g.cfg.Mount}})
+	t := audit.Target{Query: q, OptionFiles: o.OptionFiles, DataDir: o.DataDir, ServerUser: o.ServerUser,
+		Profile: o.Profile, Only: o.Only, Skip: o.Skip, Host: audit.Host{Mount: g.cfg.Mount}}
+	g.cfg.Audit.Apply(&t)
+	r, err := audit.RunReport(ctx, t)
 	if errors.Is(err, audit.ErrProfile) {
 		return withHint(usagef(err.Error()), "docs/audit.md lists the checks and profiles")
 	}
 	if err != nil {
 		return err
 	}
-	r.Tool, r.ToolVersion, r.Time = "mysecure", version, time.Now().UTC()
-	r.Host, _ = os.Hostname()
+	r.Stamp("mysecure", version)
 	fs := r.Findings
 	if o.JSON {
 		if err := g.p.json(r); err != nil {
@@ -130,8 +123,5 @@ func runAudit(ctx context.Context, g *globalOptions, o auditOptions) error {
 		fmt.Fprintf(g.p.out, "\n%d checks on %s %s (profile %s): %d passed, %d failed, %d warnings, %d could not run, %d not applicable\n",
 			s.Total, r.Server.Flavor, r.Server.Version, r.Profile, s.Pass, s.Fail, s.Warn, s.Error, s.NotApplicable)
 	}
-	if n := r.Summary.Fail + r.Summary.Error; n > 0 {
-		return fmt.Errorf("%w: %d failed, %d could not run, of %d", errAuditFailed, r.Summary.Fail, r.Summary.Error, r.Summary.Total)
-	}
-	return nil
+	return r.Err()
 }

@@ -114,7 +114,6 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 // SSH failures added.
 type jobRunner struct{ backup.Jobs }
 
-
 // Code implements daemon.Jobs: the wire code of a job's error ("" leaves
 // it to the daemon's codes).
 func (j jobRunner) Code(err error) string {

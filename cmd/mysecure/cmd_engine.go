@@ -16,9 +16,6 @@ import (
 	"github.com/mysecure/mysecure/internal/plan"
 )
 
-// errEngineForeignRules: rules other than engine mode's open the key file.
-var errEngineForeignRules = errors.New("other rules open the engine key file")
-
 type engineOptions struct {
 	creds      credOptions
 	o          engine.Options
@@ -43,17 +40,9 @@ func (eo *engineOptions) addServer(cmd *cobra.Command) {
 	f.StringVar(&eo.DefaultsFile, "defaults-file", "", "client option `FILE` with the connection and credentials (never give a password on the command line)")
 }
 
-// sqlConn is the client connection of --defaults-file and --mysql-socket.
-func (eo *engineOptions) sqlConn() engine.Conn {
-	var qargs []string
-	if eo.DefaultsFile != "" {
-		qargs = append(qargs, "--defaults-file="+eo.DefaultsFile)
-	}
-	if eo.Socket != "" {
-		qargs = append(qargs, "--socket="+eo.Socket)
-	}
-	return engine.Conn{Args: qargs}
-}
+// sqlConn is the client connection of --defaults-file and --mysql-socket
+// (nil without either).
+func (eo *engineOptions) sqlConn() *engine.Conn { return engine.ClientConn(eo.DefaultsFile, eo.Socket) }
 
 func (eo *engineOptions) addLocate(cmd *cobra.Command) {
 	f := cmd.Flags()
@@ -167,18 +156,9 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	}
 	// With the server's socket, after the restart: the Aria tables still
 	// in plaintext are rebuilt (a step that needs no credential).
-	var aria []plan.Step
-	ariaLater := "restart the server, then run 'mysecure engine enable --mysql-socket SOCKET' again: it rebuilds the Aria tables written before engine mode"
-	if s.Opts.Flavor == engine.MariaDB && (eo.Socket != "" || eo.DefaultsFile != "") {
-		step, notYet, err := engine.AriaEncryptStep(ctx, eo.sqlConn())
-		if err != nil {
-			return err
-		}
-		if step != nil {
-			aria, ariaLater = []plan.Step{step}, ""
-		} else {
-			ariaLater = notYet + ": restart the server, then run this again to rebuild the Aria tables written before engine mode"
-		}
+	aria, ariaLater, err := s.AriaPlan(ctx, eo.sqlConn())
+	if err != nil {
+		return err
 	}
 	findings, err := plan.Check(ctx, append(s.Steps(), aria...))
 	if err != nil {
@@ -188,20 +168,17 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	changing := g.p.planFindings(findings)
 	setupChanging := len(plan.Drifted(findings[:len(s.Steps())]))
 	var refusal error
-	if len(foreign) > 0 && !eo.KeepRules {
-		refusal = withHint(fmt.Errorf("%w: %s", errEngineForeignRules, strings.Join(foreign, "; ")),
-			"remove them ('mysecure acl del N'): each lets another program read the engine keys (a rule for the binary before 'harden mysqld' is one); or pass --keep-existing-rules")
-		fmt.Fprintf(g.p.out, "refused: %v\n", refusal)
-	}
-	if eo.DryRun {
-		if refusal != nil {
-			return refusal
+	if !eo.KeepRules {
+		if refusal = engine.ForeignRulesError(foreign); refusal != nil {
+			fmt.Fprintf(g.p.out, "refused: %v\n", refusal)
 		}
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
-		return nil
 	}
 	if refusal != nil {
 		return refusal
+	}
+	if eo.DryRun {
+		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
+		return nil
 	}
 	if changing == 0 {
 		fmt.Fprintln(g.p.out, "nothing to change: engine mode is on")
@@ -258,49 +235,23 @@ plaintext. Exits 15 when a step is not in place or something is plaintext.`,
 	return cmd
 }
 
-type engineReport struct {
-	Steps  []plan.Finding `json:"steps"`
-	Server *engine.Status `json:"server,omitempty"`
-	Error  string         `json:"server_error,omitempty"`
-	OK     bool           `json:"ok"`
-}
-
 func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) error {
-	eo.BackupTool = "none"
 	c := daemon.NewClient(g.cfg.Socket)
 	s, err := engineSetup(g, eo, admin.Conn{Client: c})
 	if err != nil {
 		return err
 	}
 	// The backup tool's rule as 'engine enable' recorded it (none
-	// included); a setup enabled by an earlier mysecure recorded nothing:
-	// the default of enable then.
-	if ok, err := s.Opts.UseRecorded(); err != nil {
+	// included), else enable's default.
+	if err := s.Opts.UseRecordedOrAuto(g.cfg.PhysicalTool); err != nil {
 		return err
-	} else if !ok {
-		if bt, err := backupTool(g, "auto"); err == nil {
-			s.Opts.BackupTool = bt
-		}
 	}
-	rep := engineReport{OK: true}
 	if _, err := c.Status(ctx); err != nil {
 		return err
 	}
-	if rep.Steps, err = plan.Check(ctx, s.Steps()); err != nil {
+	rep, err := s.Report(ctx, eo.sqlConn())
+	if err != nil {
 		return err
-	}
-	for _, f := range rep.Steps {
-		rep.OK = rep.OK && f.OK()
-	}
-	if eo.DefaultsFile != "" || eo.Socket != "" {
-		st, err := engine.ReadStatus(ctx, eo.sqlConn())
-		if err != nil {
-			rep.Error = err.Error()
-			rep.OK = false
-		} else {
-			rep.Server = st
-			rep.OK = rep.OK && st.Done()
-		}
 	}
 	if eo.JSON {
 		if err := g.p.json(rep); err != nil {
@@ -317,7 +268,7 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 				fmt.Fprintf(g.p.out, "drift:  %s: %s\n", f.Step, f.Drift)
 			}
 		}
-		if st, err := (&engine.Disable{Setup: s}).Stage(); err == nil && st == engine.StageFinish {
+		if rep.Disabling {
 			fmt.Fprintf(g.p.out, "engine mode is being disabled (run 1 of 'engine disable' is done): restart the server, then run 'mysecure engine disable' again\n")
 		}
 		if rep.Error != "" {
@@ -338,10 +289,7 @@ func runEngineStatus(ctx context.Context, g *globalOptions, eo *engineOptions) e
 			}
 		}
 	}
-	if !rep.OK {
-		return withHint(fmt.Errorf("%w: engine mode is not complete", errDrift), "'mysecure engine enable' puts missing steps back; the background threads encrypt existing InnoDB tables after a restart, and 'mysecure engine enable --mysql-socket SOCKET' after it rebuilds the Aria tables still in plaintext")
-	}
-	return nil
+	return rep.Err()
 }
 
 func newEngineDisableCommand(g *globalOptions) *cobra.Command {
@@ -377,7 +325,8 @@ See docs/engine.md.`,
 }
 
 func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) error {
-	if eo.Socket == "" && eo.DefaultsFile == "" {
+	sql := eo.sqlConn()
+	if sql == nil {
 		return withHint(usagef("engine disable needs the running server"), "pass --mysql-socket SOCKET or --defaults-file FILE")
 	}
 	c := daemon.NewClient(g.cfg.Socket)
@@ -386,7 +335,7 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	if err != nil {
 		return err
 	}
-	d := &engine.Disable{Setup: s, SQL: eo.sqlConn(), Timeout: eo.Timeout}
+	d := &engine.Disable{Setup: s, SQL: *sql, Timeout: eo.Timeout}
 	stage, err := d.Stage()
 	if err != nil {
 		return engineRefusal(err)
@@ -403,8 +352,7 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	if err != nil {
 		return err
 	}
-	run := map[engine.Stage]string{engine.StageDecrypt: "run 1 of 2: decrypt", engine.StageFinish: "run 2 of 2: turn the key plugin off"}[stage]
-	fmt.Fprintf(g.p.out, "engine disable for %s (%s):\n", s.Opts.Binary, run)
+	fmt.Fprintf(g.p.out, "engine disable for %s (%s):\n", s.Opts.Binary, stage.Run())
 	changing := g.p.planFindings(findings)
 	if eo.DryRun {
 		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)

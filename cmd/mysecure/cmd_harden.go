@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -80,28 +78,11 @@ binary, datadir, files, units and rules. See docs/harden.md.`,
 	return cmd
 }
 
-// guardBinary finds the mysqld-guard program.
-func guardBinary(configured string) string {
-	if configured != "" {
-		return configured
-	}
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "mysqld-guard")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("mysqld-guard"); err == nil {
-		return p
-	}
-	return ""
-}
-
 func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	o := ho.o
 	var err error
 	o.Mount, o.AuditLog = g.cfg.Mount, g.cfg.AuditLog
-	o.GuardBinary = guardBinary(o.GuardBinary)
+	o.GuardBinary = hardening.FindGuardBinary(o.GuardBinary)
 	if o.BackupTool, err = backupTool(g, ho.BackupTool); err != nil {
 		return err
 	}
@@ -177,33 +158,13 @@ func hardenProcedure(g *globalOptions, c *daemon.Client, creds *credOptions) *cl
 	return p
 }
 
-// backupTool resolves --allow-backup-tool: auto is the configured
-// physical-tool, else the first of mariadb-backup, mariabackup and
-// xtrabackup found ("" when none is installed); none is "".
+// backupTool resolves --allow-backup-tool (hardening.ResolveBackupTool).
 func backupTool(g *globalOptions, flag string) (string, error) {
-	switch strings.ToLower(flag) {
-	case "none", "no", "false", "off", "0", "":
-		return "", nil
-	case "auto", "yes", "true", "on", "1":
-		names := []string{"mariadb-backup", "mariabackup", "xtrabackup"}
-		if g.cfg.PhysicalTool != "" {
-			names = []string{g.cfg.PhysicalTool}
-		}
-		for _, n := range names {
-			if p, err := exec.LookPath(n); err == nil {
-				return filepath.Abs(p)
-			}
-		}
-		return "", nil
+	p, err := hardening.ResolveBackupTool(flag, g.cfg.PhysicalTool)
+	if err != nil {
+		return "", withHint(usagef(fmt.Sprintf("--allow-backup-tool %s: %v", flag, err)), "give the tool's absolute path, auto or none")
 	}
-	if !filepath.IsAbs(flag) {
-		p, err := exec.LookPath(flag)
-		if err != nil {
-			return "", withHint(usagef(fmt.Sprintf("--allow-backup-tool %s: %v", flag, err)), "give the tool's absolute path, auto or none")
-		}
-		return filepath.Abs(p)
-	}
-	return flag, nil
+	return p, nil
 }
 
 func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) error {

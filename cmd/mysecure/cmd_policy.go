@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -19,9 +18,6 @@ import (
 	"github.com/mysecure/mysecure/ndb"
 	"github.com/mysecure/mysecure/policies"
 )
-
-// errDrift: policy check found a step not in place.
-var errDrift = errors.New("drift")
 
 func newPolicyCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
@@ -153,13 +149,6 @@ func loadBundle(ref string) (*policies.Bundle, error) {
 	return b, err
 }
 
-// policyStateDir holds one state file per bundle applied (internal/plan).
-func policyStateDir(g *globalOptions) string { return filepath.Join(g.cfg.Store, "ms.policy") }
-
-func policyStatePath(g *globalOptions, name string) string {
-	return filepath.Join(policyStateDir(g), name+".json")
-}
-
 // compilePolicy resolves the bundle's parameters (--set, else those of
 // the last apply, else the defaults) and makes its plan.
 func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn admin.Conn) ([]plan.Step, map[string]string, error) {
@@ -167,21 +156,13 @@ func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn 
 	if err != nil {
 		return nil, nil, withHint(usagef(oneLine(err)), "--set NAME=VALUE; 'mysecure policy show "+b.Name+"' lists the parameters")
 	}
-	if st, err := plan.LoadState(policyStatePath(g, b.Name)); err == nil && st != nil {
-		for k, v := range st.Params {
-			if _, ok := sets[k]; !ok {
-				if _, known := b.AllParams()[k]; known {
-					sets[k] = v
-				}
-			}
-		}
-	}
+	b.WithLast(sets, g.cfg.Store)
 	vals, err := b.Values(sets)
 	if err != nil {
 		return nil, nil, withHint(usagef(oneLine(err)), "'mysecure policy show "+b.Name+"' lists the parameters")
 	}
 	env := policies.Env{Conn: conn, ConfigFile: g.configFileForEdit(),
-		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: guardBinary("")},
+		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: hardening.FindGuardBinary("")},
 		NDB:    policyNDBEnv(g),
 		HardenReport: func(e hardening.Event) {
 			switch e.Kind {
@@ -248,7 +229,7 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 	if steps, _, err = compilePolicy(g, b, o.Sets, conn); err != nil {
 		return err
 	}
-	r := &plan.Runner{StatePath: policyStatePath(g, b.Name), Params: vals, Report: g.p.planEvent}
+	r := &plan.Runner{StatePath: policies.StatePath(g.cfg.Store, b.Name), Params: vals, Report: g.p.planEvent}
 	res, err := r.Apply(ctx, b.Name, steps)
 	if res != nil && len(res.Applied) > 0 {
 		notifyDaemon(ctx, g)
@@ -260,31 +241,17 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 	return nil
 }
 
-type policyReport struct {
-	Bundle   string            `json:"bundle"`
-	Params   map[string]string `json:"params"`
-	OK       bool              `json:"ok"`
-	Findings []plan.Finding    `json:"findings"`
-}
-
 func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, args []string) error {
 	var refs []string
 	if len(args) == 1 {
 		refs = args
 	} else {
-		ents, err := os.ReadDir(policyStateDir(g))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		var err error
+		if refs, err = policies.Applied(g.cfg.Store); err != nil {
 			return err
 		}
-		for _, e := range ents {
-			if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(n, ".") {
-				if st, err := plan.LoadState(filepath.Join(policyStateDir(g), e.Name())); err == nil && st != nil && st.Status != plan.StatusRolledBack {
-					refs = append(refs, n)
-				}
-			}
-		}
 		if len(refs) == 0 {
-			return withHint(fmt.Errorf("%w: no policy was applied on this host (%s is empty)", os.ErrNotExist, policyStateDir(g)), "name a bundle: 'mysecure policy check mysql-datadir'")
+			return withHint(fmt.Errorf("%w: no policy was applied on this host (%s is empty)", os.ErrNotExist, policies.StateDir(g.cfg.Store)), "name a bundle: 'mysecure policy check mysql-datadir'")
 		}
 		if len(o.Sets) > 0 {
 			return usagef("--set needs a bundle name")
@@ -294,8 +261,7 @@ func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, arg
 	if _, err := c.Status(ctx); err != nil {
 		return err
 	}
-	var reports []policyReport
-	drift := 0
+	var reports []policies.Report
 	for _, ref := range refs {
 		b, err := loadBundle(ref)
 		if err != nil {
@@ -309,9 +275,7 @@ func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, arg
 		if err != nil {
 			return err
 		}
-		bad := plan.Drifted(fs)
-		drift += len(bad)
-		reports = append(reports, policyReport{Bundle: b.Name, Params: vals, OK: len(bad) == 0, Findings: fs})
+		reports = append(reports, policies.NewReport(b.Name, vals, fs))
 	}
 	if o.JSON {
 		if err := g.p.json(reports); err != nil {
@@ -331,11 +295,7 @@ func runPolicyCheck(ctx context.Context, g *globalOptions, o *policyOptions, arg
 			}
 		}
 	}
-	if drift > 0 {
-		return withHint(fmt.Errorf("%w: %d step(s) of %s not as the policy says", errDrift, drift, strings.Join(refs, ", ")),
-			"'mysecure policy apply NAME' puts missing steps back; a changed fingerprint needs 'mysecure acl update' once you trust the new binary")
-	}
-	return nil
+	return policies.DriftError(reports, refs)
 }
 
 // policyNDBEnv is what the ndb entries of a bundle use: the defaults of

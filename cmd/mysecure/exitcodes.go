@@ -15,7 +15,9 @@ import (
 	"github.com/mysecure/mysecure/encfs/volume"
 	"github.com/mysecure/mysecure/engine"
 	"github.com/mysecure/mysecure/hardening"
+	"github.com/mysecure/mysecure/hardening/audit"
 	"github.com/mysecure/mysecure/internal/hint"
+	"github.com/mysecure/mysecure/internal/plan"
 	"github.com/mysecure/mysecure/ndb"
 )
 
@@ -125,17 +127,17 @@ func classify(err error) (code int, hnt string) {
 		return exitUsage, "see 'mysecure help ndb'"
 	case errors.Is(err, hardening.ErrHardened):
 		return exitFile, "'mysecure harden mysqld --undo' restores the plain setup"
-	case errors.Is(err, errDrift):
+	case errors.Is(err, plan.ErrDrift):
 		return exitDrift, ""
 	case errors.Is(err, admin.ErrFingerprintChanged):
 		return exitDrift, "review the new binary; 'mysecure acl update' trusts it"
-	case errors.Is(err, errEngineForeignRules):
+	case errors.Is(err, engine.ErrForeignRules):
 		return exitUsage, ""
 	case errors.Is(err, engine.ErrForeignFile):
 		return exitFile, "move the file away if it is not needed, or pass other --cnf-dir"
 	case errors.Is(err, hardening.ErrNotHardened):
 		return exitDrift, "'mysecure harden mysqld' installs the guard"
-	case errors.Is(err, errAuditFailed):
+	case errors.Is(err, audit.ErrFailed):
 		return exitAudit, "the findings above say why each matters and how to fix it"
 	case errors.Is(err, schedule.ErrStale):
 		return exitStale, ""

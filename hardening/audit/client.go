@@ -85,3 +85,20 @@ func batchRows(out string) [][]string {
 	}
 	return rows
 }
+
+// ErrConnect: the client could not log in to the server.
+var ErrConnect = errors.New("cannot connect to the server")
+
+// Connect is Query after a first statement went through: it fails early,
+// with ErrConnect and the client's message, when the client cannot log
+// in.
+func (c Client) Connect(ctx context.Context) (Query, error) {
+	q, err := c.Query()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := q(ctx, "SELECT 1"); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConnect, err)
+	}
+	return q, nil
+}

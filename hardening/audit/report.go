@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -108,4 +110,23 @@ func selected(c Check, t Target, f Flavor) bool {
 		}
 	}
 	return true
+}
+
+// ErrFailed: a check failed or could not run (warnings do not count).
+var ErrFailed = errors.New("audit checks failed")
+
+// Err is ErrFailed with the counts when a check failed or could not run,
+// else nil.
+func (r *Report) Err() error {
+	s := r.Summary
+	if s.Fail+s.Error == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d failed, %d could not run, of %d", ErrFailed, s.Fail, s.Error, s.Total)
+}
+
+// Stamp records which tool made the report, on which host, and now.
+func (r *Report) Stamp(tool, version string) {
+	r.Tool, r.ToolVersion, r.Time = tool, version, time.Now().UTC()
+	r.Host, _ = os.Hostname()
 }

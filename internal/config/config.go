@@ -21,6 +21,7 @@ import (
 
 	"github.com/mysecure/mysecure/backup/s3store"
 	"github.com/mysecure/mysecure/backup/schedule"
+	"github.com/mysecure/mysecure/hardening/audit"
 	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
@@ -126,13 +127,9 @@ type Config struct {
 	File string `mapstructure:"-"`
 }
 
-// Audit is the audit: section of the configuration file.
-type Audit struct {
-	Admins   []string `mapstructure:"admins"`
-	Accounts []string `mapstructure:"accounts"`
-	Plugins  []string `mapstructure:"plugins"`
-	UDFs     []string `mapstructure:"udfs"`
-}
+// Audit is the audit: section of the configuration file: harden audit's
+// allow-lists, which that package applies.
+type Audit = audit.Config
 
 // TargetConfig is one object store under backup-targets
 // (docs/configuration.md, docs/fleet.md).

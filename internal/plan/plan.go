@@ -126,6 +126,10 @@ func Check(ctx context.Context, steps []Step) ([]Finding, error) {
 	return out, nil
 }
 
+// ErrDrift: a check found a step not in place (or not as it should
+// be).
+var ErrDrift = errors.New("drift")
+
 // Drifted returns the findings that are not OK.
 func Drifted(fs []Finding) []Finding {
 	var out []Finding
