@@ -48,6 +48,11 @@ func TestMatchPattern(t *testing.T) {
 		{"", "", true},
 		{"", "a", false},
 		{"a/", "a", false},
+		// Not valid UTF-8: the first '*' takes the lone \xf1, the literal
+		// \xf1 the first byte of U+40484, the second '*' two more bytes
+		// (one character each when decoded from there). Found by
+		// FuzzMatchPattern.
+		{"*\xf1*\x84", "\xf1\U00040484", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+"~"+tt.path, func(t *testing.T) {
@@ -67,8 +72,12 @@ func FuzzMatchPattern(f *testing.F) {
 		if len(pattern) > 12 || len(path) > 24 {
 			return
 		}
-		if got, want := MatchPattern(pattern, path), slowMatch(pattern, path); got != want {
+		want := slowMatch(pattern, path)
+		if got := MatchPattern(pattern, path); got != want {
 			t.Fatalf("MatchPattern(%q, %q) = %v, want %v", pattern, path, got, want)
+		}
+		if got := matchMemo(pattern, path); got != want {
+			t.Fatalf("matchMemo(%q, %q) = %v, want %v", pattern, path, got, want)
 		}
 	})
 }
