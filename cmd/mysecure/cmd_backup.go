@@ -59,16 +59,7 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 	if os.Geteuid() != 0 {
 		return nil, withHint(fmt.Errorf("%w: running without the daemon needs root", os.ErrPermission), "run as root with the volume credential, or ask the daemon (drop --local)")
 	}
-	vol, err := volume.Load(g.cfg.Store)
-	if err != nil {
-		return nil, err
-	}
-	c, wipe, err := o.Creds.credential()
-	if err != nil {
-		return nil, err
-	}
-	keys, err := vol.Unlock(c)
-	wipe()
+	vol, keys, err := openVolume(g, &o.Creds)
 	if err != nil {
 		return nil, err
 	}

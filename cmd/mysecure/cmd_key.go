@@ -30,8 +30,9 @@ host's client certificate, and is therefore not a master credential.`,
 	return cmd
 }
 
-// unlock loads the store's volume and opens it with the credential in o.
-func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
+// openVolume loads the store's volume and opens it with the credential
+// in o, wiping the credential's secrets afterwards.
+func openVolume(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
 	v, err := volume.Load(g.cfg.Store)
 	if err != nil {
 		return nil, nil, err
@@ -42,6 +43,16 @@ func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, err
 	}
 	defer wipe()
 	k, err := v.Unlock(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, k, nil
+}
+
+// unlock is openVolume that warns on stderr when an RSA slot opened the
+// volume (an RSA key cannot authenticate the config).
+func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
+	v, k, err := openVolume(g, o)
 	if err != nil {
 		return nil, nil, err
 	}
