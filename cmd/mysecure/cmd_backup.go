@@ -101,19 +101,6 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 	return svc, nil
 }
 
-// jobRunner serves backup requests in the daemon, with the wire codes of
-// SSH failures added.
-type jobRunner struct{ backup.Jobs }
-
-// Code implements daemon.Jobs: the wire code of a job's error ("" leaves
-// it to the daemon's codes).
-func (j jobRunner) Code(err error) string {
-	if c := sshCode(err); c != "" {
-		return c
-	}
-	return j.Jobs.Code(err)
-}
-
 // runOp runs a backup request in the daemon or locally, printing progress
 // on stderr, and decodes the result into out.
 func runOp(ctx context.Context, g *globalOptions, eo *execOptions, req backup.Request, out any) error {
