@@ -247,12 +247,8 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions) error {
 		return err
 	}
 	o.exec.sshPassFile = o.ssh.PassphraseFile
-	to := o.To
-	if len(to) == 0 {
-		to = g.cfg.BackupTo
-	}
 	req := backup.Request{Op: backup.OpBackup, Backup: &backup.Options{
-		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, SSH: ssh, Targets: to,
+		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, SSH: ssh, Targets: g.cfg.Targets(o.To),
 	}}
 	var m backup.Manifest
 	if err := runOp(ctx, g, &o.exec, req, &m); err != nil {
