@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,6 +73,11 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 	svc.SSH = sshDialer(g, true, o.sshPassFile, slog.New(slog.DiscardHandler))
 	o.svc, o.keys = svc, keys
 	return svc, nil
+}
+
+// targetFlag is the --target flag of the catalog commands.
+func targetFlag(f *pflag.FlagSet, target *string) {
+	f.StringVar(target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
 }
 
 func (o *execOptions) AddFlags(f *pflag.FlagSet) {
@@ -296,7 +300,7 @@ func newBackupListCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -333,7 +337,7 @@ func newBackupShowCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -376,7 +380,7 @@ func newBackupVerifyCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "verify every backup")
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -396,7 +400,7 @@ func newBackupDeleteCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -454,7 +458,7 @@ least one --keep option is required. --dry-run only shows the decisions.`,
 	f.StringVar(&o.Job, "job", "", "prune only the backups of schedule `NAME`")
 	f.StringVar(&o.Location, "timezone", "", "time zone of the day/week/month buckets (default UTC)")
 	eo.AddFlags(f)
-	f.StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(f, &target)
 	return cmd
 }
 
@@ -672,12 +676,11 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 		if t == nil {
 			return usagef("--user is required (no terminal to ask on)")
 		}
-		fmt.Fprint(t.f, "MySQL user: ")
-		line, err := bufio.NewReader(t.f).ReadString('\n')
+		user, err := t.readLine("MySQL user: ")
 		if err != nil {
 			return err
 		}
-		in.User = strings.TrimSpace(line)
+		in.User = user
 	}
 	switch {
 	case o.PasswordFile != "":
@@ -708,9 +711,8 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 	}
 	shred := o.Shred
 	if !shred && t != nil {
-		fmt.Fprintf(t.f, "shred the plaintext file %s now? [y/N] ", o.FromCnf)
-		line, _ := bufio.NewReader(t.f).ReadString('\n')
-		shred = strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
+		answer, _ := t.readLine(fmt.Sprintf("shred the plaintext file %s now? [y/N] ", o.FromCnf))
+		shred = strings.EqualFold(answer, "y") || strings.EqualFold(answer, "yes")
 	}
 	if !shred {
 		g.p.noticef("%s still holds the password in plaintext: remove it ('shred -u %s'), or run again with --shred", o.FromCnf, o.FromCnf)
