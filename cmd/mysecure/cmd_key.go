@@ -146,21 +146,8 @@ func newKeyListCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintf(g.p.out, "volume %s (format %d), categories @%s\n", out.VolumeID, out.Version, strings.Join(out.Categories, ", @"))
 			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTYPE\tCREATED\tLABEL\tDETAIL")
-			for _, s := range out.Slots {
-				detail := ""
-				switch s.Type {
-				case volume.SlotPassphrase:
-					detail = fmt.Sprintf("argon2id t=%d m=%dMiB p=%d", s.KDF.Time, s.KDF.MemoryKiB/1024, s.KDF.Threads)
-				case volume.SlotRSA:
-					detail = s.RSAFingerprint
-				case volume.SlotKeyFile:
-					detail = s.KeyFileHint
-				case volume.SlotKMS:
-					if s.KMS != nil {
-						detail = s.KMS.URL + " key " + s.KMS.KeyID
-					}
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, printable(string(s.Type)), printable(s.Created), printable(s.Label), printable(detail))
+			for _, s := range v.Config.Slots {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, printable(string(s.Type)), printable(s.Created), printable(s.Label), printable(s.Detail()))
 			}
 			return tw.Flush()
 		},
