@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
 // A backup job that runs in the daemon reports its error to the client
@@ -60,8 +61,12 @@ var wireCodes = []struct {
 }
 
 // WireCode is the code of a job's error, or "" when this package has
-// none for it (the daemon then classifies it).
+// none for it (the daemon then classifies it). SSH failures (a backup or
+// restore over --ssh) get sshclient's codes, before this package's.
 func WireCode(err error) string {
+	if c := sshclient.WireCode(err); c != "" {
+		return c
+	}
 	for _, w := range wireCodes {
 		if errors.Is(err, w.err) {
 			return w.code
@@ -70,9 +75,12 @@ func WireCode(err error) string {
 	return ""
 }
 
-// WireError is the error a code stands for, or nil for a code this
-// package does not know.
+// WireError is the error a code stands for (sshclient's sentinels for
+// its codes), or nil for a code this package does not know.
 func WireError(code string) error {
+	if err := sshclient.WireError(code); err != nil {
+		return err
+	}
 	for _, w := range wireCodes {
 		if w.code == code {
 			return w.err

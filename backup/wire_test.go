@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mysecure/mysecure/encfs/content"
+	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
 // TestWireCodes: every error a job reports by code turns back into an
@@ -35,6 +36,13 @@ func TestWireCodes(t *testing.T) {
 		{ErrObjectStore, CodeObjectStore, ErrObjectStore},
 		{fmt.Errorf("write: %w", syscall.ENOSPC), CodeDiskFull, syscall.ENOSPC},
 		{context.Canceled, CodeInterrupted, context.Canceled},
+		// SSH failures of a job over --ssh: sshclient's codes, also when
+		// the failure wraps one of this package's errors.
+		{fmt.Errorf("dial: %w", sshclient.ErrHostKey), sshclient.CodeHostKey, sshclient.ErrHostKey},
+		{sshclient.ErrConfig, sshclient.CodeConfig, sshclient.ErrConfig},
+		{sshclient.ErrAuth, sshclient.CodeFailed, sshclient.ErrConnect},
+		{&sshclient.ForwardError{Network: "tcp", Remote: "127.0.0.1:3306", Err: errors.New("refused")}, sshclient.CodeFailed, sshclient.ErrConnect},
+		{fmt.Errorf("%w: %w", ErrToolFailed, sshclient.ErrConnect), sshclient.CodeFailed, sshclient.ErrConnect},
 	} {
 		code := WireCode(tc.err)
 		if code != tc.code {

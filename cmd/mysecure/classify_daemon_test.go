@@ -14,6 +14,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/daemon/daemontest"
 	"github.com/mysecure/mysecure/encfs/rollback"
 	"github.com/mysecure/mysecure/encfs/volume"
+	"github.com/mysecure/mysecure/internal/sshclient"
 	"github.com/mysecure/mysecure/internal/testenv"
 )
 
@@ -29,7 +30,7 @@ func (j failingJobs) Run(_ context.Context, raw json.RawMessage, _ bool, _ func(
 }
 
 // Code is the daemon side of what the CLI's job runner does.
-func (failingJobs) Code(err error) string { return jobRunner{}.Code(err) }
+func (failingJobs) Code(err error) string { return backup.Jobs{}.Code(err) }
 
 // TestClassifySameThroughDaemon: an error classified here and the same
 // error reported by a real daemon's control socket (a job that fails with
@@ -68,6 +69,10 @@ func TestClassifySameThroughDaemon(t *testing.T) {
 		&backup.PrivilegeError{Op: "restore", Account: "r@%", Missing: map[string][]string{"*.*": {"SUPER"}}},
 		fmt.Errorf("write: %w", syscall.ENOSPC),
 		context.Canceled,
+		fmt.Errorf("dial: %w", sshclient.ErrHostKey),
+		sshclient.ErrConfig,
+		sshclient.ErrAuth,
+		&sshclient.ForwardError{Network: "tcp", Remote: "127.0.0.1:3306", Err: errors.New("refused")},
 		errors.New("something unexpected"),
 	}
 	client, _ := daemontest.Serve(t, failingJobs{errs: errs}, backup.WireError)

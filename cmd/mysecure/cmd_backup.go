@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,16 +58,7 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 	if os.Geteuid() != 0 {
 		return nil, withHint(fmt.Errorf("%w: running without the daemon needs root", os.ErrPermission), "run as root with the volume credential, or ask the daemon (drop --local)")
 	}
-	vol, err := volume.Load(g.cfg.Store)
-	if err != nil {
-		return nil, err
-	}
-	c, wipe, err := o.Creds.credential()
-	if err != nil {
-		return nil, err
-	}
-	keys, err := vol.Unlock(c)
-	wipe()
+	vol, keys, err := openVolume(g, &o.Creds)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +73,11 @@ func (o *execOptions) localService(g *globalOptions) (*backup.Service, error) {
 	svc.SSH = sshDialer(g, true, o.sshPassFile, slog.New(slog.DiscardHandler))
 	o.svc, o.keys = svc, keys
 	return svc, nil
+}
+
+// targetFlag is the --target flag of the catalog commands.
+func targetFlag(f *pflag.FlagSet, target *string) {
+	f.StringVar(target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
 }
 
 func (o *execOptions) AddFlags(f *pflag.FlagSet) {
@@ -108,19 +103,6 @@ func backupService(g *globalOptions, vol *volume.Volume, keys *volume.Keys, log 
 		return nil, err
 	}
 	return svc, nil
-}
-
-// jobRunner serves backup requests in the daemon, with the wire codes of
-// SSH failures added.
-type jobRunner struct{ backup.Jobs }
-
-// Code implements daemon.Jobs: the wire code of a job's error ("" leaves
-// it to the daemon's codes).
-func (j jobRunner) Code(err error) string {
-	if c := sshCode(err); c != "" {
-		return c
-	}
-	return j.Jobs.Code(err)
 }
 
 // runOp runs a backup request in the daemon or locally, printing progress
@@ -269,12 +251,8 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions) error {
 		return err
 	}
 	o.exec.sshPassFile = o.ssh.PassphraseFile
-	to := o.To
-	if len(to) == 0 {
-		to = g.cfg.BackupTo
-	}
 	req := backup.Request{Op: backup.OpBackup, Backup: &backup.Options{
-		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, SSH: ssh, Targets: to,
+		Type: o.Type, Databases: o.Databases, Credentials: o.Creds, Level: level, SSH: ssh, Targets: g.cfg.Targets(o.To),
 	}}
 	var m backup.Manifest
 	if err := runOp(ctx, g, &o.exec, req, &m); err != nil {
@@ -322,7 +300,7 @@ func newBackupListCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -359,7 +337,7 @@ func newBackupShowCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -402,7 +380,7 @@ func newBackupVerifyCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "verify every backup")
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -422,7 +400,7 @@ func newBackupDeleteCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	eo.AddFlags(cmd.Flags())
-	cmd.Flags().StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(cmd.Flags(), &target)
 	return cmd
 }
 
@@ -480,7 +458,7 @@ least one --keep option is required. --dry-run only shows the decisions.`,
 	f.StringVar(&o.Job, "job", "", "prune only the backups of schedule `NAME`")
 	f.StringVar(&o.Location, "timezone", "", "time zone of the day/week/month buckets (default UTC)")
 	eo.AddFlags(f)
-	f.StringVar(&target, "target", "", "the catalog of `TARGET`: local (default) or a name under backup-targets")
+	targetFlag(f, &target)
 	return cmd
 }
 
@@ -698,12 +676,11 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 		if t == nil {
 			return usagef("--user is required (no terminal to ask on)")
 		}
-		fmt.Fprint(t.f, "MySQL user: ")
-		line, err := bufio.NewReader(t.f).ReadString('\n')
+		user, err := t.readLine("MySQL user: ")
 		if err != nil {
 			return err
 		}
-		in.User = strings.TrimSpace(line)
+		in.User = user
 	}
 	switch {
 	case o.PasswordFile != "":
@@ -734,9 +711,8 @@ func runCredentialsSet(ctx context.Context, g *globalOptions, o credSetOptions) 
 	}
 	shred := o.Shred
 	if !shred && t != nil {
-		fmt.Fprintf(t.f, "shred the plaintext file %s now? [y/N] ", o.FromCnf)
-		line, _ := bufio.NewReader(t.f).ReadString('\n')
-		shred = strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
+		answer, _ := t.readLine(fmt.Sprintf("shred the plaintext file %s now? [y/N] ", o.FromCnf))
+		shred = strings.EqualFold(answer, "y") || strings.EqualFold(answer, "yes")
 	}
 	if !shred {
 		g.p.noticef("%s still holds the password in plaintext: remove it ('shred -u %s'), or run again with --shred", o.FromCnf, o.FromCnf)

@@ -30,8 +30,9 @@ host's client certificate, and is therefore not a master credential.`,
 	return cmd
 }
 
-// unlock loads the store's volume and opens it with the credential in o.
-func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
+// openVolume loads the store's volume and opens it with the credential
+// in o, wiping the credential's secrets afterwards.
+func openVolume(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
 	v, err := volume.Load(g.cfg.Store)
 	if err != nil {
 		return nil, nil, err
@@ -42,6 +43,16 @@ func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, err
 	}
 	defer wipe()
 	k, err := v.Unlock(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, k, nil
+}
+
+// unlock is openVolume that warns on stderr when an RSA slot opened the
+// volume (an RSA key cannot authenticate the config).
+func unlock(g *globalOptions, o *credOptions) (*volume.Volume, *volume.Keys, error) {
+	v, k, err := openVolume(g, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -135,21 +146,8 @@ func newKeyListCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintf(g.p.out, "volume %s (format %d), categories @%s\n", out.VolumeID, out.Version, strings.Join(out.Categories, ", @"))
 			tw := tabwriter.NewWriter(g.p.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTYPE\tCREATED\tLABEL\tDETAIL")
-			for _, s := range out.Slots {
-				detail := ""
-				switch s.Type {
-				case volume.SlotPassphrase:
-					detail = fmt.Sprintf("argon2id t=%d m=%dMiB p=%d", s.KDF.Time, s.KDF.MemoryKiB/1024, s.KDF.Threads)
-				case volume.SlotRSA:
-					detail = s.RSAFingerprint
-				case volume.SlotKeyFile:
-					detail = s.KeyFileHint
-				case volume.SlotKMS:
-					if s.KMS != nil {
-						detail = s.KMS.URL + " key " + s.KMS.KeyID
-					}
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, printable(string(s.Type)), printable(s.Created), printable(s.Label), printable(detail))
+			for _, s := range v.Config.Slots {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.ID, printable(string(s.Type)), printable(s.Created), printable(s.Label), printable(s.Detail()))
 			}
 			return tw.Flush()
 		},
@@ -263,47 +261,17 @@ func newKeyAddCommand(g *globalOptions) *cobra.Command {
 
 func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error {
 	// Check the new credential's flags before asking for the old one.
-	var kms volume.KMSSettings
-	switch volume.SlotType(opts.Type) {
-	case volume.SlotKMS:
-		var err error
-		if kms, err = opts.KMS.settings(); err != nil {
-			return err
-		}
-	case volume.SlotRSA:
-		if opts.New.RSAPublicKey == "" {
-			return usagef("--type rsa needs --rsa-public-key")
-		}
-	case volume.SlotKeyFile:
-		if opts.New.CreateKeyFile == "" {
-			return usagef("--type keyfile needs --create-keyfile PATH")
-		}
-	case volume.SlotPassphrase:
-	default:
-		return usagef(fmt.Sprintf("unknown slot type %q: want passphrase, rsa, keyfile or kms", opts.Type))
+	newCred, err := opts.newCredential(ctx)
+	if err != nil {
+		return err
 	}
 	var id int
-	err := changeVolume(g, &opts.Creds, func(v *volume.Volume, k *volume.Keys) (err error) {
-		var nc volume.NewCredential
-		switch volume.SlotType(opts.Type) {
-		case volume.SlotKMS:
-			nc = volume.NewKMS{Settings: kms, Ctx: ctx, Timeout: kmsTimeout}
-		case volume.SlotRSA:
-			nc, err = opts.New.rsa()
-		case volume.SlotKeyFile:
-			var kf volume.NewKeyFile
-			kf, err = opts.New.keyFile()
-			defer kf.Wipe()
-			nc = kf
-		default:
-			var p volume.NewPassphrase
-			p, err = opts.New.passphrase()
-			defer p.Wipe()
-			nc = p
-		}
+	err = changeVolume(g, &opts.Creds, func(v *volume.Volume, k *volume.Keys) error {
+		nc, wipe, err := newCred()
 		if err != nil {
 			return err
 		}
+		defer wipe()
 		id, err = v.AddSlot(k, nc, opts.Label) // removes a key file made here when it fails
 		return err
 	})
@@ -312,6 +280,44 @@ func runKeyAdd(ctx context.Context, opts keyAddOptions, g *globalOptions) error 
 	}
 	fmt.Fprintf(g.p.out, "added key slot %d (%s)\n", id, opts.Type)
 	return nil
+}
+
+// newCredential checks the flags of the new slot's credential and
+// returns what makes it once the volume is open (the new passphrase is
+// asked for after the old credential); wipe zeroes its secrets.
+func (o *keyAddOptions) newCredential(ctx context.Context) (func() (nc volume.NewCredential, wipe func(), err error), error) {
+	switch volume.SlotType(o.Type) {
+	case volume.SlotKMS:
+		kms, err := o.KMS.settings()
+		if err != nil {
+			return nil, err
+		}
+		return func() (volume.NewCredential, func(), error) {
+			return volume.NewKMS{Settings: kms, Ctx: ctx, Timeout: kmsTimeout}, func() {}, nil
+		}, nil
+	case volume.SlotRSA:
+		if o.New.RSAPublicKey == "" {
+			return nil, usagef("--type rsa needs --rsa-public-key")
+		}
+		return func() (volume.NewCredential, func(), error) {
+			nc, err := o.New.rsa()
+			return nc, func() {}, err
+		}, nil
+	case volume.SlotKeyFile:
+		if o.New.CreateKeyFile == "" {
+			return nil, usagef("--type keyfile needs --create-keyfile PATH")
+		}
+		return func() (volume.NewCredential, func(), error) {
+			kf, err := o.New.keyFile()
+			return kf, kf.Wipe, err
+		}, nil
+	case volume.SlotPassphrase:
+		return func() (volume.NewCredential, func(), error) {
+			p, err := o.New.passphrase()
+			return p, p.Wipe, err
+		}, nil
+	}
+	return nil, usagef(fmt.Sprintf("unknown slot type %q: want passphrase, rsa, keyfile or kms", o.Type))
 }
 
 func parseSlotID(s string) (int, error) {

@@ -208,10 +208,10 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 		log.Warn("unlocked with an RSA key slot: the volume config cannot be proven genuine by an RSA key alone", "slot", keys.SlotID())
 	}
 	var jobs daemon.Jobs
-	var runner *jobRunner
+	var runner *backup.Jobs
 	svc, err := backupService(g, v, keys, log.With("module", "backup"))
 	if err == nil {
-		runner = &jobRunner{backup.Jobs{Service: svc}}
+		runner = &backup.Jobs{Service: svc}
 		jobs = runner
 	} else {
 		log.Warn("backups disabled", "err", err)

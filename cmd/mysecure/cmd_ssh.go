@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mysecure/mysecure/backup"
-	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
@@ -91,23 +90,14 @@ func sshAuth(t *sshclient.Target, interactive bool, passFile string) sshclient.A
 	return a
 }
 
-// sshCode is the wire code of an SSH failure of a backup job run by the
-// daemon.
-func sshCode(err error) string { return sshclient.WireCode(err) }
-
 const (
 	hintHostKey = "check the fingerprint with the host's administrator (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub there), then add the line shown to known_hosts"
 	hintSSH     = "check the host, port, user and key ('ssh -v USER@HOST' shows the same); docs/ssh.md"
 )
 
-// classifySSH maps SSH failures, here or reported by the daemon.
+// classifySSH maps SSH failures, here or reported by the daemon (whose
+// errors unwrap to sshclient's sentinels: backup.WireError).
 func classifySSH(err error) (int, string, bool) {
-	var ae *daemon.APIError
-	if errors.As(err, &ae) {
-		if err = sshclient.WireError(ae.Code); err == nil {
-			return 0, "", false
-		}
-	}
 	var ee *sshclient.ExitError
 	switch {
 	case errors.Is(err, sshclient.ErrHostKey):

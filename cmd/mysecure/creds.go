@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -77,6 +79,14 @@ func (t *tty) readSecret(prompt string) ([]byte, error) {
 		return nil, fmt.Errorf("failed to read from terminal: %w", err)
 	}
 	return b, nil
+}
+
+// readLine prompts and reads one line (echoed), without the spaces
+// around it.
+func (t *tty) readLine(prompt string) (string, error) {
+	fmt.Fprint(t.f, prompt)
+	line, err := bufio.NewReader(t.f).ReadString('\n')
+	return strings.TrimSpace(line), err
 }
 
 // readNewSecret prompts twice and insists on the same answer.

@@ -94,6 +94,29 @@ func (p *KDFParams) validate() error {
 // MaxSlots bounds the key slots of a volume (unlock may try each).
 const MaxSlots = 32
 
+// Detail names the slot's credential for a listing: the KDF parameters
+// of a passphrase slot, the fingerprint of an rsa slot, where the key
+// file of a keyfile slot was made, the key server and key of a kms slot.
+// It is read from the config, which an rsa or kms unlock does not
+// authenticate: escape it before it reaches a terminal.
+func (s *Slot) Detail() string {
+	switch s.Type {
+	case SlotPassphrase:
+		if s.KDF != nil {
+			return fmt.Sprintf("argon2id t=%d m=%dMiB p=%d", s.KDF.Time, s.KDF.MemoryKiB/1024, s.KDF.Threads)
+		}
+	case SlotRSA:
+		return s.RSAFingerprint
+	case SlotKeyFile:
+		return s.KeyFileHint
+	case SlotKMS:
+		if s.KMS != nil {
+			return s.KMS.URL + " key " + s.KMS.KeyID
+		}
+	}
+	return ""
+}
+
 func (s *Slot) validate(c *Config) error {
 	if s.ID < 1 || s.ID > 1<<20 {
 		return errors.New("bad id")

@@ -153,6 +153,15 @@ func (t TargetConfig) S3() s3store.Config {
 		LockMode: t.ObjectLockMode, LockDays: t.ObjectLockDays}
 }
 
+// Targets are where a backup with the targets given goes: those, or
+// backup-to when none are given (and none there means local only).
+func (c *Config) Targets(given []string) []string {
+	if len(given) == 0 {
+		return c.BackupTo
+	}
+	return given
+}
+
 // TargetsChanged reports whether two backup-targets sections differ (a
 // missing section and an empty one are the same): the daemon makes its
 // object-store clients at start, so a reload may not change them.

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -112,6 +113,25 @@ func TestValidateJobsOnly(t *testing.T) {
 	}
 	if err := Validate(&c); err == nil || err.Error() != "backup-level 0 is out of range" {
 		t.Fatalf("Validate of the sections alone: %v, want the level refused", err)
+	}
+}
+
+func TestTargets(t *testing.T) {
+	to := []string{"local", "offsite"}
+	for _, tc := range []struct {
+		name        string
+		backupTo    []string
+		given, want []string
+	}{
+		{"none given: backup-to", to, nil, []string{"local", "offsite"}},
+		{"empty given: backup-to", to, []string{}, []string{"local", "offsite"}},
+		{"given wins", to, []string{"offsite"}, []string{"offsite"}},
+		{"neither: local only (none)", nil, nil, nil},
+	} {
+		c := Config{BackupTo: tc.backupTo}
+		if got := c.Targets(tc.given); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -60,9 +60,7 @@ func ValidateJobs(c *Config) error {
 		return inFile(c, err, HintTargets)
 	}
 	for i := range c.Schedules {
-		if len(c.Schedules[i].Targets) == 0 {
-			c.Schedules[i].Targets = c.BackupTo
-		}
+		c.Schedules[i].Targets = c.Targets(c.Schedules[i].Targets)
 	}
 	if err := ValidateSSH(c); err != nil {
 		return inFile(c, err, HintSSH)
