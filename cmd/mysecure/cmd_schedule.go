@@ -24,29 +24,15 @@ import (
 	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
-func historyOf(g *globalOptions) *schedule.History {
-	return &schedule.History{Dir: filepath.Join(g.cfg.Store, "ms.jobs")}
-}
+func historyOf(g *globalOptions) *schedule.History { return schedule.StoreHistory(g.cfg.Store) }
 
 // daemonJobRunner runs scheduled jobs inside the daemon, on its keys.
 func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger, jobs *schedule.JobList) *schedule.Runner {
-	r := newScheduleRunner(g, g.configFileForEdit(), jobs.Load, log.With("module", "scheduler"))
-	r.Backup = func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) }
-	r.Prune = func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) { return svc.Prune(o) }
-	return r
-}
-
-// newScheduleRunner is the part of a job runner the daemon and `backup --job`
-// share: history, locks and metrics in the store, hooks from hookSource.
-func newScheduleRunner(g *globalOptions, hookSource string, jobs func() []schedule.Job, log *slog.Logger) *schedule.Runner {
-	return &schedule.Runner{
-		History:    historyOf(g),
-		HookSource: hookSource,
-		LockDir:    filepath.Join(g.cfg.Store, "ms.locks"),
-		Metrics:    g.cfg.MetricsTextfile,
-		Jobs:       jobs,
-		Log:        log,
-	}
+	return schedule.Runner{
+		HookSource: g.configFileForEdit(), Metrics: g.cfg.MetricsTextfile, Jobs: jobs.Load, Log: log.With("module", "scheduler"),
+		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) },
+		Prune:  func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) { return svc.Prune(o) },
+	}.InStore(g.cfg.Store)
 }
 
 // daemonSchedules re-reads the schedules and the ssh: section for a
@@ -127,17 +113,20 @@ func runJob(ctx context.Context, g *globalOptions, eo *execOptions, name, trigge
 	}
 	eo.keep = true
 	defer eo.close()
-	r := newScheduleRunner(g, g.cfg.File, func() []schedule.Job { return g.cfg.Schedules }, slog.New(slog.NewJSONHandler(g.p.err, nil)))
-	r.Backup = func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
-		var m backup.Manifest
-		err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
-		return &m, err
-	}
-	r.Prune = func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
-		var d []backup.PruneDecision
-		err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
-		return d, err
-	}
+	r := schedule.Runner{
+		HookSource: g.cfg.File, Metrics: g.cfg.MetricsTextfile, Jobs: func() []schedule.Job { return g.cfg.Schedules },
+		Log: slog.New(slog.NewJSONHandler(g.p.err, nil)),
+		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
+			var m backup.Manifest
+			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
+			return &m, err
+		},
+		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
+			var d []backup.PruneDecision
+			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
+			return d, err
+		},
+	}.InStore(g.cfg.Store)
 	rec, err := r.Run(ctx, *job, trigger)
 	if err != nil {
 		return err
@@ -262,16 +251,12 @@ func validateJobSSH(g *globalOptions, j *schedule.Job) error {
 		}
 		return nil
 	}
-	var names []string
-	for _, h := range g.cfg.SSH.Hosts {
-		if h.Name == j.SSH {
-			_, err := g.cfg.SSH.Resolve(j.SSH)
-			return err
-		}
-		names = append(names, h.Name)
+	if _, ok := g.cfg.SSH.Lookup(j.SSH); ok {
+		_, err := g.cfg.SSH.Resolve(j.SSH)
+		return err
 	}
 	hint := "add the host to the ssh: section of the config file (docs/ssh.md)"
-	if len(names) > 0 {
+	if names := g.cfg.SSH.Names(); len(names) > 0 {
 		hint = "configured ssh hosts: " + strings.Join(names, ", ")
 	}
 	return withHint(usagef(fmt.Sprintf("--ssh %s: no ssh host of that name in the configuration", j.SSH)), hint)

@@ -108,12 +108,8 @@ func ValidateSSH(c *Config) error {
 	if err := c.SSH.Validate(); err != nil {
 		return err
 	}
-	names := map[string]bool{}
-	for _, h := range c.SSH.Hosts {
-		names[h.Name] = true
-	}
 	for _, j := range c.Schedules {
-		if j.SSH != "" && !names[j.SSH] && !strings.Contains(j.SSH, "@") {
+		if _, ok := c.SSH.Lookup(j.SSH); j.SSH != "" && !ok && !strings.Contains(j.SSH, "@") {
 			return fmt.Errorf("%w: schedule %s: ssh host %q is not in the ssh: section (or write user@host)", sshclient.ErrConfig, j.Name, j.SSH)
 		}
 		if j.SSH != "" {
