@@ -71,10 +71,8 @@ func readSchedules(file string) (*Config, error) {
 		return nil, err
 	}
 	v := viper.New()
-	v.SetConfigFile(file)
-	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("%w: cannot read config file %s: %v", backup.ErrUsage, file, oneLine(err))
+	if err := readConfigFile(v, file); err != nil {
+		return nil, fmt.Errorf("%w: %v", backup.ErrUsage, err)
 	}
 	exact := func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }
 	for key, dst := range map[string]any{"schedules": &c.Schedules, "ssh": &c.SSH, "backup-targets": &c.BackupTargets, "backup-to": &c.BackupTo} {

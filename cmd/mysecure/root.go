@@ -119,11 +119,8 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 		return err
 	}
 	if file != "" {
-		v.SetConfigFile(file)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return withHint(usagef(fmt.Sprintf("cannot read config file %s: %v", file, oneLine(err))),
-				"fix the YAML, or point --config at another file")
+		if err := readConfigFile(v, file); err != nil {
+			return withHint(usagef(err.Error()), "fix the YAML, or point --config at another file")
 		}
 		for _, k := range v.AllKeys() {
 			if !config.Known(k) {
@@ -144,6 +141,18 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	return nil
 }
 
+// readConfigFile reads the YAML config file into v. loadConfig takes
+// every setting from it (under flags and env), a daemon reload
+// (readSchedules) only the sections of the jobs.
+func readConfigFile(v *viper.Viper, file string) error {
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return fmt.Errorf("cannot read config file %s: %v", file, oneLine(err))
+	}
+	return nil
+}
+
 // usageOf is a configuration error as a usage error (exit 2) with the
 // error's own hint, or classify's hint for usage errors when it has none.
 func usageOf(err error) error {
@@ -152,10 +161,6 @@ func usageOf(err error) error {
 	}
 	return usagef(oneLine(err))
 }
-
-// validateSSHConfig is config.ValidateSSH (its logic moved there; the
-// name stays for callers on other branches).
-func validateSSHConfig(c *Config) error { return config.ValidateSSH(c) }
 
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
