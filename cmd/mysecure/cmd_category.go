@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -172,12 +171,18 @@ func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) e
 	return nil
 }
 
-// unknownCategory is the error for a category the volume does not have,
-// with the hint that makes it.
-func unknownCategory(cat string, have []string) error {
-	err := fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, cat, strings.Join(have, ", @"))
-	if !volume.ValidCategory(cat) {
-		return withHint(err, "a category name is a lower-case letter, then up to 31 of a-z 0-9 _ -; 'mysecure category list' shows the categories")
+// checkCategory is volume.CheckCategory with the hint that makes the
+// category.
+func checkCategory(cat string, have []string) error {
+	if err := volume.CheckCategory(cat, have); err != nil {
+		return withHint(err, unknownCategoryHint(cat))
 	}
-	return withHint(err, "create it with 'mysecure category add "+cat+"' (needs the master credential)")
+	return nil
+}
+
+func unknownCategoryHint(cat string) string {
+	if !volume.ValidCategory(cat) {
+		return "a category name is a lower-case letter, then up to 31 of a-z 0-9 _ -; 'mysecure category list' shows the categories"
+	}
+	return "create it with 'mysecure category add " + cat + "' (needs the master credential)"
 }
