@@ -34,7 +34,7 @@ and the next mount creates the category's directory.`,
 		Short: "List the categories, whether each is empty and how many rules name it (no credential)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cats, online, err := listCategories(cmd.Context(), g)
+			cats, online, err := admin.ListCategories(cmd.Context(), daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
 			if err != nil {
 				return err
 			}
@@ -100,25 +100,6 @@ func daemonForStore(ctx context.Context, g *globalOptions) (*daemon.Client, erro
 		return nil, withHint(usagef(other.Error()), "point --store at the mounted store, or --socket at the daemon that serves this one")
 	}
 	return c, err
-}
-
-func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInfo, bool, error) {
-	c, err := admin.StoreDaemon(ctx, daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
-	var other *admin.OtherStoreError
-	if errors.As(err, &other) {
-		// The daemon serves another store: list this one from disk (a
-		// listing changes nothing, unlike add and remove).
-		c, err = nil, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if c != nil {
-		r, err := c.Categories(ctx)
-		return r.Categories, true, err
-	}
-	cats, err := admin.OfflineCategories(g.cfg.Store)
-	return cats, false, err
 }
 
 func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions, op, arg string) error {
