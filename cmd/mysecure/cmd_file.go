@@ -113,7 +113,7 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		return err
 	}
 	defer dst.Abort()
-	defer g.cleanups.add(dst.Abort)()
+	defer g.cleanups.Add(dst.Abort)()
 
 	name := in
 	if in == "-" {
