@@ -459,7 +459,7 @@ credential: --keyfile.`,
 				if err != nil {
 					return withHint(usagef(oneLine(err)), "")
 				}
-				if err := writeGenerated(o.CronFile, b, 0o644); err != nil {
+				if err := schedule.WriteGenerated(o.CronFile, b, 0o644); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(jobs))
@@ -472,7 +472,7 @@ credential: --keyfile.`,
 			}
 			var timers []string
 			for _, name := range schedule.SortedNames(units) {
-				if err := writeGenerated(filepath.Join(o.SystemdDir, name), units[name], 0o644); err != nil {
+				if err := schedule.WriteGenerated(filepath.Join(o.SystemdDir, name), units[name], 0o644); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.p.out, "wrote %s\n", filepath.Join(o.SystemdDir, name))
@@ -492,15 +492,6 @@ credential: --keyfile.`,
 	f.StringVar(&o.KeyFile, "keyfile", "", "unlock with this key file when no daemon runs")
 	f.StringVar(&o.LogFile, "log", "/var/log/mysecure/cron.log", "cron: append the jobs' output to `FILE`")
 	return cmd
-}
-
-// writeGenerated is schedule.WriteGenerated with the CLI's hint.
-func writeGenerated(path string, b []byte, mode os.FileMode) error {
-	err := schedule.WriteGenerated(path, b, mode)
-	if errors.Is(err, schedule.ErrForeignFile) {
-		return withHint(err, "move it aside first")
-	}
-	return err
 }
 
 func newScheduleUninstallCommand(g *globalOptions) *cobra.Command {
