@@ -45,11 +45,8 @@ func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, erro
 	if err != nil {
 		return nil, sshclient.Settings{}, err
 	}
-	// The daemon made its object-store clients at start: a reload can
-	// change which targets jobs use (backup-to, targets:), not the targets.
-	if config.TargetsChanged(g.cfg.BackupTargets, c.BackupTargets) {
-		return nil, c.SSH, withHint(fmt.Errorf("%w: %s: backup-targets changed since the daemon started; nothing was reloaded", backup.ErrUsage, g.configFileForEdit()),
-			"restart the daemon (mysecure umount, then mysecure mount) to use the new targets")
+	if err := config.CheckReload(&g.cfg, c); err != nil {
+		return nil, c.SSH, err
 	}
 	return c.Schedules, c.SSH, nil
 }
@@ -57,9 +54,9 @@ func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, erro
 // readSchedules re-reads the schedules, the ssh hosts they use and the
 // backup targets from the config file (daemon reload), with the same
 // checks and defaults as at start (config.ValidateJobs). A file that does
-// not exist holds none.
+// not exist holds none (and keeps its name in File, for messages).
 func readSchedules(file string) (*Config, error) {
-	c := &Config{}
+	c := &Config{File: file}
 	if file == "" {
 		return c, nil
 	}
@@ -80,7 +77,6 @@ func readSchedules(file string) (*Config, error) {
 			return nil, fmt.Errorf("%w: %s: %s: %v", backup.ErrUsage, file, key, oneLine(err))
 		}
 	}
-	c.File = file
 	if err := config.ValidateJobs(c); err != nil {
 		h, _ := hint.Of(err)
 		return nil, hint.Wrap(fmt.Errorf("%w: %v", backup.ErrUsage, err), h)

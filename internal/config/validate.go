@@ -102,6 +102,18 @@ func validateTargets(c *Config) error {
 	return nil
 }
 
+// CheckReload refuses a daemon reload (reloaded, read from its File)
+// that changes the backup targets of the running configuration: the
+// daemon made its object-store clients at start, so a reload can change
+// which targets jobs use (backup-to, targets:), not the targets.
+func CheckReload(running, reloaded *Config) error {
+	if TargetsChanged(running.BackupTargets, reloaded.BackupTargets) {
+		return hint.Wrap(fmt.Errorf("%w: %s: backup-targets changed since the daemon started; nothing was reloaded", backup.ErrUsage, reloaded.File),
+			"restart the daemon (mysecure umount, then mysecure mount) to use the new targets")
+	}
+	return nil
+}
+
 // ValidateSSH checks the ssh: section and that every schedule's ssh host
 // is one of its names (a typo must not become a DNS lookup at 2 a.m.).
 func ValidateSSH(c *Config) error {
