@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/mysecure/mysecure/encfs/daemon"
 )
@@ -80,6 +81,32 @@ var ErrNoReport = errors.New("the daemon exited before the mount was ready")
 
 // Send writes the report.
 func (r Report) Send(w io.Writer) error { return json.NewEncoder(w).Encode(r) }
+
+// ReadyPipe is the child's end of the report pipe: the first report
+// sent is the one the parent reads (the pipe closes after it), later ones
+// are dropped. A nil *ReadyPipe (no parent waits) drops every report.
+type ReadyPipe struct {
+	mu sync.Mutex
+	w  io.WriteCloser
+}
+
+// NewReadyPipe is the pipe on w.
+func NewReadyPipe(w io.WriteCloser) *ReadyPipe { return &ReadyPipe{w: w} }
+
+// Send sends r and closes the pipe, unless a report went already.
+func (p *ReadyPipe) Send(r Report) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.w == nil {
+		return
+	}
+	r.Send(p.w)
+	p.w.Close()
+	p.w = nil
+}
 
 // ReadReport reads the child's report until the pipe closes.
 func ReadReport(r io.Reader) (Report, error) {

@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -90,4 +91,23 @@ func TestReport(t *testing.T) {
 	if ErrNoReport.Error() != "the daemon exited before the mount was ready" {
 		t.Fatalf("message changed: %q", ErrNoReport)
 	}
+}
+
+// The parent reads the first report only: a failure after the mount was
+// ready (the daemon's later exit) must not replace "ready".
+func TestReadyPipeFirstReportOnly(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := NewReadyPipe(w)
+	p.Send(Report{OK: true})
+	p.Send(Report{Error: "unmounted from outside", Code: 1})
+	got, err := ReadReport(r)
+	if err != nil || got != (Report{OK: true}) {
+		t.Fatalf("ReadReport = %+v, %v; want the first report", got, err)
+	}
+	var none *ReadyPipe
+	none.Send(Report{OK: true}) // no parent: nothing happens
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mysecure/mysecure/internal/atomicfile"
+	"github.com/mysecure/mysecure/internal/hint"
 )
 
 // ErrForeignFile: a file that `schedule install` would replace was not
@@ -44,7 +45,7 @@ func Installed(all []Job, names []string) ([]Job, map[string]bool, error) {
 // made 0755), replacing only a file mysecure generated.
 func WriteGenerated(path string, b []byte, mode os.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && !strings.HasPrefix(string(old), Marker) {
-		return fmt.Errorf("%s: %w", path, ErrForeignFile)
+		return hint.Wrap(fmt.Errorf("%s: %w", path, ErrForeignFile), "move it aside first")
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/mysecure/mysecure/internal/hint"
 )
 
 func TestInstalled(t *testing.T) {
@@ -42,8 +44,12 @@ func TestWriteGenerated(t *testing.T) {
 	}
 	foreign := filepath.Join(dir, "cron.d", "other")
 	os.WriteFile(foreign, []byte("# mine\n"), 0o644)
-	if err := WriteGenerated(foreign, gen, 0o644); !errors.Is(err, ErrForeignFile) || !errors.Is(err, os.ErrExist) {
+	err := WriteGenerated(foreign, gen, 0o644)
+	if !errors.Is(err, ErrForeignFile) || !errors.Is(err, os.ErrExist) {
 		t.Fatalf("foreign file: %v", err)
+	}
+	if h, _ := hint.Of(err); h != "move it aside first" {
+		t.Fatalf("foreign file: hint %q", h)
 	}
 	if b, _ := os.ReadFile(foreign); string(b) != "# mine\n" {
 		t.Fatalf("foreign file changed: %q", b)

@@ -49,6 +49,22 @@ type Runner struct {
 	HookSource string
 }
 
+// StoreHistory is the history of the jobs of the volume in store
+// (STORE/ms.jobs), the one the daemon and `backup --job` share.
+func StoreHistory(store string) *History {
+	return &History{Dir: filepath.Join(store, "ms.jobs")}
+}
+
+// InStore returns a copy of r with the history and the job locks of the
+// volume in store (StoreHistory, STORE/ms.locks): the daemon's scheduler
+// and `backup --job` share them, so that one lock and one history hold
+// whichever of them runs a job.
+func (r Runner) InStore(store string) *Runner {
+	r.History = StoreHistory(store)
+	r.LockDir = filepath.Join(store, "ms.locks")
+	return &r
+}
+
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
 		return r.Now().UTC()

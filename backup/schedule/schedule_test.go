@@ -632,3 +632,36 @@ func TestHookSource(t *testing.T) {
 		}
 	}
 }
+
+// Two runners of one store (the daemon's and `backup --job`'s) share the
+// job's lock and its history.
+func TestRunnerInStore(t *testing.T) {
+	store := t.TempDir()
+	slow := &fakeBackup{delay: 300 * time.Millisecond}
+	daemonSide := Runner{Backup: slow.run}.InStore(store)
+	cronSide := Runner{Backup: (&fakeBackup{}).run}.InStore(store)
+	job := Job{Name: "nightly", Schedule: "@daily"}
+	done := make(chan error, 1)
+	go func() { _, err := daemonSide.Run(context.Background(), job, "schedule"); done <- err }()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := cronSide.Run(context.Background(), job, "cron"); !errors.Is(err, backup.ErrBusy) {
+		t.Fatalf("second runner of the store: %v, want ErrBusy", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs, err := StoreHistory(store).Read("nightly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := map[string]int{}
+	for _, rec := range recs {
+		st[rec.Status]++
+	}
+	if st[StatusSuccess] != 1 || st[StatusSkipped] != 1 {
+		t.Fatalf("store history: %v", st)
+	}
+	if _, err := os.Stat(filepath.Join(store, "ms.jobs")); err != nil {
+		t.Fatalf("history not in STORE/ms.jobs: %v", err)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -151,7 +150,7 @@ func runACLChange(ctx context.Context, g *globalOptions, creds *credOptions, req
 	r, err := c.ACL(ctx, req)
 	if errors.Is(err, volume.ErrUnknownCategory) {
 		if rule, perr := acl.ParseRule(req.Rule); perr == nil {
-			return withHint(err, "create it with 'mysecure category add "+rule.Category+"' (needs the master credential)")
+			return withHint(err, unknownCategoryHint(rule.Category))
 		}
 	}
 	if err != nil {
@@ -286,8 +285,8 @@ func runMove(ctx context.Context, g *globalOptions, creds *credOptions, encrypt 
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(s.Categories, cat) {
-		return unknownCategory(cat, s.Categories)
+	if err := checkCategory(cat, s.Categories); err != nil {
+		return err
 	}
 	cred, err := adminCredential(ctx, c, creds)
 	if errors.Is(err, volume.ErrNotMasterCredential) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -35,7 +34,7 @@ and the next mount creates the category's directory.`,
 		Short: "List the categories, whether each is empty and how many rules name it (no credential)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cats, online, err := listCategories(cmd.Context(), g)
+			cats, online, err := admin.ListCategories(cmd.Context(), daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
 			if err != nil {
 				return err
 			}
@@ -103,25 +102,6 @@ func daemonForStore(ctx context.Context, g *globalOptions) (*daemon.Client, erro
 	return c, err
 }
 
-func listCategories(ctx context.Context, g *globalOptions) ([]daemon.CategoryInfo, bool, error) {
-	c, err := admin.StoreDaemon(ctx, daemon.NewClient(g.cfg.Socket), g.cfg.Socket, g.cfg.Store)
-	var other *admin.OtherStoreError
-	if errors.As(err, &other) {
-		// The daemon serves another store: list this one from disk (a
-		// listing changes nothing, unlike add and remove).
-		c, err = nil, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	if c != nil {
-		r, err := c.Categories(ctx)
-		return r.Categories, true, err
-	}
-	cats, err := admin.OfflineCategories(g.cfg.Store)
-	return cats, false, err
-}
-
 func runCategoryChange(ctx context.Context, g *globalOptions, creds *credOptions, op, arg string) error {
 	name, err := admin.ParseCategoryName(arg)
 	if err != nil {
@@ -172,12 +152,18 @@ func runCategoryOffline(g *globalOptions, creds *credOptions, op, name string) e
 	return nil
 }
 
-// unknownCategory is the error for a category the volume does not have,
-// with the hint that makes it.
-func unknownCategory(cat string, have []string) error {
-	err := fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, cat, strings.Join(have, ", @"))
-	if !volume.ValidCategory(cat) {
-		return withHint(err, "a category name is a lower-case letter, then up to 31 of a-z 0-9 _ -; 'mysecure category list' shows the categories")
+// checkCategory is volume.CheckCategory with the hint that makes the
+// category.
+func checkCategory(cat string, have []string) error {
+	if err := volume.CheckCategory(cat, have); err != nil {
+		return withHint(err, unknownCategoryHint(cat))
 	}
-	return withHint(err, "create it with 'mysecure category add "+cat+"' (needs the master credential)")
+	return nil
+}
+
+func unknownCategoryHint(cat string) string {
+	if !volume.ValidCategory(cat) {
+		return "a category name is a lower-case letter, then up to 31 of a-z 0-9 _ -; 'mysecure category list' shows the categories"
+	}
+	return "create it with 'mysecure category add " + cat + "' (needs the master credential)"
 }

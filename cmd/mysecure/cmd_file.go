@@ -102,8 +102,10 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		return err
 	}
 	defer k.Wipe()
-	if cat != "" && !v.Config.HasCategory(cat) {
-		return unknownCategory(cat, v.Config.Categories)
+	if cat != "" {
+		if err := checkCategory(cat, v.Config.Categories); err != nil {
+			return err
+		}
 	}
 
 	dst, err := content.CreateOutput(out, g.p.out)
@@ -111,7 +113,7 @@ func runFile(ctx context.Context, opts fileOptions, g *globalOptions, in, out st
 		return err
 	}
 	defer dst.Abort()
-	defer g.cleanups.add(dst.Abort)()
+	defer g.cleanups.Add(dst.Abort)()
 
 	name := in
 	if in == "-" {

@@ -164,22 +164,18 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 	// Before anything else: descriptors the starting shell or service
 	// manager left open would reach every program the daemon starts.
 	inherited, ferr := fds.CloseInherited(opts.ReadyFD, opts.CredFD)
-	var ready *os.File
+	var ready *service.ReadyPipe
 	if opts.ReadyFD > 0 {
-		ready = os.NewFile(uintptr(opts.ReadyFD), "ready")
+		ready = service.NewReadyPipe(os.NewFile(uintptr(opts.ReadyFD), "ready"))
 		defer func() {
-			// Tell the parent how it went; after this the daemon's
-			// errors go to its log.
-			if ready == nil {
-				return
-			}
+			// Tell the parent how it went (unless Ready did); after
+			// this the daemon's errors go to its log.
 			msg := service.Report{OK: err == nil}
 			if err != nil {
 				msg.Code, msg.Hint = classify(err)
 				msg.Error = oneLine(err)
 			}
-			msg.Send(ready)
-			ready.Close()
+			ready.Send(msg)
 		}()
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -233,10 +229,8 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 			return service.DeniedOf(d.DenialGroups(d.Denials(daemon.DenialQuery{Since: since, Pgid: pgid})))
 		}
 	}
+	// daemon.ErrAlreadyMounted: classify's hint points at 'mysecure status'.
 	if err := d.Mount(); err != nil {
-		if errors.Is(err, daemon.ErrAlreadyMounted) {
-			return withHint(err, "it is mounted already: 'mysecure status'")
-		}
 		return err
 	}
 	var sc *service.Schedules
@@ -267,13 +261,7 @@ func runMountForeground(ctx context.Context, opts mountOptions, g *globalOptions
 			service.RunRecovery(service.Recovery{Logger: log, Token: d.NewRecoveryToken,
 				Args: []string{"recover", "--store", g.cfg.Store, "--socket", g.cfg.Socket, "--token-fd=3"}})
 		},
-		Ready: func() {
-			if ready != nil {
-				service.Report{OK: true}.Send(ready)
-				ready.Close()
-				ready = nil
-			}
-		},
+		Ready:      func() { ready.Send(service.Report{OK: true}) },
 		OwnSignals: func() { g.ownSignals.Store(true) },
 	})
 	// Unmounted from outside (umount -l), the error says so: exit non-zero

@@ -24,29 +24,15 @@ import (
 	"github.com/mysecure/mysecure/internal/sshclient"
 )
 
-func historyOf(g *globalOptions) *schedule.History {
-	return &schedule.History{Dir: filepath.Join(g.cfg.Store, "ms.jobs")}
-}
+func historyOf(g *globalOptions) *schedule.History { return schedule.StoreHistory(g.cfg.Store) }
 
 // daemonJobRunner runs scheduled jobs inside the daemon, on its keys.
 func daemonJobRunner(g *globalOptions, svc *backup.Service, log *slog.Logger, jobs *schedule.JobList) *schedule.Runner {
-	r := newScheduleRunner(g, g.configFileForEdit(), jobs.Load, log.With("module", "scheduler"))
-	r.Backup = func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) }
-	r.Prune = func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) { return svc.Prune(o) }
-	return r
-}
-
-// newScheduleRunner is the part of a job runner the daemon and `backup --job`
-// share: history, locks and metrics in the store, hooks from hookSource.
-func newScheduleRunner(g *globalOptions, hookSource string, jobs func() []schedule.Job, log *slog.Logger) *schedule.Runner {
-	return &schedule.Runner{
-		History:    historyOf(g),
-		HookSource: hookSource,
-		LockDir:    filepath.Join(g.cfg.Store, "ms.locks"),
-		Metrics:    g.cfg.MetricsTextfile,
-		Jobs:       jobs,
-		Log:        log,
-	}
+	return schedule.Runner{
+		HookSource: g.configFileForEdit(), Metrics: g.cfg.MetricsTextfile, Jobs: jobs.Load, Log: log.With("module", "scheduler"),
+		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) { return svc.Backup(ctx, o, nil) },
+		Prune:  func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) { return svc.Prune(o) },
+	}.InStore(g.cfg.Store)
 }
 
 // daemonSchedules re-reads the schedules and the ssh: section for a
@@ -59,11 +45,8 @@ func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, erro
 	if err != nil {
 		return nil, sshclient.Settings{}, err
 	}
-	// The daemon made its object-store clients at start: a reload can
-	// change which targets jobs use (backup-to, targets:), not the targets.
-	if config.TargetsChanged(g.cfg.BackupTargets, c.BackupTargets) {
-		return nil, c.SSH, withHint(fmt.Errorf("%w: %s: backup-targets changed since the daemon started; nothing was reloaded", backup.ErrUsage, g.configFileForEdit()),
-			"restart the daemon (mysecure umount, then mysecure mount) to use the new targets")
+	if err := config.CheckReload(&g.cfg, c); err != nil {
+		return nil, c.SSH, err
 	}
 	return c.Schedules, c.SSH, nil
 }
@@ -71,9 +54,9 @@ func daemonSchedules(g *globalOptions) ([]schedule.Job, sshclient.Settings, erro
 // readSchedules re-reads the schedules, the ssh hosts they use and the
 // backup targets from the config file (daemon reload), with the same
 // checks and defaults as at start (config.ValidateJobs). A file that does
-// not exist holds none.
+// not exist holds none (and keeps its name in File, for messages).
 func readSchedules(file string) (*Config, error) {
-	c := &Config{}
+	c := &Config{File: file}
 	if file == "" {
 		return c, nil
 	}
@@ -85,10 +68,8 @@ func readSchedules(file string) (*Config, error) {
 		return nil, err
 	}
 	v := viper.New()
-	v.SetConfigFile(file)
-	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("%w: cannot read config file %s: %v", backup.ErrUsage, file, oneLine(err))
+	if err := readConfigFile(v, file); err != nil {
+		return nil, fmt.Errorf("%w: %v", backup.ErrUsage, err)
 	}
 	exact := func(dc *mapstructure.DecoderConfig) { dc.ErrorUnused = true }
 	for key, dst := range map[string]any{"schedules": &c.Schedules, "ssh": &c.SSH, "backup-targets": &c.BackupTargets, "backup-to": &c.BackupTo} {
@@ -96,7 +77,6 @@ func readSchedules(file string) (*Config, error) {
 			return nil, fmt.Errorf("%w: %s: %s: %v", backup.ErrUsage, file, key, oneLine(err))
 		}
 	}
-	c.File = file
 	if err := config.ValidateJobs(c); err != nil {
 		h, _ := hint.Of(err)
 		return nil, hint.Wrap(fmt.Errorf("%w: %v", backup.ErrUsage, err), h)
@@ -127,17 +107,20 @@ func runJob(ctx context.Context, g *globalOptions, eo *execOptions, name, trigge
 	}
 	eo.keep = true
 	defer eo.close()
-	r := newScheduleRunner(g, g.cfg.File, func() []schedule.Job { return g.cfg.Schedules }, slog.New(slog.NewJSONHandler(g.p.err, nil)))
-	r.Backup = func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
-		var m backup.Manifest
-		err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
-		return &m, err
-	}
-	r.Prune = func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
-		var d []backup.PruneDecision
-		err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
-		return d, err
-	}
+	r := schedule.Runner{
+		HookSource: g.cfg.File, Metrics: g.cfg.MetricsTextfile, Jobs: func() []schedule.Job { return g.cfg.Schedules },
+		Log: slog.New(slog.NewJSONHandler(g.p.err, nil)),
+		Backup: func(ctx context.Context, o backup.Options) (*backup.Manifest, error) {
+			var m backup.Manifest
+			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpBackup, Backup: &o}, &m)
+			return &m, err
+		},
+		Prune: func(ctx context.Context, o backup.PruneOptions) ([]backup.PruneDecision, error) {
+			var d []backup.PruneDecision
+			err := runOp(ctx, g, eo, backup.Request{Op: backup.OpPrune, Prune: &o}, &d)
+			return d, err
+		},
+	}.InStore(g.cfg.Store)
 	rec, err := r.Run(ctx, *job, trigger)
 	if err != nil {
 		return err
@@ -262,16 +245,12 @@ func validateJobSSH(g *globalOptions, j *schedule.Job) error {
 		}
 		return nil
 	}
-	var names []string
-	for _, h := range g.cfg.SSH.Hosts {
-		if h.Name == j.SSH {
-			_, err := g.cfg.SSH.Resolve(j.SSH)
-			return err
-		}
-		names = append(names, h.Name)
+	if _, ok := g.cfg.SSH.Lookup(j.SSH); ok {
+		_, err := g.cfg.SSH.Resolve(j.SSH)
+		return err
 	}
 	hint := "add the host to the ssh: section of the config file (docs/ssh.md)"
-	if len(names) > 0 {
+	if names := g.cfg.SSH.Names(); len(names) > 0 {
 		hint = "configured ssh hosts: " + strings.Join(names, ", ")
 	}
 	return withHint(usagef(fmt.Sprintf("--ssh %s: no ssh host of that name in the configuration", j.SSH)), hint)
@@ -476,7 +455,7 @@ credential: --keyfile.`,
 				if err != nil {
 					return withHint(usagef(oneLine(err)), "")
 				}
-				if err := writeGenerated(o.CronFile, b, 0o644); err != nil {
+				if err := schedule.WriteGenerated(o.CronFile, b, 0o644); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.p.out, "wrote %s (%d jobs)\n", o.CronFile, len(jobs))
@@ -489,7 +468,7 @@ credential: --keyfile.`,
 			}
 			var timers []string
 			for _, name := range schedule.SortedNames(units) {
-				if err := writeGenerated(filepath.Join(o.SystemdDir, name), units[name], 0o644); err != nil {
+				if err := schedule.WriteGenerated(filepath.Join(o.SystemdDir, name), units[name], 0o644); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.p.out, "wrote %s\n", filepath.Join(o.SystemdDir, name))
@@ -509,15 +488,6 @@ credential: --keyfile.`,
 	f.StringVar(&o.KeyFile, "keyfile", "", "unlock with this key file when no daemon runs")
 	f.StringVar(&o.LogFile, "log", "/var/log/mysecure/cron.log", "cron: append the jobs' output to `FILE`")
 	return cmd
-}
-
-// writeGenerated is schedule.WriteGenerated with the CLI's hint.
-func writeGenerated(path string, b []byte, mode os.FileMode) error {
-	err := schedule.WriteGenerated(path, b, mode)
-	if errors.Is(err, schedule.ErrForeignFile) {
-		return withHint(err, "move it aside first")
-	}
-	return err
 }
 
 func newScheduleUninstallCommand(g *globalOptions) *cobra.Command {

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/mysecure/mysecure/internal/cleanup"
 	"github.com/mysecure/mysecure/internal/config"
 	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/sshclient"
@@ -42,46 +42,12 @@ type globalOptions struct {
 	cfg      Config
 	p        *printer
 	in       io.Reader
-	cleanups cleanupSet
+	cleanups cleanup.Set // what to undo if interrupted
 	// ownSignals: the command (the daemon) handles SIGINT/SIGTERM itself.
 	ownSignals atomic.Bool
 	// sshReloaded is the ssh: section a daemon reload read (cfg is not
 	// written after start); see sshSettings.
 	sshReloaded sshclient.SettingsHolder
-}
-
-// cleanupSet holds what must be undone if the process is interrupted.
-type cleanupSet struct {
-	mu  sync.Mutex
-	fns map[int]func()
-	n   int
-}
-
-// add registers fn and returns a function that unregisters it.
-func (c *cleanupSet) add(fn func()) (remove func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fns == nil {
-		c.fns = map[int]func(){}
-	}
-	c.n++
-	id := c.n
-	c.fns[id] = fn
-	return func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		delete(c.fns, id)
-	}
-}
-
-func (c *cleanupSet) run() {
-	c.mu.Lock()
-	fns := c.fns
-	c.fns = nil
-	c.mu.Unlock()
-	for _, fn := range fns {
-		fn()
-	}
 }
 
 // Config is the validated configuration every command works from
@@ -119,11 +85,8 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 		return err
 	}
 	if file != "" {
-		v.SetConfigFile(file)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return withHint(usagef(fmt.Sprintf("cannot read config file %s: %v", file, oneLine(err))),
-				"fix the YAML, or point --config at another file")
+		if err := readConfigFile(v, file); err != nil {
+			return withHint(usagef(err.Error()), "fix the YAML, or point --config at another file")
 		}
 		for _, k := range v.AllKeys() {
 			if !config.Known(k) {
@@ -144,6 +107,18 @@ func (g *globalOptions) loadConfig(cmd *cobra.Command) error {
 	return nil
 }
 
+// readConfigFile reads the YAML config file into v. loadConfig takes
+// every setting from it (under flags and env), a daemon reload
+// (readSchedules) only the sections of the jobs.
+func readConfigFile(v *viper.Viper, file string) error {
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return fmt.Errorf("cannot read config file %s: %v", file, oneLine(err))
+	}
+	return nil
+}
+
 // usageOf is a configuration error as a usage error (exit 2) with the
 // error's own hint, or classify's hint for usage errors when it has none.
 func usageOf(err error) error {
@@ -152,10 +127,6 @@ func usageOf(err error) error {
 	}
 	return usagef(oneLine(err))
 }
-
-// validateSSHConfig is config.ValidateSSH (its logic moved there; the
-// name stays for callers on other branches).
-func validateSSHConfig(c *Config) error { return config.ValidateSSH(c) }
 
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
@@ -215,7 +186,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	// report it, and the exit code is 1 (2 stays "usage").
 	defer func() {
 		if r := recover(); r != nil {
-			g.cleanups.run()
+			g.cleanups.Run()
 			g.p.errorf("internal error, please report: %v", r)
 			if g.Debug {
 				fmt.Fprintf(stderr, "mysecure: debug: %s\n", debug.Stack())
@@ -240,7 +211,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		if !ok || g.ownSignals.Load() {
 			return
 		}
-		g.cleanups.run()
+		g.cleanups.Run()
 		g.p.errorf("interrupted by %v; partial output removed", s)
 		os.Exit(exitInterrupted)
 	}()

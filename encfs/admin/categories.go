@@ -141,3 +141,24 @@ func StoreDaemon(ctx context.Context, c *daemon.Client, socket, store string) (*
 	}
 	return c, nil
 }
+
+// ListCategories lists the categories of the volume in store: from the
+// daemon on c when it serves that store (online), else from the disk
+// (OfflineCategories), also when the daemon serves another store: a
+// listing changes nothing, unlike add and remove.
+func ListCategories(ctx context.Context, c *daemon.Client, socket, store string) (cats []daemon.CategoryInfo, online bool, err error) {
+	c, err = StoreDaemon(ctx, c, socket, store)
+	var other *OtherStoreError
+	if errors.As(err, &other) {
+		c, err = nil, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if c != nil {
+		r, err := c.Categories(ctx)
+		return r.Categories, true, err
+	}
+	cats, err = OfflineCategories(store)
+	return cats, false, err
+}

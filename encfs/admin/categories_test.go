@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,5 +182,47 @@ func TestStoreDaemon(t *testing.T) {
 	none := daemon.NewClient(filepath.Join(t.TempDir(), "none.sock"))
 	if got, err := StoreDaemon(ctx, none, "x", store); got != nil || err != nil {
 		t.Fatalf("no daemon: %v, %v", got, err)
+	}
+}
+
+// TestListCategories lists from the daemon that serves the store, and
+// from the disk when none does or the daemon serves another store.
+func TestListCategories(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	c, store := daemontest.Serve(t, nil, nil)
+	if _, err := c.ACL(ctx, daemon.ACLRequest{Op: "add", Rule: "ALLOW @mysql * /usr/bin/true", Credential: daemontest.Master()}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(cats []daemon.CategoryInfo) string {
+		var n []string
+		for _, ci := range cats {
+			n = append(n, fmt.Sprintf("%s:%d", ci.Name, ci.Rules))
+		}
+		return strings.Join(n, " ")
+	}
+	cats, online, err := ListCategories(ctx, c, "/run/s.sock", store)
+	if err != nil || !online || names(cats) != "mysql:1 mysqlbackup:0 ndbdata:0 protected:0" {
+		t.Fatalf("served store: %s online %v, %v", names(cats), online, err)
+	}
+	other := filepath.Join(t.TempDir(), "store")
+	if _, k, err := volume.Create(other, volume.CreateOptions{Categories: []string{"logs"}}, volume.NewPassphrase{
+		Passphrase: volume.Passphrase{Passphrase: []byte("p"), Salt: []byte("s")},
+		KDF:        volume.KDFParams{Alg: "argon2id", Time: 1, MemoryKiB: 64, Threads: 1}}); err != nil {
+		t.Fatal(err)
+	} else {
+		k.Wipe()
+	}
+	cats, online, err = ListCategories(ctx, c, "/run/s.sock", other)
+	if err != nil || online || names(cats) != "logs:0" {
+		t.Fatalf("another store: %s online %v, %v", names(cats), online, err)
+	}
+	none := daemon.NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	cats, online, err = ListCategories(ctx, none, "x", other)
+	if err != nil || online || names(cats) != "logs:0" {
+		t.Fatalf("no daemon: %s online %v, %v", names(cats), online, err)
+	}
+	if _, _, err := ListCategories(ctx, none, "x", filepath.Join(t.TempDir(), "none")); !errors.Is(err, volume.ErrNotInitialized) {
+		t.Fatalf("no volume: %v", err)
 	}
 }

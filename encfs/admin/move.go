@@ -11,9 +11,7 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
@@ -49,12 +47,8 @@ func Move(ctx context.Context, c Conn, encrypt bool, cat string, paths []string,
 		return err
 	}
 	defer c.Client.EndMove(context.Background())
-	known := false
-	for _, k := range sess.Categories {
-		known = known || k == cat
-	}
-	if !known {
-		return fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, cat, strings.Join(sess.Categories, ", @"))
+	if err := volume.CheckCategory(cat, sess.Categories); err != nil {
+		return err
 	}
 	opts := inplace.Options{JournalDir: sess.JournalDir, MountDir: sess.Mount, StoreDir: sess.Store, Force: o.Force}
 	if err := recoverMoves(opts, o.Recovered); err != nil {

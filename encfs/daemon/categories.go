@@ -147,8 +147,8 @@ func (d *Daemon) addCategory(v *volume.Volume, k *volume.Keys, name string) erro
 }
 
 func (d *Daemon) removeCategory(v *volume.Volume, k *volume.Keys, name string) error {
-	if !v.Config.HasCategory(name) {
-		return fmt.Errorf("%w @%s (the volume has @%s)", volume.ErrUnknownCategory, name, strings.Join(v.Config.Categories, ", @"))
+	if err := volume.CheckCategory(name, v.Config.Categories); err != nil {
+		return err
 	}
 	if reason := d.denyAllReason(); reason != "" {
 		return &APIError{Code: CodeConflict, Message: "the rules in force are not known (" + reason + "): cannot tell whether a rule names @" + name}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -401,8 +400,8 @@ func (d *Daemon) changeRules(req ACLRequest) ([]string, error) {
 		if err != nil {
 			return nil, &APIError{Code: CodeUsage, Message: err.Error()}
 		}
-		if cats := d.fsys.Categories(); rule.Category != "*" && !slices.Contains(cats, rule.Category) {
-			return nil, &APIError{Code: CodeUnknownCategory, Message: fmt.Sprintf("%v @%s (the volume has @%s)", volume.ErrUnknownCategory, rule.Category, strings.Join(cats, ", @"))}
+		if err := volume.CheckCategory(rule.Category, d.fsys.Categories()); rule.Category != acl.AllCategories && err != nil {
+			return nil, &APIError{Code: CodeUnknownCategory, Message: err.Error()}
 		}
 		if err := d.ident.FillRule(&rule); err != nil {
 			return nil, &APIError{Code: CodeUsage, Message: err.Error()}

@@ -71,8 +71,8 @@ func (v *Volume) RemoveCategory(k *Keys, name string, refs []string) error {
 	if err := v.checkKeys(k); err != nil {
 		return err
 	}
-	if !v.Config.HasCategory(name) {
-		return fmt.Errorf("%w @%s (the volume has @%s)", ErrUnknownCategory, name, strings.Join(v.Config.Categories, ", @"))
+	if err := CheckCategory(name, v.Config.Categories); err != nil {
+		return err
 	}
 	if len(v.Config.Categories) == 1 {
 		return fmt.Errorf("%w @%s", ErrLastCategory, name)

@@ -285,3 +285,19 @@ func TestFollowCategories(t *testing.T) {
 		t.Fatal("FollowCategories took another volume's config")
 	}
 }
+
+func TestCheckCategory(t *testing.T) {
+	have := []string{"mysql", "mysqlbackup"}
+	if err := CheckCategory("mysqlbackup", have); err != nil {
+		t.Fatalf("known category: %v", err)
+	}
+	for _, name := range []string{"mysq", "MYSQL", "*", ""} {
+		err := CheckCategory(name, have)
+		if !errors.Is(err, ErrUnknownCategory) {
+			t.Fatalf("%q: %v, want ErrUnknownCategory", name, err)
+		}
+		if want := "unknown category @" + name + " (the volume has @mysql, @mysqlbackup)"; err.Error() != want {
+			t.Fatalf("%q: message %q, want %q", name, err, want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mysecure/mysecure/internal/atomicfile"
@@ -216,6 +217,15 @@ func (c *Config) volumeID() []byte {
 
 // HasCategory reports whether the volume has category name.
 func (c *Config) HasCategory(name string) bool { return slices.Contains(c.Categories, name) }
+
+// CheckCategory returns nil when name is one of have (a volume's
+// categories), else ErrUnknownCategory naming the categories it has.
+func CheckCategory(name string, have []string) error {
+	if slices.Contains(have, name) {
+		return nil
+	}
+	return fmt.Errorf("%w @%s (the volume has @%s)", ErrUnknownCategory, name, strings.Join(have, ", @"))
+}
 
 // CreateOptions are the settings of a new volume.
 type CreateOptions struct {

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/mysecure/mysecure/backup"
 	"github.com/mysecure/mysecure/backup/schedule"
 	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/sshclient"
@@ -151,6 +153,22 @@ func TestTargetsChanged(t *testing.T) {
 		if got := TargetsChanged(tc.old, tc.cur); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A reload may change which targets jobs use, not the targets.
+func TestCheckReload(t *testing.T) {
+	running := &Config{BackupTargets: map[string]TargetConfig{"offsite": {URL: "s3://bucket/prefix"}}}
+	same := &Config{File: "/etc/mysecure/mysecure.yaml", BackupTargets: map[string]TargetConfig{"offsite": {URL: "s3://bucket/prefix"}}, BackupTo: []string{"offsite"}}
+	if err := CheckReload(running, same); err != nil {
+		t.Fatalf("same targets: %v", err)
+	}
+	err := CheckReload(running, &Config{File: "/etc/mysecure/mysecure.yaml"})
+	if !errors.Is(err, backup.ErrUsage) || err.Error() != "invalid options: /etc/mysecure/mysecure.yaml: backup-targets changed since the daemon started; nothing was reloaded" {
+		t.Fatalf("targets removed: %v", err)
+	}
+	if h, _ := hint.Of(err); !strings.Contains(h, "restart the daemon") {
+		t.Fatalf("hint %q", h)
 	}
 }
 

@@ -100,18 +100,26 @@ func validateTargets(c *Config) error {
 	return nil
 }
 
+// CheckReload refuses a daemon reload (reloaded, read from its File)
+// that changes the backup targets of the running configuration: the
+// daemon made its object-store clients at start, so a reload can change
+// which targets jobs use (backup-to, targets:), not the targets.
+func CheckReload(running, reloaded *Config) error {
+	if TargetsChanged(running.BackupTargets, reloaded.BackupTargets) {
+		return hint.Wrap(fmt.Errorf("%w: %s: backup-targets changed since the daemon started; nothing was reloaded", backup.ErrUsage, reloaded.File),
+			"restart the daemon (mysecure umount, then mysecure mount) to use the new targets")
+	}
+	return nil
+}
+
 // ValidateSSH checks the ssh: section and that every schedule's ssh host
 // is one of its names (a typo must not become a DNS lookup at 2 a.m.).
 func ValidateSSH(c *Config) error {
 	if err := c.SSH.Validate(); err != nil {
 		return err
 	}
-	names := map[string]bool{}
-	for _, h := range c.SSH.Hosts {
-		names[h.Name] = true
-	}
 	for _, j := range c.Schedules {
-		if j.SSH != "" && !names[j.SSH] && !strings.Contains(j.SSH, "@") {
+		if _, ok := c.SSH.Lookup(j.SSH); j.SSH != "" && !ok && !strings.Contains(j.SSH, "@") {
 			return fmt.Errorf("%w: schedule %s: ssh host %q is not in the ssh: section (or write user@host)", sshclient.ErrConfig, j.Name, j.SSH)
 		}
 		if j.SSH != "" {

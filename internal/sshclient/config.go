@@ -174,19 +174,12 @@ func (s *Settings) resolve(name string, visiting map[string]bool) (*Target, erro
 		return nil, fmt.Errorf("%w: ssh host %s jumps through itself", ErrConfig, name)
 	}
 	visiting[name] = true
-	var h HostConfig
-	found := false
-	for _, c := range s.Hosts {
-		if c.Name == name {
-			h, found = c, true
-			break
-		}
-	}
+	h, found := s.Lookup(name)
 	if !found {
 		var err error
 		if h, err = ParseTarget(name); err != nil {
 			if !strings.ContainsAny(name, "@:") && hostNameRE.MatchString(name) && len(s.Hosts) > 0 {
-				return nil, fmt.Errorf("%w: %q: %v (configured ssh hosts: %s)", ErrConfig, name, err, s.names())
+				return nil, fmt.Errorf("%w: %q: %v (configured ssh hosts: %s)", ErrConfig, name, err, strings.Join(s.Names(), ", "))
 			}
 			return nil, err
 		}
@@ -208,12 +201,23 @@ func (s *Settings) resolve(name string, visiting map[string]bool) (*Target, erro
 	return t, nil
 }
 
-func (s *Settings) names() string {
+// Lookup returns the host of the ssh: section named name.
+func (s *Settings) Lookup(name string) (HostConfig, bool) {
+	for _, h := range s.Hosts {
+		if h.Name == name {
+			return h, true
+		}
+	}
+	return HostConfig{}, false
+}
+
+// Names lists the names of the configured hosts, in their order.
+func (s *Settings) Names() []string {
 	var n []string
 	for _, h := range s.Hosts {
 		n = append(n, h.Name)
 	}
-	return strings.Join(n, ", ")
+	return n
 }
 
 // Target is a resolved host: its settings and the host to jump through.

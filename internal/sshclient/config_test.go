@@ -153,3 +153,19 @@ func TestPrefixWriter(t *testing.T) {
 		t.Fatalf("got %q, want %q", out.String(), want)
 	}
 }
+
+func TestSettingsLookup(t *testing.T) {
+	s := &Settings{Hosts: []HostConfig{{Name: "db1", Host: "10.0.0.1"}, {Name: "db2", Host: "10.0.0.2"}}}
+	if h, ok := s.Lookup("db2"); !ok || h.Host != "10.0.0.2" {
+		t.Errorf("Lookup(db2) = %+v, %v", h, ok)
+	}
+	if _, ok := s.Lookup("root@db2"); ok {
+		t.Error("Lookup found a name that is not configured")
+	}
+	if got := strings.Join(s.Names(), ","); got != "db1,db2" {
+		t.Errorf("Names() = %q", got)
+	}
+	if n := (&Settings{}).Names(); len(n) != 0 {
+		t.Errorf("Names() of no hosts = %q", n)
+	}
+}
