@@ -46,6 +46,11 @@ func TestScripts(t *testing.T) {
 			e.Setenv("MYSECURE_STORE", e.WorkDir+"/store")
 			// Rollback state private to the script, never /var/lib/mysecure.
 			e.Setenv("MYSECURE_STATE_DIR", e.WorkDir+"/state")
+			// Never the host's daemon: a daemon on the default socket
+			// (a host-layout integration test running meanwhile) would
+			// answer the scripts that expect none (engine.txtar).
+			e.Setenv("MYSECURE_SOCKET", e.WorkDir+"/run/control.sock")
+			e.Setenv("MYSECURE_JOB_SOCKET", e.WorkDir+"/run/jobs.sock")
 			return nil
 		},
 		// [!have:PROG] skip: a script that needs PROG (only
