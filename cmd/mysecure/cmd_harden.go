@@ -170,7 +170,7 @@ func backupTool(g *globalOptions, flag string) (string, error) {
 func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	plan, err := hardening.LoadState(ho.o.StatePath)
 	if errors.Is(err, os.ErrNotExist) {
-		return withHint(fmt.Errorf("%w: nothing to undo (no %s)", os.ErrNotExist, orDefault(ho.o.StatePath, hardening.DefaultStatePath)), "")
+		return withHint(fmt.Errorf("%w: nothing to undo (no %s)", os.ErrNotExist, hardening.StateFile(ho.o.StatePath)), "")
 	}
 	if err != nil {
 		return err
