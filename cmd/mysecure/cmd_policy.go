@@ -161,7 +161,7 @@ func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn 
 		return nil, nil, withHint(usagef(oneLine(err)), "'mysecure policy show "+b.Name+"' lists the parameters")
 	}
 	env := policies.Env{Conn: conn, ConfigFile: g.configFileForEdit(),
-		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: hardening.FindGuardBinary("")},
+		Harden: g.hostHarden(hardening.Options{}),
 		NDB:    policyNDBEnv(g),
 		HardenReport: func(e hardening.Event) {
 			switch e.Kind {

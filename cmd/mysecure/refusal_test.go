@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,5 +33,21 @@ func TestRefusalExitCodes(t *testing.T) {
 	code, h = classify(refusals[0])
 	if code != exitNotMounted || h != "mount the volume first ('mysecure mount')" || strings.HasPrefix(refusals[0].Error(), "refused") {
 		t.Errorf("harden refusal: %d %q hint %q", code, refusals[0], h)
+	}
+}
+
+// TestHardenedExitCode: 'harden mysqld' on a hardened host returns
+// Detect's error as is; classify gives it exit 6 and the --undo hint.
+func TestHardenedExitCode(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "harden.json")
+	if err := os.WriteFile(state, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := hardening.Detect(hardening.Options{StatePath: state})
+	if !errors.Is(err, hardening.ErrHardened) {
+		t.Fatalf("Detect with a state file: %v", err)
+	}
+	if code, h := classify(err); code != exitFile || h != "'mysecure harden mysqld --undo' restores the plain setup" {
+		t.Errorf("already hardened: %d hint %q", code, h)
 	}
 }
