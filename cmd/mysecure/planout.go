@@ -26,33 +26,27 @@ func (p *printer) planEvent(e plan.Event) {
 
 // applyPlan runs steps as plan name with r and prints its events; with
 // notify, the daemon is told when a step was applied (rules, categories
-// changed). A failure gets its hint from planApplyError.
+// changed). A failed run gets its hint: where the state that could not
+// be undone is recorded, or (rolled back) that nothing is left changed,
+// with the failed step's own hint. again names the command to run
+// again; rolledBack starts the second hint.
 func applyPlan(ctx context.Context, g *globalOptions, r *plan.Runner, name string, steps []plan.Step, notify bool, again, rolledBack string) (*plan.Result, error) {
 	r.Report = g.p.planEvent
 	res, err := r.Apply(ctx, name, steps)
 	if notify && res != nil && len(res.Applied) > 0 {
 		notifyDaemon(ctx, g)
 	}
-	if err != nil {
-		return nil, planApplyError(err, r.StatePath, again, rolledBack)
-	}
-	return res, nil
-}
-
-// planApplyError gives a failed plan run its hint: where the state that
-// could not be undone is recorded, or (rolled back) that nothing is left
-// changed, with the failed step's own hint. again names the command to
-// run again; rolledBack starts the second hint.
-func planApplyError(err error, statePath, again, rolledBack string) error {
 	var se *plan.StepError
-	if !errors.As(err, &se) {
-		return err
-	}
-	if se.RollbackErr != nil {
-		return withHint(err, "what could not be undone is recorded in "+statePath+"; fix the cause and "+again+" (it resumes)")
+	switch {
+	case err == nil:
+		return res, nil
+	case !errors.As(err, &se):
+		return nil, err
+	case se.RollbackErr != nil:
+		return nil, withHint(err, "what could not be undone is recorded in "+r.StatePath+"; fix the cause and "+again+" (it resumes)")
 	}
 	_, hint := classify(se.Err)
-	return withHint(err, strings.TrimSpace(rolledBack+hint))
+	return nil, withHint(err, strings.TrimSpace(rolledBack+hint))
 }
 
 // checkPlan compares steps with the host and prints header and the plan
