@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mysecure/mysecure/encfs/inplace"
+	"github.com/mysecure/mysecure/internal/hint"
 	"github.com/mysecure/mysecure/internal/plan"
 )
 
@@ -61,14 +63,17 @@ func (s Stage) Run() string {
 	return ""
 }
 
-// Refusal says why the server cannot leave engine mode safely now, and
-// what to do about it.
+// Refusal says why the server cannot leave engine mode safely now. It
+// is an inplace.ErrRefused (nothing was changed), and comes wrapped in
+// the hint (internal/hint) that says what to do about it.
 type Refusal struct {
 	Reason string
-	Hint   string
 }
 
 func (r *Refusal) Error() string { return r.Reason }
+func (r *Refusal) Unwrap() error { return inplace.ErrRefused }
+
+func refuse(reason, remedy string) error { return hint.Wrap(&Refusal{Reason: reason}, remedy) }
 
 // Disable is 'engine disable' for one server.
 type Disable struct {
@@ -85,8 +90,8 @@ type Disable struct {
 func (d *Disable) Stage() (Stage, error) {
 	o := &d.Setup.Opts
 	if o.Flavor != MariaDB {
-		return 0, &Refusal{Reason: "engine disable supports MariaDB only",
-			Hint: "MySQL decrypts a table with ALTER TABLE ... ENCRYPTION='N' (see docs/engine.md)"}
+		return 0, refuse("engine disable supports MariaDB only",
+			"MySQL decrypts a table with ALTER TABLE ... ENCRYPTION='N' (see docs/engine.md)")
 	}
 	b, err := os.ReadFile(o.CnfPath())
 	switch {
@@ -101,8 +106,8 @@ func (d *Disable) Stage() (Stage, error) {
 	case string(b) == o.PhaseConfig(Decrypting):
 		return StageFinish, nil
 	}
-	return 0, &Refusal{Reason: o.CnfPath() + " was changed since engine mode wrote it",
-		Hint: "'mysecure engine enable' (same flags) writes it back; then disable"}
+	return 0, refuse(o.CnfPath()+" was changed since engine mode wrote it",
+		"'mysecure engine enable' (same flags) writes it back; then disable")
 }
 
 // Plan checks that the server can take the stage's steps now (a
@@ -164,8 +169,8 @@ func (d *Disable) keyPluginActive(ctx context.Context) error {
 		return err
 	}
 	if st != "ACTIVE" {
-		return &Refusal{Reason: "the server does not run with the key plugin " + KeyPlugin,
-			Hint: "start it with engine mode's option file (" + d.Setup.Opts.CnfPath() + ") and the mount up, then run 'mysecure engine disable' again"}
+		return refuse("the server does not run with the key plugin "+KeyPlugin,
+			"start it with engine mode's option file ("+d.Setup.Opts.CnfPath()+") and the mount up, then run 'mysecure engine disable' again")
 	}
 	return nil
 }
@@ -179,8 +184,8 @@ func (d *Disable) preflightDecrypt(ctx context.Context) error {
 		return err
 	}
 	if n, _ := strconv.Atoi(v["innodb_encryption_threads"]); n <= 0 {
-		return &Refusal{Reason: "innodb_encryption_threads is 0: no background thread would decrypt the tables",
-			Hint: "SET GLOBAL innodb_encryption_threads = 4, then run 'mysecure engine disable' again"}
+		return refuse("innodb_encryption_threads is 0: no background thread would decrypt the tables",
+			"SET GLOBAL innodb_encryption_threads = 4, then run 'mysecure engine disable' again")
 	}
 	rows, err := d.SQL.Query(ctx, "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.TABLES WHERE CREATE_OPTIONS LIKE '%`ENCRYPTED`=''YES''%' ORDER BY 1;")
 	if err != nil {
@@ -191,8 +196,8 @@ func (d *Disable) preflightDecrypt(ctx context.Context) error {
 		for _, r := range rows {
 			names = append(names, r[0])
 		}
-		return &Refusal{Reason: "tables created with ENCRYPTED=YES stay encrypted whatever the server's settings: " + strings.Join(names, ", "),
-			Hint: "ALTER TABLE name ENCRYPTED=DEFAULT for each (a rebuild), then run 'mysecure engine disable' again"}
+		return refuse("tables created with ENCRYPTED=YES stay encrypted whatever the server's settings: "+strings.Join(names, ", "),
+			"ALTER TABLE name ENCRYPTED=DEFAULT for each (a rebuild), then run 'mysecure engine disable' again")
 	}
 	return nil
 }
@@ -208,8 +213,8 @@ func (d *Disable) preflightFinish(ctx context.Context) error {
 	}
 	for _, name := range []string{"innodb_encrypt_log", "encrypt_binlog", "encrypt_tmp_files", "innodb_encrypt_tables"} {
 		if on(v[name]) {
-			return &Refusal{Reason: "the server still runs with " + name + "=" + v[name] + ": it was not restarted since the first 'engine disable'",
-				Hint: "restart the server (it still loads the key plugin; the redo log is rewritten in plaintext as it starts), then run 'mysecure engine disable' again"}
+			return refuse("the server still runs with "+name+"="+v[name]+": it was not restarted since the first 'engine disable'",
+				"restart the server (it still loads the key plugin; the redo log is rewritten in plaintext as it starts), then run 'mysecure engine disable' again")
 		}
 	}
 	st, err := ReadStatus(ctx, d.SQL)
@@ -223,8 +228,8 @@ func (d *Disable) preflightFinish(ctx context.Context) error {
 		}
 	}
 	if len(enc) > 0 {
-		return &Refusal{Reason: "tablespaces still encrypted: " + strings.Join(enc, ", "),
-			Hint: "the background threads decrypt them ('mysecure engine status' shows the progress); run 'mysecure engine disable' again when they are done"}
+		return refuse("tablespaces still encrypted: "+strings.Join(enc, ", "),
+			"the background threads decrypt them ('mysecure engine status' shows the progress); run 'mysecure engine disable' again when they are done")
 	}
 	for _, idx := range []struct{ kind, path string }{{"binary", v["log_bin_index"]}, {"relay", v["relay_log_index"]}} {
 		if idx.path == "" || idx.kind == "binary" && !on(v["log_bin"]) {
@@ -253,14 +258,14 @@ func (d *Disable) preflightFinish(ctx context.Context) error {
 		if len(encrypted) == 0 {
 			continue
 		}
-		hint := "the server needs the key to read them (replication, point-in-time recovery, crash recovery): "
+		remedy := "the server needs the key to read them (replication, point-in-time recovery, crash recovery): "
 		if idx.kind == "binary" && next != "" {
-			hint += "PURGE BINARY LOGS TO '" + next + "' once no replica and no recovery needs them"
+			remedy += "PURGE BINARY LOGS TO '" + next + "' once no replica and no recovery needs them"
 		} else {
-			hint += "let the replica apply and purge them (relay_log_purge)"
+			remedy += "let the replica apply and purge them (relay_log_purge)"
 		}
-		return &Refusal{Reason: fmt.Sprintf("%s logs still encrypted: %s", idx.kind, strings.Join(encrypted, ", ")),
-			Hint: hint + ", then run 'mysecure engine disable' again"}
+		return refuse(fmt.Sprintf("%s logs still encrypted: %s", idx.kind, strings.Join(encrypted, ", ")),
+			remedy+", then run 'mysecure engine disable' again")
 	}
 	return nil
 }

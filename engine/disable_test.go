@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mysecure/mysecure/encfs/inplace"
 	"github.com/mysecure/mysecure/hardening/guard"
+	"github.com/mysecure/mysecure/internal/hint"
 )
 
 // binlogEvent is a binary log event header of the given type and total
@@ -144,8 +146,10 @@ func TestDisableStage(t *testing.T) {
 	}
 	var r *Refusal
 	os.WriteFile(o.CnfPath(), []byte(o.ServerConfig()+"innodb_encrypt_tables = OFF\n"), 0o644)
-	if _, err := stage(); !errors.As(err, &r) || !strings.Contains(r.Hint, "engine enable") {
+	if _, err := stage(); !errors.As(err, &r) || !errors.Is(err, inplace.ErrRefused) || err.Error() != o.CnfPath()+" was changed since engine mode wrote it" {
 		t.Fatalf("edited: %v", err)
+	} else if h, _ := hint.Of(err); !strings.Contains(h, "engine enable") {
+		t.Fatalf("edited: hint %q", h)
 	}
 	os.WriteFile(o.CnfPath(), []byte("[mariadb]\n"), 0o644)
 	if _, err := stage(); !errors.Is(err, ErrForeignFile) {

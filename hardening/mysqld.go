@@ -38,6 +38,15 @@ const Marker = "# written by 'mysecure harden mysqld'; 'mysecure harden mysqld -
 // DefaultStatePath records what harden changed, for --undo.
 const DefaultStatePath = "/etc/mysecure/harden-mysqld.json"
 
+// StateFile is the state file a --state flag names: path, or
+// DefaultStatePath when it is empty.
+func StateFile(path string) string {
+	if path == "" {
+		return DefaultStatePath
+	}
+	return path
+}
+
 // Options locate what to harden. Empty fields are detected.
 type Options struct {
 	Binary      string // server binary (default: /usr/sbin/mariadbd, else /usr/sbin/mysqld)
@@ -127,9 +136,7 @@ var ErrHardened = errors.New("already hardened")
 
 // Detect builds the plan.
 func Detect(o Options) (*Plan, error) {
-	if o.StatePath == "" {
-		o.StatePath = DefaultStatePath
-	}
+	o.StatePath = StateFile(o.StatePath)
 	if _, err := os.Stat(o.StatePath); err == nil {
 		return nil, fmt.Errorf("%w: %s exists (undo it first with --undo)", ErrHardened, o.StatePath)
 	}
@@ -399,9 +406,7 @@ func (p *Plan) Save() error {
 
 // LoadState reads the state of a hardened setup.
 func LoadState(path string) (*Plan, error) {
-	if path == "" {
-		path = DefaultStatePath
-	}
+	path = StateFile(path)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

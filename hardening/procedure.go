@@ -12,6 +12,7 @@ import (
 	"github.com/mysecure/mysecure/encfs/acl"
 	"github.com/mysecure/mysecure/encfs/daemon"
 	"github.com/mysecure/mysecure/encfs/inplace"
+	"github.com/mysecure/mysecure/internal/hint"
 
 	"github.com/mysecure/mysecure/internal/procfs"
 )
@@ -61,16 +62,6 @@ type Event struct {
 	Step StepName
 	Text string
 }
-
-// Refusal is a reason harden (or its undo) will not start: nothing was
-// changed. Hint says what to do about it.
-type Refusal struct {
-	Err  error
-	Hint string
-}
-
-func (r *Refusal) Error() string { return r.Err.Error() }
-func (r *Refusal) Unwrap() error { return r.Err }
 
 // Procedure applies and undoes a harden Plan through the daemon. It
 // never prints: every step is reported through Report.
@@ -144,13 +135,14 @@ func RunningFrom(bin string) []int {
 }
 
 // Refusals lists every reason Apply refuses to harden (after Detect:
-// the state file does not exist yet): no daemon, rules that open @mysql
+// the state file does not exist yet), each with a hint (internal/hint)
+// saying what to do about it: no daemon, rules that open @mysql
 // to other programs (unless keepRules), the server running. A rule for
 // the backup tool alone is kept, not refused (the plan records it).
 func (h *Procedure) Refusals(ctx context.Context, p *Plan, keepRules bool) []error {
 	var out []error
 	if _, err := h.Client.Status(ctx); err != nil {
-		out = append(out, &Refusal{Err: err, Hint: "mount the volume first ('mysecure mount')"})
+		out = append(out, hint.Wrap(err, "mount the volume first ('mysecure mount')"))
 	} else if rl, err := h.Client.ACLList(ctx); err != nil {
 		out = append(out, err)
 	} else {
@@ -172,12 +164,12 @@ func (h *Procedure) Refusals(ctx context.Context, p *Plan, keepRules bool) []err
 			open = append(open, fmt.Sprintf("%d: %s", r.Index, r.Text))
 		}
 		if len(open) > 0 && !keepRules {
-			out = append(out, &Refusal{Err: fmt.Errorf("%w: rules already open @mysql to other programs (%s)", inplace.ErrRefused, strings.Join(open, "; ")),
-				Hint: "remove them ('mysecure acl del N'): they would let a copy of the server read the datadir around the guard (a rule for the backup tool alone is kept); or pass --keep-existing-rules"})
+			out = append(out, hint.Wrap(fmt.Errorf("%w: rules already open @mysql to other programs (%s)", inplace.ErrRefused, strings.Join(open, "; ")),
+				"remove them ('mysecure acl del N'): they would let a copy of the server read the datadir around the guard (a rule for the backup tool alone is kept); or pass --keep-existing-rules"))
 		}
 	}
 	if pids := RunningFrom(p.Binary); len(pids) > 0 {
-		out = append(out, &Refusal{Err: fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), Hint: "stop it first (systemctl stop mariadb)"})
+		out = append(out, hint.Wrap(fmt.Errorf("%w: the server is running (pid %v)", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)"))
 	}
 	return out
 }
@@ -304,7 +296,7 @@ func (h *Procedure) Undo(ctx context.Context, p *Plan, o UndoOptions) (*UndoResu
 	// below can be completed, and a half undone setup could not start the
 	// server.
 	if pids := append(RunningFrom(p.MountBinary), RunningFrom(p.Binary)...); len(pids) > 0 {
-		return nil, &Refusal{Err: fmt.Errorf("%w: the server is running (pid %v); nothing was changed", inplace.ErrInUse, pids), Hint: "stop it first (systemctl stop mariadb)"}
+		return nil, hint.Wrap(fmt.Errorf("%w: the server is running (pid %v); nothing was changed", inplace.ErrInUse, pids), "stop it first (systemctl stop mariadb)")
 	}
 	if p.Did(StepRule(0)) || p.Did(StepEncryptBinary) {
 		if _, err := h.credential(ctx); err != nil {

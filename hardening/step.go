@@ -42,12 +42,7 @@ type GuardStep struct {
 	readded  []string
 }
 
-func (s *GuardStep) statePath() string {
-	if s.Options.StatePath != "" {
-		return s.Options.StatePath
-	}
-	return DefaultStatePath
-}
+func (s *GuardStep) statePath() string { return StateFile(s.Options.StatePath) }
 
 func (s *GuardStep) ID() string { return "harden:mysqld:" + s.statePath() }
 func (s *GuardStep) Describe() string {

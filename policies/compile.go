@@ -111,6 +111,17 @@ func ParseSets(args []string) (map[string]string, error) {
 	return out, nil
 }
 
+// ParamLine shows resolved parameters on one line: NAME=VALUE pairs
+// sorted by name, separated by spaces.
+func ParamLine(vals map[string]string) string {
+	kv := make([]string, 0, len(vals))
+	for k, v := range vals {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, " ")
+}
+
 // Values resolves the parameters of b: --set, else the default, else the
 // first executable of find on the host ("" when none is). An unknown
 // --set name is an error.

@@ -324,3 +324,18 @@ func TestHostPlanEngineMode(t *testing.T) {
 		t.Fatalf("bad choice: %v", err)
 	}
 }
+
+func TestParamLine(t *testing.T) {
+	for _, tc := range []struct {
+		vals map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{"datadir": "/srv/mysql"}, "datadir=/srv/mysql"},
+		{map[string]string{"stop": "true", "datadir": "/srv/a b", "backup_tool": ""}, "backup_tool= datadir=/srv/a b stop=true"},
+	} {
+		if got := ParamLine(tc.vals); got != tc.want {
+			t.Errorf("ParamLine(%v) = %q, want %q", tc.vals, got, tc.want)
+		}
+	}
+}

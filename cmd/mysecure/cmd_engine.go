@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -160,12 +159,10 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 	if err != nil {
 		return err
 	}
-	findings, err := plan.Check(ctx, append(s.Steps(), aria...))
+	findings, changing, err := g.p.checkPlan(ctx, fmt.Sprintf("engine mode for %s (%s; key rule for %s):\n", s.Opts.Binary, s.Opts.Flavor, s.ServerProgram()), append(s.Steps(), aria...))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.p.out, "engine mode for %s (%s; key rule for %s):\n", s.Opts.Binary, s.Opts.Flavor, s.ServerProgram())
-	changing := g.p.planFindings(findings)
 	setupChanging := len(plan.Drifted(findings[:len(s.Steps())]))
 	var refusal error
 	if !eo.KeepRules {
@@ -177,7 +174,7 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		return refusal
 	}
 	if eo.DryRun {
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
+		g.p.dryRun(changing)
 		return nil
 	}
 	if changing == 0 {
@@ -196,13 +193,9 @@ func runEngineEnable(ctx context.Context, g *globalOptions, eo *engineOptions) e
 		}
 		defer cred.Wipe()
 	}
-	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent, Params: s.Opts.Params()}
-	res, err := r.Apply(ctx, "engine", append(s.Steps(), aria...))
-	if res != nil && len(res.Applied) > 0 && setupChanging > 0 {
-		notifyDaemon(ctx, g)
-	}
-	if err != nil {
-		return planApplyError(err, r.StatePath, "run again", "nothing was left changed. ")
+	r := &plan.Runner{StatePath: s.Opts.StatePath, Params: s.Opts.Params()}
+	if _, err := applyPlan(ctx, g, r, "engine", append(s.Steps(), aria...), setupChanging > 0, "run again", "nothing was left changed. "); err != nil {
+		return err
 	}
 	if ariaLater == "" {
 		fmt.Fprintf(g.p.out, "engine mode on: the Aria tables are rebuilt encrypted (existing InnoDB tables are encrypted in the background: 'mysecure engine status')\n")
@@ -338,7 +331,7 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	d := &engine.Disable{Setup: s, SQL: *sql, Timeout: eo.Timeout}
 	stage, err := d.Stage()
 	if err != nil {
-		return engineRefusal(err)
+		return err
 	}
 	if stage == engine.StageOff {
 		fmt.Fprintf(g.p.out, "nothing to change: engine mode is off (%s does not exist)\n", s.Opts.CnfPath())
@@ -346,16 +339,14 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	}
 	steps, err := d.Plan(ctx, stage)
 	if err != nil {
-		return engineRefusal(err)
+		return err
 	}
-	findings, err := plan.Check(ctx, steps)
+	_, changing, err := g.p.checkPlan(ctx, fmt.Sprintf("engine disable for %s (%s):\n", s.Opts.Binary, stage.Run()), steps)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.p.out, "engine disable for %s (%s):\n", s.Opts.Binary, stage.Run())
-	changing := g.p.planFindings(findings)
 	if eo.DryRun {
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
+		g.p.dryRun(changing)
 		return nil
 	}
 	if s.Hardened != nil {
@@ -367,7 +358,7 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 		defer cred.Wipe()
 		d.Setup = s
 		if steps, err = d.Plan(ctx, stage); err != nil {
-			return engineRefusal(err)
+			return err
 		}
 	}
 	// Keep what 'engine enable' recorded (engine status reads it).
@@ -375,9 +366,9 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	if err != nil {
 		return err
 	}
-	r := &plan.Runner{StatePath: s.Opts.StatePath, Report: g.p.planEvent, Params: params}
-	if _, err := r.Apply(ctx, stage.PlanName(), steps); err != nil {
-		return planApplyError(err, r.StatePath, "run 'mysecure engine disable' again", "engine mode is as it was (the threads encrypt again what they had decrypted). ")
+	r := &plan.Runner{StatePath: s.Opts.StatePath, Params: params}
+	if _, err := applyPlan(ctx, g, r, stage.PlanName(), steps, false, "run 'mysecure engine disable' again", "engine mode is as it was (the threads encrypt again what they had decrypted). "); err != nil {
+		return err
 	}
 	if stage == engine.StageDecrypt {
 		fmt.Fprintf(g.p.out, "every tablespace is decrypted: restart the server (it still loads the key plugin and rewrites its redo log in plaintext), then run 'mysecure engine disable' again\n")
@@ -385,13 +376,4 @@ func runEngineDisable(ctx context.Context, g *globalOptions, eo *engineOptions) 
 	}
 	fmt.Fprintf(g.p.out, "engine mode is off: restart the server (it starts without the key plugin); the keys stay in @protected for physical backups taken in engine mode\n")
 	return nil
-}
-
-// engineRefusal gives an engine.Refusal its hint (exit 2).
-func engineRefusal(err error) error {
-	var r *engine.Refusal
-	if errors.As(err, &r) {
-		return withHint(usagef(r.Reason), r.Hint)
-	}
-	return err
 }

@@ -79,18 +79,16 @@ binary, datadir, files, units and rules. See docs/harden.md.`,
 }
 
 func runHarden(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
-	o := ho.o
+	o := g.hostHarden(ho.o)
 	var err error
-	o.Mount, o.AuditLog = g.cfg.Mount, g.cfg.AuditLog
-	o.GuardBinary = hardening.FindGuardBinary(o.GuardBinary)
 	if o.BackupTool, err = backupTool(g, ho.BackupTool); err != nil {
 		return err
 	}
 	plan, err := hardening.Detect(o)
+	if errors.Is(err, hardening.ErrHardened) {
+		return err // classify: exit 6 with the --undo hint
+	}
 	if err != nil {
-		if errors.Is(err, hardening.ErrHardened) {
-			return withHint(err, "'mysecure harden mysqld --undo' restores the plain setup")
-		}
 		return withHint(err, "")
 	}
 	c := daemon.NewClient(g.cfg.Socket)
@@ -158,6 +156,14 @@ func hardenProcedure(g *globalOptions, c *daemon.Client, creds *credOptions) *cl
 	return p
 }
 
+// hostHarden completes o with the configured mount and audit log and
+// the guard program (hardening.FindGuardBinary).
+func (g *globalOptions) hostHarden(o hardening.Options) hardening.Options {
+	o.Mount, o.AuditLog = g.cfg.Mount, g.cfg.AuditLog
+	o.GuardBinary = hardening.FindGuardBinary(o.GuardBinary)
+	return o
+}
+
 // backupTool resolves --allow-backup-tool (hardening.ResolveBackupTool).
 func backupTool(g *globalOptions, flag string) (string, error) {
 	p, err := hardening.ResolveBackupTool(flag, g.cfg.PhysicalTool)
@@ -170,7 +176,7 @@ func backupTool(g *globalOptions, flag string) (string, error) {
 func runHardenUndo(ctx context.Context, g *globalOptions, ho *hardenOptions) error {
 	plan, err := hardening.LoadState(ho.o.StatePath)
 	if errors.Is(err, os.ErrNotExist) {
-		return withHint(fmt.Errorf("%w: nothing to undo (no %s)", os.ErrNotExist, orDefault(ho.o.StatePath, hardening.DefaultStatePath)), "")
+		return withHint(fmt.Errorf("%w: nothing to undo (no %s)", os.ErrNotExist, hardening.StateFile(ho.o.StatePath)), "")
 	}
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -162,7 +161,7 @@ func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn 
 		return nil, nil, withHint(usagef(oneLine(err)), "'mysecure policy show "+b.Name+"' lists the parameters")
 	}
 	env := policies.Env{Conn: conn, ConfigFile: g.configFileForEdit(),
-		Harden: hardening.Options{Mount: g.cfg.Mount, AuditLog: g.cfg.AuditLog, GuardBinary: hardening.FindGuardBinary("")},
+		Harden: g.hostHarden(hardening.Options{}),
 		NDB:    policyNDBEnv(g),
 		HardenReport: func(e hardening.Event) {
 			switch e.Kind {
@@ -182,15 +181,6 @@ func compilePolicy(g *globalOptions, b *policies.Bundle, setArgs []string, conn 
 	return steps, vals, nil
 }
 
-func paramLine(vals map[string]string) string {
-	var kv []string
-	for k, v := range vals {
-		kv = append(kv, k+"="+v)
-	}
-	sort.Strings(kv)
-	return strings.Join(kv, " ")
-}
-
 func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref string) error {
 	b, err := loadBundle(ref)
 	if err != nil {
@@ -205,18 +195,16 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 	if _, err := c.Status(ctx); err != nil {
 		return err
 	}
-	findings, err := plan.Check(ctx, steps)
+	_, changing, err := g.p.checkPlan(ctx, fmt.Sprintf("plan for %s (%s):\n", b.Name, policies.ParamLine(vals)), steps)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.p.out, "plan for %s (%s):\n", b.Name, paramLine(vals))
-	changing := g.p.planFindings(findings)
 	if changing == 0 {
 		fmt.Fprintf(g.p.out, "nothing to change: every step of %s is in place\n", b.Name)
 		return nil
 	}
 	if o.DryRun {
-		fmt.Fprintf(g.p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
+		g.p.dryRun(changing)
 		return nil
 	}
 	cred, err := adminCredential(ctx, c, &o.creds)
@@ -229,13 +217,10 @@ func runPolicyApply(ctx context.Context, g *globalOptions, o *policyOptions, ref
 	if steps, _, err = compilePolicy(g, b, o.Sets, conn); err != nil {
 		return err
 	}
-	r := &plan.Runner{StatePath: policies.StatePath(g.cfg.Store, b.Name), Params: vals, Report: g.p.planEvent}
-	res, err := r.Apply(ctx, b.Name, steps)
-	if res != nil && len(res.Applied) > 0 {
-		notifyDaemon(ctx, g)
-	}
+	r := &plan.Runner{StatePath: policies.StatePath(g.cfg.Store, b.Name), Params: vals}
+	res, err := applyPlan(ctx, g, r, b.Name, steps, true, "apply again", "the host is as it was before the apply. ")
 	if err != nil {
-		return planApplyError(err, r.StatePath, "apply again", "the host is as it was before the apply. ")
+		return err
 	}
 	fmt.Fprintf(g.p.out, "applied %s: %d step(s) changed, %d in place already\n", b.Name, len(res.Applied), len(res.Unchanged))
 	return nil

@@ -56,7 +56,7 @@ says so. A wrong credential changes nothing. See docs/harden.md.`,
 func runResetRoot(ctx context.Context, g *globalOptions, ro *resetOptions) error {
 	plan, err := hardening.LoadState(ro.StatePath)
 	if errors.Is(err, os.ErrNotExist) {
-		return withHint(fmt.Errorf("%w: the server is not hardened (no %s)", os.ErrNotExist, orDefault(ro.StatePath, hardening.DefaultStatePath)), "without the guard, use the server's own procedure (--skip-grant-tables)")
+		return withHint(fmt.Errorf("%w: the server is not hardened (no %s)", os.ErrNotExist, hardening.StateFile(ro.StatePath)), "without the guard, use the server's own procedure (--skip-grant-tables)")
 	}
 	if err != nil {
 		return err

@@ -74,11 +74,6 @@ func classify(err error) (code int, hnt string) {
 		code, _ = classify(h.Err)
 		return code, h.Hint
 	}
-	var rf *hardening.Refusal
-	if errors.As(err, &rf) {
-		code, _ = classify(rf.Err)
-		return code, rf.Hint
-	}
 	var ce *childError
 	if errors.As(err, &ce) {
 		return ce.code, ce.hint

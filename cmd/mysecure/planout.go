@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,20 +24,45 @@ func (p *printer) planEvent(e plan.Event) {
 	}
 }
 
-// planApplyError gives a failed plan run its hint: where the state that
-// could not be undone is recorded, or (rolled back) that nothing is left
-// changed, with the failed step's own hint. again names the command to
-// run again; rolledBack starts the second hint.
-func planApplyError(err error, statePath, again, rolledBack string) error {
-	var se *plan.StepError
-	if !errors.As(err, &se) {
-		return err
+// applyPlan runs steps as plan name with r and prints its events; with
+// notify, the daemon is told when a step was applied (rules, categories
+// changed). A failed run gets its hint: where the state that could not
+// be undone is recorded, or (rolled back) that nothing is left changed,
+// with the failed step's own hint. again names the command to run
+// again; rolledBack starts the second hint.
+func applyPlan(ctx context.Context, g *globalOptions, r *plan.Runner, name string, steps []plan.Step, notify bool, again, rolledBack string) (*plan.Result, error) {
+	r.Report = g.p.planEvent
+	res, err := r.Apply(ctx, name, steps)
+	if notify && res != nil && len(res.Applied) > 0 {
+		notifyDaemon(ctx, g)
 	}
-	if se.RollbackErr != nil {
-		return withHint(err, "what could not be undone is recorded in "+statePath+"; fix the cause and "+again+" (it resumes)")
+	var se *plan.StepError
+	switch {
+	case err == nil:
+		return res, nil
+	case !errors.As(err, &se):
+		return nil, err
+	case se.RollbackErr != nil:
+		return nil, withHint(err, "what could not be undone is recorded in "+r.StatePath+"; fix the cause and "+again+" (it resumes)")
 	}
 	_, hint := classify(se.Err)
-	return withHint(err, strings.TrimSpace(rolledBack+hint))
+	return nil, withHint(err, strings.TrimSpace(rolledBack+hint))
+}
+
+// checkPlan compares steps with the host and prints header and the plan
+// (planFindings): the findings, and how many steps would change.
+func (p *printer) checkPlan(ctx context.Context, header string, steps []plan.Step) ([]plan.Finding, int, error) {
+	findings, err := plan.Check(ctx, steps)
+	if err != nil {
+		return nil, 0, err
+	}
+	fmt.Fprint(p.out, header)
+	return findings, p.planFindings(findings), nil
+}
+
+// dryRun reports a --dry-run that changed nothing.
+func (p *printer) dryRun(changing int) {
+	fmt.Fprintf(p.out, "dry run: %d step(s) would change; nothing was changed\n", changing)
 }
 
 // planFindings prints a plan compared with the host, one numbered line a
