@@ -34,7 +34,9 @@ func (c *Set) Add(fn func()) (remove func()) {
 }
 
 // Run runs the registered functions once each, in no particular order, and
-// empties the set.
+// empties the set. A function whose remove is called while Run runs may
+// still run: a cleanup must be harmless on an output that has just been
+// completed (remove a temporary name, not the final one).
 func (c *Set) Run() {
 	c.mu.Lock()
 	fns := c.fns
