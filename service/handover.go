@@ -60,9 +60,9 @@ func ReceiveCredential(r io.Reader) (*daemon.Credential, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("bad credential handover: %w", err)
 	}
-	mc := &daemon.Credential{Type: "passphrase", Passphrase: c.Passphrase, Salt: c.Salt, RSAPEM: c.RSAPEM, RSAPassword: c.RSAPassword}
+	mc := &daemon.Credential{Type: daemon.CredentialPassphrase, Passphrase: c.Passphrase, Salt: c.Salt, RSAPEM: c.RSAPEM, RSAPassword: c.RSAPassword}
 	if len(c.RSAPEM) > 0 {
-		mc.Type = "rsa"
+		mc.Type = daemon.CredentialRSA
 	}
 	return mc, nil
 }

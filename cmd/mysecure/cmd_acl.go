@@ -39,7 +39,7 @@ func (o *credOptions) masterCredential() (*daemon.Credential, error) {
 	if !ok {
 		return nil, usagef("unexpected credential type")
 	}
-	return &daemon.Credential{Type: "passphrase", Passphrase: p.Passphrase, Salt: p.Salt}, nil
+	return &daemon.Credential{Type: daemon.CredentialPassphrase, Passphrase: p.Passphrase, Salt: p.Salt}, nil
 }
 
 func (o *credOptions) rsaPassword() ([]byte, error) {

@@ -203,7 +203,7 @@ func (c *Client) admin(ctx context.Context, path string, cred **Credential, in, 
 // Other credentials, and a passphrase to a daemon that does not take slot
 // keys (Status.SlotKeys), go as they are. done wipes what proof made.
 func (c *Client) proof(ctx context.Context, cred *Credential) (p *Credential, done func(), err error) {
-	if cred == nil || cred.Type != "passphrase" {
+	if cred == nil || cred.Type != CredentialPassphrase {
 		return cred, func() {}, nil
 	}
 	s, err := c.Status(ctx)

@@ -48,9 +48,14 @@ type Credential struct {
 	RSAPassword []byte `json:"rsa_password,omitempty"`
 }
 
-// CredentialSlotKey is the Type of a Credential that carries a passphrase
-// slot's key instead of the passphrase.
-const CredentialSlotKey = "slot-key"
+// The Types of a Credential: a passphrase slot's key instead of the
+// passphrase (what a Client sends), the passphrase and salt themselves
+// (older clients), an RSA private key.
+const (
+	CredentialSlotKey    = "slot-key"
+	CredentialPassphrase = "passphrase"
+	CredentialRSA        = "rsa"
+)
 
 // Wipe zeroes the secrets.
 func (c *Credential) Wipe() {
@@ -69,9 +74,9 @@ func (c *Credential) VolumeCredential() (volume.Credential, error) {
 	switch c.Type {
 	case CredentialSlotKey:
 		return volume.SlotKey{Slot: c.Slot, Key: c.SlotKey}, nil
-	case "passphrase":
+	case CredentialPassphrase:
 		return volume.Passphrase{Passphrase: c.Passphrase, Salt: c.Salt}, nil
-	case "rsa":
+	case CredentialRSA:
 		var pw []byte
 		if len(c.RSAPassword) > 0 {
 			pw = c.RSAPassword

@@ -30,7 +30,7 @@ func ReadCredential(r io.Reader, limit int) (*Credential, error) {
 		return nil, ErrCredentialSize
 	}
 	var c Credential
-	if err := json.Unmarshal(b, &c); err != nil || (c.Type != "passphrase" && c.Type != "rsa") {
+	if err := json.Unmarshal(b, &c); err != nil || (c.Type != CredentialPassphrase && c.Type != CredentialRSA) {
 		c.Wipe()
 		return nil, ErrNoCredential
 	}
@@ -40,7 +40,7 @@ func ReadCredential(r io.Reader, limit int) (*Credential, error) {
 // RSACredential is the master credential of an RSA private key (PEM).
 // password is called only for an encrypted key.
 func RSACredential(pemData []byte, password func() ([]byte, error)) (*Credential, error) {
-	c := &Credential{Type: "rsa", RSAPEM: pemData}
+	c := &Credential{Type: CredentialRSA, RSAPEM: pemData}
 	if volume.IsEncryptedPEM(pemData) {
 		pw, err := password()
 		if err != nil {

@@ -24,7 +24,7 @@ var (
 // Master returns the master credential of the volumes Serve makes (a new
 // one each time: a request wipes the one it carried).
 func Master() *daemon.Credential {
-	return &daemon.Credential{Type: "passphrase", Passphrase: append([]byte(nil), Passphrase...), Salt: append([]byte(nil), Salt...)}
+	return &daemon.Credential{Type: daemon.CredentialPassphrase, Passphrase: append([]byte(nil), Passphrase...), Salt: append([]byte(nil), Salt...)}
 }
 
 // Serve creates a volume (cheap KDF) in a temp dir, serves its daemon's
