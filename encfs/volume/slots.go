@@ -230,13 +230,12 @@ func (p *Passphrase) Wipe() { clear(p.Passphrase); clear(p.Salt) }
 // Wipe zeroes the secret.
 func (k *KeyFile) Wipe() { clear(k.Secret) }
 
-// argonInput encodes the two secrets unambiguously: each with its length.
-func (p Passphrase) argonInput() []byte {
-	b := make([]byte, 0, 8+len(p.Passphrase)+len(p.Salt))
-	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Passphrase)))
-	b = append(b, p.Passphrase...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Salt)))
-	return append(b, p.Salt...)
+// argonParts is the Argon2id password, in parts: the two secrets encoded
+// unambiguously, each after its length (uint32, big endian). The parts
+// share the secrets' memory (no copy of them).
+func (p Passphrase) argonParts() [][]byte {
+	return [][]byte{binary.BigEndian.AppendUint32(nil, uint32(len(p.Passphrase))), p.Passphrase,
+		binary.BigEndian.AppendUint32(nil, uint32(len(p.Salt))), p.Salt}
 }
 
 // IDKeyFunc computes Argon2id as argon2.IDKey does, of the password given
@@ -269,12 +268,9 @@ func (p Passphrase) kek(s *Slot) ([]byte, error) {
 	k := s.KDF
 	var kek []byte
 	if f := idKey.Load(); f != nil {
-		// The argonInput, in parts: no copy of the secrets here.
-		parts := [][]byte{binary.BigEndian.AppendUint32(nil, uint32(len(p.Passphrase))), p.Passphrase,
-			binary.BigEndian.AppendUint32(nil, uint32(len(p.Salt))), p.Salt}
-		kek, err = (*f)(parts, salt, k.Time, k.MemoryKiB, k.Threads, 32)
+		kek, err = (*f)(p.argonParts(), salt, k.Time, k.MemoryKiB, k.Threads, 32)
 	} else {
-		in := p.argonInput()
+		in := slices.Concat(p.argonParts()...)
 		defer clear(in)
 		kek = argon2.IDKey(in, salt, k.Time, k.MemoryKiB, k.Threads, 32)
 	}
